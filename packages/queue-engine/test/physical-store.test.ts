@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { PAGE_SIZE, PhysicalStore } from '../src/index.js';
+
+describe('PhysicalStore', () => {
+  it('reads untouched memory as zero without allocating', () => {
+    const s = new PhysicalStore();
+    expect(s.read64(0x1234_5678_0000n)).toBe(0n);
+    expect(Array.from(s.read(0x10_0000_0000n, 8))).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(s.framesInUse).toBe(0);
+  });
+
+  it('writes little-endian across a page boundary and allocates two frames', () => {
+    const s = new PhysicalStore();
+    const pa = 5n * BigInt(PAGE_SIZE) - 3n;
+    s.write(pa, Uint8Array.of(1, 2, 3, 4, 5, 6));
+    expect(s.framesInUse).toBe(2);
+    expect(Array.from(s.read(pa, 6))).toEqual([1, 2, 3, 4, 5, 6]);
+    s.write64(0x2000n, 0x0102030405060708n);
+    expect(Array.from(s.read(0x2000n, 8))).toEqual([8, 7, 6, 5, 4, 3, 2, 1]);
+    expect(s.read32(0x2004n)).toBe(0x01020304);
+  });
+
+  it('keeps frame offsets stable across growth and reuses freed frames zeroed', () => {
+    const s = new PhysicalStore({ initialFrames: 1 });
+    const first = s.ensureFrame(7);
+    s.write32(7 * PAGE_SIZE, 0xdeadbeef);
+    for (let pfn = 100; pfn < 2100; pfn++) s.ensureFrame(pfn);
+    expect(s.frameOffset(7)).toBe(first);
+    expect(s.read32(7 * PAGE_SIZE)).toBe(0xdeadbeef);
+    s.freeFrame(7);
+    expect(s.read32(7 * PAGE_SIZE)).toBe(0);
+    expect(s.ensureFrame(9)).toBe(first);
+    expect(s.read32(9 * PAGE_SIZE)).toBe(0);
+  });
+
+  it('agrees with a Map model over random writes', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ addr: fc.nat(1 << 24), value: fc.nat(255) }), { maxLength: 200 }),
+        (writes) => {
+          const s = new PhysicalStore({ initialFrames: 1 });
+          const model = new Map<number, number>();
+          for (const w of writes) {
+            s.write(w.addr, Uint8Array.of(w.value));
+            model.set(w.addr, w.value);
+          }
+          for (const [addr, value] of model) expect(s.read(addr, 1)[0]).toBe(value);
+        },
+      ),
+    );
+  });
+
+  it('rejects a misaligned reserved area', () => {
+    expect(() => new PhysicalStore({ reservedBytes: 100 })).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,323 @@
+/**
+ * A declarative description of C struct layouts. Each struct is declared once as data
+ * (named fields with C types); offsets, sizes, the kernel's `min` size, encode, decode and
+ * pretty-printing are all derived from that declaration, so no offset is ever written twice.
+ *
+ * Layout rules are those of the C ABI on a 64-bit little-endian Linux: every field is
+ * aligned to its element size (`__aligned_u64` is 8-aligned), the struct size is rounded up
+ * to its largest alignment.
+ */
+
+/** The scalar C types a uAPI field can have. */
+export type ScalarKind = 'u8' | 'u16' | 'u32' | 's32' | 'u64' | 's64';
+
+/** The JavaScript type a scalar decodes to: 64-bit fields are `bigint`, others `number`. */
+export type ScalarValue<K extends ScalarKind> = K extends 'u64' | 's64' ? bigint : number;
+
+/** One field of a struct declaration. `count` makes it a fixed-size array. */
+export interface FieldSpec<N extends string = string, K extends ScalarKind = ScalarKind> {
+  readonly name: N;
+  readonly kind: K;
+  /** Array length for `T name[count]`; absent for a scalar. */
+  readonly count?: number;
+}
+
+/** A scalar field spec. @public */
+export interface ScalarFieldSpec<N extends string, K extends ScalarKind> extends FieldSpec<N, K> {
+  readonly count?: undefined;
+}
+
+/** An array field spec. @public */
+export interface ArrayFieldSpec<N extends string, K extends ScalarKind> extends FieldSpec<N, K> {
+  readonly count: number;
+}
+
+/** `__u8 name` */
+export function u8<N extends string>(name: N): ScalarFieldSpec<N, 'u8'> {
+  return { name, kind: 'u8' };
+}
+/** `__u16 name` */
+export function u16<N extends string>(name: N): ScalarFieldSpec<N, 'u16'> {
+  return { name, kind: 'u16' };
+}
+/** `__u32 name` */
+export function u32<N extends string>(name: N): ScalarFieldSpec<N, 'u32'> {
+  return { name, kind: 'u32' };
+}
+/** `__s32 name` */
+export function s32<N extends string>(name: N): ScalarFieldSpec<N, 's32'> {
+  return { name, kind: 's32' };
+}
+/** `__aligned_u64 name` (also `__le64`, `__u64`) */
+export function u64<N extends string>(name: N): ScalarFieldSpec<N, 'u64'> {
+  return { name, kind: 'u64' };
+}
+/** `__s64 name` */
+export function s64<N extends string>(name: N): ScalarFieldSpec<N, 's64'> {
+  return { name, kind: 's64' };
+}
+/** `T name[count]` */
+export function array<N extends string, K extends ScalarKind>(
+  name: N,
+  kind: K,
+  count: number,
+): ArrayFieldSpec<N, K> {
+  return { name, kind, count };
+}
+
+/** The decoded value of one field spec. */
+export type FieldValue<F extends FieldSpec> = F extends ArrayFieldSpec<string, infer K>
+  ? ScalarValue<K>[]
+  : F extends FieldSpec<string, infer K>
+    ? ScalarValue<K>
+    : never;
+
+/** The decoded value of a whole struct: an object with one property per field. */
+export type StructValue<F extends readonly FieldSpec[]> = {
+  [S in F[number] as S['name']]: FieldValue<S>;
+};
+
+/** Where a field sits in its struct. */
+export interface FieldInfo {
+  readonly name: string;
+  readonly kind: ScalarKind;
+  /** Byte offset from the start of the struct. */
+  readonly offset: number;
+  /** Size of one element in bytes. */
+  readonly elementSize: number;
+  /** Number of elements (1 for a scalar). */
+  readonly count: number;
+  /** Whether the field was declared as an array. */
+  readonly isArray: boolean;
+  /** Total size in bytes (`elementSize * count`). */
+  readonly size: number;
+}
+
+/** Options of {@link defineStruct}. */
+export interface StructOptions<N extends string> {
+  /**
+   * The field whose `offsetofend` is the kernel's minimum accepted size (the last field of
+   * the struct's first version). Defaults to the last field, i.e. min = sizeof.
+   */
+  readonly minField?: N;
+}
+
+/** A struct layout derived from a declaration. */
+export interface StructLayout<F extends readonly FieldSpec[] = readonly FieldSpec[]> {
+  /** The C name, e.g. `iommu_ioas_map`. */
+  readonly name: string;
+  /** `sizeof` of the struct. */
+  readonly size: number;
+  /** Alignment of the struct (its largest field alignment). */
+  readonly align: number;
+  /** The kernel's minimum accepted user size (`offsetofend` of the min field). */
+  readonly minSize: number;
+  /** Fields in declaration order. */
+  readonly fieldList: readonly FieldInfo[];
+  /** Fields by name. */
+  readonly fields: { readonly [K in F[number]['name']]: FieldInfo };
+  /** `offsetof(struct, name)` */
+  offsetOf(name: F[number]['name']): number;
+  /** `offsetofend(struct, name)` */
+  offsetOfEnd(name: F[number]['name']): number;
+  /**
+   * Decodes the struct from `bytes` at `offset`. Bytes beyond the end of `bytes` read as
+   * zero, which is the kernel's rule for a user struct shorter than the kernel's.
+   */
+  decode(bytes: Uint8Array, offset?: number): StructValue<F>;
+  /**
+   * Encodes `value` (missing fields are zero). Writes into `into` at `offset` when given
+   * (only the bytes that fit), else returns a new array of `size` bytes.
+   */
+  encode(value?: Partial<StructValue<F>>, into?: Uint8Array, offset?: number): Uint8Array;
+  /** A zero-filled struct value. */
+  zero(): StructValue<F>;
+  /** Reads one field. */
+  get<N extends F[number]['name']>(
+    bytes: Uint8Array,
+    name: N,
+    offset?: number,
+  ): FieldValue<Extract<F[number], { name: N }>>;
+  /** Writes one field (only the bytes that fit in `bytes`). */
+  set<N extends F[number]['name']>(
+    bytes: Uint8Array,
+    name: N,
+    value: FieldValue<Extract<F[number], { name: N }>>,
+    offset?: number,
+  ): void;
+  /** A multi-line, human-readable dump of a decoded value. */
+  format(value: StructValue<F>): string;
+}
+
+const ELEMENT_SIZE: Record<ScalarKind, number> = { u8: 1, u16: 2, u32: 4, s32: 4, u64: 8, s64: 8 };
+
+/** An error in a struct declaration (a programming error, not a user-input error). */
+export class LayoutError extends Error {
+  override readonly name = 'LayoutError';
+}
+
+function readScalar(view: DataView, kind: ScalarKind, at: number, end: number): number | bigint {
+  const size = ELEMENT_SIZE[kind];
+  if (at + size <= end) {
+    switch (kind) {
+      case 'u8':
+        return view.getUint8(at);
+      case 'u16':
+        return view.getUint16(at, true);
+      case 'u32':
+        return view.getUint32(at, true);
+      case 's32':
+        return view.getInt32(at, true);
+      case 'u64':
+        return view.getBigUint64(at, true);
+      case 's64':
+        return view.getBigInt64(at, true);
+    }
+  }
+  // Partially or fully beyond the user's bytes: the missing bytes read as zero.
+  let v = 0n;
+  for (let i = size - 1; i >= 0; i--) v = (v << 8n) | BigInt(at + i < end ? view.getUint8(at + i) : 0);
+  if (kind === 'u64') return v;
+  if (kind === 's64') return BigInt.asIntN(64, v);
+  if (kind === 's32') return Number(BigInt.asIntN(32, v));
+  return Number(v);
+}
+
+function writeScalar(
+  view: DataView,
+  kind: ScalarKind,
+  at: number,
+  end: number,
+  value: number | bigint,
+): void {
+  const size = ELEMENT_SIZE[kind];
+  let v = typeof value === 'bigint' ? value : BigInt(Math.trunc(value));
+  v = BigInt.asUintN(size * 8, v);
+  for (let i = 0; i < size; i++) {
+    if (at + i < end) view.setUint8(at + i, Number(v & 0xffn));
+    v >>= 8n;
+  }
+}
+
+/**
+ * Declares a struct. Field order and C types are exactly those of the C header.
+ *
+ * @example
+ * ```ts
+ * const iommu_destroy = defineStruct('iommu_destroy', [u32('size'), u32('id')]);
+ * iommu_destroy.size; // 8
+ * ```
+ */
+export function defineStruct<const F extends readonly FieldSpec[]>(
+  name: string,
+  specs: F,
+  options: StructOptions<F[number]['name']> = {},
+): StructLayout<F> {
+  const fieldList: FieldInfo[] = [];
+  const fields: Record<string, FieldInfo> = {};
+  let offset = 0;
+  let align = 1;
+  for (const spec of specs) {
+    if (fields[spec.name]) throw new LayoutError(`${name}: field ${spec.name} declared twice`);
+    const elementSize = ELEMENT_SIZE[spec.kind];
+    const count = spec.count ?? 1;
+    if (!Number.isInteger(count) || count < 1) {
+      throw new LayoutError(`${name}.${spec.name}: array length must be a positive integer`);
+    }
+    offset = Math.ceil(offset / elementSize) * elementSize;
+    align = Math.max(align, elementSize);
+    const info: FieldInfo = {
+      name: spec.name,
+      kind: spec.kind,
+      offset,
+      elementSize,
+      count,
+      isArray: spec.count !== undefined,
+      size: elementSize * count,
+    };
+    fieldList.push(info);
+    fields[spec.name] = info;
+    offset += info.size;
+  }
+  const size = Math.ceil(offset / align) * align;
+  const minInfo = options.minField === undefined ? undefined : fields[options.minField];
+  if (options.minField !== undefined && !minInfo) {
+    throw new LayoutError(`${name}: minField ${String(options.minField)} is not a field`);
+  }
+  const minSize = minInfo ? minInfo.offset + minInfo.size : size;
+
+  const field = (n: string): FieldInfo => {
+    const f = fields[n];
+    if (!f) throw new LayoutError(`${name} has no field ${n}`);
+    return f;
+  };
+  const viewOf = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+  const readField = (view: DataView, f: FieldInfo, base: number, end: number) => {
+    if (!f.isArray) return readScalar(view, f.kind, base + f.offset, end);
+    const out: (number | bigint)[] = [];
+    for (let i = 0; i < f.count; i++) out.push(readScalar(view, f.kind, base + f.offset + i * f.elementSize, end));
+    return out;
+  };
+  const writeField = (view: DataView, f: FieldInfo, base: number, end: number, v: unknown) => {
+    if (!f.isArray) {
+      writeScalar(view, f.kind, base + f.offset, end, v as number | bigint);
+      return;
+    }
+    const arr = v as readonly (number | bigint)[];
+    for (let i = 0; i < f.count; i++) {
+      writeScalar(view, f.kind, base + f.offset + i * f.elementSize, end, arr[i] ?? 0);
+    }
+  };
+  const zeroOf = (f: FieldInfo) => {
+    const z = f.elementSize === 8 ? 0n : 0;
+    return f.isArray ? Array.from({ length: f.count }, () => z) : z;
+  };
+
+  const layout: StructLayout<F> = {
+    name,
+    size,
+    align,
+    minSize,
+    fieldList,
+    fields: fields as StructLayout<F>['fields'],
+    offsetOf: (n) => field(n).offset,
+    offsetOfEnd: (n) => field(n).offset + field(n).size,
+    decode(bytes, base = 0) {
+      const view = viewOf(bytes);
+      const out: Record<string, unknown> = {};
+      for (const f of fieldList) out[f.name] = readField(view, f, base, bytes.byteLength);
+      return out as StructValue<F>;
+    },
+    encode(value = {}, into, base = 0) {
+      const bytes = into ?? new Uint8Array(size);
+      const view = viewOf(bytes);
+      const v = value as Record<string, unknown>;
+      for (const f of fieldList) writeField(view, f, base, bytes.byteLength, v[f.name] ?? zeroOf(f));
+      return bytes;
+    },
+    zero() {
+      const out: Record<string, unknown> = {};
+      for (const f of fieldList) out[f.name] = zeroOf(f);
+      return out as StructValue<F>;
+    },
+    get(bytes, n, base = 0) {
+      return readField(viewOf(bytes), field(n), base, bytes.byteLength) as never;
+    },
+    set(bytes, n, v, base = 0) {
+      writeField(viewOf(bytes), field(n), base, bytes.byteLength, v);
+    },
+    format(value) {
+      const v = value as Record<string, unknown>;
+      const hex = (x: unknown) =>
+        typeof x === 'bigint' ? `0x${x.toString(16)}` : typeof x === 'number' ? `0x${(x >>> 0).toString(16)}` : String(x);
+      const lines = fieldList.map((f) => {
+        const x = v[f.name];
+        const shown = Array.isArray(x) ? `[${x.map(hex).join(', ')}]` : hex(x);
+        return `  +${f.offset.toString().padStart(3)} ${f.kind}${f.isArray ? `[${f.count}]` : ''} ${f.name} = ${shown}`;
+      });
+      return `struct ${name} (${size} bytes) {\n${lines.join('\n')}\n}`;
+    },
+  };
+  return layout;
+}

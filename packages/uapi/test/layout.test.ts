@@ -1,0 +1,92 @@
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import fc from 'fast-check';
+import { array, defineStruct, LayoutError, u16, u32, u64, u8 } from '../src/index.js';
+
+// iommu_hw_info as in include/uapi/linux/iommufd.h (6.17): a u8 and u8[3] after a union.
+const hwInfo = defineStruct(
+  'iommu_hw_info',
+  [
+    u32('size'),
+    u32('flags'),
+    u32('dev_id'),
+    u32('data_len'),
+    u64('data_uptr'),
+    u32('out_data_type'),
+    u8('out_max_pasid_log2'),
+    array('__reserved', 'u8', 3),
+    u64('out_capabilities'),
+  ],
+  { minField: '__reserved' },
+);
+
+describe('defineStruct', () => {
+  it('derives offsets, size and min size with C alignment', () => {
+    expect(hwInfo.size).toBe(40);
+    expect(hwInfo.minSize).toBe(32);
+    expect(hwInfo.offsetOf('data_uptr')).toBe(16);
+    expect(hwInfo.offsetOf('out_max_pasid_log2')).toBe(28);
+    expect(hwInfo.offsetOf('__reserved')).toBe(29);
+    expect(hwInfo.offsetOf('out_capabilities')).toBe(32);
+    expect(hwInfo.offsetOfEnd('out_capabilities')).toBe(40);
+  });
+
+  it('pads a u64 after a u32 to 8 and rounds the size to the largest alignment', () => {
+    const s = defineStruct('padded', [u32('a'), u64('b'), u16('c')]);
+    expect(s.offsetOf('b')).toBe(8);
+    expect(s.size).toBe(24);
+  });
+
+  it('encodes little-endian, byte-exact', () => {
+    const bytes = hwInfo.encode({ size: 40, dev_id: 0x01020304, data_uptr: 0x1122334455667788n, __reserved: [1, 2, 3] });
+    expect(Array.from(bytes.subarray(0, 4))).toEqual([40, 0, 0, 0]);
+    expect(Array.from(bytes.subarray(8, 12))).toEqual([4, 3, 2, 1]);
+    expect(Array.from(bytes.subarray(16, 24))).toEqual([0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11]);
+    expect(Array.from(bytes.subarray(29, 32))).toEqual([1, 2, 3]);
+  });
+
+  it('reads a short user struct with the missing tail as zero', () => {
+    const full = hwInfo.encode({ size: 40, out_capabilities: 0xffn, dev_id: 7 });
+    // A 32-byte (minimum) user struct: out_capabilities is wholly beyond it.
+    const v = hwInfo.decode(full.subarray(0, 32));
+    expect(v.dev_id).toBe(7);
+    expect(v.out_capabilities).toBe(0n);
+    // A field cut in the middle keeps the user's bytes and zero-fills the rest.
+    expect(hwInfo.decode(full.subarray(0, 36)).out_capabilities).toBe(0xffn);
+    expect(hwInfo.decode(hwInfo.encode({ out_capabilities: 0x1_0000_00ffn }).subarray(0, 36)).out_capabilities).toBe(0xffn);
+  });
+
+  it('round-trips arbitrary values', () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          size: fc.nat(0xffffffff),
+          flags: fc.nat(0xffffffff),
+          data_uptr: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+          out_max_pasid_log2: fc.nat(255),
+        }),
+        (v) => {
+          const decoded = hwInfo.decode(hwInfo.encode(v));
+          expect(decoded.size).toBe(v.size);
+          expect(decoded.flags).toBe(v.flags);
+          expect(decoded.data_uptr).toBe(v.data_uptr);
+          expect(decoded.out_max_pasid_log2).toBe(v.out_max_pasid_log2);
+        },
+      ),
+    );
+  });
+
+  it('types u64 fields as bigint and others as number', () => {
+    const v = hwInfo.zero();
+    expectTypeOf(v.data_uptr).toEqualTypeOf<bigint>();
+    expectTypeOf(v.flags).toEqualTypeOf<number>();
+    expectTypeOf(v.__reserved).toEqualTypeOf<number[]>();
+    const misuse = () =>
+      // @ts-expect-error not a field of iommu_hw_info
+      hwInfo.offsetOf('nope');
+    expect(misuse).toThrow(LayoutError);
+  });
+
+  it('rejects a bad declaration', () => {
+    expect(() => defineStruct('dup', [u32('a'), u32('a')])).toThrow(LayoutError);
+  });
+});
