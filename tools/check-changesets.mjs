@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // CI rule: a change to a package's public API report (packages/*/etc/*.api.md) since the
 // last release must come with a pending changeset that names that package. The last release
-// is the newest commit that changed a package version (what `changeset version` does); with
+// is the newest commit that wrote a package CHANGELOG.md (what `changeset version` does); with
 // no release yet, the whole history counts.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -21,7 +21,7 @@ if (git('rev-parse', '--is-shallow-repository') === 'true') {
   console.log('changesets: shallow clone, the history needed for the check is missing; skipping');
   process.exit(0);
 }
-const releases = git('log', '--format=%H', '-G', '"version":', '--', 'packages/*/package.json');
+const releases = git('log', '--format=%H', '--', 'packages/*/CHANGELOG.md');
 base = releases.split('\n').filter(Boolean)[0];
 const range = base ? [`${base}..HEAD`] : ['HEAD'];
 const changedReports = new Set(
