@@ -32,3 +32,6 @@ export * from './errno.js';
 export * from './iommufd.js';
 export { IOMMUFD_IOCTLS, iommufdIoctlByName, iommufdIoctlByRequest } from './dispatch.js';
 export type { IommufdIoctl, IommufdIoctlName } from './dispatch.js';
+export * from './vfio.js';
+export * from './selftest.js';
+export * from './sys.js';

@@ -123,6 +123,12 @@ export interface StructOptions<N extends string> {
    * the struct's first version). Defaults to the last field, i.e. min = sizeof.
    */
   readonly minField?: N;
+  /**
+   * A minimum alignment for the whole struct, for what the field list cannot show: a union
+   * member declared elsewhere that holds an `__aligned_u64` (as in `iommu_test_cmd`), or an
+   * explicit `__aligned(n)`. Defaults to the largest field alignment.
+   */
+  readonly align?: number;
 }
 
 /** A struct layout derived from a declaration. */
@@ -273,6 +279,12 @@ export function defineStruct<const F extends readonly FieldSpec[]>(
     fieldList.push(info);
     fields[spec.name] = info;
     offset += info.size;
+  }
+  if (options.align !== undefined) {
+    if (!Number.isInteger(options.align) || options.align < 1 || (options.align & (options.align - 1)) !== 0) {
+      throw new LayoutError(`${name}: align must be a power of two`);
+    }
+    align = Math.max(align, options.align);
   }
   const size = Math.ceil(offset / align) * align;
   const minInfo = options.minField === undefined ? undefined : fields[options.minField];

@@ -111,4 +111,11 @@ describe('defineStruct', () => {
     expect(() => defineStruct('a', [u32('x'), alias('y', 'u64', 'x')])).toThrow(LayoutError);
     expect(() => defineStruct('a', [u32('x'), alias('y', 'u32', 'x'), alias('z', 'u32', 'y')])).toThrow(LayoutError);
   });
+
+  it('raises the struct alignment with the align option (a union member holding a u64)', () => {
+    const s = defineStruct('a', [u32('x'), u32('y'), u32('z')], { align: 8 });
+    expect([s.align, s.size]).toEqual([8, 16]);
+    expect(defineStruct('b', [u64('x')], { align: 4 }).align).toBe(8);
+    expect(() => defineStruct('c', [u32('x')], { align: 3 })).toThrow(LayoutError);
+  });
 });
