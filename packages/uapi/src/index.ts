@@ -20,6 +20,7 @@ export type {
   FieldInfo,
   FieldSpec,
   FieldValue,
+  LayoutValue,
   ScalarFieldSpec,
   ScalarKind,
   ScalarValue,
@@ -35,3 +36,7 @@ export type { IommufdIoctl, IommufdIoctlName } from './dispatch.js';
 export * from './vfio.js';
 export * from './selftest.js';
 export * from './sys.js';
+export { IommufdError, UserScratch, withScratch } from './process.js';
+export type { UserProcess } from './process.js';
+export * from './wrappers.js';
+export * from './events.js';

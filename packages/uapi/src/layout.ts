@@ -98,6 +98,9 @@ export type StructValue<F extends readonly FieldSpec[]> = {
   [S in F[number] as S['name']]: FieldValue<S>;
 };
 
+/** The decoded value of a declared layout: `LayoutValue<typeof iommu_ioas_map>`. */
+export type LayoutValue<L> = L extends StructLayout<infer F> ? StructValue<F> : never;
+
 /** Where a field sits in its struct. */
 export interface FieldInfo {
   readonly name: string;
