@@ -16,7 +16,9 @@ export type ScalarValue<K extends ScalarKind> = K extends 'u64' | 's64' ? bigint
 
 /** One field of a struct declaration. `count` makes it a fixed-size array. */
 export interface FieldSpec<N extends string = string, K extends ScalarKind = ScalarKind> {
+  /** The C field name. */
   readonly name: N;
+  /** The C element type. */
   readonly kind: K;
   /** Array length for `T name[count]`; absent for a scalar. */
   readonly count?: number;
@@ -29,11 +31,13 @@ export interface FieldSpec<N extends string = string, K extends ScalarKind = Sca
 
 /** A scalar field spec. @public */
 export interface ScalarFieldSpec<N extends string, K extends ScalarKind> extends FieldSpec<N, K> {
+  /** Always absent: a scalar has no array length. */
   readonly count?: undefined;
 }
 
 /** An array field spec. @public */
 export interface ArrayFieldSpec<N extends string, K extends ScalarKind> extends FieldSpec<N, K> {
+  /** The array length. */
   readonly count: number;
 }
 
@@ -103,7 +107,9 @@ export type LayoutValue<L> = L extends StructLayout<infer F> ? StructValue<F> : 
 
 /** Where a field sits in its struct. */
 export interface FieldInfo {
+  /** The C field name. */
   readonly name: string;
+  /** The C element type. */
   readonly kind: ScalarKind;
   /** Byte offset from the start of the struct. */
   readonly offset: number;
@@ -185,6 +191,7 @@ const ELEMENT_SIZE: Record<ScalarKind, number> = { u8: 1, u16: 2, u32: 4, s32: 4
 
 /** An error in a struct declaration (a programming error, not a user-input error). */
 export class LayoutError extends Error {
+  /** Always `'LayoutError'`. */
   override readonly name = 'LayoutError';
 }
 

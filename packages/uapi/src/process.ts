@@ -32,6 +32,7 @@ export interface UserProcess {
  * `ioctl` names the call (`'IOMMU_HWPT_ALLOC'`, `'read'`, `'mmap'` …).
  */
 export class IommufdError extends Error {
+  /** Always `'IommufdError'`. */
   override readonly name = 'IommufdError';
   /** The positive Linux errno value. */
   readonly errno: number;
@@ -42,6 +43,7 @@ export class IommufdError extends Error {
   /** For IOMMU_HWPT_INVALIDATE: how many entries the kernel handled before failing (it always writes entry_num back). */
   readonly entryNum: number | undefined;
 
+  /** `errno` may be given positive or negated (as the kernel returns it). */
   constructor(ioctl: string, errno: number, options: { entryNum?: number; detail?: string } = {}) {
     const n = Math.abs(errno);
     const name = errnoName(n);
