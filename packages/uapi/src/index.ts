@@ -40,3 +40,4 @@ export { IommufdError, UserScratch, withScratch } from './process.js';
 export type { UserProcess } from './process.js';
 export * from './wrappers.js';
 export * from './events.js';
+export { copyStructFromUser, structBytesForUser } from './extensible.js';
