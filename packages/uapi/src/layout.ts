@@ -16,19 +16,28 @@ export type ScalarValue<K extends ScalarKind> = K extends 'u64' | 's64' ? bigint
 
 /** One field of a struct declaration. `count` makes it a fixed-size array. */
 export interface FieldSpec<N extends string = string, K extends ScalarKind = ScalarKind> {
+  /** The C field name. */
   readonly name: N;
+  /** The C element type. */
   readonly kind: K;
   /** Array length for `T name[count]`; absent for a scalar. */
   readonly count?: number;
+  /**
+   * For a member of an anonymous C union: the earlier field this one shares its bytes with
+   * (see {@link alias}). Absent for an ordinary field.
+   */
+  readonly aliasOf?: string;
 }
 
 /** A scalar field spec. @public */
 export interface ScalarFieldSpec<N extends string, K extends ScalarKind> extends FieldSpec<N, K> {
+  /** Always absent: a scalar has no array length. */
   readonly count?: undefined;
 }
 
 /** An array field spec. @public */
 export interface ArrayFieldSpec<N extends string, K extends ScalarKind> extends FieldSpec<N, K> {
+  /** The array length. */
   readonly count: number;
 }
 
@@ -56,6 +65,20 @@ export function u64<N extends string>(name: N): ScalarFieldSpec<N, 'u64'> {
 export function s64<N extends string>(name: N): ScalarFieldSpec<N, 's64'> {
   return { name, kind: 's64' };
 }
+/**
+ * A second name for the bytes of an earlier scalar field, as in an anonymous C union of
+ * same-size members: `union { __u32 in_data_type; __u32 out_data_type; }` is declared as
+ * `u32('in_data_type'), alias('out_data_type', 'u32', 'in_data_type')`. The alias takes no
+ * space; decode reports both names; encode writes the alias only when it is given (so it
+ * wins over the field it aliases when both are given).
+ */
+export function alias<N extends string, K extends ScalarKind>(
+  name: N,
+  kind: K,
+  of: string,
+): ScalarFieldSpec<N, K> {
+  return { name, kind, aliasOf: of };
+}
 /** `T name[count]` */
 export function array<N extends string, K extends ScalarKind>(
   name: N,
@@ -68,18 +91,25 @@ export function array<N extends string, K extends ScalarKind>(
 /** The decoded value of one field spec. */
 export type FieldValue<F extends FieldSpec> = F extends ArrayFieldSpec<string, infer K>
   ? ScalarValue<K>[]
-  : F extends FieldSpec<string, infer K>
+  : F extends ScalarFieldSpec<string, infer K>
     ? ScalarValue<K>
-    : never;
+    : F extends FieldSpec<string, infer K>
+      ? ScalarValue<K> | ScalarValue<K>[]
+      : never;
 
 /** The decoded value of a whole struct: an object with one property per field. */
 export type StructValue<F extends readonly FieldSpec[]> = {
   [S in F[number] as S['name']]: FieldValue<S>;
 };
 
+/** The decoded value of a declared layout: `LayoutValue<typeof iommu_ioas_map>`. */
+export type LayoutValue<L> = L extends StructLayout<infer F> ? StructValue<F> : never;
+
 /** Where a field sits in its struct. */
 export interface FieldInfo {
+  /** The C field name. */
   readonly name: string;
+  /** The C element type. */
   readonly kind: ScalarKind;
   /** Byte offset from the start of the struct. */
   readonly offset: number;
@@ -91,6 +121,8 @@ export interface FieldInfo {
   readonly isArray: boolean;
   /** Total size in bytes (`elementSize * count`). */
   readonly size: number;
+  /** The field whose bytes this one shares (an anonymous-union alias), if any. */
+  readonly aliasOf?: string;
 }
 
 /** Options of {@link defineStruct}. */
@@ -100,6 +132,12 @@ export interface StructOptions<N extends string> {
    * the struct's first version). Defaults to the last field, i.e. min = sizeof.
    */
   readonly minField?: N;
+  /**
+   * A minimum alignment for the whole struct, for what the field list cannot show: a union
+   * member declared elsewhere that holds an `__aligned_u64` (as in `iommu_test_cmd`), or an
+   * explicit `__aligned(n)`. Defaults to the largest field alignment.
+   */
+  readonly align?: number;
 }
 
 /** A struct layout derived from a declaration. */
@@ -153,6 +191,7 @@ const ELEMENT_SIZE: Record<ScalarKind, number> = { u8: 1, u16: 2, u32: 4, s32: 4
 
 /** An error in a struct declaration (a programming error, not a user-input error). */
 export class LayoutError extends Error {
+  /** Always `'LayoutError'`. */
   override readonly name = 'LayoutError';
 }
 
@@ -224,6 +263,18 @@ export function defineStruct<const F extends readonly FieldSpec[]>(
     if (!Number.isInteger(count) || count < 1) {
       throw new LayoutError(`${name}.${spec.name}: array length must be a positive integer`);
     }
+    if (spec.aliasOf !== undefined) {
+      const target = fields[spec.aliasOf];
+      if (!target || target.aliasOf !== undefined || target.isArray || target.elementSize !== elementSize || spec.count !== undefined) {
+        throw new LayoutError(
+          `${name}.${spec.name}: an alias must name an earlier scalar field of the same size (got ${spec.aliasOf})`,
+        );
+      }
+      const info: FieldInfo = { ...target, name: spec.name, kind: spec.kind, aliasOf: target.name };
+      fieldList.push(info);
+      fields[spec.name] = info;
+      continue;
+    }
     offset = Math.ceil(offset / elementSize) * elementSize;
     align = Math.max(align, elementSize);
     const info: FieldInfo = {
@@ -238,6 +289,12 @@ export function defineStruct<const F extends readonly FieldSpec[]>(
     fieldList.push(info);
     fields[spec.name] = info;
     offset += info.size;
+  }
+  if (options.align !== undefined) {
+    if (!Number.isInteger(options.align) || options.align < 1 || (options.align & (options.align - 1)) !== 0) {
+      throw new LayoutError(`${name}: align must be a power of two`);
+    }
+    align = Math.max(align, options.align);
   }
   const size = Math.ceil(offset / align) * align;
   const minInfo = options.minField === undefined ? undefined : fields[options.minField];
@@ -293,7 +350,10 @@ export function defineStruct<const F extends readonly FieldSpec[]>(
       const bytes = into ?? new Uint8Array(size);
       const view = viewOf(bytes);
       const v = value as Record<string, unknown>;
-      for (const f of fieldList) writeField(view, f, base, bytes.byteLength, v[f.name] ?? zeroOf(f));
+      for (const f of fieldList) {
+        if (f.aliasOf !== undefined && v[f.name] === undefined) continue;
+        writeField(view, f, base, bytes.byteLength, v[f.name] ?? zeroOf(f));
+      }
       return bytes;
     },
     zero() {
