@@ -5,6 +5,7 @@
 import { PhysicalStore } from '@iommufd/queue-engine';
 import { PhysicalMemory, type MmioDevice } from './memory.js';
 import { PciDevice, type Bdf, type PciCapabilities } from './pci.js';
+import { SmmuV3, type SmmuV3Options } from './smmuv3.js';
 import { identityTranslator, type DmaTranslator } from './translator.js';
 
 /** The IOMMU models a machine can contain. */
@@ -59,6 +60,8 @@ export interface IommuInstance extends MmioDevice, DmaTranslator {
   readonly kind: IommuKind;
   /** Bytes of MMIO space its registers occupy at {@link IommuDescription.base}. */
   readonly mmioSize: bigint;
+  /** Further register frames (e.g. the Tegra241 CMDQV), at `base + offset`. */
+  readonly extraMmio?: readonly { readonly offset: bigint; readonly size: bigint; readonly device: MmioDevice }[];
 }
 
 /** What an IOMMU factory receives. */
@@ -97,7 +100,9 @@ export interface Machine {
  * The IOMMU models by kind: one row per model (data, not a switch). A model file adds its
  * row here; `createMachine` can also be given extra factories.
  */
-export const IOMMU_FACTORIES: Partial<Record<IommuKind, IommuFactory>> = {};
+export const IOMMU_FACTORIES: Partial<Record<IommuKind, IommuFactory>> = {
+  smmuv3: ({ memory, description, strict }) => new SmmuV3(memory, { ...(description.options as SmmuV3Options | undefined), strict }),
+};
 
 /** Builds the memory map, IOMMUs and devices of `desc`. */
 export function createMachine(
@@ -117,6 +122,7 @@ export function createMachine(
     if (factory === undefined) throw new MachineDescriptionError(`IOMMU kind '${d.kind}' has no model in this build of @iommufd/hw-model`);
     const inst = factory({ memory, description: d, strict, seed });
     memory.addMmio(d.base, inst.mmioSize, inst);
+    for (const x of inst.extraMmio ?? []) memory.addMmio(d.base + x.offset, x.size, x.device);
     iommus.set(name, inst);
   });
   const seen = new Set<number>();
