@@ -32,3 +32,19 @@ export { PERM, levelShift, permits, s1StartLevel, walk } from './smmuv3-walk.js'
 export type { TableAddress, WalkFault, WalkLeaf, WalkParams } from './smmuv3-walk.js';
 export { SmmuV3, SmmuV3OptionsError } from './smmuv3.js';
 export type { CdConfig, ConfigCacheEntry, SmmuInterruptCounts, SmmuV3Options, SteConfig, TlbEntry } from './smmuv3.js';
+export {
+  CMDQV_CMDQ_ALLOC,
+  CMDQV_CONFIG,
+  CMDQV_PARAM,
+  TEGRA241_CMDQV_REG,
+  Tegra241Cmdqv,
+  Tegra241Smmu,
+  VCMDQ_BASE,
+  VCMDQ_CONS,
+  VCMDQ_GERROR,
+  VINTF_CONFIG,
+  VINTF_SID_MATCH,
+  VINTF_SID_REPLACE,
+  VINTF_STATUS,
+} from './tegra241-cmdqv.js';
+export type { Tegra241CmdqvOptions, Tegra241SmmuOptions } from './tegra241-cmdqv.js';

@@ -6,6 +6,7 @@ import { PhysicalStore } from '@iommufd/queue-engine';
 import { PhysicalMemory, type MmioDevice } from './memory.js';
 import { PciDevice, type Bdf, type PciCapabilities } from './pci.js';
 import { SmmuV3, type SmmuV3Options } from './smmuv3.js';
+import { Tegra241Smmu, type Tegra241SmmuOptions } from './tegra241-cmdqv.js';
 import { identityTranslator, type DmaTranslator } from './translator.js';
 
 /** The IOMMU models a machine can contain. */
@@ -102,6 +103,7 @@ export interface Machine {
  */
 export const IOMMU_FACTORIES: Partial<Record<IommuKind, IommuFactory>> = {
   smmuv3: ({ memory, description, strict }) => new SmmuV3(memory, { ...(description.options as SmmuV3Options | undefined), strict }),
+  'tegra241-cmdqv': ({ memory, description, strict }) => new Tegra241Smmu(memory, { ...(description.options as Tegra241SmmuOptions | undefined), strict }),
 };
 
 /** Builds the memory map, IOMMUs and devices of `desc`. */
