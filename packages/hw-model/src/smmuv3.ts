@@ -5,6 +5,7 @@
  * invalidation commands empty (reference/smmuv3.md).
  */
 import { HardwareCache } from './cache.js';
+import { SmmuTlb, type TlbEntry } from './smmuv3-tlb.js';
 import { typescriptCommandQueueConsumer, type CommandExecutor, type CommandQueueConsumer } from './cmdq.js';
 import type { MmioDevice, PhysicalMemory } from './memory.js';
 import { queueFull, queueIncrement, queueIndex, queuePointer } from './queue.js';
@@ -149,28 +150,6 @@ export interface CdConfig {
 /** A config cache entry. */
 export type ConfigCacheEntry = { readonly kind: 'ste'; readonly ste: SteConfig } | { readonly kind: 'cd'; readonly cd: CdConfig };
 
-/** A TLB entry. `asid` is -1 for stage-2 entries; `stage` says which translation regime it caches. */
-export interface TlbEntry {
-  /** 's1' stage 1 only, 's2' stage 2 (IPA→PA), 'nested' combined S1+S2. */
-  readonly stage: 's1' | 's2' | 'nested';
-  /** VMID tag. */
-  readonly vmid: number;
-  /** ASID tag (-1 for stage 2). */
-  readonly asid: number;
-  /** nG = 0: matches any ASID. */
-  readonly global: boolean;
-  /** Input address of the (page/block) base. */
-  readonly iova: bigint;
-  /** Size of the entry. */
-  readonly size: bigint;
-  /** Output address of the base. */
-  readonly oa: bigint;
-  /** Stage-1 permissions (PERM bits; all for 's2'). */
-  readonly s1perm: number;
-  /** Stage-2 permissions (PERM bits; all for 's1'). */
-  readonly s2perm: number;
-}
-
 /** Interrupts the model signalled (wired or MSI), by source. */
 export interface SmmuInterruptCounts {
   /** Global error interrupts. */
@@ -186,10 +165,11 @@ export interface SmmuInterruptCounts {
 }
 
 const ALL_PERM = 31;
+/** CR0 bit masks, derived from the {@link SMMU_CR0} layout (tested on every translation). */
+const CR0_BIT = Object.fromEntries(SMMU_CR0.fields.map(([name, , , lo]) => [name, 1 << lo])) as Record<(typeof SMMU_CR0.fields)[number][0], number>;
 /** GERROR bit masks, derived from the {@link SMMU_GERROR} layout. */
 const GERROR_BIT = Object.fromEntries(SMMU_GERROR.fields.map(([name, , , lo]) => [name, 1 << lo])) as Record<(typeof SMMU_GERROR.fields)[number][0], number>;
 const PAGE = 0x1000n;
-const PROBE_SIZES = [0x1000n, 0x20_0000n, 0x4000_0000n] as const;
 const OAS_BITS = [32, 36, 40, 42, 44, 48, 52] as const;
 const EVENT_NAMES = new Map<number, SmmuEventName>(Object.entries(EVT_ID).map(([k, v]) => [v, k as SmmuEventName]));
 
@@ -220,7 +200,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
   /** The config cache (STEs and CDs). */
   readonly configCache: HardwareCache<ConfigCacheEntry>;
   /** The TLB. */
-  readonly tlb: HardwareCache<TlbEntry>;
+  readonly tlb: SmmuTlb;
   /** Interrupt counters. */
   readonly interrupts: SmmuInterruptCounts = { gerror: 0, evtq: 0, priq: 0, cmdSync: 0, sev: 0 };
   /** Commands executed by the CMDQ (and VCMDQs), by opcode. */
@@ -313,7 +293,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     this.aidr = o.aidr ?? 0x01;
     const strict = o.strict ?? false;
     this.configCache = new HardwareCache('config', { capacity: o.configEntries ?? 64, strict });
-    this.tlb = new HardwareCache('tlb', { capacity: o.tlbEntries ?? 256, strict });
+    this.tlb = new SmmuTlb({ capacity: o.tlbEntries ?? 256, strict });
     this.commandQueueConsumer = o.commandQueueConsumer ?? typescriptCommandQueueConsumer;
     this.regs = this.registerTable();
   }
@@ -457,8 +437,8 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     ]);
   }
 
-  private cr0(f: 'SMMUEN' | 'PRIQEN' | 'EVTQEN' | 'CMDQEN' | 'ATSCHK'): boolean {
-    return SMMU_CR0.num([BigInt(this.r.cr0)], f) === 1;
+  private cr0(f: keyof typeof CR0_BIT): boolean {
+    return (this.r.cr0 & CR0_BIT[f]) !== 0;
   }
 
   private writeCr0(v: number): void {
@@ -692,7 +672,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     const exec = req.exec ?? false;
     const stage: TlbEntry['stage'] = cd === undefined ? 's2' : ste.s2 === undefined ? 's1' : 'nested';
     const asid = cd === undefined ? -1 : cd.asid;
-    const hit = this.tlbLookup(stage, ste.vmid, asid, req.iova);
+    const hit = this.tlb.lookup(stage, ste.vmid, asid, req.iova);
     let entry = hit;
     if (entry === undefined) {
       const built = this.fill(req, ste, cd, stage);
@@ -703,8 +683,8 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       return this.fault('F_PERMISSION', { req, record: cd!.record, cls: EVT_CLASS.IN });
     }
     if (!permits(entry.s2perm, 2, req.write, exec, priv)) {
-      const ipa = stage === 'nested' ? undefined : req.iova;
-      return this.fault('F_PERMISSION', { req, record: ste.s2Record, stage2: true, cls: EVT_CLASS.IN, ...(ipa !== undefined ? { ipa } : {}) });
+      const ipa = entry.ipa === undefined ? req.iova : entry.ipa + (req.iova - entry.iova);
+      return this.fault('F_PERMISSION', { req, record: ste.s2Record, stage2: true, cls: EVT_CLASS.IN, ipa });
     }
     return {
       ok: true,
@@ -737,6 +717,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     let size = leaf.size;
     let oa = leaf.oa + (iova & (leaf.size - 1n));
     let s2perm = ALL_PERM;
+    const ipa = oa;
     if (ste.s2 !== undefined) {
       const s2 = this.stage2(req, ste, oa, EVT_CLASS.IN);
       if (!s2.ok) return s2;
@@ -745,8 +726,19 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       s2perm = s2.value.s2perm;
     }
     const base = iova & ~(size - 1n);
-    const e: TlbEntry = { stage, vmid: ste.vmid, asid: cd.asid, global: leaf.global, iova: base, size, oa: oa - (iova - base), s1perm: leaf.perm, s2perm };
-    this.tlb.set(tlbKey(stage, ste.vmid, e.global ? -2 : cd.asid, size, base), e);
+    const e: TlbEntry = {
+      stage,
+      vmid: ste.vmid,
+      asid: cd.asid,
+      global: leaf.global,
+      iova: base,
+      size,
+      oa: oa - (iova - base),
+      ...(stage === 'nested' ? { ipa: ipa - (iova - base) } : {}),
+      s1perm: leaf.perm,
+      s2perm,
+    };
+    this.tlb.insert(e);
     return { ok: true, value: e };
   }
 
@@ -763,13 +755,13 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
 
   /** Stage-2 translation of `ipa` through the TLB (no fault reporting). */
   private stage2Raw(ste: SteConfig, ipa: bigint): { ok: true; value: TlbEntry } | { ok: false; fault: WalkFault } {
-    const hit = this.tlbLookup('s2', ste.vmid, -1, ipa);
+    const hit = this.tlb.lookup('s2', ste.vmid, -1, ipa);
     if (hit !== undefined) return { ok: true, value: hit };
     const w = walk(this.memory, ste.s2!, ipa, (a) => ({ ok: true, pa: a }));
     if (!w.ok) return w;
     const base = ipa & ~(w.leaf.size - 1n);
     const e: TlbEntry = { stage: 's2', vmid: ste.vmid, asid: -1, global: true, iova: base, size: w.leaf.size, oa: w.leaf.oa, s1perm: ALL_PERM, s2perm: w.leaf.perm };
-    this.tlb.set(tlbKey('s2', ste.vmid, -1, e.size, base), e);
+    this.tlb.insert(e);
     return { ok: true, value: e };
   }
 
@@ -783,21 +775,12 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     return this.fault(EVENT_NAMES.get(f.id)!, { req, record: cd.record, cls: EVT_CLASS.IN });
   }
 
-  private tlbLookup(stage: TlbEntry['stage'], vmid: number, asid: number, iova: bigint): TlbEntry | undefined {
-    for (const size of PROBE_SIZES) {
-      const base = iova & ~(size - 1n);
-      const e = this.tlb.get(tlbKey(stage, vmid, asid, size, base)) ?? (asid >= 0 ? this.tlb.get(tlbKey(stage, vmid, -2, size, base)) : undefined);
-      if (e !== undefined) return e;
-    }
-    return undefined;
-  }
-
   // ---------------------------------------------------------------- configuration
 
   /** The STE of `req.streamId`: config cache, else fetched, validated and cached. */
   private streamConfig(req: DmaRequest): Outcome<SteConfig> {
     const sid = req.streamId;
-    const cached = this.configCache.get(`ste:${sid}`);
+    const cached = this.configCache.get(sid);
     if (cached !== undefined && cached.kind === 'ste') return { ok: true, value: cached.ste };
     const cfg = [BigInt(this.r.strtabBaseCfg)];
     const log2 = Math.min(SMMU_STRTAB_BASE_CFG.num(cfg, 'LOG2SIZE'), this.sidBits);
@@ -820,7 +803,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     const words = SMMU_STE.fromBytes(this.memory.read(steAddr, 64));
     const ste = this.decodeSte(sid, words);
     if (ste === undefined) return this.fault('C_BAD_STE', { req, record: true });
-    this.configCache.set(`ste:${sid}`, { kind: 'ste', ste });
+    this.configCache.set(sid, { kind: 'ste', ste });
     return { ok: true, value: ste };
   }
 
@@ -871,7 +854,8 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
 
   /** The CD of (`sid`, `ssid`): config cache, else fetched (through stage 2 when nested). */
   private contextDescriptor(req: DmaRequest, ste: SteConfig, ssid: number): Outcome<CdConfig> {
-    const key = `cd:${ste.sid}:${ssid}`;
+    // CD keys are negative so they never collide with STE keys (the StreamID).
+    const key = -(ste.sid * 2 ** 20 + ssid) - 1;
     const cached = this.configCache.get(key);
     if (cached !== undefined && cached.kind === 'cd') return { ok: true, value: cached.cd };
     const toPa = (ipa: bigint): Outcome<bigint> => {
@@ -968,10 +952,6 @@ interface RegisterHandler {
 
 function abort(kind: string, req: DmaRequest): { ok: false; fault: DmaFault } {
   return { ok: false, fault: { kind, code: 0, iova: req.iova, write: req.write, recorded: false } };
-}
-
-function tlbKey(stage: string, vmid: number, asid: number, size: bigint, base: bigint): string {
-  return `${stage}:${vmid}:${asid}:${size}:${base}`;
 }
 
 function checkRange(name: string, v: number, lo: number, hi: number): void {
