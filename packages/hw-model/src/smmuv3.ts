@@ -13,6 +13,7 @@ import {
   CMDQ_ERR,
   CMDQ_OP,
   CMD_SYNC_CS,
+  EVENT_RECORD_FIELDS,
   EVT_CLASS,
   EVT_ID,
   SMMU_CD,
@@ -907,38 +908,24 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
   private fault(name: SmmuEventName, site: FaultSite): { ok: false; fault: DmaFault } {
     const id = EVT_ID[name];
     const req = site.req;
-    let words: bigint[];
-    if (site.fetchAddr !== undefined) {
-      words = SMMU_EVENT_FETCH.encode({
-        ID: id,
-        SID: req.streamId,
-        SSV: req.pasid !== undefined,
-        SSID: req.pasid ?? 0,
-        RNW: !req.write,
-        PNU: req.priv ?? false,
-        IND: req.exec ?? false,
-        S2: site.stage2 ?? false,
-        CLASS: site.cls ?? 0,
-        INPUT_ADDR: req.iova,
-        FETCH_ADDR: site.fetchAddr >> 3n,
-      });
-    } else {
-      const transl = id >= EVT_ID.F_TRANSLATION && id <= EVT_ID.F_PERMISSION;
-      words = SMMU_EVENT.encode({
-        ID: id,
-        SID: req.streamId,
-        SSV: req.pasid !== undefined,
-        SSID: req.pasid ?? 0,
-        RNW: !req.write,
-        PNU: req.priv ?? false,
-        IND: req.exec ?? false,
-        S2: site.stage2 ?? false,
-        CLASS: site.cls ?? 0,
-        TTRNW: transl && site.cls === EVT_CLASS.TT,
-        INPUT_ADDR: req.iova,
-        IPA: site.ipa !== undefined ? site.ipa >> 12n : 0n,
-      });
-    }
+    const all: Record<string, bigint | number | boolean> = {
+      SID: req.streamId,
+      SSV: req.pasid !== undefined,
+      SSID: req.pasid ?? 0,
+      RNW: !req.write,
+      PNU: req.priv ?? false,
+      IND: req.exec ?? false,
+      S2: site.stage2 ?? false,
+      CLASS: site.cls ?? 0,
+      TTRNW: site.cls === EVT_CLASS.TT,
+      INPUT_ADDR: req.iova,
+      IPA: site.ipa !== undefined ? site.ipa >> 12n : 0n,
+      FETCH_ADDR: site.fetchAddr !== undefined ? site.fetchAddr >> 3n : 0n,
+    };
+    const values: Record<string, bigint | number | boolean> = { ID: id };
+    for (const f of EVENT_RECORD_FIELDS[name] ?? []) if (f in all) values[f] = all[f]!;
+    const layout = site.fetchAddr !== undefined ? SMMU_EVENT_FETCH : SMMU_EVENT;
+    const words = layout.encode(values);
     const recorded = site.record && this.writeEvent(words);
     return { ok: false, fault: { kind: name, code: id, iova: req.iova, write: req.write, recorded, stall: false } };
   }
