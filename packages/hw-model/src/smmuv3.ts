@@ -562,39 +562,36 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
 
   /** Appends a 32-byte event record; false when it was dropped (EVTQ off, full or unwritable). */
   writeEvent(words: readonly bigint[]): boolean {
-    const r = this.r;
     if (!this.cr0('EVTQEN')) return false;
-    const log2 = Math.min(SMMU_Q_BASE.num([r.evtqBase], 'LOG2SIZE'), this.qMax('EVTQS'));
-    if (queueFull(r.evtqProd, r.evtqCons, log2)) {
-      // Overflow: the record is lost and PROD.OVFLG toggles.
-      r.evtqProd ^= 0x8000_0000;
+    return this.produce(OUTPUT_QUEUES.evtq, SMMU_EVENT.toBytes(words));
+  }
+
+  /**
+   * Writes one record at PROD of an SMMU-produced queue: on overflow the record is lost and
+   * PROD.OVFLG toggles; a write that is not to RAM raises the queue's GERROR abort bit.
+   */
+  private produce(q: OutputQueue, record: Uint8Array): boolean {
+    const r = this.r;
+    const base = r[q.base];
+    const log2 = Math.min(SMMU_Q_BASE.num([base], 'LOG2SIZE'), this.qMax(q.maxField));
+    if (queueFull(r[q.prod], r[q.cons], log2)) {
+      r[q.prod] ^= 0x8000_0000;
       return false;
     }
-    const at = (SMMU_Q_BASE.get([r.evtqBase], 'ADDR') << 5n) + BigInt(queueIndex(r.evtqProd, log2) * 32);
-    if (!this.memory.isRam(at, 32)) {
-      this.raiseGlobalError(GERROR_BIT.EVTQ_ABT_ERR);
+    const at = (SMMU_Q_BASE.get([base], 'ADDR') << 5n) + BigInt(queueIndex(r[q.prod], log2) * record.length);
+    if (!this.memory.isRam(at, record.length)) {
+      this.raiseGlobalError(GERROR_BIT[q.abortBit]);
       return false;
     }
-    this.memory.write(at, SMMU_EVENT.toBytes(words));
-    r.evtqProd = queueIncrement(r.evtqProd, log2) | (r.evtqProd & 0x8000_0000);
-    if (SMMU_IRQ_CTRL.num([BigInt(r.irqCtrl)], 'EVTQ_IRQEN')) this.signal('evtq', r.evtqIrqCfg0, r.evtqIrqCfg1);
+    this.memory.write(at, record);
+    r[q.prod] = queueIncrement(r[q.prod], log2) | (r[q.prod] & 0x8000_0000);
+    if (SMMU_IRQ_CTRL.num([BigInt(r.irqCtrl)], q.irqEnable)) this.signal(q.irq, r[q.msiAddr], r[q.msiData]);
     return true;
   }
 
   /** A PRI page request from a device: queued in the PRIQ when PRI is enabled. */
   pageRequest(req: PageRequest): boolean {
-    const r = this.r;
     if (!this.idr0('PRI') || !this.cr0('PRIQEN')) return false;
-    const log2 = Math.min(SMMU_Q_BASE.num([r.priqBase], 'LOG2SIZE'), this.qMax('PRIQS'));
-    if (queueFull(r.priqProd, r.priqCons, log2)) {
-      r.priqProd ^= 0x8000_0000;
-      return false;
-    }
-    const at = (SMMU_Q_BASE.get([r.priqBase], 'ADDR') << 5n) + BigInt(queueIndex(r.priqProd, log2) * 16);
-    if (!this.memory.isRam(at, 16)) {
-      this.raiseGlobalError(GERROR_BIT.PRIQ_ABT_ERR);
-      return false;
-    }
     const rec = SMMU_PRIQ.encode({
       SID: req.streamId,
       SSID: req.pasid ?? 0,
@@ -607,10 +604,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       PRG_IDX: req.prgi,
       ADDR: req.address >> 12n,
     });
-    this.memory.write(at, SMMU_PRIQ.toBytes(rec));
-    r.priqProd = queueIncrement(r.priqProd, log2) | (r.priqProd & 0x8000_0000);
-    if (SMMU_IRQ_CTRL.num([BigInt(r.irqCtrl)], 'PRIQ_IRQEN')) this.signal('priq', r.priqIrqCfg0, r.priqIrqCfg1);
-    return true;
+    return this.produce(OUTPUT_QUEUES.priq, SMMU_PRIQ.toBytes(rec));
   }
 
   /** Registers a device behind this SMMU (ATC_INV and PRI_RESP reach it by StreamID). */
@@ -930,6 +924,23 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     return { ok: false, fault: { kind: name, code: id, iova: req.iova, write: req.write, recorded, stall: false } };
   }
 }
+
+/** The registers of a queue the SMMU produces into (event queue, PRI queue). */
+interface OutputQueue {
+  readonly base: 'evtqBase' | 'priqBase';
+  readonly prod: 'evtqProd' | 'priqProd';
+  readonly cons: 'evtqCons' | 'priqCons';
+  readonly maxField: 'EVTQS' | 'PRIQS';
+  readonly abortBit: 'EVTQ_ABT_ERR' | 'PRIQ_ABT_ERR';
+  readonly irqEnable: 'EVTQ_IRQEN' | 'PRIQ_IRQEN';
+  readonly irq: 'evtq' | 'priq';
+  readonly msiAddr: 'evtqIrqCfg0' | 'priqIrqCfg0';
+  readonly msiData: 'evtqIrqCfg1' | 'priqIrqCfg1';
+}
+const OUTPUT_QUEUES: Record<'evtq' | 'priq', OutputQueue> = {
+  evtq: { base: 'evtqBase', prod: 'evtqProd', cons: 'evtqCons', maxField: 'EVTQS', abortBit: 'EVTQ_ABT_ERR', irqEnable: 'EVTQ_IRQEN', irq: 'evtq', msiAddr: 'evtqIrqCfg0', msiData: 'evtqIrqCfg1' },
+  priq: { base: 'priqBase', prod: 'priqProd', cons: 'priqCons', maxField: 'PRIQS', abortBit: 'PRIQ_ABT_ERR', irqEnable: 'PRIQ_IRQEN', irq: 'priq', msiAddr: 'priqIrqCfg0', msiData: 'priqIrqCfg1' },
+};
 
 interface RegisterHandler {
   readonly width: 4 | 8;
