@@ -17,6 +17,7 @@ export type {
   IommuFactoryContext,
   IommuInstance,
   IommuKind,
+  IommuOptionsByKind,
   Machine,
   MachineDescription,
 } from './machine.js';

@@ -29,7 +29,7 @@ export interface WalkLeaf {
   readonly size: bigint;
   /** {@link PERM} bits. */
   readonly perm: number;
-  /** nG = 0 (stage 1): matches every ASID. */
+  /** Stage 1 with nG = 0: matches every ASID (always false for stage 2). */
   readonly global: boolean;
   /** Level of the leaf (1..3). */
   readonly level: number;
@@ -141,7 +141,7 @@ export function walk(
       if (!PTE.PXN.test(d) && !noXp) perm |= PERM.XPRIV;
       if (!PTE.XN.test(d) && !noXu) perm |= PERM.XUNPRIV;
     }
-    return { ok: true, leaf: { oa, size, perm, global: stage2 || !PTE.NG.test(d), level } };
+    return { ok: true, leaf: { oa, size, perm, global: !stage2 && !PTE.NG.test(d), level } };
   }
   return { ok: false, fault: { id: EVT_ID.F_TRANSLATION, stage2 } };
 }

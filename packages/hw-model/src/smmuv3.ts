@@ -257,6 +257,10 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     checkRange('ssidBits', o.ssidBits ?? 20, 0, 20);
     for (const q of ['cmdqLog2', 'evtqLog2', 'priqLog2'] as const) checkRange(q, o[q] ?? 19, 1, 19);
     checkRange('oas', o.oas ?? 5, 0, 5);
+    for (const k of ['asidBits', 'vmidBits'] as const) {
+      const v = o[k] ?? 16;
+      if (v !== 8 && v !== 16) throw new SmmuV3OptionsError(`${k} must be 8 or 16, got ${v}`);
+    }
     this.s1p = o.stage1 ?? true;
     this.s2p = o.stage2 ?? true;
     if (!this.s1p && !this.s2p) throw new SmmuV3OptionsError('an SMMU needs stage 1 or stage 2 (or both); set stage1 or stage2 to true');
@@ -755,7 +759,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     const w = walk(this.memory, ste.s2!, ipa, (a) => ({ ok: true, pa: a }));
     if (!w.ok) return w;
     const base = ipa & ~(w.leaf.size - 1n);
-    const e: TlbEntry = { stage: 's2', vmid: ste.vmid, asid: -1, global: true, iova: base, size: w.leaf.size, oa: w.leaf.oa, s1perm: ALL_PERM, s2perm: w.leaf.perm };
+    const e: TlbEntry = { stage: 's2', vmid: ste.vmid, asid: -1, global: false, iova: base, size: w.leaf.size, oa: w.leaf.oa, s1perm: ALL_PERM, s2perm: w.leaf.perm };
     this.tlb.insert(e);
     return { ok: true, value: e };
   }
@@ -902,6 +906,8 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
   private fault(name: SmmuEventName, site: FaultSite): { ok: false; fault: DmaFault } {
     const id = EVT_ID[name];
     const req = site.req;
+    // Translation faults of an ATS Translation Request are answered in the completion, not recorded.
+    const atsSilent = req.translationRequest === true && id >= EVT_ID.F_TRANSLATION && id <= EVT_ID.F_PERMISSION;
     const all: Record<string, bigint | number | boolean> = {
       SID: req.streamId,
       SSV: req.pasid !== undefined,
@@ -920,7 +926,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     for (const f of EVENT_RECORD_FIELDS[name] ?? []) if (f in all) values[f] = all[f]!;
     const layout = site.fetchAddr !== undefined ? SMMU_EVENT_FETCH : SMMU_EVENT;
     const words = layout.encode(values);
-    const recorded = site.record && this.writeEvent(words);
+    const recorded = site.record && !atsSilent && this.writeEvent(words);
     return { ok: false, fault: { kind: name, code: id, iova: req.iova, write: req.write, recorded, stall: false } };
   }
 }

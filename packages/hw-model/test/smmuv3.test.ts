@@ -345,6 +345,8 @@ describe('SMMUv3 faults and event records', () => {
     expect(d.smmu.translate({ requesterId: 16, streamId: 16, iova: 0x5000n, write: true, ats: 'translated' })).toMatchObject({ ok: false, fault: { kind: 'F_TRANSL_FORBIDDEN' } });
     expect(d.smmu.translate({ requesterId: 16, streamId: 16, iova: 0x5000n, write: true, translationRequest: true })).toMatchObject({ ok: false, fault: { kind: 'F_BAD_ATS_TREQ' } });
     expect(d.smmu.translate({ requesterId: 8, streamId: 8, iova: RAM, write: true, ats: 'translated' })).toEqual({ ok: true, pa: RAM, pageSize: 0x1000n, writable: true });
+    // A translation fault of an ATS Translation Request goes back in the completion, unrecorded.
+    expect(d.smmu.translate({ requesterId: 8, streamId: 8, iova: 0x7000_0000n, write: false, translationRequest: true })).toMatchObject({ ok: false, fault: { kind: 'F_TRANSLATION', recorded: false } });
     expect(d.events()).toEqual([
       [BigInt(EVT_ID.F_TRANSL_FORBIDDEN) | (16n << 32n), 0n, 0x5000n, 0n],
       [BigInt(EVT_ID.F_BAD_ATS_TREQ) | (16n << 32n), 0n, 0x5000n, 0n],
