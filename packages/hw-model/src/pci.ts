@@ -248,7 +248,18 @@ export class PciDevice implements DmaEndpoint {
     if (useAtc) {
       const hit = this.atc!.lookup(op.pasid, iova);
       if (hit !== undefined && (!op.write || hit.writable)) {
-        return { ok: true, pa: hit.pa + (iova - hit.iova), pageSize: hit.size };
+        // A translated transaction: the IOMMU still checks that the stream may use ATS.
+        const pa = hit.pa + (iova - hit.iova);
+        const chk = this.translator.translate({
+          requesterId: this.requesterId,
+          streamId: this.streamId,
+          iova: pa,
+          write: op.write,
+          ats: 'translated',
+          ...(op.pasid !== undefined ? { pasid: op.pasid } : {}),
+        });
+        if (!chk.ok) return chk;
+        return { ok: true, pa, pageSize: hit.size };
       }
     }
     const t = this.translator.translate({

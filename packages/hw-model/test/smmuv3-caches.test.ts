@@ -137,7 +137,7 @@ describe('SMMUv3 caches keep stale state until the architected invalidation', ()
   });
 
   it('ATC: the device keeps using its ATC until ATC_INV reaches it', () => {
-    const { d, pt, a, b } = s1();
+    const { d, pt, a, b, cd } = s1();
     const dev = d.machine.devices[0]!;
     dev.atsEnabled = true;
     d.mem.write32(a, 0x11);
@@ -148,6 +148,10 @@ describe('SMMUv3 caches keep stale state until the architected invalidation', ()
     expect(dev.dma({ iova: 0x10_0000n, length: 1, write: false })).toEqual({ ok: true, data: Uint8Array.of(0x11) });
     d.issue([SMMU_CMD_ATC_INV.encode({ OPCODE: CMDQ_OP.ATC_INV, SID: 8, SIZE: 52 }) as [bigint, bigint]], true);
     expect(dev.dma({ iova: 0x10_0000n, length: 1, write: false })).toEqual({ ok: true, data: Uint8Array.of(0x22) });
+    // The STE stops allowing ATS: translated transactions from the (stale) ATC are forbidden.
+    d.writeSte(8, SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: cd >> 6n, EATS: 0 }));
+    d.cfgiSte(8);
+    expect(dev.dma({ iova: 0x10_0000n, length: 1, write: false })).toMatchObject({ ok: false, fault: { kind: 'F_TRANSL_FORBIDDEN', iova: b } });
   });
 
   it('bounded caches evict the oldest entry; strict caches never evict', () => {
