@@ -101,6 +101,17 @@ export class PhysicalMemory {
     for (let i = 0; i < data.length; i++) this.writeN(pa + BigInt(i), 1, BigInt(data[i]!));
   }
 
+  /**
+   * Reads an aligned little-endian u64 from RAM, or undefined when `pa` is not RAM (a table
+   * walker's fetch, where anything else is an external abort).
+   */
+  readRam64(pa: bigint): bigint | undefined {
+    for (const r of this.regions) {
+      if (pa >= r.base && pa + 8n <= r.base + r.size) return r.kind === 'ram' ? this.store.read64(pa) : undefined;
+    }
+    return undefined;
+  }
+
   /** Reads one byte. */
   read8(pa: bigint): number {
     return Number(this.readN(pa, 1));
