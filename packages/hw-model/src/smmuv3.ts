@@ -626,6 +626,8 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       if (SMMU_GBPA.num([BigInt(this.r.gbpa)], 'ABORT')) return abort('GBPA_ABORT', req);
       return { ok: true, pa: req.iova, pageSize: PAGE, writable: true };
     }
+    // CR0.ATSCHK = 0 is the fast mode: translated traffic passes with no stream table lookup.
+    if (req.ats === 'translated' && !this.cr0('ATSCHK')) return { ok: true, pa: req.iova, pageSize: PAGE, writable: true };
     const steR = this.streamConfig(req);
     if (!steR.ok) return steR;
     const ste = steR.value;

@@ -345,6 +345,10 @@ describe('SMMUv3 faults and event records', () => {
     expect(d.smmu.translate({ requesterId: 16, streamId: 16, iova: 0x5000n, write: true, ats: 'translated' })).toMatchObject({ ok: false, fault: { kind: 'F_TRANSL_FORBIDDEN' } });
     expect(d.smmu.translate({ requesterId: 16, streamId: 16, iova: 0x5000n, write: true, translationRequest: true })).toMatchObject({ ok: false, fault: { kind: 'F_BAD_ATS_TREQ' } });
     expect(d.smmu.translate({ requesterId: 8, streamId: 8, iova: RAM, write: true, ats: 'translated' })).toEqual({ ok: true, pa: RAM, pageSize: 0x1000n, writable: true });
+    // CR0.ATSCHK = 0: translated traffic is not checked against the STE at all.
+    d.w32(SMMU_REG.CR0, 0x0f);
+    expect(d.smmu.translate({ requesterId: 16, streamId: 16, iova: 0x5000n, write: true, ats: 'translated' }).ok).toBe(true);
+    d.w32(SMMU_REG.CR0, 0x1f);
     // A translation fault of an ATS Translation Request goes back in the completion, unrecorded.
     expect(d.smmu.translate({ requesterId: 8, streamId: 8, iova: 0x7000_0000n, write: false, translationRequest: true })).toMatchObject({ ok: false, fault: { kind: 'F_TRANSLATION', recorded: false } });
     expect(d.events()).toEqual([
