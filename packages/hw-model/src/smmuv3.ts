@@ -571,15 +571,17 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
   }
 
   /**
-   * Writes one record at PROD of an SMMU-produced queue: on overflow the record is lost and
-   * PROD.OVFLG toggles; a write that is not to RAM raises the queue's GERROR abort bit.
+   * Writes one record at PROD of an SMMU-produced queue: on overflow the record is lost (and
+   * PROD.OVFLG signals it); a write that is not to RAM raises the queue's GERROR abort bit.
    */
   private produce(q: OutputQueue, record: Uint8Array): boolean {
     const r = this.r;
     const base = r[q.base];
     const log2 = Math.min(SMMU_Q_BASE.num([base], 'LOG2SIZE'), this.qMax(q.maxField));
     if (queueFull(r[q.prod], r[q.cons], log2)) {
-      r[q.prod] ^= 0x8000_0000;
+      // A lost record toggles PROD.OVFLG unless an overflow is already pending
+      // (OVFLG != CONS.OVACKFLG until software acknowledges it).
+      if (((r[q.prod] ^ r[q.cons]) & 0x8000_0000) === 0) r[q.prod] ^= 0x8000_0000;
       return false;
     }
     const at = (SMMU_Q_BASE.get([base], 'ADDR') << 5n) + BigInt(queueIndex(r[q.prod], log2) * record.length);

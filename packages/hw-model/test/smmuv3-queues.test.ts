@@ -132,9 +132,14 @@ describe('SMMUv3 event and PRI queues', () => {
     expect(t()).toMatchObject({ fault: { recorded: true } });
     expect(t()).toMatchObject({ fault: { recorded: false } });
     expect(d.reg32(0x10000 + SMMU_REG.EVTQ_PROD)).toBe(0x8000_0002);
+    expect(t()).toMatchObject({ fault: { recorded: false } }); // still pending: no second toggle
+    expect(d.reg32(0x10000 + SMMU_REG.EVTQ_PROD)).toBe(0x8000_0002);
     expect(d.smmu.interrupts.evtq).toBe(2);
     expect(d.events()).toHaveLength(2);
+    // Linux acknowledges: CONS.OVACKFLG := PROD.OVFLG.
+    d.w32(0x10000 + SMMU_REG.EVTQ_CONS, d.reg32(0x10000 + SMMU_REG.EVTQ_CONS) | 0x8000_0000);
     expect(t()).toMatchObject({ fault: { recorded: true } });
+    expect(d.reg32(0x10000 + SMMU_REG.EVTQ_PROD)).toBe(0x8000_0003);
   });
 
   it('drops events while EVTQEN = 0 and raises EVTQ_ABT_ERR when the queue is not RAM', () => {
