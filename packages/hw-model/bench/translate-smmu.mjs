@@ -1,7 +1,7 @@
 // `translate` benchmark (shared/design/BENCH.md): DMA translations per second through a nested
 // SMMUv3, on a TLB hit and on a TLB miss (full two-stage walk), next to a C walker over the
 // same tables (tools/bench/translate-smmu.c, built with `cc -O2`) in the same run.
-// Usage: node bench/translate.mjs [NAME]  — runs only when NAME is absent or `translate`.
+// Usage: node bench/translate-smmu.mjs [NAME]  — runs only when NAME is absent or `translate`.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
