@@ -94,6 +94,7 @@ export type IommuFactory = (context: IommuFactoryContext) => IommuInstance;
 
 /** Thrown for an inconsistent machine description. */
 export class MachineDescriptionError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'MachineDescriptionError';
 }
 

@@ -15,6 +15,7 @@ export interface MmioDevice {
 
 /** Thrown for a programming error in the use of {@link PhysicalMemory} (bad region, out of RAM). */
 export class PhysicalMemoryError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'PhysicalMemoryError';
 }
 

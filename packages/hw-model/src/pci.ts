@@ -64,6 +64,7 @@ export type DmaResult =
 
 /** Thrown when a DMA operation is malformed (not a translation fault). */
 export class DmaError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'DmaError';
 }
 
@@ -89,7 +90,10 @@ export class AddressTranslationCache {
   /** Lookups that missed. */
   misses = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    /** Maximum number of entries (the oldest is evicted beyond it). */
+    readonly capacity: number,
+  ) {}
 
   /** The cached entries (oldest first). */
   entries(): AtcEntry[] {

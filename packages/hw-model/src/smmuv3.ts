@@ -103,6 +103,7 @@ export interface SmmuV3Options {
 
 /** Thrown for invalid {@link SmmuV3Options}. */
 export class SmmuV3OptionsError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'SmmuV3OptionsError';
 }
 
@@ -510,7 +511,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     return err;
   }
 
-  /** @internal */
+  /** @internal Drops cached STEs and CDs of StreamIDs first..first+count-1 (CFGI_STE, CFGI_STE_RANGE). */
   cmdCfgi(first: number, count: number): void {
     const last = first + count - 1;
     this.configCache.invalidate((e) => {
@@ -518,23 +519,23 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       return sid >= first && sid <= last;
     });
   }
-  /** @internal */
+  /** @internal Drops cached CDs of a StreamID: one SubstreamID, or all when undefined (CFGI_CD, CFGI_CD_ALL). */
   cmdCfgiCd(sid: number, ssid: number | undefined): void {
     this.configCache.invalidate((e) => e.kind === 'cd' && e.cd.sid === sid && (ssid === undefined || e.cd.ssid === ssid));
   }
-  /** @internal */
+  /** @internal Drops the TLB entries a TLBI command's scope matches. */
   cmdTlbi(match: (e: TlbEntry) => boolean): void {
     this.tlb.invalidate(match);
   }
-  /** @internal */
+  /** @internal Forwards ATC_INV to the devices of a StreamID; remembers an incomplete one for the next CMD_SYNC. */
   cmdAtcInv(sid: number, pasid: number | undefined, address: bigint, size: bigint | undefined): void {
     for (const ep of this.endpoints.get(sid) ?? []) if (!ep.atcInvalidate(pasid, address, size)) this.atcSyncPending = true;
   }
-  /** @internal */
+  /** @internal Delivers PRI_RESP to the devices of a StreamID. */
   cmdPriResp(sid: number, pasid: number | undefined, prgi: number, code: number): void {
     for (const ep of this.endpoints.get(sid) ?? []) ep.pageResponse?.(pasid, prgi, code);
   }
-  /** @internal */
+  /** @internal Completes a CMD_SYNC (MSI write, SEV or nothing); CERROR_ATC_INV_SYNC after an incomplete ATC_INV. */
   cmdSync(w: bigint[]): number {
     // A SYNC completes only after earlier ATC invalidations did.
     if (this.atcSyncPending) {
@@ -552,12 +553,12 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     else if (cs !== CMD_SYNC_CS.NONE) return CMDQ_ERR.ILL;
     return CMDQ_ERR.NONE;
   }
-  /** @internal */
+  /** @internal Whether the ID registers advertise a feature. */
   feature(f: 'S1P' | 'S2P' | 'ATS' | 'PRI' | 'HYP' | 'RIL'): boolean {
     if (f === 'RIL') return SMMU_IDR3.num([BigInt(this.idr[3])], 'RIL') === 1;
     return this.idr0(f) === 1;
   }
-  /** @internal */
+  /** @internal ASID / VMID masks (8 or 16 bits, per IDR0). */
   get masks(): { asid: number; vmid: number } {
     return { asid: this.asidMask, vmid: this.vmidMask };
   }
