@@ -63,7 +63,7 @@ export interface MachineDescription {
   readonly devices?: readonly DeviceDescription[];
   /** Caches never evict (exposes every missing invalidation). Default false. */
   readonly strict?: boolean;
-  /** Seed for any pseudo-random choice of the models (cache eviction). Default 0. */
+  /** Seed for pseudo-random choices of the models (the SMMUv3 caches evict oldest-first and ignore it). Default 0. */
   readonly seed?: number;
 }
 
