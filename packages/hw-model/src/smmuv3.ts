@@ -980,10 +980,13 @@ const PRIMECELL_ID = new Map<number, number>([
   [0xffc, 0xb1],
 ]);
 
-/** The address range a TLBI covers: [start, end). */
-function tlbiRange(w: bigint[]): { start: bigint; end: bigint } {
+/**
+ * The address range a TLBI covers: [start, end). Without RIL the range fields are RES0 and
+ * ignored; TG = 0 is a single-address invalidation.
+ */
+function tlbiRange(s: SmmuV3, w: bigint[]): { start: bigint; end: bigint } {
   const addr = SMMU_CMD_TLBI.get(w, 'ADDR') << 12n;
-  const tg = SMMU_CMD_TLBI.num(w, 'TG');
+  const tg = s.feature('RIL') ? SMMU_CMD_TLBI.num(w, 'TG') : 0;
   if (tg === 0) return { start: addr, end: addr + 1n };
   const granule = 1n << BigInt(12 + 2 * (tg - 1));
   const pages = BigInt(SMMU_CMD_TLBI.num(w, 'NUM') + 1) << BigInt(SMMU_CMD_TLBI.num(w, 'SCALE'));
@@ -995,23 +998,13 @@ function overlaps(e: TlbEntry, r: { start: bigint; end: bigint }): boolean {
   return e.iova < r.end && r.start < e.iova + e.size;
 }
 
-/** Range fields are only legal with RIL, and only with a non-zero TG. */
-function badRange(s: SmmuV3, w: bigint[]): boolean {
-  const tg = SMMU_CMD_TLBI.num(w, 'TG');
-  const num = SMMU_CMD_TLBI.num(w, 'NUM');
-  const scale = SMMU_CMD_TLBI.num(w, 'SCALE');
-  const ttl = SMMU_CMD_TLBI.num(w, 'TTL');
-  if (!s.feature('RIL')) return tg !== 0 || num !== 0 || scale !== 0;
-  return tg === 0 && (num !== 0 || scale !== 0 || ttl !== 0);
-}
-
 type CommandHandler = (s: SmmuV3, w: bigint[]) => number;
 const OK = CMDQ_ERR.NONE;
 const ILL = CMDQ_ERR.ILL;
 const vmidOf = (s: SmmuV3, w: bigint[]) => SMMU_CMD_TLBI.num(w, 'VMID') & s.masks.vmid;
 const asidOf = (s: SmmuV3, w: bigint[]) => SMMU_CMD_TLBI.num(w, 'ASID') & s.masks.asid;
 const isS1 = (e: TlbEntry) => e.stage !== 's2';
-const needs = (f: 'S1P' | 'S2P' | 'HYP', h: CommandHandler): CommandHandler => (s, w) => (s.feature(f) ? h(s, w) : ILL);
+const needs = (f: 'S1P' | 'S2P', h: CommandHandler): CommandHandler => (s, w) => (s.feature(f) ? h(s, w) : ILL);
 
 /** The opcode table (reference §3.2, invalidation scopes per §7.1). */
 const COMMANDS = new Map<number, CommandHandler>([
@@ -1069,10 +1062,9 @@ const COMMANDS = new Map<number, CommandHandler>([
   [
     CMDQ_OP.TLBI_NH_VA,
     needs('S1P', (s, w) => {
-      if (badRange(s, w)) return ILL;
       const vmid = vmidOf(s, w);
       const asid = asidOf(s, w);
-      const r = tlbiRange(w);
+      const r = tlbiRange(s, w);
       s.cmdTlbi((e) => isS1(e) && e.vmid === vmid && (e.asid === asid || e.global) && overlaps(e, r));
       return OK;
     }),
@@ -1080,18 +1072,20 @@ const COMMANDS = new Map<number, CommandHandler>([
   [
     CMDQ_OP.TLBI_NH_VAA,
     needs('S1P', (s, w) => {
-      if (badRange(s, w)) return ILL;
       const vmid = vmidOf(s, w);
-      const r = tlbiRange(w);
+      const r = tlbiRange(s, w);
       s.cmdTlbi((e) => isS1(e) && e.vmid === vmid && overlaps(e, r));
       return OK;
     }),
   ],
-  // EL2 entries are never created (STRW = EL2 is not modelled), so these have nothing to remove.
-  [CMDQ_OP.TLBI_EL2_ALL, needs('HYP', () => OK)],
-  [CMDQ_OP.TLBI_EL2_ASID, needs('HYP', () => OK)],
-  [CMDQ_OP.TLBI_EL2_VA, needs('HYP', (s, w) => (badRange(s, w) ? ILL : OK))],
-  [CMDQ_OP.TLBI_EL2_VAA, needs('HYP', (s, w) => (badRange(s, w) ? ILL : OK))],
+  // EL2/EL3 entries are never created (STRW = EL2 and secure streams are not modelled), so
+  // these are accepted with nothing to remove (as QEMU and the queue engine do).
+  [CMDQ_OP.TLBI_EL3_ALL, () => OK],
+  [CMDQ_OP.TLBI_EL3_VA, () => OK],
+  [CMDQ_OP.TLBI_EL2_ALL, () => OK],
+  [CMDQ_OP.TLBI_EL2_ASID, () => OK],
+  [CMDQ_OP.TLBI_EL2_VA, () => OK],
+  [CMDQ_OP.TLBI_EL2_VAA, () => OK],
   [
     CMDQ_OP.TLBI_S12_VMALL,
     needs('S2P', (s, w) => {
@@ -1103,9 +1097,8 @@ const COMMANDS = new Map<number, CommandHandler>([
   [
     CMDQ_OP.TLBI_S2_IPA,
     needs('S2P', (s, w) => {
-      if (badRange(s, w)) return ILL;
       const vmid = vmidOf(s, w);
-      const r = tlbiRange(w);
+      const r = tlbiRange(s, w);
       // Only stage-2 entries: combined nested entries need TLBI_NH_ALL (Linux issues both).
       s.cmdTlbi((e) => e.stage === 's2' && e.vmid === vmid && overlaps(e, r));
       return OK;
@@ -1122,10 +1115,10 @@ const COMMANDS = new Map<number, CommandHandler>([
     CMDQ_OP.ATC_INV,
     (s, w) => {
       if (!s.feature('ATS')) return ILL;
+      // Size 52 and above means the whole ATC.
       const size = SMMU_CMD_ATC_INV.num(w, 'SIZE');
-      if (size > 52) return ILL;
       const ssv = SMMU_CMD_ATC_INV.num(w, 'SSV') === 1 && SMMU_CMD_ATC_INV.num(w, 'GLOBAL') === 0;
-      const bytes = size === 52 ? undefined : 0x1000n << BigInt(size);
+      const bytes = size >= 52 ? undefined : 0x1000n << BigInt(size);
       const addr = SMMU_CMD_ATC_INV.get(w, 'ADDR') << 12n;
       s.cmdAtcInv(SMMU_CMD_ATC_INV.num(w, 'SID'), ssv ? SMMU_CMD_ATC_INV.num(w, 'SSID') : undefined, bytes === undefined ? 0n : addr & ~(bytes - 1n), bytes);
       return OK;
@@ -1134,9 +1127,9 @@ const COMMANDS = new Map<number, CommandHandler>([
   [
     CMDQ_OP.PRI_RESP,
     (s, w) => {
-      if (!s.feature('PRI')) return ILL;
+      // Without PRI there is no device waiting for a response: nothing to deliver.
+      if (!s.feature('PRI')) return OK;
       const resp = SMMU_CMD_PRI_RESP.num(w, 'RESP');
-      if (resp === 3) return ILL;
       const ssv = SMMU_CMD_PRI_RESP.num(w, 'SSV') === 1;
       s.cmdPriResp(SMMU_CMD_PRI_RESP.num(w, 'SID'), ssv ? SMMU_CMD_PRI_RESP.num(w, 'SSID') : undefined, SMMU_CMD_PRI_RESP.num(w, 'PRGI'), resp);
       return OK;

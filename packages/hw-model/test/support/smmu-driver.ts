@@ -103,15 +103,19 @@ export class SmmuDriver {
     this.w32(0x10000 + R.EVTQ_PROD, 0);
     this.w32(0x10000 + R.EVTQ_CONS, 0);
     this.setCr0(8 | 4);
-    this.priq = this.mem.allocPages(1)[0]!;
-    this.w64(R.PRIQ_BASE, this.priq | (1n << 62n) | 8n);
-    this.w32(0x10000 + R.PRIQ_PROD, 0);
-    this.w32(0x10000 + R.PRIQ_CONS, 0);
-    this.setCr0(8 | 4 | 2);
-    this.setCr0(8 | 4 | 2 | 0x10);
+    // PRIQ only when IDR0.PRI, as Linux does.
+    const pri = (this.reg32(R.IDR0) & (1 << 16)) !== 0 ? 2 : 0;
+    if (pri) {
+      this.priq = this.mem.allocPages(1)[0]!;
+      this.w64(R.PRIQ_BASE, this.priq | (1n << 62n) | 8n);
+      this.w32(0x10000 + R.PRIQ_PROD, 0);
+      this.w32(0x10000 + R.PRIQ_CONS, 0);
+      this.setCr0(8 | 4 | pri);
+    }
+    this.setCr0(8 | 4 | pri | 0x10);
     this.w32(R.IRQ_CTRL, 0);
-    this.w32(R.IRQ_CTRL, 7);
-    this.setCr0(0x1f);
+    this.w32(R.IRQ_CTRL, 5 | pri);
+    this.setCr0(0x1d | pri);
   }
 
   steAddr(sid: number): bigint {
