@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CMDQ_OP, SMMU_CD, SMMU_REG, SMMU_STE, createMachine, type DmaTranslation, type PhysicalMemory, type Tegra241Smmu } from '../src/index.js';
-import { PageTables, SmmuDriver, s1Cd, s2Ste } from './support/smmu-driver.js';
+import { GuestRam, PageTables, SmmuDriver, s1Cd, s2Ste } from './support/smmu-driver.js';
 
 /** An independent, deliberately plain 4 KiB-granule walk over the same memory. */
 function referenceWalk(
@@ -101,15 +101,12 @@ describe('SMMUv3 walker agrees with a reference walk (fast-check)', () => {
       fc.property(fc.array(mapping, { maxLength: 10 }), fc.array(fc.boolean(), { minLength: 64, maxLength: 64 }), fc.array(access, { minLength: 1, maxLength: 10 }), (maps, s2write, accesses) => {
         const d = new SmmuDriver({ strict: true });
         d.bringUp();
-        const alloc = () => d.mem.allocPages(1)[0]!;
-        const s2 = new PageTables(d.mem, 2, 0, alloc);
-        const G = 0x8000_0000n;
-        const guest = d.mem.allocPages(128);
-        // Table pages (first 64) readable; data pages (last 64) with random write permission.
-        guest.forEach((pa, i) => s2.map(G + BigInt(i) * 0x1000n, pa, 3, { write: i < 64 || s2write[i - 64]! }));
-        const toPa = (ipa: bigint) => (ipa >= G && ipa < G + 128n * 0x1000n ? guest[Number((ipa - G) >> 12n)]! + (ipa & 0xfffn) : undefined);
-        let next = 0;
-        const s1 = new PageTables(d.mem, 1, 0, () => G + BigInt(next++) * 0x1000n, (a) => toPa(a)!);
+        // Table pages (first 64) writable; data pages (last 64) with random write permission.
+        const g = new GuestRam(d.mem, 128, (i) => i < 64 || s2write[i - 64]!);
+        const { s2 } = g;
+        const G = GuestRam.BASE;
+        const toPa = (a: bigint) => g.pa(a);
+        const s1 = g.stage1();
         for (const m of maps) s1.map(slotIa(m.slot) & ~0xfffn, G + (64n + BigInt(m.target)) * 0x1000n, 3, { ...m, read: true });
         const cd = G + 63n * 0x1000n;
         d.mem.write(toPa(cd)!, SMMU_CD.toBytes(s1Cd(s1.root, 6)));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SMMU_CD, SMMU_L1CD, SMMU_STE } from '../src/index.js';
-import { PageTables, SmmuDriver, s1Cd, s2Ste } from './support/smmu-driver.js';
+import { GuestRam, PageTables, SmmuDriver, s1Cd, s2Ste } from './support/smmu-driver.js';
 
 function setup(smmu = {}) {
   const d = new SmmuDriver({ smmu });
@@ -86,15 +86,10 @@ describe('nested 2-level CD tables', () => {
   it('translates the L1 CD pointer and the leaf through stage 2, and reports an invalid L1CD', () => {
     const d = new SmmuDriver();
     d.bringUp();
-    const alloc = () => d.mem.allocPages(1)[0]!;
-    const s2 = new PageTables(d.mem, 2, 0, alloc);
-    const G = 0x8000_0000n;
-    const guest = d.mem.allocPages(48);
-    guest.forEach((pa, i) => s2.map(G + BigInt(i) * 0x1000n, pa));
-    const toPa = (ipa: bigint) => guest[Number((ipa - G) >> 12n)]! + (ipa & 0xfffn);
-    let next = 0;
-    const gAlloc = () => G + BigInt(next++) * 0x1000n;
-    const s1 = new PageTables(d.mem, 1, 0, gAlloc, toPa);
+    const g = new GuestRam(d.mem, 48);
+    const { s2, host: guest, toPa } = g;
+    const G = GuestRam.BASE;
+    const s1 = g.stage1();
     s1.map(0x7000n, G + 40n * 0x1000n);
     const l1 = G + 30n * 0x1000n;
     const leaf = G + 32n * 0x1000n; // 4 KiB leaves (S1Fmt = 1): 64 CDs each
