@@ -6,6 +6,7 @@ import { PhysicalStore } from '@iommufd/queue-engine';
 import { PhysicalMemory, type MmioDevice } from './memory.js';
 import { PciDevice, type Bdf, type PciCapabilities } from './pci.js';
 import { identityTranslator, type DmaTranslator } from './translator.js';
+import { createVtdIommu } from './vtd.js';
 
 /** The IOMMU models a machine can contain. */
 export type IommuKind = 'smmuv3' | 'tegra241-cmdqv' | 'vtd';
@@ -97,7 +98,9 @@ export interface Machine {
  * The IOMMU models by kind: one row per model (data, not a switch). A model file adds its
  * row here; `createMachine` can also be given extra factories.
  */
-export const IOMMU_FACTORIES: Partial<Record<IommuKind, IommuFactory>> = {};
+export const IOMMU_FACTORIES: Partial<Record<IommuKind, IommuFactory>> = {
+  vtd: createVtdIommu,
+};
 
 /** Builds the memory map, IOMMUs and devices of `desc`. */
 export function createMachine(
