@@ -3,68 +3,13 @@
  * endpoints. They are filled by walks and emptied only by the invalidations the
  * architecture defines (queued descriptors, CCMD/IOTLB registers, SRTP), so a missing
  * invalidation leaves a stale entry that DMA observes. In strict mode they never evict;
- * otherwise each holds a bounded number of entries and evicts the oldest.
+ * otherwise each holds a bounded number of entries and evicts the oldest. The device-TLB
+ * lives in the endpoint ({@link AddressTranslationCache} of an ATS {@link PciDevice}) and is
+ * reached through device-TLB invalidation descriptors.
  */
 
-/** A bounded (or, in strict mode, unbounded) cache with inspection for tests. */
-export class VtdCache<V> {
-  private readonly map = new Map<string, V>();
-
-  /**
-   * @param name - cache name (for traces)
-   * @param capacity - entries kept before the oldest is evicted (ignored when strict)
-   * @param strict - never evict
-   */
-  constructor(
-    readonly name: string,
-    readonly capacity: number,
-    readonly strict: boolean,
-  ) {}
-
-  /** Number of entries. */
-  get size(): number {
-    return this.map.size;
-  }
-
-  /** The entry under `key`. */
-  get(key: string): V | undefined {
-    return this.map.get(key);
-  }
-
-  /** Inserts or replaces an entry, evicting the oldest one when full (not in strict mode). */
-  set(key: string, value: V): void {
-    this.map.delete(key);
-    if (!this.strict && this.map.size >= this.capacity) {
-      const oldest = this.map.keys().next();
-      if (oldest.done !== true) this.map.delete(oldest.value);
-    }
-    this.map.set(key, value);
-  }
-
-  /** Removes the entries `pred` selects; returns how many. */
-  deleteWhere(pred: (value: V) => boolean): number {
-    let n = 0;
-    for (const [k, v] of this.map) {
-      if (pred(v)) {
-        this.map.delete(k);
-        n++;
-      }
-    }
-    return n;
-  }
-
-  /** Removes everything; returns how many. */
-  clear(): number {
-    const n = this.map.size;
-    this.map.clear();
-    return n;
-  }
-
-  /** Every entry, oldest first. */
-  entries(): V[] {
-    return [...this.map.values()];
-  }
-}
+import { HardwareCache } from './cache.js';
+import type { AddressTranslationCache, PciDevice } from './pci.js';
 
 /** A cached context entry (legacy or scalable), keyed by source id. */
 export interface VtdContextCacheEntry {
@@ -125,24 +70,6 @@ export interface VtdIotlbEntry {
   readonly dirty: boolean;
 }
 
-/** One device-TLB (ATS translation cache in the endpoint) entry. */
-export interface VtdDeviceTlbEntry {
-  /** Requester id of the endpoint. */
-  readonly sid: number;
-  /** PASID of the translation, or undefined for requests without PASID. */
-  readonly pasid: number | undefined;
-  /** Input page base. */
-  readonly iova: bigint;
-  /** Page size. */
-  readonly size: bigint;
-  /** Output page base. */
-  readonly pa: bigint;
-  /** Read permitted. */
-  readonly read: boolean;
-  /** Write permitted. */
-  readonly write: boolean;
-}
-
 const PAGE_SHIFTS = [12n, 21n, 30n] as const;
 
 function log2(size: bigint): bigint {
@@ -155,7 +82,7 @@ export function rangesOverlap(iova: bigint, size: bigint, start: bigint, len: bi
 }
 
 /** The IOTLB: page-size aware, tagged by DID and PASID. */
-export class VtdIotlb extends VtdCache<VtdIotlbEntry> {
+export class VtdIotlb extends HardwareCache<VtdIotlbEntry> {
   /** Looks up the page containing `iova` for (did, pasid), trying 4 KiB, 2 MiB and 1 GiB entries. */
   lookup(did: number, pasid: number, iova: bigint): VtdIotlbEntry | undefined {
     for (const s of PAGE_SHIFTS) {
@@ -172,42 +99,22 @@ export class VtdIotlb extends VtdCache<VtdIotlbEntry> {
   }
 }
 
-/** The device-TLBs of every ATS endpoint behind the unit, keyed by source id. */
-export class VtdDeviceTlb extends VtdCache<VtdDeviceTlbEntry> {
-  /** Looks up the page containing `iova` for (sid, pasid). */
-  lookup(sid: number, pasid: number | undefined, iova: bigint): VtdDeviceTlbEntry | undefined {
-    for (const s of PAGE_SHIFTS) {
-      const e = this.get(`${sid}/${pasid ?? '-'}/${s}/${iova >> s}`);
-      if (e !== undefined) return e;
-    }
-    return undefined;
-  }
-
-  /** Inserts a translation. */
-  insert(e: VtdDeviceTlbEntry): void {
-    const s = log2(e.size);
-    this.set(`${e.sid}/${e.pasid ?? '-'}/${s}/${e.iova >> s}`, e);
-  }
-}
-
 /** Every cache of a VT-d unit. */
 export interface VtdCaches {
   /** Context-cache, keyed by source id. */
-  readonly context: VtdCache<VtdContextCacheEntry>;
+  readonly context: HardwareCache<VtdContextCacheEntry>;
   /** PASID-cache, keyed by source id and PASID. */
-  readonly pasid: VtdCache<VtdPasidCacheEntry>;
+  readonly pasid: HardwareCache<VtdPasidCacheEntry>;
   /** IOTLB. */
   readonly iotlb: VtdIotlb;
-  /** Device-TLBs of ATS endpoints. */
-  readonly deviceTlb: VtdDeviceTlb;
 }
 
 /** Creates the caches of one unit. */
 export function createVtdCaches(capacity: number, strict: boolean): VtdCaches {
+  const options = { capacity, strict };
   return {
-    context: new VtdCache<VtdContextCacheEntry>('context-cache', capacity, strict),
-    pasid: new VtdCache<VtdPasidCacheEntry>('pasid-cache', capacity, strict),
-    iotlb: new VtdIotlb('iotlb', capacity, strict),
-    deviceTlb: new VtdDeviceTlb('device-tlb', capacity, strict),
+    context: new HardwareCache<VtdContextCacheEntry>('context-cache', options),
+    pasid: new HardwareCache<VtdPasidCacheEntry>('pasid-cache', options),
+    iotlb: new VtdIotlb('iotlb', options),
   };
 }

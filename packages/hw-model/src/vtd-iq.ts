@@ -191,17 +191,16 @@ export interface VtdIqConsumeResult {
   readonly timeout?: { readonly sid: number };
 }
 
-/** A consumer of one queue kind: consume(ring state) → new head / error. */
-export interface CommandQueueConsumer<Ring, Executor, Result> {
-  /** Consumes from the ring's head up to its tail (or the first error). */
-  consume(ring: Ring, executor: Executor): Result;
-}
-
-/** The VT-d invalidation-queue consumer interface. */
-export type VtdInvalidationQueueConsumer = CommandQueueConsumer<VtdIqRing, VtdIqExecutor, VtdIqConsumeResult> & {
+/**
+ * The VT-d invalidation-queue consumer port (the VT-d counterpart of the SMMU's
+ * `CommandQueueConsumer`): consume(ring state) → new head / error.
+ */
+export interface VtdInvalidationQueueConsumer {
   /** The capabilities the consumer validates against. */
   readonly config: VtdIqConfig;
-};
+  /** Consumes from the ring's head up to its tail, the first invalid descriptor or a device-TLB time-out. */
+  consume(ring: VtdIqRing, executor: VtdIqExecutor): VtdIqConsumeResult;
+}
 
 /** Checks one fetched descriptor; returns the IQEI code and reason when it is invalid. */
 export function validateVtdDescriptor(words: readonly bigint[], wide: boolean, config: VtdIqConfig): { iqei: number; reason: string } | undefined {

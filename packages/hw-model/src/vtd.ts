@@ -557,32 +557,32 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     const c = this.caches.context;
     if (g === 1) c.clear();
     // Scalable-mode context entries carry no DID: domain-selective acts globally.
-    else if (g === 2) c.deleteWhere((e) => e.scalable || e.did === did);
+    else if (g === 2) c.invalidate((e) => e.scalable || e.did === did);
     else if (g === 3) {
       const m = ~[0, 4, 6, 7][fm];
-      c.deleteWhere((e) => (e.sid & m) === (sid & m));
+      c.invalidate((e) => (e.sid & m) === (sid & m));
     }
   }
 
   private invalidateIotlb(g: number, did: number, address: bigint, am: number): void {
     const t = this.caches.iotlb;
     if (g === 1) t.clear();
-    else if (g === 2) t.deleteWhere((e) => e.did === did);
+    else if (g === 2) t.invalidate((e) => e.did === did);
     else if (g === 3) {
       const len = 4096n << BigInt(am);
       const start = address & ~(len - 1n);
       // Type-2 PSI also drops every first-stage and nested entry of the domain (QEMU, reference §2.11).
-      t.deleteWhere((e) => e.did === did && (e.kind === 'first-stage' || e.kind === 'nested' || rangesOverlap(e.iova, e.size, start, len)));
+      t.invalidate((e) => e.did === did && (e.kind === 'first-stage' || e.kind === 'nested' || rangesOverlap(e.iova, e.size, start, len)));
     }
   }
 
   private invalidatePasidIotlb(g: number, did: number, pasid: number, address: bigint, am: number): void {
     const match = (e: VtdIotlbEntry): boolean => e.did === did && e.pasid === pasid && KIND_PASID_BASED.has(e.kind);
-    if (g === 2) this.caches.iotlb.deleteWhere((e) => match(e) && !e.global);
+    if (g === 2) this.caches.iotlb.invalidate((e) => match(e) && !e.global);
     else {
       const len = 4096n << BigInt(am);
       const start = address & ~(len - 1n);
-      this.caches.iotlb.deleteWhere((e) => match(e) && rangesOverlap(e.iova, e.size, start, len));
+      this.caches.iotlb.invalidate((e) => match(e) && rangesOverlap(e.iova, e.size, start, len));
     }
   }
 
@@ -629,7 +629,7 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
         const did = VtdPcDesc.f.DID.get(w);
         const pasid = VtdPcDesc.f.PASID.get(w);
         if (g === 3) this.caches.pasid.clear();
-        else this.caches.pasid.deleteWhere((e) => e.did === did && (g === 0 || e.pasid === pasid));
+        else this.caches.pasid.invalidate((e) => e.did === did && (g === 0 || e.pasid === pasid));
         return done;
       }
       case VTD_DESC.PDEV_TLB:
