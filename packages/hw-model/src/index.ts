@@ -121,6 +121,7 @@ export {
   VtdWaitDesc,
 } from './vtd-iq.js';
 export type {
+  VtdDescriptorLayout,
   VtdExecOutcome,
   VtdInvalidationQueueConsumer,
   VtdIqConfig,
@@ -131,6 +132,6 @@ export type {
 export { encodePageRequest, VtdPageRequestDesc } from './vtd-prq.js';
 export type { VtdPageGroupResponse, VtdPageRequest } from './vtd-prq.js';
 export { lookupContext, lookupPasidEntry, vtdTranslate } from './vtd-translate.js';
-export type { VtdTranslateUnit } from './vtd-translate.js';
+export type { VtdLookupFailure, VtdTranslateUnit } from './vtd-translate.js';
 export { atsInvalidationRange, createVtdIommu, VtdIommu } from './vtd.js';
 export type { VtdDeviceTlbErrorKind, VtdInterrupt, VtdIommuOptions } from './vtd.js';

@@ -13,7 +13,7 @@ import type { AddressTranslationCache, PciDevice } from './pci.js';
 
 /** A cached context entry (legacy or scalable), keyed by source id. */
 export interface VtdContextCacheEntry {
-  /** Requester id (bus << 8 | devfn). */
+  /** Requester id (bus·256 + devfn). */
   readonly sid: number;
   /** Scalable-mode entry (256 bit) or legacy (128 bit). */
   readonly scalable: boolean;

@@ -123,10 +123,11 @@ export const VTD_IQEI = {
   INVALID_TTM: 7,
 } as const;
 
-type AnyLayout = FieldLayout<readonly FieldSpec[]>;
+/** A descriptor layout of any field set. */
+export type VtdDescriptorLayout = FieldLayout<readonly FieldSpec[]>;
 
 /** Descriptor layouts by type. */
-export const VTD_DESC_LAYOUTS: ReadonlyMap<number, AnyLayout> = new Map<number, AnyLayout>([
+export const VTD_DESC_LAYOUTS: ReadonlyMap<number, VtdDescriptorLayout> = new Map<number, VtdDescriptorLayout>([
   [VTD_DESC.CC, VtdCcDesc],
   [VTD_DESC.IOTLB, VtdIotlbDesc],
   [VTD_DESC.DEV_TLB, VtdDevTlbDesc],

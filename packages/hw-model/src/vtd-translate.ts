@@ -42,7 +42,13 @@ export interface VtdTranslateUnit {
   pageRequestFault?(code: number, req: DmaRequest, pasid: number | undefined): DmaTranslation;
 }
 
-type Fail = { readonly fail: number; readonly fpd: boolean };
+/** A failed table lookup: the fault reason and whether FPD applies to it. */
+export interface VtdLookupFailure {
+  /** Fault reason code. */
+  readonly fail: number;
+  /** Fault processing is disabled by an entry on the path. */
+  readonly fpd: boolean;
+}
 
 const SM_CTX = VtdSmContextEntry.f;
 const PE = VtdPasidEntry.f;
@@ -64,7 +70,7 @@ function sagawHas(o: ResolvedVtdOptions, aw: number): boolean {
 }
 
 /** Resolves the context entry of `sid`, through the context-cache. */
-export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCacheEntry | Fail {
+export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCacheEntry | VtdLookupFailure {
   const hit = u.caches.context.get(`${sid}`);
   if (hit !== undefined) return hit;
   const scalable = u.ttm === 1;
@@ -111,7 +117,7 @@ export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCache
 }
 
 /** Resolves the PASID-table entry of (`sid`, `pasid`), through the PASID-cache. */
-export function lookupPasidEntry(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, pasid: number, ctxFpd: boolean): VtdPasidCacheEntry | Fail {
+export function lookupPasidEntry(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, pasid: number, ctxFpd: boolean): VtdPasidCacheEntry | VtdLookupFailure {
   const key = `${ctx.sid}/${pasid}`;
   const hit = u.caches.pasid.get(key);
   if (hit !== undefined) return hit;
