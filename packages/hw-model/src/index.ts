@@ -100,7 +100,7 @@ export {
 } from './vtd-tables.js';
 export { VTD_FAULT, VTD_QUALIFIED_FAULTS, VtdFaultRecord, vtdFaultName } from './vtd-faults.js';
 export type { VtdFaultName } from './vtd-faults.js';
-export { walkFirstStage, walkSecondStage } from './vtd-walk.js';
+export { secondStageFaultCode, walkFirstStage, walkSecondStage } from './vtd-walk.js';
 export type { VtdFsWalkFailure, VtdFsWalkParams, VtdPageWalk, VtdSsFailure, VtdSsWalkFailure, VtdSsWalkParams } from './vtd-walk.js';
 export { createVtdCaches, rangesOverlap, VtdIotlb } from './vtd-caches.js';
 export type { VtdCaches, VtdContextCacheEntry, VtdIotlbEntry, VtdPasidCacheEntry, VtdTranslationKind } from './vtd-caches.js';

@@ -21,7 +21,7 @@ import {
   VtdFsPte,
   VtdSsPte,
 } from './vtd-tables.js';
-import { walkFirstStage, walkSecondStage, type VtdPageWalk, type VtdSsFailure, type VtdSsWalkParams } from './vtd-walk.js';
+import { secondStageFaultCode, walkFirstStage, walkSecondStage, type VtdPageWalk, type VtdSsWalkParams } from './vtd-walk.js';
 import type { DmaRequest, DmaTranslation } from './translator.js';
 
 /** What the translation path needs from its unit. */
@@ -156,21 +156,6 @@ export function lookupPasidEntry(u: VtdTranslateUnit, ctx: VtdContextCacheEntry,
 
 function ssParams(u: VtdTranslateUnit, root: bigint, aw: number, accessDirty: boolean): VtdSsWalkParams {
   return { mem: u.mem, haw: u.options.addressWidth, root, levels: aw + 2, largePages: u.options.secondStageLargePages, accessDirty };
-}
-
-function smSsFailure(why: VtdSsFailure): number {
-  switch (why) {
-    case 'beyond-width':
-      return VTD_FAULT.SM_BEYOND_MAX;
-    case 'root-invalid':
-      return VTD_FAULT.SM_SS_ROOT_INVALID;
-    case 'access':
-      return VTD_FAULT.SM_SS_ACCESS;
-    case 'not-present':
-      return VTD_FAULT.SM_SS_NOT_PRESENT;
-    case 'reserved':
-      return VTD_FAULT.SM_SS_RESERVED;
-  }
 }
 
 interface Permissions {
@@ -342,7 +327,7 @@ function walkPasid(u: VtdTranslateUnit, pw: readonly bigint[], req: DmaRequest, 
   const ss = ssParams(u, PE.SSPTPTR.get(pw), PE.AW.get(pw), ssade);
   if (pgtt === VTD_PGTT.SECOND_STAGE) {
     const w = walkSecondStage(ss, req.iova);
-    if (!w.ok) return smSsFailure(w.why);
+    if (!w.ok) return secondStageFaultCode(w.why, false);
     return {
       entry: finish(w, req, did, pasid, 'second-stage', w.pa | (req.iova & (w.size - 1n)), w.size),
       setDirty: () => (ssade ? (setLeafDirty(u, w, SS_D), 0) : 0),
@@ -364,7 +349,7 @@ function walkPasid(u: VtdTranslateUnit, pw: readonly bigint[], req: DmaRequest, 
     };
   }
   const s2 = walkSecondStage(ss, gpa);
-  if (!s2.ok) return smSsFailure(s2.why);
+  if (!s2.ok) return secondStageFaultCode(s2.why, false);
   const size = fs.size < s2.size ? fs.size : s2.size;
   const perms = { read: s2.read, write: fs.write && s2.write, exec: fs.exec && s2.exec, user: fs.user, global: fs.global, stage2Write: s2.write };
   const entry = finish(perms, req, did, pasid, 'nested', s2.pa | (gpa & (s2.size - 1n)), size);
