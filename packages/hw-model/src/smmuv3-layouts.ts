@@ -299,11 +299,11 @@ export const CMDQ_OP = {
 } as const;
 
 /**
- * One 16-byte command. Fields of every opcode share one declaration because the SMMU
- * architecture keeps each field at the same place in all commands that have it (SID [63:32],
- * SSID [31:12], VMID [47:32] / ASID [63:48] of TLBIs, dw1 address [63:12]). Fields that
- * alias each other in different opcodes are declared in {@link SMMU_CMD_SYNC} and
- * {@link SMMU_CMD_RANGE}.
+ * The fields common to most 16-byte commands: the architecture keeps each at the same place
+ * in every command that has it (SSec, SSV, SSID [31:12], SID [63:32], Leaf, dw1 address
+ * [63:12]). Fields that overlap these in some opcodes have their own views:
+ * {@link SMMU_CMD_TLBI}, {@link SMMU_CMD_CFGI_RANGE}, {@link SMMU_CMD_ATC_INV},
+ * {@link SMMU_CMD_PRI_RESP}, {@link SMMU_CMD_RESUME}, {@link SMMU_CMD_SYNC}.
  */
 export const SMMU_CMD = defineBitLayout('CMD', 2, [
   ['OPCODE', 0, 7, 0],
