@@ -137,3 +137,6 @@ const c = Object.fromEntries(
 const ratio = (ts, k) => (c[k] ? (ts / Number(c[k].ops_per_s)).toFixed(3) : 'n/a');
 const same = c['tlb-hit']?.checksum === hex ? 'yes' : 'no';
 console.log(`translate ratio iommu=smmuv3 tlb-hit_ts/c=${ratio(hit, 'tlb-hit')} nested-miss_ts/c=${ratio(miss, 'nested-miss')} checksums_match=${same}`);
+
+// The VT-d line of the same benchmark.
+await import('./vtd-translate.mjs');
