@@ -78,7 +78,7 @@ export function walkSecondStage(p: VtdSsWalkParams, gpa: bigint): VtdPageWalk | 
     const shift = BigInt(12 + 9 * (level - 1));
     const pteAddr = table + ((gpa >> shift) & MASK9) * 8n;
     let pte = p.mem.read64(pteAddr);
-    if ((pte & 3n) === 0n) return { ok: false, why: 'not-present', level };
+    if (SS.R.of(pte) === 0 && SS.W.of(pte) === 0) return { ok: false, why: 'not-present', level };
     const ps = SS.PS.of(pte) === 1 && level > 1;
     const leaf = level === 1 || ps;
     let reserved = (pte & SS_RES) !== 0n || (pte & above) !== 0n;

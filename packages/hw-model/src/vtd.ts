@@ -17,6 +17,7 @@ import {
   VtdPgrpRespDesc,
   VtdPiotlbDesc,
   VtdTsInvalidationQueueConsumer,
+  VtdDescHeader,
   VtdWaitDesc,
   VTD_IQEI,
   type VtdExecOutcome,
@@ -36,8 +37,11 @@ import {
   VTD_REG,
   VtdCcmd,
   VtdIotlbReg,
+  VtdFsts,
   VtdIqa,
   VtdIqer,
+  VtdIqPointer,
+  VtdPqPointer,
   VtdIva,
   VtdOptionsError,
   VtdPqa,
@@ -333,8 +337,9 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
   private onIqt(): void {
     if (this.iq === undefined) return;
     const raw = this.get64(VTD_REG.IQT);
-    if (this.iq.wide && (raw & 0x10n) !== 0n) {
-      this.set64(VTD_REG.IQT, raw & ~0x10n);
+    const qh = VtdIqPointer.f.QH.of(raw);
+    if (this.iq.wide && (qh & 1) === 1) {
+      this.set64(VTD_REG.IQT, VtdIqPointer.encode({ QH: qh & ~1 })[0]);
       this.raiseIqe(VTD_IQEI.TAIL_MISALIGNED);
       return;
     }
@@ -386,7 +391,7 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
   private updatePpf(): void {
     let any = false;
     for (let i = 0; i < this.options.faultRecords; i++) {
-      if (this.get64(VTD_REG.FRCD + 16 * i + 8) >> 63n === 1n) any = true;
+      if (VtdFaultRecord.f.F.get([0n, this.get64(VTD_REG.FRCD + 16 * i + 8)]) === 1) any = true;
     }
     this.setBits32(VTD_REG.FSTS, VTD_FSTS.PPF, any);
     this.onFsts();
@@ -402,12 +407,12 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
       if (VtdFaultRecord.f.F.get(hi) === 1 && VtdFaultRecord.f.SID.get(hi) === req.requesterId) return false;
     }
     const at = VTD_REG.FRCD + 16 * this.nextFrcd;
-    if (this.get64(at + 8) >> 63n === 1n) {
+    if (VtdFaultRecord.f.F.get([0n, this.get64(at + 8)]) === 1) {
       this.raiseFaultStatus(VTD_FSTS.PFO);
       return false;
     }
     const rec = VtdFaultRecord.encode({
-      FI: req.iova & 0xffff_ffff_ffff_f000n,
+      FI: req.iova & VtdFaultRecord.f.FI.mask,
       SID: req.requesterId,
       PRIV: req.priv === true && pasid !== undefined ? 1 : 0,
       EXE: req.exec === true && pasid !== undefined ? 1 : 0,
@@ -419,7 +424,11 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     });
     this.set64(at, rec[0]);
     this.set64(at + 8, rec[1]);
-    if ((fsts & VTD_FSTS.PPF) === 0) this.set32(VTD_REG.FSTS, (fsts & ~0xff00) | (this.nextFrcd << 8));
+    if ((fsts & VTD_FSTS.PPF) === 0) {
+      const w = [BigInt(fsts)];
+      VtdFsts.f.FRI.set(w, this.nextFrcd);
+      this.set32(VTD_REG.FSTS, Number(w[0]));
+    }
     this.nextFrcd = (this.nextFrcd + 1) % n;
     this.raiseFaultStatus(VTD_FSTS.PPF);
     return true;
@@ -489,15 +498,15 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     }
     const pqa = [this.get64(VTD_REG.PQA)];
     const size = 4096n << BigInt(VtdPqa.f.PQS.get(pqa));
-    const tail = this.get64(VTD_REG.PQT) & (size - 1n);
-    const head = this.get64(VTD_REG.PQH) & (size - 1n);
+    const tail = (BigInt(VtdPqPointer.f.PQ.of(this.get64(VTD_REG.PQT))) * 32n) % size;
+    const head = (BigInt(VtdPqPointer.f.PQ.of(this.get64(VTD_REG.PQH))) * 32n) % size;
     if ((tail + 32n) % size === head) {
       const prs = this.get32(VTD_REG.PRS);
       this.set32(VTD_REG.PRS, prs | VTD_PRS.PRO);
       return false;
     }
     writeWords(this.mem, VtdPqa.f.PQA.get(pqa) + tail, encodePageRequest(r));
-    this.set64(VTD_REG.PQT, (tail + 32n) % size);
+    this.set64(VTD_REG.PQT, VtdPqPointer.encode({ PQ: Number((tail + 32n) % size) / 32 })[0]);
     const prs = this.get32(VTD_REG.PRS);
     this.set32(VTD_REG.PRS, prs | VTD_PRS.PPR);
     if ((prs & VTD_PRS.PPR) === 0) this.raiseEvent('page-request', VTD_REG.PECTL);
@@ -506,14 +515,18 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
 
   // ---- queued invalidation ---------------------------------------------------------------
 
-  private iqShift(): bigint {
-    return this.iq?.wide === true ? 5n : 4n;
+  /** IQH/IQT count 16-byte units; a 256-bit descriptor is two of them. */
+  private iqUnits(): number {
+    return this.iq?.wide === true ? 2 : 1;
   }
   private iqHead(): number {
-    return Number((this.get64(VTD_REG.IQH) & 0x7fff0n) >> this.iqShift());
+    return VtdIqPointer.f.QH.of(this.get64(VTD_REG.IQH)) / this.iqUnits();
   }
   private iqTail(): number {
-    return Number((this.get64(VTD_REG.IQT) & 0x7fff0n) >> this.iqShift());
+    return Math.floor(VtdIqPointer.f.QH.of(this.get64(VTD_REG.IQT)) / this.iqUnits());
+  }
+  private setIqHead(index: number): void {
+    this.set64(VTD_REG.IQH, VtdIqPointer.encode({ QH: index * this.iqUnits() })[0]);
   }
 
   private processQueue(): void {
@@ -523,7 +536,7 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     const tail = this.iqTail();
     if (tail >= iq.entries) return;
     const res = this.consumer.consume({ mem: this.mem, base: iq.base, entries: iq.entries, wide: iq.wide, head: this.iqHead(), tail }, this.executor);
-    this.set64(VTD_REG.IQH, BigInt(res.head) << this.iqShift());
+    this.setIqHead(res.head);
     if (res.error !== undefined) this.raiseIqe(res.error.iqei);
     else if (res.timeout !== undefined) this.abortAfterTimeout(res.timeout.sid, res.head, tail);
   }
@@ -534,11 +547,11 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     const width = iq.wide ? 32n : 16n;
     let head = from;
     while (head !== tail) {
-      const type = Number(this.mem.read64(iq.base + BigInt(head) * width) & 0xfn);
+      const type = VtdDescHeader.f.TYPE.of(this.mem.read64(iq.base + BigInt(head) * width));
       head = (head + 1) % iq.entries;
       if (type === VTD_DESC.WAIT) break;
     }
-    this.set64(VTD_REG.IQH, BigInt(head) << this.iqShift());
+    this.setIqHead(head);
     const w = [this.get64(VTD_REG.IQER)];
     VtdIqer.f.ITESID.set(w, sid);
     this.set64(VTD_REG.IQER, w[0]);
