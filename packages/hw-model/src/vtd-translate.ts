@@ -348,6 +348,9 @@ function walkPasid(u: VtdTranslateUnit, pw: readonly bigint[], req: DmaRequest, 
       setDirty: () => (setLeafDirty(u, fs, FS_D) ? 0 : VTD_FAULT.SM_FS_WRITE_NESTED),
     };
   }
+  // First-stage permissions are checked at the first-stage leaf, before the output GPA is translated.
+  const fsFault = permissionFault({ read: true, write: fs.write, exec: fs.exec, user: fs.user, stage2Write: true, kind: 'first-stage' }, req, PE.WPE.get(pw) === 1);
+  if (fsFault !== 0) return fsFault;
   const s2 = walkSecondStage(ss, gpa);
   if (!s2.ok) return secondStageFaultCode(s2.why, false);
   const size = fs.size < s2.size ? fs.size : s2.size;
