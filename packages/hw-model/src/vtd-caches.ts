@@ -9,6 +9,15 @@
  */
 
 import { HardwareCache } from './cache.js';
+import type { FieldLayoutValue } from './vtd-bitfields.js';
+import type { VtdContextEntry, VtdPasidEntry, VtdSmContextEntry } from './vtd-tables.js';
+
+/** Decoded scalable-mode context entry. */
+export type VtdSmContextFields = FieldLayoutValue<typeof VtdSmContextEntry.specs>;
+/** Decoded legacy context entry. */
+export type VtdContextFields = FieldLayoutValue<typeof VtdContextEntry.specs>;
+/** Decoded PASID-table entry. */
+export type VtdPasidFields = FieldLayoutValue<typeof VtdPasidEntry.specs>;
 import type { AddressTranslationCache, PciDevice } from './pci.js';
 
 /** A cached context entry (legacy or scalable), keyed by source id. */
@@ -21,6 +30,10 @@ export interface VtdContextCacheEntry {
   readonly did: number;
   /** The raw entry words. */
   readonly words: readonly bigint[];
+  /** The entry decoded (scalable-mode layout), when `scalable`. */
+  readonly sm?: VtdSmContextFields;
+  /** The entry decoded (legacy layout), when not `scalable`. */
+  readonly legacy?: VtdContextFields;
 }
 
 /** A cached PASID-table entry, tagged by its DID and PASID. */
@@ -35,6 +48,8 @@ export interface VtdPasidCacheEntry {
   readonly dirFpd: boolean;
   /** The raw 8 words. */
   readonly words: readonly bigint[];
+  /** The entry decoded. */
+  readonly fields: VtdPasidFields;
 }
 
 /** What kind of walk produced an IOTLB entry. */
@@ -70,10 +85,11 @@ export interface VtdIotlbEntry {
   readonly dirty: boolean;
 }
 
-const PAGE_SHIFTS = [12n, 21n, 30n] as const;
+/** Page-size levels of IOTLB entries: 4 KiB, 2 MiB, 1 GiB (in 4 KiB pages). */
+const LEVEL_PAGES = [1, 512, 512 * 512] as const;
 
-function log2(size: bigint): bigint {
-  return size === 4096n ? 12n : size === 0x20_0000n ? 21n : size === 0x4000_0000n ? 30n : BigInt(size.toString(2).length - 1);
+function levelOf(size: bigint): number {
+  return size === 4096n ? 0 : size === 0x20_0000n ? 1 : 2;
 }
 
 /** True when [iova, iova+size) overlaps [start, start+len). */
@@ -85,8 +101,10 @@ export function rangesOverlap(iova: bigint, size: bigint, start: bigint, len: bi
 export class VtdIotlb extends HardwareCache<VtdIotlbEntry> {
   /** Looks up the page containing `iova` for (did, pasid), trying 4 KiB, 2 MiB and 1 GiB entries. */
   lookup(did: number, pasid: number, iova: bigint): VtdIotlbEntry | undefined {
-    for (const s of PAGE_SHIFTS) {
-      const e = this.get(`${did}/${pasid}/${s}/${iova >> s}`);
+    // Page numbers stay below 2^53 (57-bit addresses), so plain numbers index exactly.
+    const page = Number(iova >> 12n);
+    for (let level = 0; level < 3; level++) {
+      const e = this.get(`${did}/${pasid}/${level}/${Math.floor(page / LEVEL_PAGES[level])}`);
       if (e !== undefined) return e;
     }
     return undefined;
@@ -94,8 +112,8 @@ export class VtdIotlb extends HardwareCache<VtdIotlbEntry> {
 
   /** Inserts a translation. */
   insert(e: VtdIotlbEntry): void {
-    const s = log2(e.size);
-    this.set(`${e.did}/${e.pasid}/${s}/${e.iova >> s}`, e);
+    const level = levelOf(e.size);
+    this.set(`${e.did}/${e.pasid}/${level}/${Math.floor(Number(e.iova >> 12n) / LEVEL_PAGES[level])}`, e);
   }
 }
 

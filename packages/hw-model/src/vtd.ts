@@ -52,7 +52,6 @@ import {
   type VtdRegisterSpec,
 } from './vtd-registers.js';
 import { lookupContext, vtdTranslate, type VtdTranslateUnit } from './vtd-translate.js';
-import { VtdSmContextEntry } from './vtd-tables.js';
 import type { IommuFactoryContext } from './machine.js';
 import type { MmioDevice } from './memory.js';
 import type { DmaEndpoint, DmaRequest, DmaTranslation, DmaTranslator, EndpointRegistry } from './translator.js';
@@ -492,7 +491,7 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
       this.fault(ctx.fail, probe, ctx.fpd, r.pasid);
       return false;
     }
-    if (VtdSmContextEntry.f.PRE.get(ctx.words) === 0) {
+    if (ctx.sm?.PRE !== 1) {
       this.fault(VTD_FAULT.SM_PRE_CLEAR, probe, false, r.pasid);
       return false;
     }
