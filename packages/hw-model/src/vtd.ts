@@ -112,10 +112,8 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
   readonly pageResponses: VtdPageGroupResponse[] = [];
   /** Interrupt messages sent, oldest first. */
   readonly interrupts: VtdInterrupt[] = [];
-  /** Root table latched by SRTP. */
-  rootTable = 0n;
-  /** Translation table mode latched by SRTP. */
-  ttm = 0;
+  private latchedRoot = 0n;
+  private latchedTtm = 0;
 
   private readonly csr = new Uint8Array(VTD_MMIO_SIZE);
   private readonly csrView = new DataView(this.csr.buffer);
@@ -169,6 +167,16 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     this.reset();
   }
 
+  /** Root table address latched by the last SRTP. */
+  get rootTable(): bigint {
+    return this.latchedRoot;
+  }
+
+  /** RTADDR.TTM latched by the last SRTP (0 legacy, 1 scalable; 2 when scalable mode is not supported). */
+  get ttm(): number {
+    return this.latchedTtm;
+  }
+
   /** Resets registers (from the reset table), latched state and every cache. */
   reset(): void {
     this.csr.fill(0);
@@ -184,8 +192,8 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
         this.writeOnly[r.offset + i] = r.writeOnly === true ? 1 : 0;
       }
     }
-    this.rootTable = 0n;
-    this.ttm = 0;
+    this.latchedRoot = 0n;
+    this.latchedTtm = 0;
     this.iq = undefined;
     this.lastWasWait = true;
     this.nextFrcd = 0;
@@ -246,9 +254,9 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     }
     if (cmd & VTD_GCMD.SRTP) {
       const rt = [this.get64(VTD_REG.RTADDR)];
-      this.rootTable = VtdRtaddr.f.RTA.get(rt);
+      this.latchedRoot = VtdRtaddr.f.RTA.get(rt);
       const ttm = VtdRtaddr.f.TTM.get(rt);
-      this.ttm = ttm === 1 && !this.options.scalableMode ? 2 : ttm;
+      this.latchedTtm = ttm === 1 && !this.options.scalableMode ? 2 : ttm;
       sts |= VTD_GCMD.SRTP;
       // SRTP with ESRTPS-like semantics: every cached translation structure is dropped.
       this.caches.context.clear();
