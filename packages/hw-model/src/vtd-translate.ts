@@ -61,9 +61,9 @@ const RECOVERABLE: ReadonlySet<number> = new Set<number>([
   VTD_FAULT.SM_NO_READ,
 ]);
 
+/** CAP.SAGAW has the bit of `aw` (AW 1/2/3 = 39/48/57-bit, 3/4/5 levels, up to the unit's width). */
 function sagawHas(o: ResolvedVtdOptions, aw: number): boolean {
-  const levels = aw + 2;
-  return levels >= 3 && levels <= 5 && 12 + 9 * levels <= o.addressWidth + (levels === 3 ? 18 : 0) && (levels !== 5 || o.addressWidth === 57);
+  return aw >= 1 && aw <= 3 && 30 + 9 * aw <= o.addressWidth;
 }
 
 /** Resolves the context entry of `sid`, through the context-cache. */

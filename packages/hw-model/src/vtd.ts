@@ -541,7 +541,7 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     if (iq === undefined || (this.get32(VTD_REG.GSTS) & VTD_GCMD.QIE) === 0) return;
     if ((this.get32(VTD_REG.FSTS) & (VTD_FSTS.IQE | VTD_FSTS.ITE)) !== 0) return;
     const tail = this.iqTail();
-    if (tail >= iq.entries) return;
+    if (tail >= iq.entries || tail === this.iqHead()) return;
     const res = this.consumer.consume({ mem: this.mem, base: iq.base, entries: iq.entries, wide: iq.wide, head: this.iqHead(), tail }, this.executor);
     this.setIqHead(res.head);
     if (res.error !== undefined) this.raiseIqe(res.error.iqei);
