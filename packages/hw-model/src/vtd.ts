@@ -679,9 +679,9 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
 
 /**
  * The machine factory row for `kind: 'vtd'`: the description's `options` are
- * {@link VtdIommuOptions}; the machine's strict mode applies unless the options set it.
+ * {@link VtdIommuOptions}; the machine's strict mode wins over an option of false.
  */
 export function createVtdIommu(context: IommuFactoryContext): VtdIommu {
   const options = (context.description.options ?? {}) as VtdIommuOptions;
-  return new VtdIommu(context.memory, { strict: context.strict, ...options });
+  return new VtdIommu(context.memory, { ...options, strict: context.strict || options.strict === true });
 }
