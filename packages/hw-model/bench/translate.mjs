@@ -2,9 +2,7 @@
 // SMMUv3, on a TLB hit and on a TLB miss (full two-stage walk), next to a C walker over the
 // same tables (tools/bench/translate-smmu.c, built with `cc -O2`) in the same run.
 // Usage: node bench/translate.mjs [NAME]  — runs only when NAME is absent or `translate`.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { runCWalker } from './c-walker.mjs';
 import { ARM_PTE, SMMU_CD, SMMU_REG, SMMU_STE, createMachine } from '../dist/index.js';
 
 const name = process.argv[2];
@@ -105,38 +103,7 @@ console.log(`translate impl=ts iommu=smmuv3 case=tlb-hit ops_per_s=${hit.toFixed
 console.log(`translate impl=ts iommu=smmuv3 case=nested-miss ops_per_s=${miss.toFixed(0)} checksum=${hex}`);
 
 // The C walker over a dump of the same memory.
-const root = new URL('../../../', import.meta.url).pathname;
-const buildDir = join(root, 'tools/bench/build');
-mkdirSync(buildDir, { recursive: true });
-const exe = join(buildDir, 'translate-smmu');
-const cc = spawnSync('cc', ['-O2', '-o', exe, join(root, 'tools/bench/translate-smmu.c')], { stdio: 'inherit' });
-if (cc.status !== 0) {
-  console.log('translate impl=c iommu=smmuv3 skipped=cc-failed');
-  process.exit(0);
-}
-const pfns = mem.store.populatedPfns();
-const words = [0x534d4d5554524e53n, s1root, s2root, BigInt(VMID), BigInt(ASID), BigInt(iovas.length), ...iovas, BigInt(pfns.length)];
-const head = new DataView(new ArrayBuffer(words.length * 8));
-words.forEach((w, i) => head.setBigUint64(i * 8, w, true));
-const body = new Uint8Array(pfns.length * (8 + 4096));
-const bv = new DataView(body.buffer);
-pfns.forEach((pfn, i) => {
-  bv.setBigUint64(i * 4104, BigInt(pfn), true);
-  body.set(mem.store.read(BigInt(pfn) * 4096n, 4096), i * 4104 + 8);
-});
-const dump = join(buildDir, 'translate-smmu.bin');
-writeFileSync(dump, Buffer.concat([new Uint8Array(head.buffer), body]));
-const run = spawnSync(exe, [dump, String(C_HIT_OPS), String(C_MISS_OPS)], { encoding: 'utf8' });
-process.stdout.write(run.stdout);
-const c = Object.fromEntries(
-  run.stdout.trim().split('\n').map((l) => {
-    const kv = Object.fromEntries(l.split(' ').slice(1).map((p) => p.split('=')));
-    return [kv.case, kv];
-  }),
-);
-const ratio = (ts, k) => (c[k] ? (ts / Number(c[k].ops_per_s)).toFixed(3) : 'n/a');
-const same = c['tlb-hit']?.checksum === hex ? 'yes' : 'no';
-console.log(`translate ratio iommu=smmuv3 tlb-hit_ts/c=${ratio(hit, 'tlb-hit')} nested-miss_ts/c=${ratio(miss, 'nested-miss')} checksums_match=${same}`);
+runCWalker({ iommu: 'smmuv3', name: 'translate-smmu', words: [0x534d4d5554524e53n, s1root, s2root, BigInt(VMID), BigInt(ASID), BigInt(iovas.length), ...iovas], store: mem.store, hitOps: C_HIT_OPS, missOps: C_MISS_OPS, hit, miss, checksum: hex });
 
 // The VT-d line of the same benchmark.
 await import('./vtd-translate.mjs');
