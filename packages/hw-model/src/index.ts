@@ -51,7 +51,7 @@ export {
   VINTF_STATUS,
 } from './tegra241-cmdqv.js';
 export type { Tegra241CmdqvOptions, Tegra241SmmuOptions } from './tegra241-cmdqv.js';
-export { addr, big, defineFieldLayout, FieldRangeError, num, readWords, writeWords } from './vtd-bitfields.js';
+export { addr, big, defineFieldLayout, num, readWords, writeWords } from './vtd-bitfields.js';
 export type {
   FieldAccessor,
   FieldKind,
