@@ -2,7 +2,7 @@
 // SMMUv3, on a TLB hit and on a TLB miss (full two-stage walk), next to a C walker over the
 // same tables (tools/bench/translate-smmu.c, built with `cc -O2`) in the same run.
 // Usage: node bench/translate.mjs [NAME]  — runs only when NAME is absent or `translate`.
-import { runCWalker } from './c-walker.mjs';
+import { measureTranslator, runCWalker } from './c-walker.mjs';
 import { ARM_PTE, SMMU_CD, SMMU_REG, SMMU_STE, createMachine } from '../dist/index.js';
 
 const name = process.argv[2];
@@ -68,39 +68,14 @@ mem.write32(BASE + BigInt(SMMU_REG.CR0), 1);
 const req = (iova) => ({ requesterId: 8, streamId: 8, iova, write: false });
 const reqs = iovas.map(req);
 
-// Checksum pass: the same 4096 full walks the C side makes.
-let check = 0n;
-for (let i = 0; i < 4096; i++) {
-  smmu.tlb.clear();
-  const t = smmu.translate(reqs[i % IOVA_PAGES]);
-  if (!t.ok) throw new Error(`benchmark tables broken at ${reqs[i % IOVA_PAGES].iova.toString(16)}: ${t.fault.kind}`);
-  check = BigInt.asUintN(64, check + t.pa);
-}
-
-function best(fn, ops) {
-  let bestT = Infinity;
-  for (let rep = 0; rep < 6; rep++) {
-    const t0 = performance.now();
-    fn(ops);
-    const dt = performance.now() - t0;
-    if (rep > 0 && dt < bestT) bestT = dt; // rep 0 warms up
-  }
-  return ops / (bestT / 1000);
-}
-const hit = best((n) => {
-  smmu.tlb.clear();
-  for (let i = 0; i < 256; i++) smmu.translate(reqs[i]);
-  for (let i = 0; i < n; i++) smmu.translate(reqs[i & 255]);
-}, HIT_OPS);
-const miss = best((n) => {
-  for (let i = 0; i < n; i++) {
-    smmu.tlb.clear();
-    smmu.translate(reqs[i % IOVA_PAGES]);
-  }
-}, MISS_OPS);
-const hex = check.toString(16).padStart(16, '0');
-console.log(`translate impl=ts iommu=smmuv3 case=tlb-hit ops_per_s=${hit.toFixed(0)} checksum=${hex}`);
-console.log(`translate impl=ts iommu=smmuv3 case=nested-miss ops_per_s=${miss.toFixed(0)} checksum=${hex}`);
+const { hit, miss, checksum: hex } = measureTranslator({
+  iommu: 'smmuv3',
+  translate: (r) => smmu.translate(r),
+  clearTlb: () => smmu.tlb.clear(),
+  reqs,
+  hitOps: HIT_OPS,
+  missOps: MISS_OPS,
+});
 
 // The C walker over a dump of the same memory.
 runCWalker({ iommu: 'smmuv3', name: 'translate-smmu', words: [0x534d4d5554524e53n, s1root, s2root, BigInt(VMID), BigInt(ASID), BigInt(iovas.length), ...iovas], store: mem.store, hitOps: C_HIT_OPS, missOps: C_MISS_OPS, hit, miss, checksum: hex });
