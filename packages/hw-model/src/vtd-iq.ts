@@ -142,8 +142,10 @@ export const VTD_DESC_LAYOUTS: ReadonlyMap<number, VtdDescriptorLayout> = new Ma
   [VTD_DESC.PGRP_RESP, VtdPgrpRespDesc],
 ]);
 
-/** The descriptor types that exist only in scalable mode (256-bit queues). */
+/** The descriptor types that exist only in scalable mode. */
 const SCALABLE_ONLY: ReadonlySet<number> = new Set([VTD_DESC.PIOTLB, VTD_DESC.PC, VTD_DESC.PDEV_TLB, VTD_DESC.PGRP_RESP]);
+/** The descriptor types that need a 256-bit queue (the page-group response fits 128 bits without private data). */
+const WIDE_ONLY: ReadonlySet<number> = new Set([VTD_DESC.PIOTLB, VTD_DESC.PC, VTD_DESC.PDEV_TLB]);
 
 /** The ring as latched from IQA/IQH/IQT. */
 export interface VtdIqRing {
@@ -169,6 +171,8 @@ export interface VtdIqConfig {
   readonly mamv: number;
   /** ECAP.PDS. */
   readonly pageRequestDrain: boolean;
+  /** ECAP.DIT: device-TLB descriptors may carry a PFSID (reserved otherwise). */
+  readonly deviceTlbThrottling: boolean;
 }
 
 /** The result of executing a descriptor. */
@@ -212,14 +216,17 @@ export function validateVtdDescriptor(words: readonly bigint[], wide: boolean, c
   const typeHi = VtdDescHeader.f.TYPE_HI.get(words);
   const layout = VTD_DESC_LAYOUTS.get(type);
   if (typeHi !== 0 || layout === undefined) return { iqei: VTD_IQEI.INVALID_TYPE, reason: `unknown descriptor type 0x${(typeHi * 16 + type).toString(16)}` };
-  if (SCALABLE_ONLY.has(type)) {
-    if (!config.scalable) return { iqei: VTD_IQEI.INVALID_TYPE, reason: `${layout.name} needs scalable mode` };
-    if (!wide) return { iqei: VTD_IQEI.INVALID_WIDTH, reason: `${layout.name} needs 256-bit descriptors (IQA.DW=1)` };
-  }
-  const checked = layout.words === 4 ? words : words.slice(0, 2);
-  if (layout.hasReservedBits(checked)) return { iqei: VTD_IQEI.RESERVED_FIELD, reason: `${layout.name}: reserved bits set` };
-  if (wide && layout.words === 2 && (words[2] !== 0n || words[3] !== 0n)) {
+  if (SCALABLE_ONLY.has(type) && !config.scalable) return { iqei: VTD_IQEI.INVALID_TYPE, reason: `${layout.name} needs scalable mode` };
+  if (WIDE_ONLY.has(type) && !wide) return { iqei: VTD_IQEI.INVALID_WIDTH, reason: `${layout.name} needs 256-bit descriptors (IQA.DW=1)` };
+  if (layout.hasReservedBits(words.slice(0, 2))) return { iqei: VTD_IQEI.RESERVED_FIELD, reason: `${layout.name}: reserved bits set` };
+  // The upper half of a 256-bit slot is reserved, except a page-group response's private data (PDP).
+  const privateData = type === VTD_DESC.PGRP_RESP && VtdPgrpRespDesc.f.PDP.get(words) === 1;
+  if (wide && !privateData && (words[2] !== 0n || words[3] !== 0n)) {
     return { iqei: VTD_IQEI.RESERVED_FIELD, reason: `${layout.name}: upper 128 bits of a 256-bit slot must be zero` };
+  }
+  if ((type === VTD_DESC.DEV_TLB || type === VTD_DESC.PDEV_TLB) && !config.deviceTlbThrottling) {
+    const l = type === VTD_DESC.DEV_TLB ? VtdDevTlbDesc : VtdPdevTlbDesc;
+    if (l.f.PFSID_LO.get(words) !== 0 || l.f.PFSID_HI.get(words) !== 0) return { iqei: VTD_IQEI.RESERVED_FIELD, reason: `${layout.name}: PFSID set but ECAP.DIT is 0` };
   }
   switch (type) {
     case VTD_DESC.CC:
