@@ -5,7 +5,7 @@
  * so that the queue engine's WebAssembly consumer can replace the TypeScript one without a
  * change of behaviour.
  */
-import { addr, big, defineFieldLayout, num, readWords, type FieldLayout, type FieldSpec, type StructureMemory } from './vtd-bitfields.js';
+import { addr, big, defineFieldLayout, num, readable, readWords, type FieldLayout, type FieldSpec, type StructureMemory } from './vtd-bitfields.js';
 
 const TYPE_FIELDS = [num('TYPE', 0, 3, 0), num('TYPE_HI', 0, 11, 9)] as const;
 
@@ -264,7 +264,7 @@ export class VtdTsInvalidationQueueConsumer implements VtdInvalidationQueueConsu
     let executed = 0;
     while (head !== ring.tail) {
       const at = ring.base + BigInt(head) * width;
-      if (at >> 52n !== 0n) return { head, executed, error: { iqei: VTD_IQEI.FETCH_ERROR, reason: `descriptor address 0x${at.toString(16)} is not memory` } };
+      if (!readable(ring.mem, at, Number(width))) return { head, executed, error: { iqei: VTD_IQEI.FETCH_ERROR, reason: `descriptor address 0x${at.toString(16)} is not memory` } };
       const words = readWords(ring.mem, at, ring.wide ? 4 : 2);
       if (!ring.wide) words.push(0n, 0n);
       const bad = validateVtdDescriptor(words, ring.wide, this.config);

@@ -95,6 +95,16 @@ describe('VT-d invalidation queue errors (IQE)', () => {
     expect(v.r64(REG.IQT)).toBe(0x20n);
   });
 
+  it('a queue that is not in memory cannot be fetched (IQEI 2)', () => {
+    const v = new LinuxVtd();
+    v.w64(REG.IQA, 0x10_0000n | (1n << 11n));
+    v.w32(REG.GCMD, QIE);
+    v.w32(REG.IQT, 1 << 5);
+    expect(v.r32(REG.FSTS)).toBe(IQE);
+    expect(v.r64(REG.IQER)).toBe(2n);
+    expect(v.r64(REG.IQH)).toBe(0n);
+  });
+
   it('a tail beyond the queue size is invalid (IQEI 1)', () => {
     const v = new LinuxVtd();
     v.bringUp({ te: false });
