@@ -1,3 +1,4 @@
+// Not a benchmark itself: helpers of translate-smmu.mjs and vtd-translate.mjs (bench/run.mjs runs it as a no-op).
 // Shared part of the `translate` benchmark scripts: measures a model's translator, builds a C walker with `cc -O2` into
 // tools/bench/build/, dumps the populated physical frames (after a header of u64 `words`),
 // runs the walker on the dump and prints its lines and the TS/C ratio line (BENCH.md).

@@ -3,7 +3,7 @@
 // two-stage walk: every first-stage table GPA and the output GPA go through the second stage;
 // the context- and PASID-caches stay warm, as on hardware), next to a C walker over the same
 // tables (tools/bench/translate-vtd.c, built with `cc -O2`) in the same run.
-// Usage: node bench/vtd-translate.mjs [NAME]  — runs only when NAME is absent or `translate`.
+// Usage: node bench/vtd-translate.mjs [NAME] (or `pnpm bench translate`)  — runs only when NAME is absent or `translate`.
 import { measureTranslator, runCWalker } from './c-walker.mjs';
 import { VTD_GCMD, VTD_REG, VtdFsPte, VtdPasidEntry, VtdSmContextEntry, VtdSmRootEntry, VtdSsPte, createMachine } from '../dist/index.js';
 

@@ -256,8 +256,13 @@ export function validateVtdDescriptor(words: readonly bigint[], wide: boolean, c
 
 /** The TypeScript invalidation-queue consumer (the queue engine's twin). */
 export class VtdTsInvalidationQueueConsumer implements VtdInvalidationQueueConsumer {
-  constructor(readonly config: VtdIqConfig) {}
+  /** @param config - the capabilities descriptors are validated against */
+  constructor(
+    /** The capabilities descriptors are validated against. */
+    readonly config: VtdIqConfig,
+  ) {}
 
+  /** {@inheritDoc VtdInvalidationQueueConsumer.consume} */
   consume(ring: VtdIqRing, executor: VtdIqExecutor): VtdIqConsumeResult {
     const width = ring.wide ? 32n : 16n;
     let head = ring.head;

@@ -9,6 +9,7 @@ import { aboveWidthMask, VtdFsPte, VtdSsPte } from './vtd-tables.js';
 
 /** A successful walk: the leaf page and the permissions accumulated over every level. */
 export interface VtdPageWalk {
+  /** The walk reached a leaf. */
   readonly ok: true;
   /** Output page base. */
   readonly pa: bigint;
@@ -45,6 +46,7 @@ export type VtdSsFailure = 'beyond-width' | 'root-invalid' | 'access' | 'not-pre
 
 /** A failed second-stage walk. */
 export interface VtdSsWalkFailure {
+  /** The walk failed. */
   readonly ok: false;
   /** The condition. */
   readonly why: VtdSsFailure;
@@ -127,6 +129,7 @@ export interface VtdFsWalkParams {
 
 /** A failed first-stage walk, with its scalable-mode fault reason. */
 export interface VtdFsWalkFailure {
+  /** The walk failed. */
   readonly ok: false;
   /** Fault reason code. */
   readonly code: number;

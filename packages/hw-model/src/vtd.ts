@@ -139,6 +139,7 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
    * @param options - capabilities (CAP/ECAP) and hooks
    */
   constructor(
+    /** The memory tables and queues are read from and written to. */
     readonly mem: StructureMemory,
     options: VtdIommuOptions = {},
   ) {

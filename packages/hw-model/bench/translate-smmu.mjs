@@ -1,7 +1,7 @@
 // `translate` benchmark (shared/design/BENCH.md): DMA translations per second through a nested
 // SMMUv3, on a TLB hit and on a TLB miss (full two-stage walk), next to a C walker over the
 // same tables (tools/bench/translate-smmu.c, built with `cc -O2`) in the same run.
-// Usage: node bench/translate.mjs [NAME]  — runs only when NAME is absent or `translate`.
+// Usage: node bench/translate-smmu.mjs [NAME]  — runs only when NAME is absent or `translate`.
 import { measureTranslator, runCWalker } from './c-walker.mjs';
 import { ARM_PTE, SMMU_CD, SMMU_REG, SMMU_STE, createMachine } from '../dist/index.js';
 
@@ -79,6 +79,3 @@ const { hit, miss, checksum: hex } = measureTranslator({
 
 // The C walker over a dump of the same memory.
 runCWalker({ iommu: 'smmuv3', name: 'translate-smmu', words: [0x534d4d5554524e53n, s1root, s2root, BigInt(VMID), BigInt(ASID), BigInt(iovas.length), ...iovas], store: mem.store, hitOps: C_HIT_OPS, missOps: C_MISS_OPS, hit, miss, checksum: hex });
-
-// The VT-d line of the same benchmark.
-await import('./vtd-translate.mjs');
