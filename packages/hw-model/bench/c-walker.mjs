@@ -6,6 +6,15 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** Operation counts of the `translate` benchmark: TS hit / miss, C hit / miss. */
+export const TRANSLATE_OPS = { hit: 400_000, miss: 20_000, cHit: 20_000_000, cMiss: 2_000_000 };
+
+/** True when the benchmark NAME given on the command line (if any) is `name`. */
+export function benchSelected(name) {
+  const wanted = process.argv[2];
+  return wanted === undefined || wanted === name;
+}
+
 /**
  * @param {{ iommu: string, name: string, words: bigint[], store: import('@iommufd/queue-engine').PhysicalStore,
  *   hitOps: number, missOps: number, hit: number, miss: number, checksum: string }} o
