@@ -8,13 +8,13 @@ import { PciDevice, type Bdf, type PciCapabilities } from './pci.js';
 import { SmmuV3, type SmmuV3Options } from './smmuv3.js';
 import { Tegra241Smmu, type Tegra241SmmuOptions } from './tegra241-cmdqv.js';
 import { identityTranslator, type DmaTranslator } from './translator.js';
+import { createVtdIommu, type VtdIommuOptions } from './vtd.js';
 
 /** The IOMMU models a machine can contain. */
 export type IommuKind = 'smmuv3' | 'tegra241-cmdqv' | 'vtd';
 
 /**
- * Model options by IOMMU kind (ID/CAP register settings, cache sizes). A model adds its row;
- * `vtd` is a placeholder until the VT-d model names its options type.
+ * Model options by IOMMU kind (ID/CAP register settings, cache sizes). A model adds its row.
  */
 export interface IommuOptionsByKind {
   /** Arm SMMUv3. */
@@ -22,7 +22,7 @@ export interface IommuOptionsByKind {
   /** Arm SMMUv3 with the NVIDIA Tegra241 CMDQV. */
   'tegra241-cmdqv': Tegra241SmmuOptions;
   /** Intel VT-d. */
-  vtd: object;
+  vtd: VtdIommuOptions;
 }
 
 /** One IOMMU of a {@link MachineDescription}: its kind, name, MMIO base and model options. */
@@ -118,6 +118,7 @@ export const IOMMU_FACTORIES: Partial<Record<IommuKind, IommuFactory>> = {
   smmuv3: ({ memory, description, strict }) => smmuWith(SmmuV3, memory, description.options as SmmuV3Options | undefined, strict),
   'tegra241-cmdqv': ({ memory, description, strict }) =>
     smmuWith(Tegra241Smmu, memory, description.options as Tegra241SmmuOptions | undefined, strict),
+  vtd: createVtdIommu,
 };
 
 /** Builds an SMMU model; the machine's strict mode wins over a model option of false. */
