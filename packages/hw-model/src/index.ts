@@ -3,4 +3,109 @@
  *
  * @packageDocumentation
  */
-export {};
+export { PhysicalMemory, PhysicalMemoryError } from './memory.js';
+export type { AllocPagesOptions, MemoryRegion, MmioDevice } from './memory.js';
+export { identityTranslator } from './translator.js';
+export type { DmaEndpoint, DmaFault, DmaRequest, DmaTranslation, DmaTranslator, EndpointRegistry } from './translator.js';
+export { AddressTranslationCache, DmaError, PciDevice, requesterIdOf } from './pci.js';
+export type { AtcEntry, Bdf, DmaOperation, DmaResult, PciCapabilities, PciDeviceOptions } from './pci.js';
+export { IOMMU_FACTORIES, MachineDescriptionError, createMachine } from './machine.js';
+export type {
+  DeviceDescription,
+  IommuDescription,
+  IommuFactory,
+  IommuFactoryContext,
+  IommuInstance,
+  IommuKind,
+  Machine,
+  MachineDescription,
+} from './machine.js';
+export { BitLayoutError, defineBitLayout } from './bitfield.js';
+export type { BitFieldSpec, BitFields, BitLayout } from './bitfield.js';
+export { addr, big, defineFieldLayout, FieldRangeError, num, readWords, writeWords } from './vtd-bitfields.js';
+export type {
+  FieldAccessor,
+  FieldKind,
+  FieldLayout,
+  FieldLayoutOptions,
+  FieldLayoutValue,
+  FieldName,
+  FieldSpec,
+  FieldValue,
+  StructureMemory,
+} from './vtd-bitfields.js';
+export {
+  resolveVtdOptions,
+  VTD_ECTL,
+  VTD_FSTS,
+  VTD_GCMD,
+  VTD_ICS,
+  VTD_MMIO_SIZE,
+  VTD_PRS,
+  VTD_REG,
+  VtdCap,
+  VtdCcmd,
+  vtdCapValue,
+  VtdEcap,
+  vtdEcapValue,
+  VtdFsts,
+  VtdGcmd,
+  VtdIotlbReg,
+  VtdIqa,
+  VtdIqer,
+  VtdIva,
+  VtdOptionsError,
+  VtdPqa,
+  vtdRegisterTable,
+  VtdRtaddr,
+} from './vtd-registers.js';
+export type { ResolvedVtdOptions, VtdOptions, VtdRegisterSpec } from './vtd-registers.js';
+export {
+  aboveWidthMask,
+  VTD_PGTT,
+  VtdContextEntry,
+  VtdFsPte,
+  VtdPasidDirEntry,
+  VtdPasidEntry,
+  VtdRootEntry,
+  VtdSmContextEntry,
+  VtdSmRootEntry,
+  VtdSsPte,
+} from './vtd-tables.js';
+export { VTD_FAULT, VTD_QUALIFIED_FAULTS, VtdFaultRecord, vtdFaultName } from './vtd-faults.js';
+export type { VtdFaultName } from './vtd-faults.js';
+export { walkFirstStage, walkSecondStage } from './vtd-walk.js';
+export type { VtdFsWalkFailure, VtdFsWalkParams, VtdPageWalk, VtdSsFailure, VtdSsWalkFailure, VtdSsWalkParams } from './vtd-walk.js';
+export { createVtdCaches, rangesOverlap, VtdCache, VtdIotlb } from './vtd-caches.js';
+export type { VtdCaches, VtdContextCacheEntry, VtdIotlbEntry, VtdPasidCacheEntry, VtdTranslationKind } from './vtd-caches.js';
+export {
+  validateVtdDescriptor,
+  VTD_DESC,
+  VTD_DESC_LAYOUTS,
+  VTD_IQEI,
+  VtdCcDesc,
+  VtdDevTlbDesc,
+  VtdIecDesc,
+  VtdIotlbDesc,
+  VtdPcDesc,
+  VtdPdevTlbDesc,
+  VtdPgrpRespDesc,
+  VtdPiotlbDesc,
+  VtdTsInvalidationQueueConsumer,
+  VtdWaitDesc,
+} from './vtd-iq.js';
+export type {
+  CommandQueueConsumer,
+  VtdExecOutcome,
+  VtdInvalidationQueueConsumer,
+  VtdIqConfig,
+  VtdIqConsumeResult,
+  VtdIqExecutor,
+  VtdIqRing,
+} from './vtd-iq.js';
+export { encodePageRequest, VtdPageRequestDesc } from './vtd-prq.js';
+export type { VtdPageGroupResponse, VtdPageRequest } from './vtd-prq.js';
+export { lookupContext, lookupPasidEntry, vtdTranslate } from './vtd-translate.js';
+export type { VtdTranslateUnit } from './vtd-translate.js';
+export { atsInvalidationRange, createVtdIommu, VtdIommu } from './vtd.js';
+export type { VtdDeviceTlbErrorKind, VtdInterrupt, VtdIommuOptions } from './vtd.js';

@@ -1,0 +1,373 @@
+/**
+ * The VT-d DMA translation path (§2.10 of the reference): root → context (legacy or
+ * scalable) → PASID directory/table → first-stage / second-stage / nested / pass-through
+ * walk, through the context-cache, PASID-cache and IOTLB, with the architecture's fault
+ * reasons. Fault recording itself belongs to the unit ({@link VtdTranslateUnit.fault}).
+ */
+import type { StructureMemory } from './vtd-bitfields.js';
+import { readWords } from './vtd-bitfields.js';
+import type { VtdCaches, VtdContextCacheEntry, VtdIotlbEntry, VtdPasidCacheEntry, VtdTranslationKind } from './vtd-caches.js';
+import { VTD_FAULT } from './vtd-faults.js';
+import type { ResolvedVtdOptions } from './vtd-registers.js';
+import {
+  aboveWidthMask,
+  VTD_PGTT,
+  VtdContextEntry,
+  VtdPasidDirEntry,
+  VtdPasidEntry,
+  VtdRootEntry,
+  VtdSmContextEntry,
+  VtdSmRootEntry,
+  VtdFsPte,
+  VtdSsPte,
+} from './vtd-tables.js';
+import { walkFirstStage, walkSecondStage, type VtdPageWalk, type VtdSsFailure, type VtdSsWalkParams } from './vtd-walk.js';
+import type { DmaRequest, DmaTranslation } from './translator.js';
+
+/** What the translation path needs from its unit. */
+export interface VtdTranslateUnit {
+  /** Memory holding the tables. */
+  readonly mem: StructureMemory;
+  /** Resolved capabilities. */
+  readonly options: ResolvedVtdOptions;
+  /** The unit's caches. */
+  readonly caches: VtdCaches;
+  /** Root table latched by the last SRTP. */
+  readonly rootTable: bigint;
+  /** RTADDR.TTM latched by the last SRTP (0 legacy, 1 scalable, others invalid). */
+  readonly ttm: number;
+  /** Records (or, under FPD, suppresses) a fault and returns the failed translation. */
+  fault(code: number, req: DmaRequest, fpd: boolean, pasid: number | undefined): DmaTranslation;
+  /** Called for a recoverable fault of a device whose context has PRE=1: issue a page request instead. */
+  pageRequestFault?(code: number, req: DmaRequest, pasid: number | undefined): DmaTranslation;
+}
+
+type Fail = { readonly fail: number; readonly fpd: boolean };
+
+const SM_CTX = VtdSmContextEntry.f;
+const PE = VtdPasidEntry.f;
+const LCTX = VtdContextEntry.f;
+const INTERRUPT_BASE = 0xfee0_0000n;
+const INTERRUPT_END = 0xfef0_0000n;
+const RECOVERABLE: ReadonlySet<number> = new Set<number>([
+  VTD_FAULT.SM_FS_NOT_PRESENT,
+  VTD_FAULT.SM_SS_NOT_PRESENT,
+  VTD_FAULT.SM_US_CLEAR,
+  VTD_FAULT.SM_NO_EXECUTE,
+  VTD_FAULT.SM_NO_WRITE,
+  VTD_FAULT.SM_NO_READ,
+]);
+
+function sagawHas(o: ResolvedVtdOptions, aw: number): boolean {
+  const levels = aw + 2;
+  return levels >= 3 && levels <= 5 && 12 + 9 * levels <= o.addressWidth + (levels === 3 ? 18 : 0) && (levels !== 5 || o.addressWidth === 57);
+}
+
+/** Resolves the context entry of `sid`, through the context-cache. */
+export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCacheEntry | Fail {
+  const hit = u.caches.context.get(`${sid}`);
+  if (hit !== undefined) return hit;
+  const scalable = u.ttm === 1;
+  const above = aboveWidthMask(u.options.addressWidth);
+  if ((u.rootTable & above) !== 0n || u.ttm > 1) return { fail: scalable || u.ttm > 1 ? VTD_FAULT.SM_ROOT_ACCESS : VTD_FAULT.ROOT_ADDR_INVALID, fpd: false };
+  const bus = sid >> 8;
+  const devfn = sid & 0xff;
+  const root = readWords(u.mem, u.rootTable + BigInt(bus) * 16n, 2);
+  let ctp: bigint;
+  if (scalable) {
+    if (VtdSmRootEntry.hasReservedBits(root)) return { fail: VTD_FAULT.SM_ROOT_RESERVED, fpd: false };
+    const upper = devfn >= 128;
+    const present = upper ? VtdSmRootEntry.f.UP.get(root) : VtdSmRootEntry.f.LP.get(root);
+    if (present === 0) return { fail: VTD_FAULT.SM_ROOT_NOT_PRESENT, fpd: false };
+    ctp = upper ? VtdSmRootEntry.f.UCTP.get(root) : VtdSmRootEntry.f.LCTP.get(root);
+    if ((ctp & above) !== 0n) return { fail: VTD_FAULT.SM_CONTEXT_ACCESS, fpd: false };
+    const words = readWords(u.mem, ctp + BigInt(devfn & 0x7f) * 32n, 4);
+    const fpd = SM_CTX.FPD.get(words) === 1;
+    if (SM_CTX.P.get(words) === 0) return { fail: VTD_FAULT.SM_CONTEXT_NOT_PRESENT, fpd };
+    if (VtdSmContextEntry.hasReservedBits(words) || (SM_CTX.PASIDDIRPTR.get(words) & above) !== 0n) return { fail: VTD_FAULT.SM_CONTEXT_RESERVED, fpd };
+    const o = u.options;
+    if ((SM_CTX.DTE.get(words) === 1 && !o.deviceTlb) || (SM_CTX.PRE.get(words) === 1 && !o.pageRequests) || (SM_CTX.PASIDE.get(words) === 1 && o.pasidBits === 0)) {
+      return { fail: VTD_FAULT.SM_CONTEXT_INVALID, fpd };
+    }
+    const e: VtdContextCacheEntry = { sid, scalable: true, did: 0, words };
+    u.caches.context.set(`${sid}`, e);
+    return e;
+  }
+  if (VtdRootEntry.hasReservedBits(root)) return { fail: VTD_FAULT.ROOT_RESERVED, fpd: false };
+  if (VtdRootEntry.f.P.get(root) === 0) return { fail: VTD_FAULT.ROOT_NOT_PRESENT, fpd: false };
+  ctp = VtdRootEntry.f.CTP.get(root);
+  if ((ctp & above) !== 0n) return { fail: VTD_FAULT.CONTEXT_PTR_INVALID, fpd: false };
+  const words = readWords(u.mem, ctp + BigInt(devfn) * 16n, 2);
+  const fpd = LCTX.FPD.get(words) === 1;
+  if (LCTX.P.get(words) === 0) return { fail: VTD_FAULT.CONTEXT_NOT_PRESENT, fpd };
+  if (VtdContextEntry.hasReservedBits(words) || (LCTX.SSPTPTR.get(words) & above) !== 0n) return { fail: VTD_FAULT.CONTEXT_RESERVED, fpd };
+  const tt = LCTX.TT.get(words);
+  if (tt === 3 || (tt === 1 && !u.options.deviceTlb) || (tt === 2 && !u.options.passThrough) || (tt !== 2 && !sagawHas(u.options, LCTX.AW.get(words)))) {
+    return { fail: VTD_FAULT.CONTEXT_INVALID, fpd };
+  }
+  const e: VtdContextCacheEntry = { sid, scalable: false, did: LCTX.DID.get(words), words };
+  u.caches.context.set(`${sid}`, e);
+  return e;
+}
+
+/** Resolves the PASID-table entry of (`sid`, `pasid`), through the PASID-cache. */
+export function lookupPasidEntry(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, pasid: number, ctxFpd: boolean): VtdPasidCacheEntry | Fail {
+  const key = `${ctx.sid}/${pasid}`;
+  const hit = u.caches.pasid.get(key);
+  if (hit !== undefined) return hit;
+  const above = aboveWidthMask(u.options.addressWidth);
+  const dirBase = SM_CTX.PASIDDIRPTR.get(ctx.words);
+  const dir = [u.mem.read64(dirBase + BigInt(pasid >> 6) * 8n)];
+  const dirFpd = VtdPasidDirEntry.f.FPD.get(dir) === 1;
+  if (VtdPasidDirEntry.f.P.get(dir) === 0) return { fail: VTD_FAULT.SM_PASID_DIR_NOT_PRESENT, fpd: ctxFpd || dirFpd };
+  const table = VtdPasidDirEntry.f.PASIDPTPTR.get(dir);
+  if (VtdPasidDirEntry.hasReservedBits(dir) || (table & above) !== 0n) return { fail: VTD_FAULT.SM_PASID_DIR_RESERVED, fpd: ctxFpd || dirFpd };
+  const words = readWords(u.mem, table + BigInt(pasid & 0x3f) * 64n, 8);
+  const fpd = ctxFpd || dirFpd || PE.FPD.get(words) === 1;
+  if (PE.P.get(words) === 0) return { fail: VTD_FAULT.SM_PASID_NOT_PRESENT, fpd };
+  if (VtdPasidEntry.hasReservedBits(words)) return { fail: VTD_FAULT.SM_PASID_RESERVED, fpd };
+  const o = u.options;
+  const pgtt = PE.PGTT.get(words);
+  const ssUsed = pgtt === VTD_PGTT.SECOND_STAGE || pgtt === VTD_PGTT.NESTED;
+  const fsUsed = pgtt === VTD_PGTT.FIRST_STAGE || pgtt === VTD_PGTT.NESTED;
+  const invalid =
+    (pgtt === VTD_PGTT.FIRST_STAGE && !o.firstStage) ||
+    (pgtt === VTD_PGTT.SECOND_STAGE && !o.secondStage) ||
+    (pgtt === VTD_PGTT.NESTED && !o.nested) ||
+    (pgtt === VTD_PGTT.PASS_THROUGH && !o.passThrough) ||
+    pgtt === 0 ||
+    pgtt > 4 ||
+    (ssUsed && !sagawHas(o, PE.AW.get(words))) ||
+    (ssUsed && (PE.SSPTPTR.get(words) & above) !== 0n) ||
+    (ssUsed && PE.SSADE.get(words) === 1 && !o.secondStageAccessDirty) ||
+    (fsUsed && PE.FSPM.get(words) > 1) ||
+    (fsUsed && PE.FSPM.get(words) === 1 && !o.firstStage5Level);
+  if (invalid) return { fail: VTD_FAULT.SM_PASID_INVALID, fpd };
+  const e: VtdPasidCacheEntry = { sid: ctx.sid, pasid, did: PE.DID.get(words), dirFpd, words };
+  u.caches.pasid.set(key, e);
+  return e;
+}
+
+function ssParams(u: VtdTranslateUnit, root: bigint, aw: number, accessDirty: boolean): VtdSsWalkParams {
+  return { mem: u.mem, haw: u.options.addressWidth, root, levels: aw + 2, largePages: u.options.secondStageLargePages, accessDirty };
+}
+
+function smSsFailure(why: VtdSsFailure): number {
+  switch (why) {
+    case 'beyond-width':
+      return VTD_FAULT.SM_BEYOND_MAX;
+    case 'root-invalid':
+      return VTD_FAULT.SM_SS_ROOT_INVALID;
+    case 'access':
+      return VTD_FAULT.SM_SS_ACCESS;
+    case 'not-present':
+      return VTD_FAULT.SM_SS_NOT_PRESENT;
+    case 'reserved':
+      return VTD_FAULT.SM_SS_RESERVED;
+  }
+}
+
+interface Permissions {
+  readonly read: boolean;
+  readonly write: boolean;
+  /** Nested: second-stage W (supervisor writes without WPE skip the first-stage R/W but not this). */
+  readonly stage2Write: boolean;
+  readonly exec: boolean;
+  readonly user: boolean;
+  readonly kind: VtdTranslationKind;
+}
+
+/** The fault a request meets on a translation with permissions `p`, or 0 when it is allowed. */
+function permissionFault(p: Permissions, req: DmaRequest, wpe: boolean): number {
+  if (p.kind === 'first-stage' || p.kind === 'nested') {
+    const user = req.priv !== true;
+    if (user && !p.user) return VTD_FAULT.SM_US_CLEAR;
+    // Supervisor writes ignore R/W unless WPE (x86 CR0.WP semantics).
+    if (req.write && !p.write && (user || wpe || !p.stage2Write)) return VTD_FAULT.SM_NO_WRITE;
+    if (req.exec === true && !p.exec) return VTD_FAULT.SM_NO_EXECUTE;
+    if (!req.write && !p.read) return VTD_FAULT.SM_NO_READ;
+    return 0;
+  }
+  if (p.kind === 'legacy') {
+    if (req.write && !p.write) return VTD_FAULT.PTE_WRITE;
+    if (!req.write && !p.read) return VTD_FAULT.PTE_READ;
+    return 0;
+  }
+  if (req.write && !p.write) return VTD_FAULT.SM_NO_WRITE;
+  if (!req.write && !p.read) return VTD_FAULT.SM_NO_READ;
+  return 0;
+}
+
+function writableFor(p: Permissions, req: DmaRequest, wpe: boolean): boolean {
+  return permissionFault(p, { ...req, write: true, exec: false }, wpe) === 0;
+}
+
+function success(e: VtdIotlbEntry, req: DmaRequest, wpe: boolean): DmaTranslation {
+  return { ok: true, pa: e.pa + (req.iova & (e.size - 1n)), pageSize: e.size, writable: writableFor(e, req, wpe) };
+}
+
+/** Translates one request (the unit has checked that translation is enabled). */
+export function vtdTranslate(u: VtdTranslateUnit, req: DmaRequest): DmaTranslation {
+  const sid = req.requesterId;
+  const ctx = lookupContext(u, sid);
+  if ('fail' in ctx) return u.fault(ctx.fail, req, ctx.fpd, req.pasid);
+  return ctx.scalable ? scalableTranslate(u, ctx, req) : legacyTranslate(u, ctx, req);
+}
+
+function legacyTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: DmaRequest): DmaTranslation {
+  const fpd = LCTX.FPD.get(ctx.words) === 1;
+  const tt = LCTX.TT.get(ctx.words);
+  if (req.ats === 'translated') {
+    if (tt !== 1) return u.fault(VTD_FAULT.TRANSLATION_BLOCKED, req, fpd, undefined);
+    return { ok: true, pa: req.iova, pageSize: 4096n, writable: true };
+  }
+  if (tt === 2) return { ok: true, pa: req.iova, pageSize: 4096n, writable: true };
+  const hit = u.caches.iotlb.lookup(ctx.did, 0, req.iova);
+  if (hit !== undefined && permissionFault(hit, req, false) === 0 && (!req.write || hit.dirty)) return success(hit, req, false);
+  const w = walkSecondStage(ssParams(u, LCTX.SSPTPTR.get(ctx.words), LCTX.AW.get(ctx.words), false), req.iova);
+  if (!w.ok) {
+    const code =
+      w.why === 'beyond-width'
+        ? VTD_FAULT.BEYOND_MGAW
+        : w.why === 'reserved'
+          ? VTD_FAULT.PTE_RESERVED
+          : w.why === 'not-present'
+            ? req.write
+              ? VTD_FAULT.PTE_WRITE
+              : VTD_FAULT.PTE_READ
+            : VTD_FAULT.NEXT_PTR_INVALID;
+    return u.fault(code, req, fpd, undefined);
+  }
+  const e = finish(w, req, ctx.did, 0, 'legacy', w.pa | (req.iova & (w.size - 1n)), w.size);
+  const pf = permissionFault(e, req, false);
+  if (pf !== 0) return u.fault(pf, req, fpd, undefined);
+  if (inInterruptRange(e.pa)) return u.fault(VTD_FAULT.INTERRUPT_ADDRESS, req, fpd, undefined);
+  u.caches.iotlb.insert(e);
+  return success(e, req, false);
+}
+
+function finish(p: Omit<Permissions, 'kind' | 'stage2Write'> & { global: boolean; stage2Write?: boolean }, req: DmaRequest, did: number, pasid: number, kind: VtdTranslationKind, paOfIova: bigint, size: bigint): VtdIotlbEntry {
+  const off = req.iova & (size - 1n);
+  return {
+    did,
+    pasid,
+    kind,
+    iova: req.iova - off,
+    size,
+    pa: paOfIova - off,
+    read: p.read,
+    write: p.write,
+    exec: p.exec,
+    user: p.user,
+    global: p.global,
+    stage2Write: p.stage2Write ?? true,
+    dirty: req.write,
+  };
+}
+
+function inInterruptRange(pa: bigint): boolean {
+  return pa >= INTERRUPT_BASE && pa < INTERRUPT_END;
+}
+
+function scalableTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: DmaRequest): DmaTranslation {
+  const cw = ctx.words;
+  const ctxFpd = SM_CTX.FPD.get(cw) === 1;
+  if (req.ats === 'translated') {
+    if (SM_CTX.DTE.get(cw) === 0) return u.fault(VTD_FAULT.SM_DTE_CLEAR, req, ctxFpd, req.pasid);
+    return { ok: true, pa: req.iova, pageSize: 4096n, writable: true };
+  }
+  if (req.pasid !== undefined && SM_CTX.PASIDE.get(cw) === 0) return u.fault(VTD_FAULT.SM_PASIDE_CLEAR, req, ctxFpd, req.pasid);
+  const pasid = req.pasid ?? SM_CTX.RID_PASID.get(cw);
+  const reportPasid = req.pasid;
+  if (pasid >= 2 ** (SM_CTX.PDTS.get(cw) + 7) * 64) return u.fault(VTD_FAULT.SM_PASID_TOO_LARGE, req, ctxFpd, reportPasid);
+  const pe = lookupPasidEntry(u, ctx, pasid, ctxFpd);
+  if ('fail' in pe) return u.fault(pe.fail, req, pe.fpd, reportPasid);
+  const pw = pe.words;
+  const fpd = ctxFpd || pe.dirFpd || PE.FPD.get(pw) === 1;
+  if (req.priv === true && PE.SRE.get(pw) === 0) return u.fault(VTD_FAULT.SM_SRE_CLEAR, req, fpd, reportPasid);
+  if (req.exec === true && PE.ERE.get(pw) === 0) return u.fault(VTD_FAULT.SM_ERE_CLEAR, req, fpd, reportPasid);
+  const wpe = PE.WPE.get(pw) === 1;
+  const did = pe.did;
+  const hit = u.caches.iotlb.lookup(did, pasid, req.iova);
+  if (hit !== undefined && permissionFault(hit, req, wpe) === 0 && (!req.write || hit.dirty)) return success(hit, req, wpe);
+  const r = walkPasid(u, pw, req, did, pasid);
+  const failWith = (code: number): DmaTranslation => {
+    if (SM_CTX.PRE.get(cw) === 1 && RECOVERABLE.has(code) && u.pageRequestFault !== undefined) return u.pageRequestFault(code, req, reportPasid);
+    return u.fault(code, req, fpd, reportPasid);
+  };
+  if (typeof r === 'number') return failWith(r);
+  const pf = permissionFault(r.entry, req, wpe);
+  if (pf !== 0) return failWith(pf);
+  if (req.write) {
+    const d = r.setDirty();
+    if (d !== 0) return u.fault(d, req, fpd, reportPasid);
+  }
+  if (inInterruptRange(r.entry.pa)) return u.fault(VTD_FAULT.SM_INTERRUPT_ADDRESS, req, fpd, reportPasid);
+  u.caches.iotlb.insert(r.entry);
+  return success(r.entry, req, wpe);
+}
+
+interface WalkOutcome {
+  readonly entry: VtdIotlbEntry;
+  /** Sets the dirty bit(s) of the leaf(s) for a write; returns a fault code or 0. */
+  setDirty(): number;
+}
+
+const FS_D = VtdFsPte.f.D.mask;
+const SS_D = VtdSsPte.f.D.mask;
+
+function setLeafDirty(u: VtdTranslateUnit, w: VtdPageWalk, dmask: bigint): boolean {
+  if ((w.leaf & dmask) !== 0n) return true;
+  if (!w.leafWritable) return false;
+  u.mem.write64(w.leafAddr, u.mem.read64(w.leafAddr) | dmask);
+  return true;
+}
+
+function walkPasid(u: VtdTranslateUnit, pw: readonly bigint[], req: DmaRequest, did: number, pasid: number): WalkOutcome | number {
+  const o = u.options;
+  const pgtt = PE.PGTT.get(pw);
+  const ssade = PE.SSADE.get(pw) === 1;
+  const noop = (): number => 0;
+  if (pgtt === VTD_PGTT.PASS_THROUGH) {
+    if (req.iova >> BigInt(o.addressWidth) !== 0n) return VTD_FAULT.SM_BEYOND_MAX;
+    const all = { read: true, write: true, exec: true, user: true, global: false };
+    return { entry: finish(all, req, did, pasid, 'pass-through', req.iova, 4096n), setDirty: noop };
+  }
+  const ss = ssParams(u, PE.SSPTPTR.get(pw), PE.AW.get(pw), ssade);
+  if (pgtt === VTD_PGTT.SECOND_STAGE) {
+    const w = walkSecondStage(ss, req.iova);
+    if (!w.ok) return smSsFailure(w.why);
+    return {
+      entry: finish(w, req, did, pasid, 'second-stage', w.pa | (req.iova & (w.size - 1n)), w.size),
+      setDirty: () => (ssade ? (setLeafDirty(u, w, SS_D), 0) : 0),
+    };
+  }
+  const levels = PE.FSPM.get(pw) === 1 ? 5 : 4;
+  const nested = pgtt === VTD_PGTT.NESTED;
+  const fs = walkFirstStage(
+    { mem: u.mem, haw: o.addressWidth, root: PE.FSPTPTR.get(pw), levels, allow1G: o.firstStage1G, ...(nested ? { stage2: ss } : {}) },
+    req.iova,
+  );
+  if (!fs.ok) return fs.code;
+  const gpa = fs.pa | (req.iova & (fs.size - 1n));
+  if (!nested) {
+    if (gpa >> BigInt(o.addressWidth) !== 0n) return VTD_FAULT.SM_FS_RESERVED;
+    return {
+      entry: finish(fs, req, did, pasid, 'first-stage', gpa, fs.size),
+      setDirty: () => (setLeafDirty(u, fs, FS_D) ? 0 : VTD_FAULT.SM_FS_WRITE_NESTED),
+    };
+  }
+  const s2 = walkSecondStage(ss, gpa);
+  if (!s2.ok) return smSsFailure(s2.why);
+  const size = fs.size < s2.size ? fs.size : s2.size;
+  const perms = { read: s2.read, write: fs.write && s2.write, exec: fs.exec && s2.exec, user: fs.user, global: fs.global, stage2Write: s2.write };
+  const entry = finish(perms, req, did, pasid, 'nested', s2.pa | (gpa & (s2.size - 1n)), size);
+  return {
+    entry,
+    setDirty: () => {
+      if (!setLeafDirty(u, fs, FS_D)) return VTD_FAULT.SM_FS_WRITE_NESTED;
+      if (ssade) setLeafDirty(u, s2, SS_D);
+      return 0;
+    },
+  };
+}
