@@ -411,7 +411,7 @@ export function iommufdGetHwInfo(ucmd: Ucmd<Cmd<typeof iommu_hw_info>>): 0 | Err
   const ictx = ucmd.ictx;
   if (cmd.flags & ~IOMMU_HW_INFO_FLAG_INPUT_TYPE) return EOPNOTSUPP;
   if (cmd.__reserved.some((b) => b !== 0)) return EOPNOTSUPP;
-  if (!(cmd.flags & IOMMU_HW_INFO_FLAG_INPUT_TYPE)) cmd.in_data_type = IOMMU_HW_INFO_TYPE_DEFAULT;
+  if (!(cmd.flags & IOMMU_HW_INFO_FLAG_INPUT_TYPE)) cmd.in_data_type = cmd.out_data_type = IOMMU_HW_INFO_TYPE_DEFAULT;
   const idev = ictx.getObject<BoundDevice>(cmd.dev_id, 'DEVICE');
   if (typeof idev === 'number') return idev;
   try {
@@ -432,6 +432,7 @@ export function iommufdGetHwInfo(ucmd: Ucmd<Cmd<typeof iommu_hw_info>>): 0 | Err
     if (cmd.data_len && ictx.process.copyToUser(cmd.data_uptr, out)) return EFAULT;
     cmd.data_len = data.byteLength;
     cmd.in_data_type = outType;
+    cmd.out_data_type = outType;
     cmd.out_capabilities = ops.capable(dev, 'DIRTY_TRACKING') ? BigInt(IOMMU_HW_CAP_DIRTY_TRACKING) : 0n;
     cmd.out_max_pasid_log2 = 0;
     if (dev.pasid && dev.pasid.maxPasidLog2) {

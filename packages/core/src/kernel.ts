@@ -44,7 +44,7 @@ export interface KernelFile {
   release(): void;
 }
 
-/** The calling process as the core sees it (current->mm, its credentials and fd table). */
+/** The calling process as the core sees it (current's mm, credentials and fd table). */
 export interface KernelProcess {
   /** copy_from_user: bytes at user VA, or EFAULT if any byte is unmapped. */
   copyFromUser(va: bigint, length: number): Uint8Array | Errno;
