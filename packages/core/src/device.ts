@@ -71,7 +71,7 @@ export class CoreDevice implements Device {
 }
 
 /** One PASID (or RID) attachment of a group (`struct iommufd_attach`). */
-interface Attach {
+export interface Attach {
   hwpt: Hwpt;
   readonly devices: Set<BoundDevice>;
 }
