@@ -43,6 +43,12 @@ import {
   iommufd_vevent_header,
 } from '@iommufd/uapi';
 import {
+  MOCK_APERTURE_FIRST_IOVA as MOCK_APERTURE_START,
+  mockDeviceCache,
+  mockTriggerIopf,
+  mockTriggerVevent,
+} from '@iommufd/mock-iommu';
+import {
   IOMMU_HW_QUEUE_TYPE_SELFTEST,
   IOMMU_HWPT_DATA_SELFTEST,
   IOMMU_VEVENTQ_TYPE_SELFTEST,
@@ -51,11 +57,7 @@ import {
   iommu_hwpt_selftest,
   iommu_viommu_invalidate_selftest,
   iommu_viommu_selftest,
-  MOCK_APERTURE_START,
-  mockDeviceCache,
-  mockTriggerIopf,
-  mockTriggerVevent,
-} from '@iommufd/mock-iommu';
+} from '@iommufd/uapi';
 import { deviceAttachedDomain, FailNth, iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceDetach, iommufdDeviceUnbind } from '../src/index.js';
 import { setup } from './harness.js';
 

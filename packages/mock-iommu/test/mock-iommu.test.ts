@@ -12,14 +12,7 @@ import {
   type UserMemory,
 } from '@iommufd/driver-api';
 import {
-  IOMMU_HWPT_DATA_SELFTEST,
-  IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
-  IOMMU_VIOMMU_TYPE_SELFTEST,
-  iommu_hwpt_invalidate_selftest,
-  iommu_hwpt_selftest,
-  iommu_viommu_selftest,
-  MOCK_APERTURE_START,
-  MOCK_FLAGS_DEVICE_NO_DIRTY,
+  MOCK_APERTURE_FIRST_IOVA as MOCK_APERTURE_START,
   MOCK_IO_PAGE_SIZE,
   mock_viommu,
   MockIommu,
@@ -28,6 +21,15 @@ import {
   mockNestedIotlb,
   mockSetDeviceFlags,
 } from '../src/index.js';
+import {
+  IOMMU_HWPT_DATA_SELFTEST,
+  IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
+  IOMMU_VIOMMU_TYPE_SELFTEST,
+  iommu_hwpt_invalidate_selftest,
+  iommu_hwpt_selftest,
+  iommu_viommu_selftest,
+  MOCK_FLAGS_DEVICE_NO_DIRTY,
+} from '@iommufd/uapi';
 
 function user(): UserMemory & { mem: Uint8Array } {
   const mem = new Uint8Array(4096);
