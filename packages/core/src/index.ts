@@ -31,7 +31,7 @@ export {
 export type { AccessOps } from './access.js';
 export { IOMMUFD_DISPATCH, IOMMU_TEST_CMD_NR } from './main.js';
 export type { DispatchRow, IoctlHandler } from './main.js';
-export { VFIO_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION } from './vfio-compat.js';
+export { iommufdVfioCompatIoasCreate } from './vfio-compat.js';
 // The object model's structures, exported for inspection and typing (not for construction).
 export type { AccountMode, IommufdCtxImpl, Ucmd } from './context.js';
 export type { IommufdObject } from './object.js';
