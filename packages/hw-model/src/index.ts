@@ -6,7 +6,7 @@
 export { PhysicalMemory, PhysicalMemoryError } from './memory.js';
 export type { AllocPagesOptions, MemoryRegion, MmioDevice } from './memory.js';
 export { identityTranslator } from './translator.js';
-export type { DmaEndpoint, DmaFault, DmaRequest, DmaTranslation, DmaTranslator, EndpointRegistry } from './translator.js';
+export type { DmaEndpoint, DmaFault, DmaRequest, DmaTranslation, DmaTranslator, EndpointRegistry, PageRequest, PageRequestSink } from './translator.js';
 export { AddressTranslationCache, DmaError, PciDevice, requesterIdOf } from './pci.js';
 export type { AtcEntry, Bdf, DmaOperation, DmaResult, PciCapabilities, PciDeviceOptions } from './pci.js';
 export { IOMMU_FACTORIES, MachineDescriptionError, createMachine } from './machine.js';
@@ -22,6 +22,32 @@ export type {
 } from './machine.js';
 export { BitLayoutError, defineBitLayout } from './bitfield.js';
 export type { BitFieldSpec, BitFields, BitLayout } from './bitfield.js';
+export { HardwareCache } from './cache.js';
+export type { HardwareCacheOptions } from './cache.js';
+export { typescriptCommandQueueConsumer } from './cmdq.js';
+export type { CommandExecutor, CommandQueueConsumer, CommandQueueResult, CommandRing } from './cmdq.js';
+export { queueEmpty, queueFull, queueIncrement, queueIndex, queuePointer } from './queue.js';
+export * from './smmuv3-layouts.js';
+export { PERM, levelShift, permits, s1StartLevel, walk } from './smmuv3-walk.js';
+export type { TableAddress, WalkFault, WalkLeaf, WalkParams } from './smmuv3-walk.js';
+export { SmmuV3, SmmuV3OptionsError } from './smmuv3.js';
+export type { CdConfig, ConfigCacheEntry, SmmuInterruptCounts, SmmuV3Options, SteConfig, TlbEntry } from './smmuv3.js';
+export {
+  CMDQV_CMDQ_ALLOC,
+  CMDQV_CONFIG,
+  CMDQV_PARAM,
+  TEGRA241_CMDQV_REG,
+  Tegra241Cmdqv,
+  Tegra241Smmu,
+  VCMDQ_BASE,
+  VCMDQ_CONS,
+  VCMDQ_GERROR,
+  VINTF_CONFIG,
+  VINTF_SID_MATCH,
+  VINTF_SID_REPLACE,
+  VINTF_STATUS,
+} from './tegra241-cmdqv.js';
+export type { Tegra241CmdqvOptions, Tegra241SmmuOptions } from './tegra241-cmdqv.js';
 export { addr, big, defineFieldLayout, FieldRangeError, num, readWords, writeWords } from './vtd-bitfields.js';
 export type {
   FieldAccessor,
@@ -53,7 +79,9 @@ export {
   VtdIotlbReg,
   VtdIqa,
   VtdIqer,
+  VtdIqPointer,
   VtdIva,
+  VtdPqPointer,
   VtdOptionsError,
   VtdPqa,
   vtdRegisterTable,
@@ -74,9 +102,9 @@ export {
 } from './vtd-tables.js';
 export { VTD_FAULT, VTD_QUALIFIED_FAULTS, VtdFaultRecord, vtdFaultName } from './vtd-faults.js';
 export type { VtdFaultName } from './vtd-faults.js';
-export { walkFirstStage, walkSecondStage } from './vtd-walk.js';
+export { secondStageFaultCode, walkFirstStage, walkSecondStage } from './vtd-walk.js';
 export type { VtdFsWalkFailure, VtdFsWalkParams, VtdPageWalk, VtdSsFailure, VtdSsWalkFailure, VtdSsWalkParams } from './vtd-walk.js';
-export { createVtdCaches, rangesOverlap, VtdCache, VtdIotlb } from './vtd-caches.js';
+export { createVtdCaches, rangesOverlap, VtdIotlb } from './vtd-caches.js';
 export type { VtdCaches, VtdContextCacheEntry, VtdIotlbEntry, VtdPasidCacheEntry, VtdTranslationKind } from './vtd-caches.js';
 export {
   validateVtdDescriptor,
@@ -84,6 +112,7 @@ export {
   VTD_DESC_LAYOUTS,
   VTD_IQEI,
   VtdCcDesc,
+  VtdDescHeader,
   VtdDevTlbDesc,
   VtdIecDesc,
   VtdIotlbDesc,
@@ -95,7 +124,7 @@ export {
   VtdWaitDesc,
 } from './vtd-iq.js';
 export type {
-  CommandQueueConsumer,
+  VtdDescriptorLayout,
   VtdExecOutcome,
   VtdInvalidationQueueConsumer,
   VtdIqConfig,
@@ -106,6 +135,6 @@ export type {
 export { encodePageRequest, VtdPageRequestDesc } from './vtd-prq.js';
 export type { VtdPageGroupResponse, VtdPageRequest } from './vtd-prq.js';
 export { lookupContext, lookupPasidEntry, vtdTranslate } from './vtd-translate.js';
-export type { VtdTranslateUnit } from './vtd-translate.js';
+export type { VtdLookupFailure, VtdTranslateUnit } from './vtd-translate.js';
 export { atsInvalidationRange, createVtdIommu, VtdIommu } from './vtd.js';
 export type { VtdDeviceTlbErrorKind, VtdInterrupt, VtdIommuOptions } from './vtd.js';

@@ -5,6 +5,8 @@
 import { PhysicalStore } from '@iommufd/queue-engine';
 import { PhysicalMemory, type MmioDevice } from './memory.js';
 import { PciDevice, type Bdf, type PciCapabilities } from './pci.js';
+import { SmmuV3, type SmmuV3Options } from './smmuv3.js';
+import { Tegra241Smmu, type Tegra241SmmuOptions } from './tegra241-cmdqv.js';
 import { identityTranslator, type DmaTranslator } from './translator.js';
 import { createVtdIommu } from './vtd.js';
 
@@ -60,6 +62,8 @@ export interface IommuInstance extends MmioDevice, DmaTranslator {
   readonly kind: IommuKind;
   /** Bytes of MMIO space its registers occupy at {@link IommuDescription.base}. */
   readonly mmioSize: bigint;
+  /** Further register frames (e.g. the Tegra241 CMDQV), at `base + offset`. */
+  readonly extraMmio?: readonly { readonly offset: bigint; readonly size: bigint; readonly device: MmioDevice }[];
 }
 
 /** What an IOMMU factory receives. */
@@ -99,6 +103,8 @@ export interface Machine {
  * row here; `createMachine` can also be given extra factories.
  */
 export const IOMMU_FACTORIES: Partial<Record<IommuKind, IommuFactory>> = {
+  smmuv3: ({ memory, description, strict }) => new SmmuV3(memory, { ...(description.options as SmmuV3Options | undefined), strict }),
+  'tegra241-cmdqv': ({ memory, description, strict }) => new Tegra241Smmu(memory, { ...(description.options as Tegra241SmmuOptions | undefined), strict }),
   vtd: createVtdIommu,
 };
 
@@ -120,6 +126,7 @@ export function createMachine(
     if (factory === undefined) throw new MachineDescriptionError(`IOMMU kind '${d.kind}' has no model in this build of @iommufd/hw-model`);
     const inst = factory({ memory, description: d, strict, seed });
     memory.addMmio(d.base, inst.mmioSize, inst);
+    for (const x of inst.extraMmio ?? []) memory.addMmio(d.base + x.offset, x.size, x.device);
     iommus.set(name, inst);
   });
   const seen = new Set<number>();

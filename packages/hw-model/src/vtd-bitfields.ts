@@ -154,7 +154,9 @@ export function defineFieldLayout<const F extends readonly FieldSpec[]>(
       return ws;
     },
     get(ws, n) {
-      return accessors[n].get(ws) as FieldLayoutValue<F>[typeof n];
+      const a = accessors[n] as FieldAccessor | undefined;
+      if (a === undefined) throw new FieldRangeError(`layout ${name} has no field '${String(n)}'; fields: ${specs.map((x) => x.name).join(', ')}`);
+      return a.get(ws) as FieldLayoutValue<F>[typeof n];
     },
     hasReservedBits(ws) {
       for (let i = 0; i < words; i++) if (((ws[i] ?? 0n) & reservedMasks[i]) !== 0n) return true;

@@ -3,72 +3,26 @@
  * endpoints. They are filled by walks and emptied only by the invalidations the
  * architecture defines (queued descriptors, CCMD/IOTLB registers, SRTP), so a missing
  * invalidation leaves a stale entry that DMA observes. In strict mode they never evict;
- * otherwise each holds a bounded number of entries and evicts the oldest.
+ * otherwise each holds a bounded number of entries and evicts the oldest. The device-TLB
+ * lives in the endpoint ({@link AddressTranslationCache} of an ATS {@link PciDevice}) and is
+ * reached through device-TLB invalidation descriptors.
  */
 
-/** A bounded (or, in strict mode, unbounded) cache with inspection for tests. */
-export class VtdCache<V> {
-  private readonly map = new Map<string, V>();
+import { HardwareCache } from './cache.js';
+import type { FieldLayoutValue } from './vtd-bitfields.js';
+import type { VtdContextEntry, VtdPasidEntry, VtdSmContextEntry } from './vtd-tables.js';
 
-  /**
-   * @param name - cache name (for traces)
-   * @param capacity - entries kept before the oldest is evicted (ignored when strict)
-   * @param strict - never evict
-   */
-  constructor(
-    readonly name: string,
-    readonly capacity: number,
-    readonly strict: boolean,
-  ) {}
-
-  /** Number of entries. */
-  get size(): number {
-    return this.map.size;
-  }
-
-  /** The entry under `key`. */
-  get(key: string): V | undefined {
-    return this.map.get(key);
-  }
-
-  /** Inserts or replaces an entry, evicting the oldest one when full (not in strict mode). */
-  set(key: string, value: V): void {
-    this.map.delete(key);
-    if (!this.strict && this.map.size >= this.capacity) {
-      const oldest = this.map.keys().next();
-      if (oldest.done !== true) this.map.delete(oldest.value);
-    }
-    this.map.set(key, value);
-  }
-
-  /** Removes the entries `pred` selects; returns how many. */
-  deleteWhere(pred: (value: V) => boolean): number {
-    let n = 0;
-    for (const [k, v] of this.map) {
-      if (pred(v)) {
-        this.map.delete(k);
-        n++;
-      }
-    }
-    return n;
-  }
-
-  /** Removes everything; returns how many. */
-  clear(): number {
-    const n = this.map.size;
-    this.map.clear();
-    return n;
-  }
-
-  /** Every entry, oldest first. */
-  entries(): V[] {
-    return [...this.map.values()];
-  }
-}
+/** Decoded scalable-mode context entry. */
+export type VtdSmContextFields = FieldLayoutValue<typeof VtdSmContextEntry.specs>;
+/** Decoded legacy context entry. */
+export type VtdContextFields = FieldLayoutValue<typeof VtdContextEntry.specs>;
+/** Decoded PASID-table entry. */
+export type VtdPasidFields = FieldLayoutValue<typeof VtdPasidEntry.specs>;
+import type { AddressTranslationCache, PciDevice } from './pci.js';
 
 /** A cached context entry (legacy or scalable), keyed by source id. */
 export interface VtdContextCacheEntry {
-  /** Requester id (bus << 8 | devfn). */
+  /** Requester id (bus·256 + devfn). */
   readonly sid: number;
   /** Scalable-mode entry (256 bit) or legacy (128 bit). */
   readonly scalable: boolean;
@@ -76,6 +30,10 @@ export interface VtdContextCacheEntry {
   readonly did: number;
   /** The raw entry words. */
   readonly words: readonly bigint[];
+  /** The entry decoded (scalable-mode layout), when `scalable`. */
+  readonly sm?: VtdSmContextFields;
+  /** The entry decoded (legacy layout), when not `scalable`. */
+  readonly legacy?: VtdContextFields;
 }
 
 /** A cached PASID-table entry, tagged by its DID and PASID. */
@@ -90,6 +48,8 @@ export interface VtdPasidCacheEntry {
   readonly dirFpd: boolean;
   /** The raw 8 words. */
   readonly words: readonly bigint[];
+  /** The entry decoded. */
+  readonly fields: VtdPasidFields;
 }
 
 /** What kind of walk produced an IOTLB entry. */
@@ -125,28 +85,11 @@ export interface VtdIotlbEntry {
   readonly dirty: boolean;
 }
 
-/** One device-TLB (ATS translation cache in the endpoint) entry. */
-export interface VtdDeviceTlbEntry {
-  /** Requester id of the endpoint. */
-  readonly sid: number;
-  /** PASID of the translation, or undefined for requests without PASID. */
-  readonly pasid: number | undefined;
-  /** Input page base. */
-  readonly iova: bigint;
-  /** Page size. */
-  readonly size: bigint;
-  /** Output page base. */
-  readonly pa: bigint;
-  /** Read permitted. */
-  readonly read: boolean;
-  /** Write permitted. */
-  readonly write: boolean;
-}
+/** Page-size levels of IOTLB entries: 4 KiB, 2 MiB, 1 GiB (in 4 KiB pages). */
+const LEVEL_PAGES = [1, 512, 512 * 512] as const;
 
-const PAGE_SHIFTS = [12n, 21n, 30n] as const;
-
-function log2(size: bigint): bigint {
-  return size === 4096n ? 12n : size === 0x20_0000n ? 21n : size === 0x4000_0000n ? 30n : BigInt(size.toString(2).length - 1);
+function levelOf(size: bigint): number {
+  return size === 4096n ? 0 : size === 0x20_0000n ? 1 : 2;
 }
 
 /** True when [iova, iova+size) overlaps [start, start+len). */
@@ -155,11 +98,13 @@ export function rangesOverlap(iova: bigint, size: bigint, start: bigint, len: bi
 }
 
 /** The IOTLB: page-size aware, tagged by DID and PASID. */
-export class VtdIotlb extends VtdCache<VtdIotlbEntry> {
+export class VtdIotlb extends HardwareCache<VtdIotlbEntry> {
   /** Looks up the page containing `iova` for (did, pasid), trying 4 KiB, 2 MiB and 1 GiB entries. */
   lookup(did: number, pasid: number, iova: bigint): VtdIotlbEntry | undefined {
-    for (const s of PAGE_SHIFTS) {
-      const e = this.get(`${did}/${pasid}/${s}/${iova >> s}`);
+    // Page numbers stay below 2^53 (57-bit addresses), so plain numbers index exactly.
+    const page = Number(iova >> 12n);
+    for (let level = 0; level < 3; level++) {
+      const e = this.get(`${did}/${pasid}/${level}/${Math.floor(page / LEVEL_PAGES[level])}`);
       if (e !== undefined) return e;
     }
     return undefined;
@@ -167,47 +112,27 @@ export class VtdIotlb extends VtdCache<VtdIotlbEntry> {
 
   /** Inserts a translation. */
   insert(e: VtdIotlbEntry): void {
-    const s = log2(e.size);
-    this.set(`${e.did}/${e.pasid}/${s}/${e.iova >> s}`, e);
-  }
-}
-
-/** The device-TLBs of every ATS endpoint behind the unit, keyed by source id. */
-export class VtdDeviceTlb extends VtdCache<VtdDeviceTlbEntry> {
-  /** Looks up the page containing `iova` for (sid, pasid). */
-  lookup(sid: number, pasid: number | undefined, iova: bigint): VtdDeviceTlbEntry | undefined {
-    for (const s of PAGE_SHIFTS) {
-      const e = this.get(`${sid}/${pasid ?? '-'}/${s}/${iova >> s}`);
-      if (e !== undefined) return e;
-    }
-    return undefined;
-  }
-
-  /** Inserts a translation. */
-  insert(e: VtdDeviceTlbEntry): void {
-    const s = log2(e.size);
-    this.set(`${e.sid}/${e.pasid ?? '-'}/${s}/${e.iova >> s}`, e);
+    const level = levelOf(e.size);
+    this.set(`${e.did}/${e.pasid}/${level}/${Math.floor(Number(e.iova >> 12n) / LEVEL_PAGES[level])}`, e);
   }
 }
 
 /** Every cache of a VT-d unit. */
 export interface VtdCaches {
   /** Context-cache, keyed by source id. */
-  readonly context: VtdCache<VtdContextCacheEntry>;
+  readonly context: HardwareCache<VtdContextCacheEntry>;
   /** PASID-cache, keyed by source id and PASID. */
-  readonly pasid: VtdCache<VtdPasidCacheEntry>;
+  readonly pasid: HardwareCache<VtdPasidCacheEntry>;
   /** IOTLB. */
   readonly iotlb: VtdIotlb;
-  /** Device-TLBs of ATS endpoints. */
-  readonly deviceTlb: VtdDeviceTlb;
 }
 
 /** Creates the caches of one unit. */
 export function createVtdCaches(capacity: number, strict: boolean): VtdCaches {
+  const options = { capacity, strict };
   return {
-    context: new VtdCache<VtdContextCacheEntry>('context-cache', capacity, strict),
-    pasid: new VtdCache<VtdPasidCacheEntry>('pasid-cache', capacity, strict),
-    iotlb: new VtdIotlb('iotlb', capacity, strict),
-    deviceTlb: new VtdDeviceTlb('device-tlb', capacity, strict),
+    context: new HardwareCache<VtdContextCacheEntry>('context-cache', options),
+    pasid: new HardwareCache<VtdPasidCacheEntry>('pasid-cache', options),
+    iotlb: new VtdIotlb('iotlb', options),
   };
 }

@@ -9,6 +9,9 @@ import { addr, big, defineFieldLayout, num, readWords, type FieldLayout, type Fi
 
 const TYPE_FIELDS = [num('TYPE', 0, 3, 0), num('TYPE_HI', 0, 11, 9)] as const;
 
+/** The header every descriptor shares: type[3:0] and type[6:4] in bits 11:9. */
+export const VtdDescHeader = defineFieldLayout('inv_dsc_header', 1, TYPE_FIELDS, { uncheckedWords: [0] });
+
 /** Type 0x1: context-cache invalidate. G: 1 global, 2 domain, 3 device (+FM). */
 export const VtdCcDesc = defineFieldLayout('cc_inv_dsc', 2, [
   ...TYPE_FIELDS,
@@ -123,10 +126,11 @@ export const VTD_IQEI = {
   INVALID_TTM: 7,
 } as const;
 
-type AnyLayout = FieldLayout<readonly FieldSpec[]>;
+/** A descriptor layout of any field set. */
+export type VtdDescriptorLayout = FieldLayout<readonly FieldSpec[]>;
 
 /** Descriptor layouts by type. */
-export const VTD_DESC_LAYOUTS: ReadonlyMap<number, AnyLayout> = new Map<number, AnyLayout>([
+export const VTD_DESC_LAYOUTS: ReadonlyMap<number, VtdDescriptorLayout> = new Map<number, VtdDescriptorLayout>([
   [VTD_DESC.CC, VtdCcDesc],
   [VTD_DESC.IOTLB, VtdIotlbDesc],
   [VTD_DESC.DEV_TLB, VtdDevTlbDesc],
@@ -191,22 +195,21 @@ export interface VtdIqConsumeResult {
   readonly timeout?: { readonly sid: number };
 }
 
-/** A consumer of one queue kind: consume(ring state) → new head / error. */
-export interface CommandQueueConsumer<Ring, Executor, Result> {
-  /** Consumes from the ring's head up to its tail (or the first error). */
-  consume(ring: Ring, executor: Executor): Result;
-}
-
-/** The VT-d invalidation-queue consumer interface. */
-export type VtdInvalidationQueueConsumer = CommandQueueConsumer<VtdIqRing, VtdIqExecutor, VtdIqConsumeResult> & {
+/**
+ * The VT-d invalidation-queue consumer port (the VT-d counterpart of the SMMU's
+ * `CommandQueueConsumer`): consume(ring state) → new head / error.
+ */
+export interface VtdInvalidationQueueConsumer {
   /** The capabilities the consumer validates against. */
   readonly config: VtdIqConfig;
-};
+  /** Consumes from the ring's head up to its tail, the first invalid descriptor or a device-TLB time-out. */
+  consume(ring: VtdIqRing, executor: VtdIqExecutor): VtdIqConsumeResult;
+}
 
 /** Checks one fetched descriptor; returns the IQEI code and reason when it is invalid. */
 export function validateVtdDescriptor(words: readonly bigint[], wide: boolean, config: VtdIqConfig): { iqei: number; reason: string } | undefined {
-  const type = Number(words[0] & 0xfn);
-  const typeHi = Number((words[0] >> 9n) & 7n);
+  const type = VtdDescHeader.f.TYPE.get(words);
+  const typeHi = VtdDescHeader.f.TYPE_HI.get(words);
   const layout = VTD_DESC_LAYOUTS.get(type);
   if (typeHi !== 0 || layout === undefined) return { iqei: VTD_IQEI.INVALID_TYPE, reason: `unknown descriptor type 0x${(typeHi * 16 + type).toString(16)}` };
   if (SCALABLE_ONLY.has(type)) {
@@ -259,7 +262,7 @@ export class VtdTsInvalidationQueueConsumer implements VtdInvalidationQueueConsu
       if (!ring.wide) words.push(0n, 0n);
       const bad = validateVtdDescriptor(words, ring.wide, this.config);
       if (bad !== undefined) return { head, executed, error: bad };
-      const out = executor.execute(Number(words[0] & 0xfn), words);
+      const out = executor.execute(VtdDescHeader.f.TYPE.get(words), words);
       executed++;
       head = (head + 1) % ring.entries;
       if (out.kind === 'timeout') return { head, executed, timeout: { sid: out.sid } };

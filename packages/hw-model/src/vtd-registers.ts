@@ -176,6 +176,12 @@ export const VTD_ECTL = { IP: 1 << 30, IM: 2 ** 31 } as const;
 /** IQA (0x90): queue base, descriptor width (1 = 256-bit), queue size (2^QS pages). */
 export const VtdIqa = defineFieldLayout('IQA', 1, [num('QS', 0, 2, 0), num('DW', 0, 11), addr('IQA', 0, 63, 12)]);
 
+/** IQH / IQT (0x80 / 0x88): descriptor index × 16 (bit 4 must be 0 with 256-bit descriptors). */
+export const VtdIqPointer = defineFieldLayout('IQ_POINTER', 1, [num('QH', 0, 18, 4)]);
+
+/** PQH / PQT (0xC0 / 0xC8): byte offset of a 32-byte page request descriptor. */
+export const VtdPqPointer = defineFieldLayout('PQ_POINTER', 1, [num('PQ', 0, 18, 5)]);
+
 /** IQER (0xB0): invalidation queue error record. */
 export const VtdIqer = defineFieldLayout('IQER', 1, [num('IQEI', 0, 3, 0), num('ITESID', 0, 47, 32), num('ICESID', 0, 63, 48)]);
 

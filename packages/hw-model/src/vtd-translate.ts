@@ -6,7 +6,7 @@
  */
 import type { StructureMemory } from './vtd-bitfields.js';
 import { readWords } from './vtd-bitfields.js';
-import type { VtdCaches, VtdContextCacheEntry, VtdIotlbEntry, VtdPasidCacheEntry, VtdTranslationKind } from './vtd-caches.js';
+import type { VtdCaches, VtdContextCacheEntry, VtdIotlbEntry, VtdPasidCacheEntry, VtdPasidFields, VtdTranslationKind } from './vtd-caches.js';
 import { VTD_FAULT } from './vtd-faults.js';
 import type { ResolvedVtdOptions } from './vtd-registers.js';
 import {
@@ -21,7 +21,7 @@ import {
   VtdFsPte,
   VtdSsPte,
 } from './vtd-tables.js';
-import { walkFirstStage, walkSecondStage, type VtdPageWalk, type VtdSsFailure, type VtdSsWalkParams } from './vtd-walk.js';
+import { secondStageFaultCode, walkFirstStage, walkSecondStage, type VtdPageWalk, type VtdSsWalkParams } from './vtd-walk.js';
 import type { DmaRequest, DmaTranslation } from './translator.js';
 
 /** What the translation path needs from its unit. */
@@ -42,11 +42,14 @@ export interface VtdTranslateUnit {
   pageRequestFault?(code: number, req: DmaRequest, pasid: number | undefined): DmaTranslation;
 }
 
-type Fail = { readonly fail: number; readonly fpd: boolean };
+/** A failed table lookup: the fault reason and whether FPD applies to it. */
+export interface VtdLookupFailure {
+  /** Fault reason code. */
+  readonly fail: number;
+  /** Fault processing is disabled by an entry on the path. */
+  readonly fpd: boolean;
+}
 
-const SM_CTX = VtdSmContextEntry.f;
-const PE = VtdPasidEntry.f;
-const LCTX = VtdContextEntry.f;
 const INTERRUPT_BASE = 0xfee0_0000n;
 const INTERRUPT_END = 0xfef0_0000n;
 const RECOVERABLE: ReadonlySet<number> = new Set<number>([
@@ -58,13 +61,13 @@ const RECOVERABLE: ReadonlySet<number> = new Set<number>([
   VTD_FAULT.SM_NO_READ,
 ]);
 
+/** CAP.SAGAW has the bit of `aw` (AW 1/2/3 = 39/48/57-bit, 3/4/5 levels, up to the unit's width). */
 function sagawHas(o: ResolvedVtdOptions, aw: number): boolean {
-  const levels = aw + 2;
-  return levels >= 3 && levels <= 5 && 12 + 9 * levels <= o.addressWidth + (levels === 3 ? 18 : 0) && (levels !== 5 || o.addressWidth === 57);
+  return aw >= 1 && aw <= 3 && 30 + 9 * aw <= o.addressWidth;
 }
 
 /** Resolves the context entry of `sid`, through the context-cache. */
-export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCacheEntry | Fail {
+export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCacheEntry | VtdLookupFailure {
   const hit = u.caches.context.get(`${sid}`);
   if (hit !== undefined) return hit;
   const scalable = u.ttm === 1;
@@ -82,14 +85,15 @@ export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCache
     ctp = upper ? VtdSmRootEntry.f.UCTP.get(root) : VtdSmRootEntry.f.LCTP.get(root);
     if ((ctp & above) !== 0n) return { fail: VTD_FAULT.SM_CONTEXT_ACCESS, fpd: false };
     const words = readWords(u.mem, ctp + BigInt(devfn & 0x7f) * 32n, 4);
-    const fpd = SM_CTX.FPD.get(words) === 1;
-    if (SM_CTX.P.get(words) === 0) return { fail: VTD_FAULT.SM_CONTEXT_NOT_PRESENT, fpd };
-    if (VtdSmContextEntry.hasReservedBits(words) || (SM_CTX.PASIDDIRPTR.get(words) & above) !== 0n) return { fail: VTD_FAULT.SM_CONTEXT_RESERVED, fpd };
+    const c = VtdSmContextEntry.decode(words);
+    const fpd = c.FPD === 1;
+    if (c.P === 0) return { fail: VTD_FAULT.SM_CONTEXT_NOT_PRESENT, fpd };
+    if (VtdSmContextEntry.hasReservedBits(words) || (c.PASIDDIRPTR & above) !== 0n) return { fail: VTD_FAULT.SM_CONTEXT_RESERVED, fpd };
     const o = u.options;
-    if ((SM_CTX.DTE.get(words) === 1 && !o.deviceTlb) || (SM_CTX.PRE.get(words) === 1 && !o.pageRequests) || (SM_CTX.PASIDE.get(words) === 1 && o.pasidBits === 0)) {
+    if ((c.DTE === 1 && !o.deviceTlb) || (c.PRE === 1 && !o.pageRequests) || (c.PASIDE === 1 && o.pasidBits === 0)) {
       return { fail: VTD_FAULT.SM_CONTEXT_INVALID, fpd };
     }
-    const e: VtdContextCacheEntry = { sid, scalable: true, did: 0, words };
+    const e: VtdContextCacheEntry = { sid, scalable: true, did: 0, words, sm: c };
     u.caches.context.set(`${sid}`, e);
     return e;
   }
@@ -98,36 +102,38 @@ export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCache
   ctp = VtdRootEntry.f.CTP.get(root);
   if ((ctp & above) !== 0n) return { fail: VTD_FAULT.CONTEXT_PTR_INVALID, fpd: false };
   const words = readWords(u.mem, ctp + BigInt(devfn) * 16n, 2);
-  const fpd = LCTX.FPD.get(words) === 1;
-  if (LCTX.P.get(words) === 0) return { fail: VTD_FAULT.CONTEXT_NOT_PRESENT, fpd };
-  if (VtdContextEntry.hasReservedBits(words) || (LCTX.SSPTPTR.get(words) & above) !== 0n) return { fail: VTD_FAULT.CONTEXT_RESERVED, fpd };
-  const tt = LCTX.TT.get(words);
-  if (tt === 3 || (tt === 1 && !u.options.deviceTlb) || (tt === 2 && !u.options.passThrough) || (tt !== 2 && !sagawHas(u.options, LCTX.AW.get(words)))) {
+  const l = VtdContextEntry.decode(words);
+  const fpd = l.FPD === 1;
+  if (l.P === 0) return { fail: VTD_FAULT.CONTEXT_NOT_PRESENT, fpd };
+  if (VtdContextEntry.hasReservedBits(words) || (l.SSPTPTR & above) !== 0n) return { fail: VTD_FAULT.CONTEXT_RESERVED, fpd };
+  const tt = l.TT;
+  if (tt === 3 || (tt === 1 && !u.options.deviceTlb) || (tt === 2 && !u.options.passThrough) || (tt !== 2 && !sagawHas(u.options, l.AW))) {
     return { fail: VTD_FAULT.CONTEXT_INVALID, fpd };
   }
-  const e: VtdContextCacheEntry = { sid, scalable: false, did: LCTX.DID.get(words), words };
+  const e: VtdContextCacheEntry = { sid, scalable: false, did: l.DID, words, legacy: l };
   u.caches.context.set(`${sid}`, e);
   return e;
 }
 
 /** Resolves the PASID-table entry of (`sid`, `pasid`), through the PASID-cache. */
-export function lookupPasidEntry(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, pasid: number, ctxFpd: boolean): VtdPasidCacheEntry | Fail {
+export function lookupPasidEntry(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, pasid: number, ctxFpd: boolean): VtdPasidCacheEntry | VtdLookupFailure {
   const key = `${ctx.sid}/${pasid}`;
   const hit = u.caches.pasid.get(key);
   if (hit !== undefined) return hit;
   const above = aboveWidthMask(u.options.addressWidth);
-  const dirBase = SM_CTX.PASIDDIRPTR.get(ctx.words);
+  const dirBase = ctx.sm!.PASIDDIRPTR;
   const dir = [u.mem.read64(dirBase + BigInt(pasid >> 6) * 8n)];
   const dirFpd = VtdPasidDirEntry.f.FPD.get(dir) === 1;
   if (VtdPasidDirEntry.f.P.get(dir) === 0) return { fail: VTD_FAULT.SM_PASID_DIR_NOT_PRESENT, fpd: ctxFpd || dirFpd };
   const table = VtdPasidDirEntry.f.PASIDPTPTR.get(dir);
   if (VtdPasidDirEntry.hasReservedBits(dir) || (table & above) !== 0n) return { fail: VTD_FAULT.SM_PASID_DIR_RESERVED, fpd: ctxFpd || dirFpd };
   const words = readWords(u.mem, table + BigInt(pasid & 0x3f) * 64n, 8);
-  const fpd = ctxFpd || dirFpd || PE.FPD.get(words) === 1;
-  if (PE.P.get(words) === 0) return { fail: VTD_FAULT.SM_PASID_NOT_PRESENT, fpd };
+  const p = VtdPasidEntry.decode(words);
+  const fpd = ctxFpd || dirFpd || p.FPD === 1;
+  if (p.P === 0) return { fail: VTD_FAULT.SM_PASID_NOT_PRESENT, fpd };
   if (VtdPasidEntry.hasReservedBits(words)) return { fail: VTD_FAULT.SM_PASID_RESERVED, fpd };
   const o = u.options;
-  const pgtt = PE.PGTT.get(words);
+  const pgtt = p.PGTT;
   const ssUsed = pgtt === VTD_PGTT.SECOND_STAGE || pgtt === VTD_PGTT.NESTED;
   const fsUsed = pgtt === VTD_PGTT.FIRST_STAGE || pgtt === VTD_PGTT.NESTED;
   const invalid =
@@ -137,34 +143,19 @@ export function lookupPasidEntry(u: VtdTranslateUnit, ctx: VtdContextCacheEntry,
     (pgtt === VTD_PGTT.PASS_THROUGH && !o.passThrough) ||
     pgtt === 0 ||
     pgtt > 4 ||
-    (ssUsed && !sagawHas(o, PE.AW.get(words))) ||
-    (ssUsed && (PE.SSPTPTR.get(words) & above) !== 0n) ||
-    (ssUsed && PE.SSADE.get(words) === 1 && !o.secondStageAccessDirty) ||
-    (fsUsed && PE.FSPM.get(words) > 1) ||
-    (fsUsed && PE.FSPM.get(words) === 1 && !o.firstStage5Level);
+    (ssUsed && !sagawHas(o, p.AW)) ||
+    (ssUsed && (p.SSPTPTR & above) !== 0n) ||
+    (ssUsed && p.SSADE === 1 && !o.secondStageAccessDirty) ||
+    (fsUsed && p.FSPM > 1) ||
+    (fsUsed && p.FSPM === 1 && !o.firstStage5Level);
   if (invalid) return { fail: VTD_FAULT.SM_PASID_INVALID, fpd };
-  const e: VtdPasidCacheEntry = { sid: ctx.sid, pasid, did: PE.DID.get(words), dirFpd, words };
+  const e: VtdPasidCacheEntry = { sid: ctx.sid, pasid, did: p.DID, dirFpd, words, fields: p };
   u.caches.pasid.set(key, e);
   return e;
 }
 
 function ssParams(u: VtdTranslateUnit, root: bigint, aw: number, accessDirty: boolean): VtdSsWalkParams {
   return { mem: u.mem, haw: u.options.addressWidth, root, levels: aw + 2, largePages: u.options.secondStageLargePages, accessDirty };
-}
-
-function smSsFailure(why: VtdSsFailure): number {
-  switch (why) {
-    case 'beyond-width':
-      return VTD_FAULT.SM_BEYOND_MAX;
-    case 'root-invalid':
-      return VTD_FAULT.SM_SS_ROOT_INVALID;
-    case 'access':
-      return VTD_FAULT.SM_SS_ACCESS;
-    case 'not-present':
-      return VTD_FAULT.SM_SS_NOT_PRESENT;
-    case 'reserved':
-      return VTD_FAULT.SM_SS_RESERVED;
-  }
 }
 
 interface Permissions {
@@ -215,8 +206,9 @@ export function vtdTranslate(u: VtdTranslateUnit, req: DmaRequest): DmaTranslati
 }
 
 function legacyTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: DmaRequest): DmaTranslation {
-  const fpd = LCTX.FPD.get(ctx.words) === 1;
-  const tt = LCTX.TT.get(ctx.words);
+  const l = ctx.legacy!;
+  const fpd = l.FPD === 1;
+  const tt = l.TT;
   if (req.ats === 'translated') {
     if (tt !== 1) return u.fault(VTD_FAULT.TRANSLATION_BLOCKED, req, fpd, undefined);
     return { ok: true, pa: req.iova, pageSize: 4096n, writable: true };
@@ -224,7 +216,7 @@ function legacyTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: Dm
   if (tt === 2) return { ok: true, pa: req.iova, pageSize: 4096n, writable: true };
   const hit = u.caches.iotlb.lookup(ctx.did, 0, req.iova);
   if (hit !== undefined && permissionFault(hit, req, false) === 0 && (!req.write || hit.dirty)) return success(hit, req, false);
-  const w = walkSecondStage(ssParams(u, LCTX.SSPTPTR.get(ctx.words), LCTX.AW.get(ctx.words), false), req.iova);
+  const w = walkSecondStage(ssParams(u, l.SSPTPTR, l.AW, false), req.iova);
   if (!w.ok) {
     const code =
       w.why === 'beyond-width'
@@ -270,29 +262,29 @@ function inInterruptRange(pa: bigint): boolean {
 }
 
 function scalableTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: DmaRequest): DmaTranslation {
-  const cw = ctx.words;
-  const ctxFpd = SM_CTX.FPD.get(cw) === 1;
+  const c = ctx.sm!;
+  const ctxFpd = c.FPD === 1;
   if (req.ats === 'translated') {
-    if (SM_CTX.DTE.get(cw) === 0) return u.fault(VTD_FAULT.SM_DTE_CLEAR, req, ctxFpd, req.pasid);
+    if (c.DTE === 0) return u.fault(VTD_FAULT.SM_DTE_CLEAR, req, ctxFpd, req.pasid);
     return { ok: true, pa: req.iova, pageSize: 4096n, writable: true };
   }
-  if (req.pasid !== undefined && SM_CTX.PASIDE.get(cw) === 0) return u.fault(VTD_FAULT.SM_PASIDE_CLEAR, req, ctxFpd, req.pasid);
-  const pasid = req.pasid ?? SM_CTX.RID_PASID.get(cw);
+  if (req.pasid !== undefined && c.PASIDE === 0) return u.fault(VTD_FAULT.SM_PASIDE_CLEAR, req, ctxFpd, req.pasid);
+  const pasid = req.pasid ?? c.RID_PASID;
   const reportPasid = req.pasid;
-  if (pasid >= 2 ** (SM_CTX.PDTS.get(cw) + 7) * 64) return u.fault(VTD_FAULT.SM_PASID_TOO_LARGE, req, ctxFpd, reportPasid);
+  if (pasid >= 2 ** (c.PDTS + 7) * 64) return u.fault(VTD_FAULT.SM_PASID_TOO_LARGE, req, ctxFpd, reportPasid);
   const pe = lookupPasidEntry(u, ctx, pasid, ctxFpd);
   if ('fail' in pe) return u.fault(pe.fail, req, pe.fpd, reportPasid);
-  const pw = pe.words;
-  const fpd = ctxFpd || pe.dirFpd || PE.FPD.get(pw) === 1;
-  if (req.priv === true && PE.SRE.get(pw) === 0) return u.fault(VTD_FAULT.SM_SRE_CLEAR, req, fpd, reportPasid);
-  if (req.exec === true && PE.ERE.get(pw) === 0) return u.fault(VTD_FAULT.SM_ERE_CLEAR, req, fpd, reportPasid);
-  const wpe = PE.WPE.get(pw) === 1;
+  const p = pe.fields;
+  const fpd = ctxFpd || pe.dirFpd || p.FPD === 1;
+  if (req.priv === true && p.SRE === 0) return u.fault(VTD_FAULT.SM_SRE_CLEAR, req, fpd, reportPasid);
+  if (req.exec === true && p.ERE === 0) return u.fault(VTD_FAULT.SM_ERE_CLEAR, req, fpd, reportPasid);
+  const wpe = p.WPE === 1;
   const did = pe.did;
   const hit = u.caches.iotlb.lookup(did, pasid, req.iova);
   if (hit !== undefined && permissionFault(hit, req, wpe) === 0 && (!req.write || hit.dirty)) return success(hit, req, wpe);
-  const r = walkPasid(u, pw, req, did, pasid);
+  const r = walkPasid(u, p, req, did, pasid);
   const failWith = (code: number): DmaTranslation => {
-    if (SM_CTX.PRE.get(cw) === 1 && RECOVERABLE.has(code) && u.pageRequestFault !== undefined) return u.pageRequestFault(code, req, reportPasid);
+    if (c.PRE === 1 && RECOVERABLE.has(code) && u.pageRequestFault !== undefined) return u.pageRequestFault(code, req, reportPasid);
     return u.fault(code, req, fpd, reportPasid);
   };
   if (typeof r === 'number') return failWith(r);
@@ -323,29 +315,29 @@ function setLeafDirty(u: VtdTranslateUnit, w: VtdPageWalk, dmask: bigint): boole
   return true;
 }
 
-function walkPasid(u: VtdTranslateUnit, pw: readonly bigint[], req: DmaRequest, did: number, pasid: number): WalkOutcome | number {
+function walkPasid(u: VtdTranslateUnit, p: VtdPasidFields, req: DmaRequest, did: number, pasid: number): WalkOutcome | number {
   const o = u.options;
-  const pgtt = PE.PGTT.get(pw);
-  const ssade = PE.SSADE.get(pw) === 1;
+  const pgtt = p.PGTT;
+  const ssade = p.SSADE === 1;
   const noop = (): number => 0;
   if (pgtt === VTD_PGTT.PASS_THROUGH) {
     if (req.iova >> BigInt(o.addressWidth) !== 0n) return VTD_FAULT.SM_BEYOND_MAX;
     const all = { read: true, write: true, exec: true, user: true, global: false };
     return { entry: finish(all, req, did, pasid, 'pass-through', req.iova, 4096n), setDirty: noop };
   }
-  const ss = ssParams(u, PE.SSPTPTR.get(pw), PE.AW.get(pw), ssade);
+  const ss = ssParams(u, p.SSPTPTR, p.AW, ssade);
   if (pgtt === VTD_PGTT.SECOND_STAGE) {
     const w = walkSecondStage(ss, req.iova);
-    if (!w.ok) return smSsFailure(w.why);
+    if (!w.ok) return secondStageFaultCode(w.why, false);
     return {
       entry: finish(w, req, did, pasid, 'second-stage', w.pa | (req.iova & (w.size - 1n)), w.size),
       setDirty: () => (ssade ? (setLeafDirty(u, w, SS_D), 0) : 0),
     };
   }
-  const levels = PE.FSPM.get(pw) === 1 ? 5 : 4;
+  const levels = p.FSPM === 1 ? 5 : 4;
   const nested = pgtt === VTD_PGTT.NESTED;
   const fs = walkFirstStage(
-    { mem: u.mem, haw: o.addressWidth, root: PE.FSPTPTR.get(pw), levels, allow1G: o.firstStage1G, ...(nested ? { stage2: ss } : {}) },
+    { mem: u.mem, haw: o.addressWidth, root: p.FSPTPTR, levels, allow1G: o.firstStage1G, ...(nested ? { stage2: ss } : {}) },
     req.iova,
   );
   if (!fs.ok) return fs.code;
@@ -357,8 +349,11 @@ function walkPasid(u: VtdTranslateUnit, pw: readonly bigint[], req: DmaRequest, 
       setDirty: () => (setLeafDirty(u, fs, FS_D) ? 0 : VTD_FAULT.SM_FS_WRITE_NESTED),
     };
   }
+  // First-stage permissions are checked at the first-stage leaf, before the output GPA is translated.
+  const fsFault = permissionFault({ read: true, write: fs.write, exec: fs.exec, user: fs.user, stage2Write: true, kind: 'first-stage' }, req, p.WPE === 1);
+  if (fsFault !== 0) return fsFault;
   const s2 = walkSecondStage(ss, gpa);
-  if (!s2.ok) return smSsFailure(s2.why);
+  if (!s2.ok) return secondStageFaultCode(s2.why, false);
   const size = fs.size < s2.size ? fs.size : s2.size;
   const perms = { read: s2.read, write: fs.write && s2.write, exec: fs.exec && s2.exec, user: fs.user, global: fs.global, stage2Write: s2.write };
   const entry = finish(perms, req, did, pasid, 'nested', s2.pa | (gpa & (s2.size - 1n)), size);

@@ -78,7 +78,7 @@ export function walkSecondStage(p: VtdSsWalkParams, gpa: bigint): VtdPageWalk | 
     const shift = BigInt(12 + 9 * (level - 1));
     const pteAddr = table + ((gpa >> shift) & MASK9) * 8n;
     let pte = p.mem.read64(pteAddr);
-    if ((pte & 3n) === 0n) return { ok: false, why: 'not-present', level };
+    if (SS.R.of(pte) === 0 && SS.W.of(pte) === 0) return { ok: false, why: 'not-present', level };
     const ps = SS.PS.of(pte) === 1 && level > 1;
     const leaf = level === 1 || ps;
     let reserved = (pte & SS_RES) !== 0n || (pte & above) !== 0n;
@@ -144,19 +144,20 @@ function canonical(iova: bigint, levels: 4 | 5): boolean {
   return top === 0n || top === (1n << (65n - bits)) - 1n;
 }
 
-function stage2Failure(why: VtdSsFailure): number {
-  switch (why) {
-    case 'beyond-width':
-      return VTD_FAULT.SM_FS_BEYOND_MGAW_NESTED;
-    case 'root-invalid':
-      return VTD_FAULT.SM_SS_ROOT_INVALID;
-    case 'access':
-      return VTD_FAULT.SM_SS_ACCESS;
-    case 'not-present':
-      return VTD_FAULT.SM_SS_NOT_PRESENT;
-    case 'reserved':
-      return VTD_FAULT.SM_SS_RESERVED;
-  }
+const SS_FAILURE_CODE: { readonly [K in VtdSsFailure]: number } = {
+  'beyond-width': VTD_FAULT.SM_BEYOND_MAX,
+  'root-invalid': VTD_FAULT.SM_SS_ROOT_INVALID,
+  access: VTD_FAULT.SM_SS_ACCESS,
+  'not-present': VTD_FAULT.SM_SS_NOT_PRESENT,
+  reserved: VTD_FAULT.SM_SS_RESERVED,
+};
+
+/**
+ * The scalable-mode fault reason of a failed second-stage walk. A first-stage table
+ * address beyond the second stage's width (nested walks) is 0x74 rather than 0x83.
+ */
+export function secondStageFaultCode(why: VtdSsFailure, firstStageTable: boolean): number {
+  return firstStageTable && why === 'beyond-width' ? VTD_FAULT.SM_FS_BEYOND_MGAW_NESTED : SS_FAILURE_CODE[why];
 }
 
 /** Result of translating a first-stage table address through the second stage. */
@@ -167,7 +168,7 @@ function tableAddress(p: VtdFsWalkParams, gpa: bigint, isRoot: boolean): TableHp
     return { ok: true, hpa: gpa, writable: true };
   }
   const w = walkSecondStage(p.stage2, gpa);
-  if (!w.ok) return { ok: false, code: stage2Failure(w.why) };
+  if (!w.ok) return { ok: false, code: secondStageFaultCode(w.why, true) };
   if (!w.read) return { ok: false, code: isRoot ? VTD_FAULT.SM_FS_ROOT_READ_NESTED : VTD_FAULT.SM_FS_READ_NESTED };
   return { ok: true, hpa: w.pa | (gpa & (w.size - 1n)), writable: w.write };
 }

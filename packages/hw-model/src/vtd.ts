@@ -17,6 +17,7 @@ import {
   VtdPgrpRespDesc,
   VtdPiotlbDesc,
   VtdTsInvalidationQueueConsumer,
+  VtdDescHeader,
   VtdWaitDesc,
   VTD_IQEI,
   type VtdExecOutcome,
@@ -36,8 +37,11 @@ import {
   VTD_REG,
   VtdCcmd,
   VtdIotlbReg,
+  VtdFsts,
   VtdIqa,
   VtdIqer,
+  VtdIqPointer,
+  VtdPqPointer,
   VtdIva,
   VtdOptionsError,
   VtdPqa,
@@ -48,7 +52,6 @@ import {
   type VtdRegisterSpec,
 } from './vtd-registers.js';
 import { lookupContext, vtdTranslate, type VtdTranslateUnit } from './vtd-translate.js';
-import { VtdSmContextEntry } from './vtd-tables.js';
 import type { IommuFactoryContext } from './machine.js';
 import type { MmioDevice } from './memory.js';
 import type { DmaEndpoint, DmaRequest, DmaTranslation, DmaTranslator, EndpointRegistry } from './translator.js';
@@ -109,10 +112,8 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
   readonly pageResponses: VtdPageGroupResponse[] = [];
   /** Interrupt messages sent, oldest first. */
   readonly interrupts: VtdInterrupt[] = [];
-  /** Root table latched by SRTP. */
-  rootTable = 0n;
-  /** Translation table mode latched by SRTP. */
-  ttm = 0;
+  private latchedRoot = 0n;
+  private latchedTtm = 0;
 
   private readonly csr = new Uint8Array(VTD_MMIO_SIZE);
   private readonly csrView = new DataView(this.csr.buffer);
@@ -166,6 +167,16 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     this.reset();
   }
 
+  /** Root table address latched by the last SRTP. */
+  get rootTable(): bigint {
+    return this.latchedRoot;
+  }
+
+  /** RTADDR.TTM latched by the last SRTP (0 legacy, 1 scalable; 2 when scalable mode is not supported). */
+  get ttm(): number {
+    return this.latchedTtm;
+  }
+
   /** Resets registers (from the reset table), latched state and every cache. */
   reset(): void {
     this.csr.fill(0);
@@ -181,8 +192,8 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
         this.writeOnly[r.offset + i] = r.writeOnly === true ? 1 : 0;
       }
     }
-    this.rootTable = 0n;
-    this.ttm = 0;
+    this.latchedRoot = 0n;
+    this.latchedTtm = 0;
     this.iq = undefined;
     this.lastWasWait = true;
     this.nextFrcd = 0;
@@ -243,9 +254,9 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     }
     if (cmd & VTD_GCMD.SRTP) {
       const rt = [this.get64(VTD_REG.RTADDR)];
-      this.rootTable = VtdRtaddr.f.RTA.get(rt);
+      this.latchedRoot = VtdRtaddr.f.RTA.get(rt);
       const ttm = VtdRtaddr.f.TTM.get(rt);
-      this.ttm = ttm === 1 && !this.options.scalableMode ? 2 : ttm;
+      this.latchedTtm = ttm === 1 && !this.options.scalableMode ? 2 : ttm;
       sts |= VTD_GCMD.SRTP;
       // SRTP with ESRTPS-like semantics: every cached translation structure is dropped.
       this.caches.context.clear();
@@ -333,8 +344,9 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
   private onIqt(): void {
     if (this.iq === undefined) return;
     const raw = this.get64(VTD_REG.IQT);
-    if (this.iq.wide && (raw & 0x10n) !== 0n) {
-      this.set64(VTD_REG.IQT, raw & ~0x10n);
+    const qh = VtdIqPointer.f.QH.of(raw);
+    if (this.iq.wide && (qh & 1) === 1) {
+      this.set64(VTD_REG.IQT, VtdIqPointer.encode({ QH: qh & ~1 })[0]);
       this.raiseIqe(VTD_IQEI.TAIL_MISALIGNED);
       return;
     }
@@ -386,7 +398,7 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
   private updatePpf(): void {
     let any = false;
     for (let i = 0; i < this.options.faultRecords; i++) {
-      if (this.get64(VTD_REG.FRCD + 16 * i + 8) >> 63n === 1n) any = true;
+      if (VtdFaultRecord.f.F.get([0n, this.get64(VTD_REG.FRCD + 16 * i + 8)]) === 1) any = true;
     }
     this.setBits32(VTD_REG.FSTS, VTD_FSTS.PPF, any);
     this.onFsts();
@@ -402,12 +414,12 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
       if (VtdFaultRecord.f.F.get(hi) === 1 && VtdFaultRecord.f.SID.get(hi) === req.requesterId) return false;
     }
     const at = VTD_REG.FRCD + 16 * this.nextFrcd;
-    if (this.get64(at + 8) >> 63n === 1n) {
+    if (VtdFaultRecord.f.F.get([0n, this.get64(at + 8)]) === 1) {
       this.raiseFaultStatus(VTD_FSTS.PFO);
       return false;
     }
     const rec = VtdFaultRecord.encode({
-      FI: req.iova & 0xffff_ffff_ffff_f000n,
+      FI: req.iova & VtdFaultRecord.f.FI.mask,
       SID: req.requesterId,
       PRIV: req.priv === true && pasid !== undefined ? 1 : 0,
       EXE: req.exec === true && pasid !== undefined ? 1 : 0,
@@ -419,7 +431,11 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     });
     this.set64(at, rec[0]);
     this.set64(at + 8, rec[1]);
-    if ((fsts & VTD_FSTS.PPF) === 0) this.set32(VTD_REG.FSTS, (fsts & ~0xff00) | (this.nextFrcd << 8));
+    if ((fsts & VTD_FSTS.PPF) === 0) {
+      const w = [BigInt(fsts)];
+      VtdFsts.f.FRI.set(w, this.nextFrcd);
+      this.set32(VTD_REG.FSTS, Number(w[0]));
+    }
     this.nextFrcd = (this.nextFrcd + 1) % n;
     this.raiseFaultStatus(VTD_FSTS.PPF);
     return true;
@@ -483,21 +499,21 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
       this.fault(ctx.fail, probe, ctx.fpd, r.pasid);
       return false;
     }
-    if (VtdSmContextEntry.f.PRE.get(ctx.words) === 0) {
+    if (ctx.sm?.PRE !== 1) {
       this.fault(VTD_FAULT.SM_PRE_CLEAR, probe, false, r.pasid);
       return false;
     }
     const pqa = [this.get64(VTD_REG.PQA)];
     const size = 4096n << BigInt(VtdPqa.f.PQS.get(pqa));
-    const tail = this.get64(VTD_REG.PQT) & (size - 1n);
-    const head = this.get64(VTD_REG.PQH) & (size - 1n);
+    const tail = (BigInt(VtdPqPointer.f.PQ.of(this.get64(VTD_REG.PQT))) * 32n) % size;
+    const head = (BigInt(VtdPqPointer.f.PQ.of(this.get64(VTD_REG.PQH))) * 32n) % size;
     if ((tail + 32n) % size === head) {
       const prs = this.get32(VTD_REG.PRS);
       this.set32(VTD_REG.PRS, prs | VTD_PRS.PRO);
       return false;
     }
     writeWords(this.mem, VtdPqa.f.PQA.get(pqa) + tail, encodePageRequest(r));
-    this.set64(VTD_REG.PQT, (tail + 32n) % size);
+    this.set64(VTD_REG.PQT, VtdPqPointer.encode({ PQ: Number((tail + 32n) % size) / 32 })[0]);
     const prs = this.get32(VTD_REG.PRS);
     this.set32(VTD_REG.PRS, prs | VTD_PRS.PPR);
     if ((prs & VTD_PRS.PPR) === 0) this.raiseEvent('page-request', VTD_REG.PECTL);
@@ -506,14 +522,18 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
 
   // ---- queued invalidation ---------------------------------------------------------------
 
-  private iqShift(): bigint {
-    return this.iq?.wide === true ? 5n : 4n;
+  /** IQH/IQT count 16-byte units; a 256-bit descriptor is two of them. */
+  private iqUnits(): number {
+    return this.iq?.wide === true ? 2 : 1;
   }
   private iqHead(): number {
-    return Number((this.get64(VTD_REG.IQH) & 0x7fff0n) >> this.iqShift());
+    return VtdIqPointer.f.QH.of(this.get64(VTD_REG.IQH)) / this.iqUnits();
   }
   private iqTail(): number {
-    return Number((this.get64(VTD_REG.IQT) & 0x7fff0n) >> this.iqShift());
+    return Math.floor(VtdIqPointer.f.QH.of(this.get64(VTD_REG.IQT)) / this.iqUnits());
+  }
+  private setIqHead(index: number): void {
+    this.set64(VTD_REG.IQH, VtdIqPointer.encode({ QH: index * this.iqUnits() })[0]);
   }
 
   private processQueue(): void {
@@ -521,9 +541,9 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     if (iq === undefined || (this.get32(VTD_REG.GSTS) & VTD_GCMD.QIE) === 0) return;
     if ((this.get32(VTD_REG.FSTS) & (VTD_FSTS.IQE | VTD_FSTS.ITE)) !== 0) return;
     const tail = this.iqTail();
-    if (tail >= iq.entries) return;
+    if (tail >= iq.entries || tail === this.iqHead()) return;
     const res = this.consumer.consume({ mem: this.mem, base: iq.base, entries: iq.entries, wide: iq.wide, head: this.iqHead(), tail }, this.executor);
-    this.set64(VTD_REG.IQH, BigInt(res.head) << this.iqShift());
+    this.setIqHead(res.head);
     if (res.error !== undefined) this.raiseIqe(res.error.iqei);
     else if (res.timeout !== undefined) this.abortAfterTimeout(res.timeout.sid, res.head, tail);
   }
@@ -534,11 +554,11 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     const width = iq.wide ? 32n : 16n;
     let head = from;
     while (head !== tail) {
-      const type = Number(this.mem.read64(iq.base + BigInt(head) * width) & 0xfn);
+      const type = VtdDescHeader.f.TYPE.of(this.mem.read64(iq.base + BigInt(head) * width));
       head = (head + 1) % iq.entries;
       if (type === VTD_DESC.WAIT) break;
     }
-    this.set64(VTD_REG.IQH, BigInt(head) << this.iqShift());
+    this.setIqHead(head);
     const w = [this.get64(VTD_REG.IQER)];
     VtdIqer.f.ITESID.set(w, sid);
     this.set64(VTD_REG.IQER, w[0]);
@@ -557,32 +577,32 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     const c = this.caches.context;
     if (g === 1) c.clear();
     // Scalable-mode context entries carry no DID: domain-selective acts globally.
-    else if (g === 2) c.deleteWhere((e) => e.scalable || e.did === did);
+    else if (g === 2) c.invalidate((e) => e.scalable || e.did === did);
     else if (g === 3) {
       const m = ~[0, 4, 6, 7][fm];
-      c.deleteWhere((e) => (e.sid & m) === (sid & m));
+      c.invalidate((e) => (e.sid & m) === (sid & m));
     }
   }
 
   private invalidateIotlb(g: number, did: number, address: bigint, am: number): void {
     const t = this.caches.iotlb;
     if (g === 1) t.clear();
-    else if (g === 2) t.deleteWhere((e) => e.did === did);
+    else if (g === 2) t.invalidate((e) => e.did === did);
     else if (g === 3) {
       const len = 4096n << BigInt(am);
       const start = address & ~(len - 1n);
       // Type-2 PSI also drops every first-stage and nested entry of the domain (QEMU, reference §2.11).
-      t.deleteWhere((e) => e.did === did && (e.kind === 'first-stage' || e.kind === 'nested' || rangesOverlap(e.iova, e.size, start, len)));
+      t.invalidate((e) => e.did === did && (e.kind === 'first-stage' || e.kind === 'nested' || rangesOverlap(e.iova, e.size, start, len)));
     }
   }
 
   private invalidatePasidIotlb(g: number, did: number, pasid: number, address: bigint, am: number): void {
     const match = (e: VtdIotlbEntry): boolean => e.did === did && e.pasid === pasid && KIND_PASID_BASED.has(e.kind);
-    if (g === 2) this.caches.iotlb.deleteWhere((e) => match(e) && !e.global);
+    if (g === 2) this.caches.iotlb.invalidate((e) => match(e) && !e.global);
     else {
       const len = 4096n << BigInt(am);
       const start = address & ~(len - 1n);
-      this.caches.iotlb.deleteWhere((e) => match(e) && rangesOverlap(e.iova, e.size, start, len));
+      this.caches.iotlb.invalidate((e) => match(e) && rangesOverlap(e.iova, e.size, start, len));
     }
   }
 
@@ -629,7 +649,7 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
         const did = VtdPcDesc.f.DID.get(w);
         const pasid = VtdPcDesc.f.PASID.get(w);
         if (g === 3) this.caches.pasid.clear();
-        else this.caches.pasid.deleteWhere((e) => e.did === did && (g === 0 || e.pasid === pasid));
+        else this.caches.pasid.invalidate((e) => e.did === did && (g === 0 || e.pasid === pasid));
         return done;
       }
       case VTD_DESC.PDEV_TLB:

@@ -171,3 +171,89 @@ describe('VT-d legacy mode', () => {
     expect(v.iommu.translate({ requesterId: SID + 1, streamId: SID + 1, iova: 0x4000_5000n, write: false })).toMatchObject({ ok: true, pa: 0x4000_5000n });
   });
 });
+
+describe('VT-d request attributes', () => {
+  function fsWith(v: LinuxVtd, leaf: { write?: boolean; user?: boolean }, entry: { sre?: boolean; wpe?: boolean; ere?: boolean }) {
+    v.bringUp();
+    v.smContext(0, DEVFN, { paside: true });
+    const root = v.page();
+    const data = v.page();
+    mapFs(v, root, 0x3000n, data, { levels: 4, ...leaf });
+    const e = LinuxVtd.pasidEntry({ pgtt: 1, did: 5, fsptptr: root, ...(entry.sre ? { sre: true } : {}), ...(entry.wpe ? { wpe: true } : {}) });
+    if (entry.ere) e[2] |= 2n;
+    v.setPasidEntry(SID, 1, e);
+    return data;
+  }
+
+  it('supervisor writes ignore first-stage R/W unless WPE; user writes never do', () => {
+    const v = new LinuxVtd();
+    const data = fsWith(v, { write: false }, { sre: true });
+    expect(v.iommu.translate(req(0x3000n, true, { pasid: 1, priv: true }))).toEqual({ ok: true, pa: data, pageSize: 4096n, writable: true });
+    const u = v.iommu.translate(req(0x3000n, true, { pasid: 1 }));
+    expect(u.ok ? 0 : u.fault.code).toBe(0x85);
+    const w = new LinuxVtd();
+    fsWith(w, { write: false }, { sre: true, wpe: true });
+    const t = w.iommu.translate(req(0x3000n, true, { pasid: 1, priv: true }));
+    expect(t.ok ? 0 : t.fault.code).toBe(0x85);
+  });
+
+  it('execute requests need ERE and an entry without XD (0x82)', () => {
+    const v = new LinuxVtd({ executeRequests: true });
+    fsWith(v, {}, { ere: true });
+    expect(v.iommu.translate(req(0x3000n, false, { pasid: 1, exec: true })).ok).toBe(true);
+    const root = v.mem.read64(v.pasidEntryAddr(SID, 1) + 16n) & ~0xfffn;
+    const pml4e = v.mem.read64(root);
+    v.mem.write64(root, pml4e | (1n << 63n));
+    v.submit([[0x6n | (2n << 4n) | (5n << 16n) | (1n << 32n), 0n]]);
+    const t = v.iommu.translate(req(0x3000n, false, { pasid: 1, exec: true }));
+    expect(t.ok ? 0 : t.fault).toMatchObject({ code: 0x82, kind: 'SM_NO_EXECUTE' });
+    expect(v.frcd(0)[1] & ((1n << 30n) | (1n << 31n))).toBe((1n << 30n) | (1n << 31n));
+  });
+
+  it('ATS-translated requests pass through when the context has DTE set', () => {
+    const v = new LinuxVtd();
+    v.bringUp();
+    v.smContext(0, DEVFN, { dte: true });
+    expect(v.iommu.translate(req(0x4000_7000n, true, { ats: 'translated' }))).toEqual({ ok: true, pa: 0x4000_7000n, pageSize: 4096n, writable: true });
+    const l = new LinuxVtd({ scalableMode: false });
+    l.bringUp();
+    l.legacyContext(0, DEVFN, { tt: 1, aw: 2, did: 3, ssptptr: l.page() });
+    expect(l.iommu.translate(req(0x4000_7000n, false, { ats: 'translated' })).ok).toBe(true);
+    l.legacyContext(0, DEVFN, { tt: 0, aw: 2, did: 3, ssptptr: l.page() });
+    l.submit([[0x1n | (1n << 4n), 0n]]);
+    const t = l.iommu.translate(req(0x4000_7000n, false, { ats: 'translated' }));
+    expect(t.ok ? 0 : t.fault.code).toBe(0xd);
+  });
+
+  it('register-based invalidation is ignored while QI is on; with QI off it empties the caches', () => {
+    const v = new LinuxVtd({ scalableMode: false });
+    v.bringUp();
+    const root = v.page();
+    mapSs(v, root, 0x9000n, v.page(), { levels: 4 });
+    v.legacyContext(0, DEVFN, { tt: 0, aw: 2, did: 11, ssptptr: root });
+    v.iommu.translate(req(0x9000n));
+    v.w64(0x28, (1n << 63n) | (1n << 61n)); // CCMD global, ignored under QI
+    v.w64(0xf8, (1n << 63n) | (1n << 60n)); // IOTLB global, ignored under QI
+    expect([v.iommu.caches.context.size, v.iommu.caches.iotlb.size]).toEqual([1, 1]);
+    v.submit([]);
+    v.w32(0x18, 1 << 31); // QIE off (TE stays)
+    v.w64(0xf0, 0x9000n); // IVA
+    v.w64(0xf8, (1n << 63n) | (3n << 60n) | (12n << 32n)); // PSI, other DID
+    expect(v.iommu.caches.iotlb.size).toBe(1);
+    v.w64(0xf8, (1n << 63n) | (3n << 60n) | (11n << 32n)); // PSI, DID 11
+    expect(v.iommu.caches.iotlb.size).toBe(0);
+    v.w64(0x28, (1n << 63n) | (3n << 61n) | (BigInt(SID) << 16n)); // CCMD device-selective
+    expect(v.iommu.caches.context.size).toBe(0);
+  });
+
+  it('toggling TE drops the context-cache', () => {
+    const v = new LinuxVtd();
+    v.bringUp();
+    v.smContext(0, DEVFN);
+    v.setPasidEntry(SID, 0, LinuxVtd.pasidEntry({ pgtt: 4, did: 1 }));
+    v.iommu.translate(req(0x4000_0000n));
+    expect(v.iommu.caches.context.size).toBe(1);
+    v.w32(0x18, 1 << 26);
+    expect(v.iommu.caches.context.size).toBe(0);
+  });
+});
