@@ -4,6 +4,7 @@
 import { createMachine, type Machine, type PciCapabilities, type PciDevice, type VtdIommu, type VtdOptions } from '@iommufd/hw-model';
 import type { Device, IommuDomain, IommuUserData, IommuUserDataArray, UserMemory } from '@iommufd/driver-api';
 import { EFAULT } from '@iommufd/uapi';
+import type { CoreDevice, IommuCore } from '@iommufd/core';
 import { intelIommuOps, probeIntelIommu, type IntelIommu, type QiDesc } from '../src/index.js';
 
 export const VTD_BASE = 0xfed9_0000n;
@@ -56,7 +57,10 @@ export class VtdTestbed {
   readonly pci: PciDevice[];
   readonly user = new FakeUser();
 
-  constructor(options: VtdOptions = {}, devices: readonly TestDeviceSpec[] = [PLAIN], strict = true) {
+  /** The core's device handles, when the testbed was built on a core. */
+  readonly coreDevs: CoreDevice[] = [];
+
+  constructor(options: VtdOptions = {}, devices: readonly TestDeviceSpec[] = [PLAIN], strict = true, core?: IommuCore) {
     let unit: IntelIommu | undefined;
     this.machine = createMachine({
       ramBytes: 0x1000_0000n,
@@ -68,10 +72,18 @@ export class VtdTestbed {
     this.pci = [...this.machine.devices];
     this.iommu = probeIntelIommu({ memory: this.machine.memory, base: VTD_BASE });
     unit = this.iommu;
+    core?.registerIommu(this.iommu);
     this.pci.forEach((p, i) => {
       const name = `0000:${hex2(p.bdf.bus)}:${hex2(p.bdf.dev)}.${p.bdf.fn}`;
       this.iommu.addPciDevice(name, p);
       const caps = p.capabilities;
+      if (core !== undefined) {
+        // The core runs probe_device itself (iommu_device_register + bus probe).
+        const cd = core.addDevice({ name, iommu: this.iommu, group: i + 1, ...(caps.pasid !== undefined ? { pasid: caps.pasid } : {}), pri: caps.pri === true, ats: caps.ats === true });
+        this.coreDevs.push(cd);
+        this.devs.push(cd);
+        return;
+      }
       const dev: Device = {
         name,
         iommu: this.iommu,
