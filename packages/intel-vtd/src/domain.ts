@@ -20,7 +20,7 @@ import {
 import { VTD_PGTT } from '@iommufd/hw-model';
 import { EFAULT, EINVAL, ENODEV, ENOSPC, EOPNOTSUPP } from '@iommufd/uapi';
 import { cacheTagAssign, cacheTagFlushRange, cacheTagUnassign, type CacheTag } from './cache-tags.js';
-import type { DeviceDomainInfo, IntelIommu } from './iommu.js';
+import type { DeviceDomainInfo, IntelIommu, VtdFaultLogEntry } from './iommu.js';
 import { IOMMU_NO_PASID } from './iommu.js';
 import { pasidSetupDirtyTracking, pasidSetupEntry, pasidTearDownEntry, type PasidEntryFields } from './pasid.js';
 import { IoPageTable } from './pgtable.js';
@@ -69,6 +69,8 @@ export class DmarDomain implements IommuDomain {
   forceSnooping = false;
   /** Mapped at least once (enforce_cache_coherency must come first). */
   hasMappings = false;
+  /** Set on nested domains allocated through a vIOMMU: reports unrecoverable faults as vEVENTs. */
+  faultReporter: ((dev: Device, fault: VtdFaultLogEntry) => void) | undefined;
 
   constructor(
     /** Core domain type. */

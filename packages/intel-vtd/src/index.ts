@@ -33,3 +33,18 @@ export type { QiBatch, QiDesc, QiSubmitOptions } from './qi.js';
 export { IoPageTable, levelSize } from './pgtable.js';
 export type { PageTableFormat } from './pgtable.js';
 export { VtdRegisters } from './regs.js';
+export {
+  intel_viommu,
+  intelGetViommuSize,
+  intelViommuInit,
+  intelViommuOps,
+  iommu_hwpt_vtd_s1_vdid,
+  iommu_vevent_vtd_fault,
+  iommu_viommu_vtd_invalidate,
+  IOMMU_HWPT_DATA_VTD_S1_VDID_EXP,
+  IOMMU_VEVENT_VTD_FAULT_PASID_VALID,
+  IOMMU_VEVENT_VTD_FAULT_READ,
+  IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP,
+  IOMMU_VIOMMU_INVALIDATE_DATA_VTD_QI_EXP,
+  IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP,
+} from './viommu.js';

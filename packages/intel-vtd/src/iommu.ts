@@ -499,14 +499,19 @@ export class IntelIommu implements IommuDevice {
         const words = [this.regs.read64(off), hi];
         if (VtdFaultRecord.f.F.get(words) === 0) break;
         const pp = VtdFaultRecord.f.PP.get(words) === 1;
-        this.faultLog.push({
+        const entry: VtdFaultLogEntry = {
           reason: VtdFaultRecord.f.FR.get(words),
           sid: VtdFaultRecord.f.SID.get(words),
           address: VtdFaultRecord.f.FI.get(words) as bigint,
           pasid: pp ? VtdFaultRecord.f.PV.get(words) : undefined,
           read: VtdFaultRecord.f.T.get(words) === 1,
-        });
+        };
+        this.faultLog.push(entry);
         if (this.faultLog.length > 4096) this.faultLog.shift();
+        // Beyond Linux: a nested domain of a VT-d vIOMMU forwards the fault as a vEVENT.
+        const info = this.devices.get(entry.sid);
+        const domain = info === undefined ? undefined : entry.pasid !== undefined && entry.pasid !== IOMMU_NO_PASID ? info.pasidDomains.get(entry.pasid) : info.domain;
+        if (info !== undefined) domain?.faultReporter?.(info.dev, entry);
         // Clear F by writing 1 to bit 31 of the record's top dword.
         this.regs.write32(off + 12, 0x8000_0000);
         idx = (idx + 1) % nfr;

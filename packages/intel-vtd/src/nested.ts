@@ -15,7 +15,7 @@ import {
   iommu_hwpt_vtd_s1,
   iommu_hwpt_vtd_s1_invalidate,
 } from '@iommufd/uapi';
-import { DmarDomain, nestedAttachOps } from './domain.js';
+import { DmarDomain, nestedAttachOps, type VtdS1Config } from './domain.js';
 import type { IntelIommu } from './iommu.js';
 
 const U64_MAX = (1n << 64n) - 1n;
@@ -65,11 +65,16 @@ export function intelIommuDomainAllocNested(iommu: IntelIommu, parent: IommuDoma
   if (!(parent instanceof DmarDomain) || parent.stage !== 'second-stage' || !parent.nestedParent) return EINVAL;
   const vtd = iommuCopyStructFromUser(iommu_hwpt_vtd_s1, userData, IOMMU_HWPT_DATA_VTD_S1, '__reserved');
   if (typeof vtd === 'number') return vtd;
+  return newNestedDomain(iommu, parent, { flags: vtd.flags, pgtblAddr: vtd.pgtbl_addr, addrWidth: vtd.addr_width }, nestedDomainOps);
+}
+
+/** The `kzalloc` + initialisation part of nested allocation, shared with the vIOMMU path. */
+export function newNestedDomain(iommu: IntelIommu, parent: DmarDomain, s1: VtdS1Config, ops: IommuDomainOps): DmarDomain | Errno {
   if (iommuShouldFail(iommu, 'domain-alloc')) return ENOMEM;
   const domain = new DmarDomain(
     'nested',
     'nested',
-    nestedDomainOps,
+    ops,
     0n,
     parent.geometry,
     iommu,
@@ -78,7 +83,7 @@ export function intelIommuDomainAllocNested(iommu: IntelIommu, parent: IommuDoma
     false,
     undefined,
     parent,
-    { flags: vtd.flags, pgtblAddr: vtd.pgtbl_addr, addrWidth: vtd.addr_width },
+    s1,
   );
   parent.nestedChildren.add(domain);
   return domain;

@@ -23,6 +23,7 @@ import {
 import { allocFirstStage, allocSecondStage, blockedDomain, deviceBlockTranslation, infoOf } from './domain.js';
 import type { IntelIommu } from './iommu.js';
 import { intelIommuDomainAllocNested } from './nested.js';
+import { intelGetViommuSize, intelViommuInit } from './viommu.js';
 
 function unitOf(dev: Device): IntelIommu {
   return dev.iommu as IntelIommu;
@@ -115,6 +116,8 @@ export const intelIommuOps: IommuOps = {
   hwInfo,
   domainAllocPagingFlags,
   domainAllocNested: (dev, parent, flags, userData) => intelIommuDomainAllocNested(unitOf(dev), parent, flags, userData),
+  getViommuSize: intelGetViommuSize,
+  viommuInit: intelViommuInit,
   pgsizeBitmap: (1n << 12n) | (1n << 21n) | (1n << 30n),
   blockedDomain,
   pageResponse,
