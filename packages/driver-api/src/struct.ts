@@ -106,11 +106,11 @@ export function du64<N extends string>(name: N): DriverScalarField<N, 'u64'> {
   return { name, kind: 'u64' };
 }
 /** `T name[count]` in a driver struct. */
-export function darray<N extends string, K extends ScalarKind>(
+export function darray<N extends string, K extends ScalarKind, const C extends number>(
   name: N,
   kind: K,
-  count: number,
-): DriverScalarField<N, K> & { readonly count: number } {
+  count: C,
+): DriverScalarField<N, K> & { readonly count: C } {
   return { name, kind, count };
 }
 /** A type tag naming a pointer field's pointee type: `dptr('parent', pointee<IommuDomain>())`. */
