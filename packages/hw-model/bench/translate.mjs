@@ -2,9 +2,7 @@
 // SMMUv3, on a TLB hit and on a TLB miss (full two-stage walk), next to a C walker over the
 // same tables (tools/bench/translate-smmu.c, built with `cc -O2`) in the same run.
 // Usage: node bench/translate.mjs [NAME]  — runs only when NAME is absent or `translate`.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { measureTranslator, runCWalker } from './c-walker.mjs';
 import { ARM_PTE, SMMU_CD, SMMU_REG, SMMU_STE, createMachine } from '../dist/index.js';
 
 const name = process.argv[2];
@@ -70,73 +68,17 @@ mem.write32(BASE + BigInt(SMMU_REG.CR0), 1);
 const req = (iova) => ({ requesterId: 8, streamId: 8, iova, write: false });
 const reqs = iovas.map(req);
 
-// Checksum pass: the same 4096 full walks the C side makes.
-let check = 0n;
-for (let i = 0; i < 4096; i++) {
-  smmu.tlb.clear();
-  const t = smmu.translate(reqs[i % IOVA_PAGES]);
-  if (!t.ok) throw new Error(`benchmark tables broken at ${reqs[i % IOVA_PAGES].iova.toString(16)}: ${t.fault.kind}`);
-  check = BigInt.asUintN(64, check + t.pa);
-}
-
-function best(fn, ops) {
-  let bestT = Infinity;
-  for (let rep = 0; rep < 6; rep++) {
-    const t0 = performance.now();
-    fn(ops);
-    const dt = performance.now() - t0;
-    if (rep > 0 && dt < bestT) bestT = dt; // rep 0 warms up
-  }
-  return ops / (bestT / 1000);
-}
-const hit = best((n) => {
-  smmu.tlb.clear();
-  for (let i = 0; i < 256; i++) smmu.translate(reqs[i]);
-  for (let i = 0; i < n; i++) smmu.translate(reqs[i & 255]);
-}, HIT_OPS);
-const miss = best((n) => {
-  for (let i = 0; i < n; i++) {
-    smmu.tlb.clear();
-    smmu.translate(reqs[i % IOVA_PAGES]);
-  }
-}, MISS_OPS);
-const hex = check.toString(16).padStart(16, '0');
-console.log(`translate impl=ts iommu=smmuv3 case=tlb-hit ops_per_s=${hit.toFixed(0)} checksum=${hex}`);
-console.log(`translate impl=ts iommu=smmuv3 case=nested-miss ops_per_s=${miss.toFixed(0)} checksum=${hex}`);
+const { hit, miss, checksum: hex } = measureTranslator({
+  iommu: 'smmuv3',
+  translate: (r) => smmu.translate(r),
+  clearTlb: () => smmu.tlb.clear(),
+  reqs,
+  hitOps: HIT_OPS,
+  missOps: MISS_OPS,
+});
 
 // The C walker over a dump of the same memory.
-const root = new URL('../../../', import.meta.url).pathname;
-const buildDir = join(root, 'tools/bench/build');
-mkdirSync(buildDir, { recursive: true });
-const exe = join(buildDir, 'translate-smmu');
-const cc = spawnSync('cc', ['-O2', '-o', exe, join(root, 'tools/bench/translate-smmu.c')], { stdio: 'inherit' });
-if (cc.status !== 0) {
-  console.log('translate impl=c iommu=smmuv3 skipped=cc-failed');
-  process.exit(0);
-}
-const pfns = mem.store.populatedPfns();
-const words = [0x534d4d5554524e53n, s1root, s2root, BigInt(VMID), BigInt(ASID), BigInt(iovas.length), ...iovas, BigInt(pfns.length)];
-const head = new DataView(new ArrayBuffer(words.length * 8));
-words.forEach((w, i) => head.setBigUint64(i * 8, w, true));
-const body = new Uint8Array(pfns.length * (8 + 4096));
-const bv = new DataView(body.buffer);
-pfns.forEach((pfn, i) => {
-  bv.setBigUint64(i * 4104, BigInt(pfn), true);
-  body.set(mem.store.read(BigInt(pfn) * 4096n, 4096), i * 4104 + 8);
-});
-const dump = join(buildDir, 'translate-smmu.bin');
-writeFileSync(dump, Buffer.concat([new Uint8Array(head.buffer), body]));
-const run = spawnSync(exe, [dump, String(C_HIT_OPS), String(C_MISS_OPS)], { encoding: 'utf8' });
-process.stdout.write(run.stdout);
-const c = Object.fromEntries(
-  run.stdout.trim().split('\n').map((l) => {
-    const kv = Object.fromEntries(l.split(' ').slice(1).map((p) => p.split('=')));
-    return [kv.case, kv];
-  }),
-);
-const ratio = (ts, k) => (c[k] ? (ts / Number(c[k].ops_per_s)).toFixed(3) : 'n/a');
-const same = c['tlb-hit']?.checksum === hex ? 'yes' : 'no';
-console.log(`translate ratio iommu=smmuv3 tlb-hit_ts/c=${ratio(hit, 'tlb-hit')} nested-miss_ts/c=${ratio(miss, 'nested-miss')} checksums_match=${same}`);
+runCWalker({ iommu: 'smmuv3', name: 'translate-smmu', words: [0x534d4d5554524e53n, s1root, s2root, BigInt(VMID), BigInt(ASID), BigInt(iovas.length), ...iovas], store: mem.store, hitOps: C_HIT_OPS, missOps: C_MISS_OPS, hit, miss, checksum: hex });
 
 // The VT-d line of the same benchmark.
 await import('./vtd-translate.mjs');

@@ -4,9 +4,7 @@
 // the context- and PASID-caches stay warm, as on hardware), next to a C walker over the same
 // tables (tools/bench/translate-vtd.c, built with `cc -O2`) in the same run.
 // Usage: node bench/vtd-translate.mjs [NAME]  — runs only when NAME is absent or `translate`.
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { measureTranslator, runCWalker } from './c-walker.mjs';
 import { VTD_GCMD, VTD_REG, VtdFsPte, VtdPasidEntry, VtdSmContextEntry, VtdSmRootEntry, VtdSsPte, createMachine } from '../dist/index.js';
 
 const name = process.argv[2];
@@ -75,68 +73,13 @@ mem.write32(BASE + BigInt(VTD_REG.GCMD), VTD_GCMD.TE);
 
 const reqs = iovas.map((iova) => ({ requesterId: SID, streamId: SID, iova, write: false }));
 
-let check = 0n;
-for (let i = 0; i < 4096; i++) {
-  vtd.caches.iotlb.clear();
-  const t = vtd.translate(reqs[i % IOVA_PAGES]);
-  if (!t.ok) throw new Error(`benchmark tables broken at ${reqs[i % IOVA_PAGES].iova.toString(16)}: ${t.fault.kind}`);
-  check = BigInt.asUintN(64, check + t.pa);
-}
-
-function best(fn, ops) {
-  let bestT = Infinity;
-  for (let rep = 0; rep < 6; rep++) {
-    const t0 = performance.now();
-    fn(ops);
-    const dt = performance.now() - t0;
-    if (rep > 0 && dt < bestT) bestT = dt;
-  }
-  return ops / (bestT / 1000);
-}
-const hit = best((n) => {
-  vtd.caches.iotlb.clear();
-  for (let i = 0; i < 256; i++) vtd.translate(reqs[i]);
-  for (let i = 0; i < n; i++) vtd.translate(reqs[i & 255]);
-}, HIT_OPS);
-const miss = best((n) => {
-  for (let i = 0; i < n; i++) {
-    vtd.caches.iotlb.clear();
-    vtd.translate(reqs[i % IOVA_PAGES]);
-  }
-}, MISS_OPS);
-const hex = check.toString(16).padStart(16, '0');
-console.log(`translate impl=ts iommu=vtd case=tlb-hit ops_per_s=${hit.toFixed(0)} checksum=${hex}`);
-console.log(`translate impl=ts iommu=vtd case=nested-miss ops_per_s=${miss.toFixed(0)} checksum=${hex}`);
-
-const top = new URL('../../../', import.meta.url).pathname;
-const buildDir = join(top, 'tools/bench/build');
-mkdirSync(buildDir, { recursive: true });
-const exe = join(buildDir, 'translate-vtd');
-const cc = spawnSync('cc', ['-O2', '-o', exe, join(top, 'tools/bench/translate-vtd.c')], { stdio: 'inherit' });
-if (cc.status !== 0) {
-  console.log('translate impl=c iommu=vtd skipped=cc-failed');
-  process.exit(0);
-}
-const pfns = mem.store.populatedPfns();
-const words = [0x5654445452414e53n, fsRoot, ssRoot, BigInt(DID), BigInt(iovas.length), ...iovas, BigInt(pfns.length)];
-const head = new DataView(new ArrayBuffer(words.length * 8));
-words.forEach((w, i) => head.setBigUint64(i * 8, w, true));
-const body = new Uint8Array(pfns.length * (8 + 4096));
-const bv = new DataView(body.buffer);
-pfns.forEach((pfn, i) => {
-  bv.setBigUint64(i * 4104, BigInt(pfn), true);
-  body.set(mem.store.read(BigInt(pfn) * 4096n, 4096), i * 4104 + 8);
+const { hit, miss, checksum: hex } = measureTranslator({
+  iommu: 'vtd',
+  translate: (r) => vtd.translate(r),
+  clearTlb: () => vtd.caches.iotlb.clear(),
+  reqs,
+  hitOps: HIT_OPS,
+  missOps: MISS_OPS,
 });
-const dump = join(buildDir, 'translate-vtd.bin');
-writeFileSync(dump, Buffer.concat([new Uint8Array(head.buffer), body]));
-const run = spawnSync(exe, [dump, String(C_HIT_OPS), String(C_MISS_OPS)], { encoding: 'utf8' });
-process.stdout.write(run.stdout);
-const c = Object.fromEntries(
-  run.stdout.trim().split('\n').map((l) => {
-    const kv = Object.fromEntries(l.split(' ').slice(1).map((p) => p.split('=')));
-    return [kv.case, kv];
-  }),
-);
-const ratio = (ts, k) => (c[k] ? (ts / Number(c[k].ops_per_s)).toFixed(3) : 'n/a');
-const same = c['tlb-hit']?.checksum === hex ? 'yes' : 'no';
-console.log(`translate ratio iommu=vtd tlb-hit_ts/c=${ratio(hit, 'tlb-hit')} nested-miss_ts/c=${ratio(miss, 'nested-miss')} checksums_match=${same}`);
+
+runCWalker({ iommu: 'vtd', name: 'translate-vtd', words: [0x5654445452414e53n, fsRoot, ssRoot, BigInt(DID), BigInt(iovas.length), ...iovas], store: mem.store, hitOps: C_HIT_OPS, missOps: C_MISS_OPS, hit, miss, checksum: hex });

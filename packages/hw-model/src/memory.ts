@@ -46,6 +46,8 @@ export class PhysicalMemory {
   private readonly regions: MemoryRegion[] = [];
   /** RAM page numbers handed out by {@link PhysicalMemory.allocPages}. */
   private readonly usedPfns = new Set<number>();
+  /** No page below this address is free (keeps repeated allocations linear). */
+  private lowestFree = 0n;
 
   constructor(store: PhysicalStore = new PhysicalStore()) {
     this.store = store;
@@ -163,9 +165,11 @@ export class PhysicalMemory {
       }
       return out;
     }
-    const rams = this.regions.filter((r) => r.kind === 'ram');
+    const rams = this.regions.filter((r) => r.kind === 'ram' && r.base + r.size > this.lowestFree).sort((x, y) => (x.base < y.base ? -1 : 1));
+    let first = true;
     for (const r of rams) {
-      let start = (r.base + align - 1n) & ~(align - 1n);
+      const from = this.lowestFree > r.base ? this.lowestFree : r.base;
+      let start = (from + align - 1n) & ~(align - 1n);
       const end = r.base + r.size;
       while (start + BigInt(n) * PAGE <= end) {
         let clash = -1;
@@ -184,11 +188,14 @@ export class PhysicalMemory {
             this.store.freeFrame(pfn);
             out.push(pa);
           }
+          // Single-page, page-aligned scans skip only used pages: nothing below is free.
+          if (first && align === PAGE && (n === 1 || start === from)) this.lowestFree = start + BigInt(n) * PAGE;
           return out;
         }
         const after = start + BigInt(clash + 1) * PAGE;
         start = (after + align - 1n) & ~(align - 1n);
       }
+      first = false;
     }
     throw new PhysicalMemoryError(`allocPages: no ${n} free contiguous RAM pages (aligned to ${align}); add RAM or free pages`);
   }
@@ -199,6 +206,7 @@ export class PhysicalMemory {
       const pfn = Number(pa >> 12n);
       if (!this.usedPfns.delete(pfn)) throw new PhysicalMemoryError(`freePages: page 0x${pa.toString(16)} is not allocated`);
       this.store.freeFrame(pfn);
+      if (pa < this.lowestFree) this.lowestFree = pa;
     }
   }
 

@@ -456,3 +456,21 @@ export const SMMU_PRIQ = defineBitLayout('PRIQ', 2, [
   ['PRG_IDX', 1, 8, 0],
   ['ADDR', 1, 63, 12],
 ] as const);
+
+/** Record fields an event carries besides its ID (the SMMUv3 event record formats, §4). */
+export const EVENT_RECORD_FIELDS: Readonly<Partial<Record<SmmuEventName, readonly string[]>>> = {
+  C_BAD_STREAMID: ['SID', 'SSV', 'SSID'],
+  C_BAD_STE: ['SID', 'SSV', 'SSID'],
+  C_BAD_SUBSTREAMID: ['SID', 'SSV', 'SSID'],
+  C_BAD_CD: ['SID', 'SSV', 'SSID'],
+  F_STREAM_DISABLED: ['SID'],
+  F_TRANSL_FORBIDDEN: ['SID', 'INPUT_ADDR', 'RNW'],
+  F_BAD_ATS_TREQ: ['SID', 'SSV', 'SSID', 'INPUT_ADDR', 'RNW', 'PNU', 'IND'],
+  F_STE_FETCH: ['SID', 'SSV', 'SSID', 'FETCH_ADDR'],
+  F_CD_FETCH: ['SID', 'SSV', 'SSID', 'FETCH_ADDR'],
+  F_WALK_EABT: ['SID', 'SSV', 'SSID', 'RNW', 'PNU', 'IND', 'S2', 'CLASS', 'INPUT_ADDR', 'FETCH_ADDR'],
+  F_TRANSLATION: ['SID', 'SSV', 'SSID', 'STAG', 'STALL', 'RNW', 'PNU', 'IND', 'S2', 'CLASS', 'TTRNW', 'INPUT_ADDR', 'IPA'],
+  F_ADDR_SIZE: ['SID', 'SSV', 'SSID', 'STAG', 'STALL', 'RNW', 'PNU', 'IND', 'S2', 'CLASS', 'TTRNW', 'INPUT_ADDR', 'IPA'],
+  F_ACCESS: ['SID', 'SSV', 'SSID', 'STAG', 'STALL', 'RNW', 'PNU', 'IND', 'S2', 'CLASS', 'TTRNW', 'INPUT_ADDR', 'IPA'],
+  F_PERMISSION: ['SID', 'SSV', 'SSID', 'STAG', 'STALL', 'RNW', 'PNU', 'IND', 'S2', 'CLASS', 'TTRNW', 'INPUT_ADDR', 'IPA'],
+};

@@ -1,9 +1,13 @@
 /**
- * Bit-field layouts: a hardware structure (register, table entry, descriptor, fault record)
- * is declared once as data — field name, 64-bit word, bit range — and every accessor,
- * encoder, decoder, reserved-bit mask and pretty-printer is derived from that declaration,
- * so no shift or mask is written by hand in the model's logic.
+ * Typed field layouts: a hardware structure (register, table entry, descriptor, fault record)
+ * is declared once as data — field name, 64-bit word, bit range, and how the value reads
+ * (number, shifted bigint, or an address kept in place) — and every accessor, encoder,
+ * decoder, reserved-bit mask and pretty-printer is derived from that declaration, so no
+ * shift or mask is written by hand in the model's logic. The declaration is checked and
+ * compiled by the machine's {@link defineBitLayout} (one validation for every layout); this
+ * module adds typed values and reserved-bit masks on top.
  */
+import { BitLayoutError, defineBitLayout, type BitLayout } from './bitfield.js';
 
 /** How a field's value is presented: a number (≤ 32 bits), a shifted bigint, or an address kept in place. */
 export type FieldKind = 'num' | 'big' | 'addr';
@@ -24,7 +28,7 @@ export interface FieldSpec<N extends string = string, K extends FieldKind = Fiel
 
 /** A field read as a `number` (at most 32 bits wide), e.g. `num('DID', 1, 15, 0)` for qw1[15:0]. */
 export function num<const N extends string>(name: N, word: number, hi: number, lo: number = hi): FieldSpec<N, 'num'> {
-  if (hi - lo + 1 > 32) throw new RangeError(`field ${name}: a 'num' field is at most 32 bits wide; use big() or addr()`);
+  if (hi - lo + 1 > 32) throw new BitLayoutError(`field ${name}: a 'num' field is at most 32 bits wide; use big() or addr()`);
   return { name, word, hi, lo, kind: 'num' };
 }
 
@@ -66,11 +70,6 @@ export interface FieldAccessor<K extends FieldKind = FieldKind> {
   set(words: bigint[], value: FieldValue<K> | boolean): void;
 }
 
-/** Thrown when a value does not fit its field. */
-export class FieldRangeError extends RangeError {
-  override readonly name = 'FieldRangeError';
-}
-
 /** A structure declared as bit fields over `words` little-endian 64-bit words. */
 export interface FieldLayout<F extends readonly FieldSpec[]> {
   /** Structure name (for messages and pretty-printing). */
@@ -81,6 +80,8 @@ export interface FieldLayout<F extends readonly FieldSpec[]> {
   readonly size: number;
   /** The declarations, in order. */
   readonly specs: F;
+  /** The same structure as an untyped {@link BitLayout} (bytes conversion, bigint values). */
+  readonly raw: BitLayout<readonly (readonly [string, number, number, number])[]>;
   /** Compiled accessors by field name. */
   readonly f: { readonly [S in F[number] as S['name']]: FieldAccessor<S['kind']> };
   /** Per word: the bits no field (and no `ignored` range) covers — reserved, must be zero. */
@@ -116,16 +117,14 @@ export function defineFieldLayout<const F extends readonly FieldSpec[]>(
   specs: F,
   options: FieldLayoutOptions = {},
 ): FieldLayout<F> {
+  // The machine's bit layout checks positions and overlaps once, for both layout styles.
+  const raw = defineBitLayout(name, words, specs.map((x) => [x.name, x.word, x.hi, x.lo] as const));
   const covered: bigint[] = Array.from({ length: words }, () => 0n);
   const accessors: Record<string, FieldAccessor> = {};
-  for (const s of specs) {
-    if (s.word < 0 || s.word >= words || s.lo < 0 || s.hi > 63 || s.hi < s.lo) {
-      throw new RangeError(`layout ${name}: field ${s.name} has an invalid position qw${s.word}[${s.hi}:${s.lo}]`);
-    }
-    const mask = rangeMask(s.hi, s.lo);
-    if ((covered[s.word] & mask) !== 0n) throw new RangeError(`layout ${name}: field ${s.name} overlaps another field`);
-    covered[s.word] |= mask;
-    accessors[s.name] = compileField(name, s, mask);
+  for (const x of specs) {
+    const mask = raw.reader(x.name).mask;
+    covered[x.word] |= mask;
+    accessors[x.name] = compileField(name, x, mask);
   }
   for (const [w, hi, lo] of options.ignored ?? []) covered[w] |= rangeMask(hi, lo);
   for (const w of options.uncheckedWords ?? []) covered[w] = (1n << 64n) - 1n;
@@ -137,6 +136,7 @@ export function defineFieldLayout<const F extends readonly FieldSpec[]>(
     words,
     size: words * 8,
     specs,
+    raw,
     f: accessors as FieldLayout<F>['f'],
     reservedMasks,
     decode(ws) {
@@ -155,7 +155,7 @@ export function defineFieldLayout<const F extends readonly FieldSpec[]>(
     },
     get(ws, n) {
       const a = accessors[n] as FieldAccessor | undefined;
-      if (a === undefined) throw new FieldRangeError(`layout ${name} has no field '${String(n)}'; fields: ${specs.map((x) => x.name).join(', ')}`);
+      if (a === undefined) throw new BitLayoutError(`layout ${name} has no field '${String(n)}'; fields: ${specs.map((x) => x.name).join(', ')}`);
       return a.get(ws) as FieldLayoutValue<F>[typeof n];
     },
     hasReservedBits(ws) {
@@ -194,12 +194,12 @@ function compileField(layout: string, s: FieldSpec, mask: bigint): FieldAccessor
       let placed: bigint;
       if (s.kind === 'addr') {
         if ((raw & ~mask) !== 0n) {
-          throw new FieldRangeError(`${layout}.${s.name}: 0x${raw.toString(16)} has bits outside ${s.hi}:${s.lo}; align it / keep it below 2^${s.hi + 1}`);
+          throw new BitLayoutError(`${layout}.${s.name}: 0x${raw.toString(16)} has bits outside ${s.hi}:${s.lo}; align it / keep it below 2^${s.hi + 1}`);
         }
         placed = raw;
       } else {
         if (raw < 0n || raw > valueMax) {
-          throw new FieldRangeError(`${layout}.${s.name}: ${raw} does not fit in ${width} bit(s)`);
+          throw new BitLayoutError(`${layout}.${s.name}: ${raw} does not fit in ${width} bit(s)`);
         }
         placed = raw << shift;
       }

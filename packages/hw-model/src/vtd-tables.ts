@@ -6,9 +6,7 @@
 import { addr, defineFieldLayout, num } from './vtd-bitfields.js';
 
 /** Legacy root entry (128 bit), indexed by bus. */
-export const VtdRootEntry = defineFieldLayout('root_entry', 2, [num('P', 0, 0), addr('CTP', 0, 63, 12)], {
-  uncheckedWords: [],
-});
+export const VtdRootEntry = defineFieldLayout('root_entry', 2, [num('P', 0, 0), addr('CTP', 0, 63, 12)]);
 
 /** Scalable-mode root entry: lower half for devfn 0..127, upper half for devfn 128..255. */
 export const VtdSmRootEntry = defineFieldLayout('sm_root_entry', 2, [
@@ -115,5 +113,12 @@ export const VtdSsPte = defineFieldLayout(
 
 /** Bits of `addr`-type fields above a host address width (reserved in every entry). */
 export function aboveWidthMask(width: number): bigint {
-  return ((1n << 52n) - 1n) & ~((1n << BigInt(width)) - 1n);
+  let m = ABOVE_WIDTH.get(width);
+  if (m === undefined) {
+    m = ((1n << 52n) - 1n) & ~((1n << BigInt(width)) - 1n);
+    ABOVE_WIDTH.set(width, m);
+  }
+  return m;
 }
+
+const ABOVE_WIDTH = new Map<number, bigint>();

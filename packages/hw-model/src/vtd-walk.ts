@@ -32,6 +32,14 @@ export interface VtdPageWalk {
   readonly leafWritable: boolean;
 }
 
+type Permissions = Pick<VtdPageWalk, 'read' | 'write' | 'exec' | 'user' | 'global'>;
+
+/** The result of a walk that reached a leaf of size 2^shift whose address field is `next`. */
+function leafWalk(next: bigint, shift: bigint, perms: Permissions, leafAddr: bigint, leaf: bigint, leafWritable: boolean): VtdPageWalk {
+  const size = 1n << shift;
+  return { ok: true, pa: next & ~(size - 1n), size, ...perms, leafAddr, leaf, leafWritable };
+}
+
 /** Why a second-stage walk failed. */
 export type VtdSsFailure = 'beyond-width' | 'root-invalid' | 'access' | 'not-present' | 'reserved';
 
@@ -93,22 +101,7 @@ export function walkSecondStage(p: VtdSsWalkParams, gpa: bigint): VtdPageWalk | 
       p.mem.write64(pteAddr, pte);
     }
     const next = SS.ADDR.of(pte);
-    if (leaf) {
-      const size = 1n << shift;
-      return {
-        ok: true,
-        pa: next & ~(size - 1n),
-        size,
-        read,
-        write,
-        exec: read,
-        user: true,
-        global: false,
-        leafAddr: pteAddr,
-        leaf: pte,
-        leafWritable: true,
-      };
-    }
+    if (leaf) return leafWalk(next, shift, { read, write, exec: read, user: true, global: false }, pteAddr, pte, true);
     table = next;
   }
   /* c8 ignore next */
@@ -207,22 +200,7 @@ export function walkFirstStage(p: VtdFsWalkParams, iova: bigint): VtdPageWalk | 
       p.mem.write64(pteAddr, pte);
     }
     const next = FS.ADDR.of(pte);
-    if (leaf) {
-      const size = 1n << shift;
-      return {
-        ok: true,
-        pa: next & ~(size - 1n),
-        size,
-        read: true,
-        write,
-        exec,
-        user,
-        global: FS.G.of(pte) === 1,
-        leafAddr: pteAddr,
-        leaf: pte,
-        leafWritable: t.writable,
-      };
-    }
+    if (leaf) return leafWalk(next, shift, { read: true, write, exec, user, global: FS.G.of(pte) === 1 }, pteAddr, pte, t.writable);
     tableGpa = next;
   }
   /* c8 ignore next */

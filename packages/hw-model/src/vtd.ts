@@ -79,12 +79,14 @@ export interface VtdIommuOptions extends VtdOptions {
 /** What a device-TLB invalidation meets at an endpoint (fault injection). */
 export type VtdDeviceTlbErrorKind = 'timeout' | 'completion-error';
 
-const OPTION_KEYS: ReadonlySet<string> = new Set([
-  'addressWidth', 'scalableMode', 'firstStage', 'secondStage', 'nested', 'passThrough', 'pasidBits', 'pageRequests',
-  'deviceTlb', 'snoopControl', 'supervisorRequests', 'executeRequests', 'secondStageAccessDirty', 'pageRequestDrain',
-  'cachingMode', 'rwbf', 'firstStage1G', 'firstStage5Level', 'secondStageLargePages', 'mamv', 'nd', 'faultRecords',
-  'version', 'strict', 'cacheCapacity', 'onInterrupt', 'onPageResponse', 'queueConsumer',
-]);
+const OPTION_NAMES = {
+  addressWidth: true, scalableMode: true, firstStage: true, secondStage: true, nested: true, passThrough: true, pasidBits: true,
+  pageRequests: true, deviceTlb: true, snoopControl: true, supervisorRequests: true, executeRequests: true,
+  secondStageAccessDirty: true, pageRequestDrain: true, cachingMode: true, rwbf: true, firstStage1G: true, firstStage5Level: true,
+  secondStageLargePages: true, mamv: true, nd: true, faultRecords: true, version: true, strict: true, cacheCapacity: true,
+  onInterrupt: true, onPageResponse: true, queueConsumer: true,
+} as const satisfies { readonly [K in keyof Required<VtdIommuOptions>]: true };
+const OPTION_KEYS: ReadonlySet<string> = new Set(Object.keys(OPTION_NAMES));
 
 const KIND_PASID_BASED: ReadonlySet<string> = new Set(['first-stage', 'nested', 'pass-through']);
 
@@ -679,9 +681,9 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
 
 /**
  * The machine factory row for `kind: 'vtd'`: the description's `options` are
- * {@link VtdIommuOptions}; the machine's strict mode applies unless the options set it.
+ * {@link VtdIommuOptions}; the machine's strict mode wins over an option of false.
  */
 export function createVtdIommu(context: IommuFactoryContext): VtdIommu {
   const options = (context.description.options ?? {}) as VtdIommuOptions;
-  return new VtdIommu(context.memory, { strict: context.strict, ...options });
+  return new VtdIommu(context.memory, { ...options, strict: context.strict || options.strict === true });
 }

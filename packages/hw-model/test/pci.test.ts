@@ -86,5 +86,8 @@ describe('createMachine', () => {
     expect(r.ok && [...r.data!]).toEqual([0x78, 0x56, 0x34, 0x12]);
     expect(() => createMachine({ ramBytes: 0x1000n, devices: [{ bdf: { bus: 0, dev: 1, fn: 0 }, iommu: 'nope' }] })).toThrow(/unknown IOMMU 'nope'/);
     expect(() => createMachine({ ramBytes: 0x1000n, iommus: [{ kind: 'vtd', base: 0xfed9_0000n }] }, {})).toThrow(/has no model/);
+    // Options are typed by kind.
+    // @ts-expect-error asidBits is 8 or 16
+    expect(() => createMachine({ ramBytes: 0x1000n, iommus: [{ kind: 'smmuv3', base: 0x900_0000n, options: { asidBits: 12 } }] })).toThrow(/asidBits must be 8 or 16/);
   });
 });

@@ -116,6 +116,26 @@ describe('SMMUv3 caches keep stale state until the architected invalidation', ()
     expect(t()).toMatchObject({ pa: guest[1] });
   });
 
+  it('stage 2 only: a remapped IPA is stale until TLBI_S2_IPA of that VMID', () => {
+    const d = new SmmuDriver();
+    d.bringUp();
+    const alloc = () => d.mem.allocPages(1)[0]!;
+    const s2 = new PageTables(d.mem, 2, 0, alloc);
+    const [p1, p2] = [alloc(), alloc()];
+    s2.map(0x8000_0000n, p1);
+    d.writeSte(8, SMMU_STE.encode(s2Ste(s2.root, 6)));
+    d.cfgiSte(8);
+    const t = () => d.smmu.translate({ requesterId: 8, streamId: 8, iova: 0x8000_0000n, write: true });
+    expect(t()).toMatchObject({ pa: p1 });
+    s2.map(0x8000_0000n, p2);
+    d.tlbi(CMDQ_OP.TLBI_S2_IPA, { VMID: 7, ADDR: 0x8_0000n });
+    expect(t()).toMatchObject({ pa: p1 });
+    d.tlbi(CMDQ_OP.TLBI_NH_ALL, { VMID: 6 }); // stage-1 scope: no effect on stage-2 entries
+    expect(t()).toMatchObject({ pa: p1 });
+    d.tlbi(CMDQ_OP.TLBI_S2_IPA, { VMID: 6, ADDR: 0x8_0000n });
+    expect(t()).toMatchObject({ pa: p2 });
+  });
+
   it('ATC: the device keeps using its ATC until ATC_INV reaches it', () => {
     const { d, pt, a, b } = s1();
     const dev = d.machine.devices[0]!;

@@ -161,6 +161,21 @@ describe('SMMUv3 event and PRI queues', () => {
     expect(dev.pageResponses).toEqual([{ pasid: 3, prgi: 0x1a5, code: 2 }]);
   });
 
+  it('PRIQ overflow toggles PRIQ_PROD.OVFLG; MSI_CMDQ_ABT_ERR when a CMD_SYNC MSI hits nothing', () => {
+    const d = new SmmuDriver();
+    d.bringUp();
+    d.w32(SMMU_REG.CR0, 0x1d);
+    d.w64(SMMU_REG.PRIQ_BASE, d.priq | 1n); // 2 entries
+    d.w32(SMMU_REG.CR0, 0x1f);
+    const dev = d.machine.devices[0]!;
+    const req = () => dev.pageRequest({ iova: 0x1000n, write: false, prgi: 1, last: true });
+    expect([req(), req(), req()]).toEqual([true, true, false]);
+    expect(d.reg32(0x10000 + SMMU_REG.PRIQ_PROD)).toBe(0x8000_0002);
+    d.issue([SMMU_CMD_SYNC.encode({ OPCODE: CMDQ_OP.CMD_SYNC, CS: 1, MSIADDR: 0x7000_0000n >> 2n }) as [bigint, bigint]]);
+    expect(gerrorActive(d)).toBe(1 << 4);
+    expect(cons(d) >>> 24).toBe(0); // the SYNC itself completed
+  });
+
   it('signals programmed MSIs for GERROR', () => {
     const d = new SmmuDriver();
     d.bringUp();

@@ -186,6 +186,24 @@ function only(d: SmmuDriver): bigint[] {
   return ev[0]!;
 }
 
+describe('SMMUv3 S1DSS', () => {
+  it('bypasses stage 1 (S1DSS=1) or uses CD 0 (S1DSS=2) for traffic without a SubstreamID', () => {
+    const { d, cdTable, pt, alloc } = s1Setup();
+    const pasidPage = alloc();
+    pt.map(0x40_0000n, pasidPage);
+    d.mem.write(cdTable + 64n, SMMU_CD.toBytes(s1Cd(pt.root, 5)));
+    const t = (pasid?: number) => d.smmu.translate({ requesterId: 8, streamId: 8, iova: 0x40_0000n, write: false, ...(pasid !== undefined ? { pasid } : {}) });
+    d.writeSte(8, SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n, S1CDMAX: 1, S1DSS: 1 }));
+    d.cfgiSte(8);
+    expect(t()).toEqual({ ok: true, pa: 0x40_0000n, pageSize: 0x1000n, writable: true });
+    expect(t(1)).toEqual({ ok: true, pa: pasidPage, pageSize: 0x1000n, writable: true });
+    d.writeSte(8, SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n, S1CDMAX: 1, S1DSS: 2 }));
+    d.cfgiSte(8);
+    expect(t()).toMatchObject({ ok: true, pa: pasidPage });
+    expect(t(0)).toMatchObject({ ok: false, fault: { kind: 'C_BAD_SUBSTREAMID' } }); // SSID 0 is reserved with S1DSS=2
+  });
+});
+
 describe('SMMUv3 faults and event records', () => {
   it('F_TRANSLATION: byte-exact record with SSV/SSID, RnW, PnU, InD', () => {
     const { d, dev } = s1Setup();
@@ -240,7 +258,7 @@ describe('SMMUv3 faults and event records', () => {
     const { d, cdTable, pt } = s1Setup();
     const t = (sid: number, pasid?: number) => d.smmu.translate({ requesterId: sid, streamId: sid, iova: 0x10_0000n, write: true, ...(pasid !== undefined ? { pasid } : {}) });
     expect(t(4096)).toMatchObject({ ok: false, fault: { kind: 'C_BAD_STREAMID', code: 2 } });
-    expect(only(d)).toEqual([0x0000_1000_0000_0002n, 0n, 0x10_0000n, 0n]);
+    expect(only(d)).toEqual([0x0000_1000_0000_0002n, 0n, 0n, 0n]); // config errors carry no address
     d.writeSte(9, SMMU_STE.encode({ V: 0 }));
     expect(t(9)).toMatchObject({ ok: false, fault: { kind: 'C_BAD_STE' } });
     expect(only(d)[0]).toBe(0x0000_0009_0000_0004n);
@@ -262,8 +280,10 @@ describe('SMMUv3 faults and event records', () => {
     d.writeSte(13, SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n, S1CDMAX: 2, S1DSS: 0 }));
     expect(t(13, 4)).toMatchObject({ ok: false, fault: { kind: 'C_BAD_SUBSTREAMID' } });
     expect(t(13)).toMatchObject({ ok: false, fault: { kind: 'F_STREAM_DISABLED', code: 6 } });
-    expect(d.events().map((e) => e[0]! & 0xffn)).toEqual([8n, 6n]);
-    // STE fetch abort: a 2-level table whose L2 pointer is outside RAM.
+    expect(d.events()).toEqual([
+      [0x0000_000d_0000_4808n, 0n, 0n, 0n],
+      [0x0000_000d_0000_0006n, 0n, 0n, 0n],
+    ]);
   });
 
   it('F_STE_FETCH and C_BAD_STREAMID from a 2-level stream table', () => {
@@ -325,6 +345,11 @@ describe('SMMUv3 faults and event records', () => {
     expect(d.smmu.translate({ requesterId: 16, streamId: 16, iova: 0x5000n, write: true, ats: 'translated' })).toMatchObject({ ok: false, fault: { kind: 'F_TRANSL_FORBIDDEN' } });
     expect(d.smmu.translate({ requesterId: 16, streamId: 16, iova: 0x5000n, write: true, translationRequest: true })).toMatchObject({ ok: false, fault: { kind: 'F_BAD_ATS_TREQ' } });
     expect(d.smmu.translate({ requesterId: 8, streamId: 8, iova: RAM, write: true, ats: 'translated' })).toEqual({ ok: true, pa: RAM, pageSize: 0x1000n, writable: true });
-    expect(d.events().map((e) => Number(e[0]! & 0xffn))).toEqual([EVT_ID.F_TRANSL_FORBIDDEN, EVT_ID.F_BAD_ATS_TREQ]);
+    // A translation fault of an ATS Translation Request goes back in the completion, unrecorded.
+    expect(d.smmu.translate({ requesterId: 8, streamId: 8, iova: 0x7000_0000n, write: false, translationRequest: true })).toMatchObject({ ok: false, fault: { kind: 'F_TRANSLATION', recorded: false } });
+    expect(d.events()).toEqual([
+      [BigInt(EVT_ID.F_TRANSL_FORBIDDEN) | (16n << 32n), 0n, 0x5000n, 0n],
+      [BigInt(EVT_ID.F_BAD_ATS_TREQ) | (16n << 32n), 0n, 0x5000n, 0n],
+    ]);
   });
 });

@@ -150,6 +150,16 @@ describe('Tegra241 CMDQV', () => {
     expect(q.cons()).toBe(2 | (CMDQ_ERR.ILL << 24));
   });
 
+  it('CERROR_ABT when a VCMDQ base is not RAM', () => {
+    const { w32, queue, mem } = setup();
+    w32(R.VINTF_BASE + R.VINTF_CONFIG, Number(VINTF_CONFIG.encode({ EN: 1, HYP_OWN: 1 })[0]));
+    const q = queue(0, 1);
+    mem.write64(CMDQV + BigInt(R.VINTF_PAGE0 + 0x10000 + R.VCMDQ_STRIDE), 0x7000_0000n | 4n);
+    q.enable();
+    w32(q.page0 + R.VCMDQ_PROD, 1);
+    expect(q.cons()).toBe(CMDQ_ERR.ABT << 24);
+  });
+
   it('unmapped logical queues read as zero and ignore writes; a disabled queue is not consumed', () => {
     const { w32, r32, queue } = setup();
     const off = R.VINTF_PAGE0 + R.VINTF_PAGE_STRIDE * 3 + R.VCMDQ_STRIDE * 2;

@@ -3,7 +3,7 @@ import {
   addr,
   big,
   defineFieldLayout,
-  FieldRangeError,
+  BitLayoutError,
   num,
   VtdPasidEntry,
   VtdSsPte,
@@ -35,10 +35,10 @@ describe('field layouts', () => {
   });
 
   it('rejects values that do not fit and malformed declarations', () => {
-    expect(() => Demo.encode({ DID: 0x1000 })).toThrow(FieldRangeError);
+    expect(() => Demo.encode({ DID: 0x1000 })).toThrow(BitLayoutError);
     expect(() => Demo.encode({ PTR: 0x1234n })).toThrow(/bits outside 63:16/);
     expect(() => defineFieldLayout('bad', 1, [num('A', 0, 3, 0), num('B', 0, 4, 3)])).toThrow(/overlaps/);
-    expect(() => defineFieldLayout('bad', 1, [num('A', 1, 3, 0)])).toThrow(/invalid position/);
+    expect(() => defineFieldLayout('bad', 1, [num('A', 1, 3, 0)])).toThrow(/bad range/);
     expect(() => num('W', 0, 40, 0)).toThrow(/at most 32 bits/);
   });
 

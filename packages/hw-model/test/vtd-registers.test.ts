@@ -103,3 +103,30 @@ describe('VT-d registers: access semantics', () => {
     expect(v.mem.read32(VTD_BASE + 0x0n)).toBe(0x30);
   });
 });
+
+describe('VT-d registers: the other GCMD commands and event controls', () => {
+  it('IRE and CFI are persistent, SIRTP / SFL / WBF one-shot; GSTS reports IRES, CFIS, IRTPS, FLS', () => {
+    const v = new LinuxVtd();
+    v.w64(0xb8, 0x4010_0000n | 0xfn); // IRTA
+    v.w32(REG.GCMD, 1 << 24); // SIRTP
+    expect(v.r32(REG.GSTS)).toBe(1 << 24);
+    v.w32(REG.GCMD, (1 << 25) | (1 << 23)); // IRE | CFI (shadow without SIRTP)
+    expect(v.r32(REG.GSTS)).toBe((1 << 24) | (1 << 25) | (1 << 23));
+    v.w32(REG.GCMD, 1 << 27); // WBF completes at once: WBFS never reads as set; IRE/CFI drop
+    expect(v.r32(REG.GSTS)).toBe(1 << 24);
+    expect(v.r64(0xb8)).toBe(0x4010_000fn);
+  });
+
+  it('a masked page-request event stays pending; clearing PRS clears the pending bit', () => {
+    const v = new LinuxVtd({}, [{ bus: 0, dev: 2, fn: 0, capabilities: { pri: true, ats: true } }]);
+    v.bringUp();
+    v.smContext(0, 0x10, { pre: true, dte: true });
+    v.w32(REG.PECTL, 0x8000_0000);
+    expect(v.iommu.pageRequest({ requesterId: 0x10, address: 0x5000n, read: true, write: false, lastInGroup: true, groupIndex: 3 })).toBe(true);
+    expect(v.r32(REG.PECTL)).toBe(0xc000_0000);
+    expect(v.iommu.interrupts).toEqual([]);
+    v.w32(REG.PRS, 1);
+    expect(v.r32(REG.PECTL)).toBe(0x8000_0000);
+    expect(v.mem.read64(v.prq + 8n)).toBe(0x5000n | (3n << 3n) | 0x4n | 0x1n);
+  });
+});
