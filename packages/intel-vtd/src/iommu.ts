@@ -46,7 +46,7 @@ import { intelIommuOps } from './ops.js';
 
 /** What the driver needs of a PCI function behind the unit (a hw-model `PciDevice` fits). */
 export interface VtdPciEndpoint {
-  /** Requester ID (bus << 8 | devfn). */
+  /** Requester ID: the bus number in bits 15:8, device/function in bits 7:0. */
   readonly requesterId: number;
   /** PCIe capabilities (PASID, PRI, ATS). */
   readonly capabilities: PciCapabilities;
@@ -133,7 +133,7 @@ export interface VtdFaultLogEntry {
   readonly read: boolean;
 }
 
-/** A DMA remapping unit driven by the intel-vtd driver; registered with the core as an {@link IommuDevice}. */
+/** A DMA remapping unit driven by the intel-vtd driver; registered with the core as an `IommuDevice`. */
 export class IntelIommu implements IommuDevice {
   /** Instance name. */
   readonly name: string;
