@@ -254,48 +254,13 @@ export function deviceBlockTranslation(info: DeviceDomainInfo): void {
   info.domain = undefined;
 }
 
-/** `intel_iommu_attach_device` / `intel_nested_attach_dev`. */
-function attachDev(domain: IommuDomain, dev: Device): Status {
-  const d = domain as DmarDomain;
-  const info = infoOf(dev);
-  if (info === undefined) return ENODEV;
+/**
+ * The common part of attaching (device, PASID) to a paging or nested domain: compatibility
+ * and guest-configuration checks, DID, IOPF, cache tags, then the PASID entry — set up, or
+ * replaced in place when `oldDid` names the domain currently there. Undone on failure.
+ */
+function domainAddDevPasid(d: DmarDomain, info: DeviceDomainInfo, pasid: number, oldDid: number | undefined): Status {
   const iommu = info.iommu;
-  deviceBlockTranslation(info);
-  const compat = pagingDomainCompatible(d.stage === 'nested' ? d.s2Domain! : d, iommu);
-  if (compat !== 0) return compat;
-  if (d.stage === 'nested') {
-    const c = nestedConfigCheck(d, iommu);
-    if (c !== 0) return c;
-  }
-  const attached = domainAttachIommu(d, iommu);
-  if (typeof attached === 'number') return attached;
-  const did = attached.did;
-  const iopf = iopfForDomainSet(d, info);
-  if (iopf !== 0) {
-    domainDetachIommu(d, iommu);
-    return iopf;
-  }
-  cacheTagAssignDomain(d, info, IOMMU_NO_PASID, did);
-  const rc = pasidSetupEntry(iommu, info, IOMMU_NO_PASID, pasidFieldsFor(d, iommu, did));
-  if (rc !== 0) {
-    cacheTagUnassignDomain(d, info, IOMMU_NO_PASID, did);
-    iopfForDomainRemove(d, info);
-    domainDetachIommu(d, iommu);
-    return rc;
-  }
-  info.domain = d;
-  d.devices.add(info);
-  return 0;
-}
-
-/** `intel_iommu_set_dev_pasid` / `intel_nested_set_dev_pasid`. */
-function setDevPasid(domain: IommuDomain, dev: Device, pasid: number, old: IommuDomain | undefined): Status {
-  const d = domain as DmarDomain;
-  const info = infoOf(dev);
-  if (info === undefined) return ENODEV;
-  const iommu = info.iommu;
-  if (!iommu.pasidSupported || !info.pasidSupported) return EOPNOTSUPP;
-  if (d.stage === 'nested' ? d.s2Domain!.dirtyOps !== undefined : d.dirtyOps !== undefined) return EINVAL;
   const compat = pagingDomainCompatible(d.stage === 'nested' ? d.s2Domain! : d, iommu);
   if (compat !== 0) return compat;
   if (d.stage === 'nested') {
@@ -311,15 +276,38 @@ function setDevPasid(domain: IommuDomain, dev: Device, pasid: number, old: Iommu
     return iopf;
   }
   cacheTagAssignDomain(d, info, pasid, did);
-  const oldD = old as DmarDomain | undefined;
-  const oldDid = oldD?.didOn(iommu);
   const rc = pasidSetupEntry(iommu, info, pasid, pasidFieldsFor(d, iommu, did), oldDid);
   if (rc !== 0) {
     cacheTagUnassignDomain(d, info, pasid, did);
     iopfForDomainRemove(d, info);
     domainDetachIommu(d, iommu);
-    return rc;
   }
+  return rc;
+}
+
+/** `intel_iommu_attach_device` / `intel_nested_attach_dev`: block, then set up the RID entry. */
+function attachDev(domain: IommuDomain, dev: Device): Status {
+  const d = domain as DmarDomain;
+  const info = infoOf(dev);
+  if (info === undefined) return ENODEV;
+  deviceBlockTranslation(info);
+  const rc = domainAddDevPasid(d, info, IOMMU_NO_PASID, undefined);
+  if (rc !== 0) return rc;
+  info.domain = d;
+  d.devices.add(info);
+  return 0;
+}
+
+/** `intel_iommu_set_dev_pasid` / `intel_nested_set_dev_pasid`. */
+function setDevPasid(domain: IommuDomain, dev: Device, pasid: number, old: IommuDomain | undefined): Status {
+  const d = domain as DmarDomain;
+  const info = infoOf(dev);
+  if (info === undefined) return ENODEV;
+  if (!info.iommu.pasidSupported || !info.pasidSupported) return EOPNOTSUPP;
+  if (d.stage === 'nested' ? d.s2Domain!.dirtyOps !== undefined : d.dirtyOps !== undefined) return EINVAL;
+  const oldD = old as DmarDomain | undefined;
+  const rc = domainAddDevPasid(d, info, pasid, oldD?.didOn(info.iommu));
+  if (rc !== 0) return rc;
   if (oldD !== undefined) domainRemoveDevPasid(oldD, info, pasid);
   d.devPasids.add({ info, pasid });
   info.pasidDomains.set(pasid, d);
