@@ -109,13 +109,19 @@ export class VmmProcess implements KernelProcess, UserProcess {
     this.copyToUser(va, arg);
     const rc = f.ioctl(request, va);
     arg.set(this.copyFromUser(va, arg.length) as Uint8Array);
+    this.munmap(va, BigInt(arg.length));
     return rc;
   }
   mmap(length: bigint | number): bigint {
     return this.alloc(BigInt(length));
   }
   munmap(va: bigint, length: bigint | number): number {
-    for (let off = 0n; off < BigInt(length); off += PAGE) this.pages.delete((va + off) / PAGE);
+    for (let off = 0n; off < BigInt(length); off += PAGE) {
+      const pa = this.pages.get((va + off) / PAGE);
+      if (pa === undefined) continue;
+      this.pages.delete((va + off) / PAGE);
+      this.mem.freePages([pa]);
+    }
     return 0;
   }
   poke(va: bigint, bytes: Uint8Array): void {
