@@ -243,7 +243,8 @@ function nestedConfigCheck(domain: DmarDomain, iommu: IntelIommu): Status {
 
 /** `device_block_translation`: tear down the RID entry and forget the attached domain. */
 export function deviceBlockTranslation(info: DeviceDomainInfo): void {
-  pasidTearDownEntry(info.iommu, info, IOMMU_NO_PASID);
+  if (info.iommu.smSupported) pasidTearDownEntry(info.iommu, info, IOMMU_NO_PASID);
+  else info.iommu.domainContextClear(info);
   const old = info.domain;
   if (old === undefined) return;
   const did = old.didOn(info.iommu);
@@ -276,7 +277,9 @@ function domainAddDevPasid(d: DmarDomain, info: DeviceDomainInfo, pasid: number,
     return iopf;
   }
   cacheTagAssignDomain(d, info, pasid, did);
-  const rc = pasidSetupEntry(iommu, info, pasid, pasidFieldsFor(d, iommu, did), oldDid);
+  let rc: Status = 0;
+  if (iommu.smSupported) rc = pasidSetupEntry(iommu, info, pasid, pasidFieldsFor(d, iommu, did), oldDid);
+  else iommu.domainContextMapping(info, did, d.pgtable!.root, d.agaw);
   if (rc !== 0) {
     cacheTagUnassignDomain(d, info, pasid, did);
     iopfForDomainRemove(d, info);

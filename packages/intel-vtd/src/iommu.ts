@@ -15,6 +15,7 @@ import {
   VtdEcap,
   VtdFaultRecord,
   VtdPageRequestDesc,
+  VtdContextEntry,
   VtdPasidDirEntry,
   VtdSmContextEntry,
   type PciCapabilities,
@@ -337,7 +338,6 @@ export class IntelIommu implements IommuDevice {
   probeDevice(dev: Device): DeviceDomainInfo | Errno {
     const endpoint = this.endpoints.get(dev.name);
     if (endpoint === undefined) return ENODEV;
-    if (!this.smSupported) return ENODEV;
     const sid = endpoint.requesterId;
     const caps = endpoint.capabilities;
     const atsSupported = this.ecapField('DT') === 1 && caps.ats === true && dev.ats;
@@ -348,8 +348,9 @@ export class IntelIommu implements IommuDevice {
     const dirBytes = Math.max(8, devMax >> (PASID_PDE_SHIFT - 3));
     const dirPages = Math.max(1, Math.ceil(dirBytes / 4096));
     const order = Math.ceil(Math.log2(dirPages));
-    const pasidDir = this.mem.allocPages(1 << order)[0]!;
-    const maxPasid = 2 ** (order + 12 + 3);
+    // Legacy mode has no PASID tables: the context entry is written per attached domain.
+    const pasidDir = this.smSupported ? this.mem.allocPages(1 << order)[0]! : 0n;
+    const maxPasid = this.smSupported ? 2 ** (order + 12 + 3) : 0;
     const info: DeviceDomainInfo = {
       dev,
       iommu: this,
@@ -371,7 +372,7 @@ export class IntelIommu implements IommuDevice {
       pasidDomains: new Map(),
       partialFaults: [],
     };
-    this.setupSmContext(info);
+    if (this.smSupported) this.setupSmContext(info);
     this.devices.set(sid, info);
     if (atsSupported) {
       endpoint.atsEnabled = true;
@@ -404,6 +405,37 @@ export class IntelIommu implements IommuDevice {
     }
   }
 
+  /**
+   * `domain_context_mapping_one` (legacy mode): a 128-bit context entry with the domain's
+   * DID, second-stage root and AW; TT = device-TLB when ATS is usable. An already present
+   * entry is left alone (the kernel returns 0). Caching mode invalidates the non-present
+   * entry hardware may have cached (under DID 0); otherwise a write-buffer flush.
+   */
+  domainContextMapping(info: DeviceDomainInfo, did: number, root: bigint, agaw: number): void {
+    const at = this.contextAddr(info.bus, info.devfn, true)!;
+    if (VtdContextEntry.f.P.of(this.mem.read64(at)) === 1) return;
+    const words = VtdContextEntry.encode({ P: 1, FPD: 0, TT: info.atsSupported ? 1 : 0, SSPTPTR: root, AW: agaw, DID: did });
+    this.mem.write64(at + 8n, words[1]!);
+    this.mem.write64(at, words[0]!);
+    if (this.capField('CM') === 1) {
+      this.qi.submitSync([qiDescContext(0, info.sid, 0, CC_GRAN.DEVICE)]);
+      this.qi.submitSync([this.descIotlb(did, 0n, 0, IOTLB_GRAN.DSI)]);
+    } else this.flushWriteBuffer();
+  }
+
+  /** `domain_context_clear_one` + `intel_context_flush_no_pasid` (legacy mode). */
+  domainContextClear(info: DeviceDomainInfo): void {
+    const at = this.contextAddr(info.bus, info.devfn, false);
+    if (at === undefined) return;
+    const did = VtdContextEntry.f.DID.get([this.mem.read64(at), this.mem.read64(at + 8n)]);
+    if (VtdContextEntry.f.P.of(this.mem.read64(at)) === 0) return;
+    this.mem.write64(at, 0n);
+    this.mem.write64(at + 8n, 0n);
+    this.qi.submitSync([qiDescContext(did, info.sid, 0, CC_GRAN.DEVICE)]);
+    this.qi.submitSync([this.descIotlb(did, 0n, 0, IOTLB_GRAN.DSI)]);
+    this.devtlbInvalidationWithPasid(info, IOMMU_NO_PASID);
+  }
+
   /** The context entry bytes of a device (inspection). */
   contextEntry(sid: number): Uint8Array {
     const at = this.contextAddr(sid >> 8, sid & 0xff, false);
@@ -412,17 +444,19 @@ export class IntelIommu implements IommuDevice {
 
   /** `intel_iommu_release_device`: context entry cleared and flushed, PASID tables freed. */
   releaseDevice(info: DeviceDomainInfo): void {
-    const at = this.contextAddr(info.bus, info.devfn, false);
-    if (at !== undefined) {
-      for (let w = 0; w < 4; w++) this.mem.write64(at + BigInt(w * 8), 0n);
-      this.qi.submitSync([qiDescContext(0, info.sid, 0, CC_GRAN.DEVICE)]);
-      this.devtlbInvalidationWithPasid(info, IOMMU_NO_PASID);
-    }
+    if (this.smSupported) {
+      const at = this.contextAddr(info.bus, info.devfn, false);
+      if (at !== undefined) {
+        for (let w = 0; w < 4; w++) this.mem.write64(at + BigInt(w * 8), 0n);
+        this.qi.submitSync([qiDescContext(0, info.sid, 0, CC_GRAN.DEVICE)]);
+        this.devtlbInvalidationWithPasid(info, IOMMU_NO_PASID);
+      }
+    } else this.domainContextClear(info);
     if (info.atsEnabled) {
       info.endpoint.atsEnabled = false;
       info.atsEnabled = false;
     }
-    this.mem.freePages([...info.pasidTables, info.pasidDir]);
+    this.mem.freePages(this.smSupported ? [...info.pasidTables, info.pasidDir] : []);
     info.pasidTables.length = 0;
     this.devices.delete(info.sid);
   }
