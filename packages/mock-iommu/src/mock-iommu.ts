@@ -565,7 +565,7 @@ export class MockIommu {
         mdev(dev).pageResponses.push({ request, code });
       },
     };
-    this.instance = { name: options.name ?? 'mock_iommu', ops: this.ops };
+    this.instance = { name: options.name ?? 'mock_iommu', ops: this.ops, maxPasidLog2: this.maxPasidLog2 };
   }
 }
 
