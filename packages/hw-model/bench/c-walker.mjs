@@ -1,9 +1,19 @@
+// Not a benchmark itself: helpers of translate-smmu.mjs and vtd-translate.mjs (bench/run.mjs runs it as a no-op).
 // Shared part of the `translate` benchmark scripts: measures a model's translator, builds a C walker with `cc -O2` into
 // tools/bench/build/, dumps the populated physical frames (after a header of u64 `words`),
 // runs the walker on the dump and prints its lines and the TS/C ratio line (BENCH.md).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+/** Operation counts of the `translate` benchmark: TS hit / miss, C hit / miss. */
+export const TRANSLATE_OPS = { hit: 400_000, miss: 20_000, cHit: 20_000_000, cMiss: 2_000_000 };
+
+/** True when the benchmark NAME given on the command line (if any) is `name`. */
+export function benchSelected(name) {
+  const wanted = process.argv[2];
+  return wanted === undefined || wanted === name;
+}
 
 /**
  * @param {{ iommu: string, name: string, words: bigint[], store: import('@iommufd/queue-engine').PhysicalStore,

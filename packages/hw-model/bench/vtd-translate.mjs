@@ -3,17 +3,11 @@
 // two-stage walk: every first-stage table GPA and the output GPA go through the second stage;
 // the context- and PASID-caches stay warm, as on hardware), next to a C walker over the same
 // tables (tools/bench/translate-vtd.c, built with `cc -O2`) in the same run.
-// Usage: node bench/vtd-translate.mjs [NAME]  — runs only when NAME is absent or `translate`.
-import { measureTranslator, runCWalker } from './c-walker.mjs';
+// Usage: node bench/vtd-translate.mjs [NAME] (or `pnpm bench translate`)  — runs only when NAME is absent or `translate`.
+import { benchSelected, measureTranslator, runCWalker, TRANSLATE_OPS } from './c-walker.mjs';
 import { VTD_GCMD, VTD_REG, VtdFsPte, VtdPasidEntry, VtdSmContextEntry, VtdSmRootEntry, VtdSsPte, createMachine } from '../dist/index.js';
 
-const name = process.argv[2];
-if (name !== undefined && name !== 'translate') process.exit(0);
-
-const HIT_OPS = 400_000;
-const MISS_OPS = 20_000;
-const C_HIT_OPS = 20_000_000;
-const C_MISS_OPS = 2_000_000;
+if (!benchSelected('translate')) process.exit(0);
 const BASE = 0xfed9_0000n;
 const DID = 0x2a;
 const SID = 0x10; // 00:02.0
@@ -78,8 +72,8 @@ const { hit, miss, checksum: hex } = measureTranslator({
   translate: (r) => vtd.translate(r),
   clearTlb: () => vtd.caches.iotlb.clear(),
   reqs,
-  hitOps: HIT_OPS,
-  missOps: MISS_OPS,
+  hitOps: TRANSLATE_OPS.hit,
+  missOps: TRANSLATE_OPS.miss,
 });
 
-runCWalker({ iommu: 'vtd', name: 'translate-vtd', words: [0x5654445452414e53n, fsRoot, ssRoot, BigInt(DID), BigInt(iovas.length), ...iovas], store: mem.store, hitOps: C_HIT_OPS, missOps: C_MISS_OPS, hit, miss, checksum: hex });
+runCWalker({ iommu: 'vtd', name: 'translate-vtd', words: [0x5654445452414e53n, fsRoot, ssRoot, BigInt(DID), BigInt(iovas.length), ...iovas], store: mem.store, hitOps: TRANSLATE_OPS.cHit, missOps: TRANSLATE_OPS.cMiss, hit, miss, checksum: hex });

@@ -12,6 +12,7 @@ export type BitFields<F extends readonly BitFieldSpec[]> = { [K in F[number][0]]
 
 /** Thrown for a malformed layout declaration or an out-of-range field value. */
 export class BitLayoutError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'BitLayoutError';
 }
 

@@ -63,7 +63,7 @@ export interface MachineDescription {
   readonly devices?: readonly DeviceDescription[];
   /** Caches never evict (exposes every missing invalidation). Default false. */
   readonly strict?: boolean;
-  /** Seed for any pseudo-random choice of the models (cache eviction). Default 0. */
+  /** Seed for pseudo-random choices of the models (the SMMUv3 caches evict oldest-first and ignore it). Default 0. */
   readonly seed?: number;
 }
 
@@ -94,6 +94,7 @@ export type IommuFactory = (context: IommuFactoryContext) => IommuInstance;
 
 /** Thrown for an inconsistent machine description. */
 export class MachineDescriptionError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'MachineDescriptionError';
 }
 

@@ -15,6 +15,7 @@ export interface MmioDevice {
 
 /** Thrown for a programming error in the use of {@link PhysicalMemory} (bad region, out of RAM). */
 export class PhysicalMemoryError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'PhysicalMemoryError';
 }
 
@@ -99,6 +100,17 @@ export class PhysicalMemory {
       return;
     }
     for (let i = 0; i < data.length; i++) this.writeN(pa + BigInt(i), 1, BigInt(data[i]!));
+  }
+
+  /**
+   * Reads an aligned little-endian u64 from RAM, or undefined when `pa` is not RAM (a table
+   * walker's fetch, where anything else is an external abort).
+   */
+  readRam64(pa: bigint): bigint | undefined {
+    for (const r of this.regions) {
+      if (pa >= r.base && pa + 8n <= r.base + r.size) return r.kind === 'ram' ? this.store.read64(pa) : undefined;
+    }
+    return undefined;
   }
 
   /** Reads one byte. */

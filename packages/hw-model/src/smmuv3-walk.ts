@@ -67,6 +67,8 @@ const PTE = {
 /** Stage-2 XN[54:53] (FEAT_XNX): the PXN and XN bits of the stage-1 view read together. */
 const S2_XN = { get: (d: bigint) => Number((PTE.PXN.get(d) | (PTE.XN.get(d) << 1n))) };
 
+const LEVEL_SHIFT = [39n, 30n, 21n, 12n] as const;
+
 /** Shift of the address bits one level indexes (4 KiB granule). */
 export function levelShift(level: number): number {
   return 12 + 9 * (3 - level);
@@ -92,6 +94,9 @@ export function walk(
 ): { ok: true; leaf: WalkLeaf } | { ok: false; fault: WalkFault } {
   const stage2 = p.stage === 2;
   if (ia >> BigInt(p.iaBits) !== 0n) return { ok: false, fault: { id: EVT_ID.F_TRANSLATION, stage2 } };
+  const oaBits = BigInt(p.oaBits);
+  // The start level indexes the remaining input bits (up to 13 with concatenated tables).
+  const startMask = (1n << BigInt(p.iaBits - levelShift(p.startLevel))) - 1n;
   let table = p.ttb;
   // Hierarchical permission limits (APTable, XNTable, PXNTable) of stage 1.
   let noWrite = false;
@@ -99,18 +104,17 @@ export function walk(
   let noXp = false;
   let noXu = false;
   for (let level = p.startLevel; level <= 3; level++) {
-    const shift = levelShift(level);
-    const bits = level === p.startLevel ? p.iaBits - shift : 9;
-    const idx = (ia >> BigInt(shift)) & ((1n << BigInt(bits)) - 1n);
+    const shift = LEVEL_SHIFT[level]!;
+    const idx = (ia >> shift) & (level === p.startLevel ? startMask : 511n);
     const t = tableAddress(table + idx * 8n);
     if (!t.ok) return t;
-    if (!memory.isRam(t.pa, 8)) return { ok: false, fault: { id: EVT_ID.F_WALK_EABT, fetchAddr: t.pa, stage2 } };
-    const d = memory.read64(t.pa);
+    const d = memory.readRam64(t.pa);
+    if (d === undefined) return { ok: false, fault: { id: EVT_ID.F_WALK_EABT, fetchAddr: t.pa, stage2 } };
     if (!PTE.VALID.test(d)) return { ok: false, fault: { id: EVT_ID.F_TRANSLATION, stage2 } };
     const isTable = PTE.TABLE.test(d);
     if (level < 3 && isTable) {
       table = d & PTE.OA.mask;
-      if (table >> BigInt(p.oaBits) !== 0n) return { ok: false, fault: { id: EVT_ID.F_ADDR_SIZE, stage2 } };
+      if (table >> oaBits !== 0n) return { ok: false, fault: { id: EVT_ID.F_ADDR_SIZE, stage2 } };
       if (!stage2) {
         const apt = PTE.APTABLE.get(d);
         noWrite ||= (apt & 2n) !== 0n;
@@ -122,9 +126,9 @@ export function walk(
     }
     // Level 3 needs 0b11 (0b01 is reserved); a 4 KiB granule has no level-0 blocks.
     if ((level === 3 && !isTable) || level === 0) return { ok: false, fault: { id: EVT_ID.F_TRANSLATION, stage2 } };
-    const size = 1n << BigInt(shift);
+    const size = 1n << shift;
     const oa = d & PTE.OA.mask & ~(size - 1n);
-    if (oa >> BigInt(p.oaBits) !== 0n) return { ok: false, fault: { id: EVT_ID.F_ADDR_SIZE, stage2 } };
+    if (oa >> oaBits !== 0n) return { ok: false, fault: { id: EVT_ID.F_ADDR_SIZE, stage2 } };
     if (!PTE.AF.test(d) && !p.affd) return { ok: false, fault: { id: EVT_ID.F_ACCESS, stage2 } };
     const ap = Number(PTE.AP.get(d));
     let perm: number;

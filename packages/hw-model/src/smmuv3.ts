@@ -103,6 +103,7 @@ export interface SmmuV3Options {
 
 /** Thrown for invalid {@link SmmuV3Options}. */
 export class SmmuV3OptionsError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'SmmuV3OptionsError';
 }
 
@@ -510,7 +511,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     return err;
   }
 
-  /** @internal */
+  /** @internal Drops cached STEs and CDs of StreamIDs first..first+count-1 (CFGI_STE, CFGI_STE_RANGE). */
   cmdCfgi(first: number, count: number): void {
     const last = first + count - 1;
     this.configCache.invalidate((e) => {
@@ -518,23 +519,23 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       return sid >= first && sid <= last;
     });
   }
-  /** @internal */
+  /** @internal Drops cached CDs of a StreamID: one SubstreamID, or all when undefined (CFGI_CD, CFGI_CD_ALL). */
   cmdCfgiCd(sid: number, ssid: number | undefined): void {
     this.configCache.invalidate((e) => e.kind === 'cd' && e.cd.sid === sid && (ssid === undefined || e.cd.ssid === ssid));
   }
-  /** @internal */
+  /** @internal Drops the TLB entries a TLBI command's scope matches. */
   cmdTlbi(match: (e: TlbEntry) => boolean): void {
     this.tlb.invalidate(match);
   }
-  /** @internal */
+  /** @internal Forwards ATC_INV to the devices of a StreamID; remembers an incomplete one for the next CMD_SYNC. */
   cmdAtcInv(sid: number, pasid: number | undefined, address: bigint, size: bigint | undefined): void {
     for (const ep of this.endpoints.get(sid) ?? []) if (!ep.atcInvalidate(pasid, address, size)) this.atcSyncPending = true;
   }
-  /** @internal */
+  /** @internal Delivers PRI_RESP to the devices of a StreamID. */
   cmdPriResp(sid: number, pasid: number | undefined, prgi: number, code: number): void {
     for (const ep of this.endpoints.get(sid) ?? []) ep.pageResponse?.(pasid, prgi, code);
   }
-  /** @internal */
+  /** @internal Completes a CMD_SYNC (MSI write, SEV or nothing); CERROR_ATC_INV_SYNC after an incomplete ATC_INV. */
   cmdSync(w: bigint[]): number {
     // A SYNC completes only after earlier ATC invalidations did.
     if (this.atcSyncPending) {
@@ -552,12 +553,12 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     else if (cs !== CMD_SYNC_CS.NONE) return CMDQ_ERR.ILL;
     return CMDQ_ERR.NONE;
   }
-  /** @internal */
+  /** @internal Whether the ID registers advertise a feature. */
   feature(f: 'S1P' | 'S2P' | 'ATS' | 'PRI' | 'HYP' | 'RIL'): boolean {
     if (f === 'RIL') return SMMU_IDR3.num([BigInt(this.idr[3])], 'RIL') === 1;
     return this.idr0(f) === 1;
   }
-  /** @internal */
+  /** @internal ASID / VMID masks (8 or 16 bits, per IDR0). */
   get masks(): { asid: number; vmid: number } {
     return { asid: this.asidMask, vmid: this.vmidMask };
   }
@@ -571,15 +572,17 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
   }
 
   /**
-   * Writes one record at PROD of an SMMU-produced queue: on overflow the record is lost and
-   * PROD.OVFLG toggles; a write that is not to RAM raises the queue's GERROR abort bit.
+   * Writes one record at PROD of an SMMU-produced queue: on overflow the record is lost (and
+   * PROD.OVFLG signals it); a write that is not to RAM raises the queue's GERROR abort bit.
    */
   private produce(q: OutputQueue, record: Uint8Array): boolean {
     const r = this.r;
     const base = r[q.base];
     const log2 = Math.min(SMMU_Q_BASE.num([base], 'LOG2SIZE'), this.qMax(q.maxField));
     if (queueFull(r[q.prod], r[q.cons], log2)) {
-      r[q.prod] ^= 0x8000_0000;
+      // A lost record toggles PROD.OVFLG unless an overflow is already pending
+      // (OVFLG != CONS.OVACKFLG until software acknowledges it).
+      if (((r[q.prod] ^ r[q.cons]) & 0x8000_0000) === 0) r[q.prod] ^= 0x8000_0000;
       return false;
     }
     const at = (SMMU_Q_BASE.get([base], 'ADDR') << 5n) + BigInt(queueIndex(r[q.prod], log2) * record.length);
@@ -626,6 +629,8 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       if (SMMU_GBPA.num([BigInt(this.r.gbpa)], 'ABORT')) return abort('GBPA_ABORT', req);
       return { ok: true, pa: req.iova, pageSize: PAGE, writable: true };
     }
+    // CR0.ATSCHK = 0 is the fast mode: translated traffic passes with no stream table lookup.
+    if (req.ats === 'translated' && !this.cr0('ATSCHK')) return { ok: true, pa: req.iova, pageSize: PAGE, writable: true };
     const steR = this.streamConfig(req);
     if (!steR.ok) return steR;
     const ste = steR.value;
@@ -975,10 +980,13 @@ const PRIMECELL_ID = new Map<number, number>([
   [0xffc, 0xb1],
 ]);
 
-/** The address range a TLBI covers: [start, end). */
-function tlbiRange(w: bigint[]): { start: bigint; end: bigint } {
+/**
+ * The address range a TLBI covers: [start, end). Without RIL the range fields are RES0 and
+ * ignored; TG = 0 is a single-address invalidation.
+ */
+function tlbiRange(s: SmmuV3, w: bigint[]): { start: bigint; end: bigint } {
   const addr = SMMU_CMD_TLBI.get(w, 'ADDR') << 12n;
-  const tg = SMMU_CMD_TLBI.num(w, 'TG');
+  const tg = s.feature('RIL') ? SMMU_CMD_TLBI.num(w, 'TG') : 0;
   if (tg === 0) return { start: addr, end: addr + 1n };
   const granule = 1n << BigInt(12 + 2 * (tg - 1));
   const pages = BigInt(SMMU_CMD_TLBI.num(w, 'NUM') + 1) << BigInt(SMMU_CMD_TLBI.num(w, 'SCALE'));
@@ -990,23 +998,13 @@ function overlaps(e: TlbEntry, r: { start: bigint; end: bigint }): boolean {
   return e.iova < r.end && r.start < e.iova + e.size;
 }
 
-/** Range fields are only legal with RIL, and only with a non-zero TG. */
-function badRange(s: SmmuV3, w: bigint[]): boolean {
-  const tg = SMMU_CMD_TLBI.num(w, 'TG');
-  const num = SMMU_CMD_TLBI.num(w, 'NUM');
-  const scale = SMMU_CMD_TLBI.num(w, 'SCALE');
-  const ttl = SMMU_CMD_TLBI.num(w, 'TTL');
-  if (!s.feature('RIL')) return tg !== 0 || num !== 0 || scale !== 0;
-  return tg === 0 && (num !== 0 || scale !== 0 || ttl !== 0);
-}
-
 type CommandHandler = (s: SmmuV3, w: bigint[]) => number;
 const OK = CMDQ_ERR.NONE;
 const ILL = CMDQ_ERR.ILL;
 const vmidOf = (s: SmmuV3, w: bigint[]) => SMMU_CMD_TLBI.num(w, 'VMID') & s.masks.vmid;
 const asidOf = (s: SmmuV3, w: bigint[]) => SMMU_CMD_TLBI.num(w, 'ASID') & s.masks.asid;
 const isS1 = (e: TlbEntry) => e.stage !== 's2';
-const needs = (f: 'S1P' | 'S2P' | 'HYP', h: CommandHandler): CommandHandler => (s, w) => (s.feature(f) ? h(s, w) : ILL);
+const needs = (f: 'S1P' | 'S2P', h: CommandHandler): CommandHandler => (s, w) => (s.feature(f) ? h(s, w) : ILL);
 
 /** The opcode table (reference §3.2, invalidation scopes per §7.1). */
 const COMMANDS = new Map<number, CommandHandler>([
@@ -1064,10 +1062,9 @@ const COMMANDS = new Map<number, CommandHandler>([
   [
     CMDQ_OP.TLBI_NH_VA,
     needs('S1P', (s, w) => {
-      if (badRange(s, w)) return ILL;
       const vmid = vmidOf(s, w);
       const asid = asidOf(s, w);
-      const r = tlbiRange(w);
+      const r = tlbiRange(s, w);
       s.cmdTlbi((e) => isS1(e) && e.vmid === vmid && (e.asid === asid || e.global) && overlaps(e, r));
       return OK;
     }),
@@ -1075,18 +1072,20 @@ const COMMANDS = new Map<number, CommandHandler>([
   [
     CMDQ_OP.TLBI_NH_VAA,
     needs('S1P', (s, w) => {
-      if (badRange(s, w)) return ILL;
       const vmid = vmidOf(s, w);
-      const r = tlbiRange(w);
+      const r = tlbiRange(s, w);
       s.cmdTlbi((e) => isS1(e) && e.vmid === vmid && overlaps(e, r));
       return OK;
     }),
   ],
-  // EL2 entries are never created (STRW = EL2 is not modelled), so these have nothing to remove.
-  [CMDQ_OP.TLBI_EL2_ALL, needs('HYP', () => OK)],
-  [CMDQ_OP.TLBI_EL2_ASID, needs('HYP', () => OK)],
-  [CMDQ_OP.TLBI_EL2_VA, needs('HYP', (s, w) => (badRange(s, w) ? ILL : OK))],
-  [CMDQ_OP.TLBI_EL2_VAA, needs('HYP', (s, w) => (badRange(s, w) ? ILL : OK))],
+  // EL2/EL3 entries are never created (STRW = EL2 and secure streams are not modelled), so
+  // these are accepted with nothing to remove (as QEMU and the queue engine do).
+  [CMDQ_OP.TLBI_EL3_ALL, () => OK],
+  [CMDQ_OP.TLBI_EL3_VA, () => OK],
+  [CMDQ_OP.TLBI_EL2_ALL, () => OK],
+  [CMDQ_OP.TLBI_EL2_ASID, () => OK],
+  [CMDQ_OP.TLBI_EL2_VA, () => OK],
+  [CMDQ_OP.TLBI_EL2_VAA, () => OK],
   [
     CMDQ_OP.TLBI_S12_VMALL,
     needs('S2P', (s, w) => {
@@ -1098,9 +1097,8 @@ const COMMANDS = new Map<number, CommandHandler>([
   [
     CMDQ_OP.TLBI_S2_IPA,
     needs('S2P', (s, w) => {
-      if (badRange(s, w)) return ILL;
       const vmid = vmidOf(s, w);
-      const r = tlbiRange(w);
+      const r = tlbiRange(s, w);
       // Only stage-2 entries: combined nested entries need TLBI_NH_ALL (Linux issues both).
       s.cmdTlbi((e) => e.stage === 's2' && e.vmid === vmid && overlaps(e, r));
       return OK;
@@ -1117,10 +1115,10 @@ const COMMANDS = new Map<number, CommandHandler>([
     CMDQ_OP.ATC_INV,
     (s, w) => {
       if (!s.feature('ATS')) return ILL;
+      // Size 52 and above means the whole ATC.
       const size = SMMU_CMD_ATC_INV.num(w, 'SIZE');
-      if (size > 52) return ILL;
       const ssv = SMMU_CMD_ATC_INV.num(w, 'SSV') === 1 && SMMU_CMD_ATC_INV.num(w, 'GLOBAL') === 0;
-      const bytes = size === 52 ? undefined : 0x1000n << BigInt(size);
+      const bytes = size >= 52 ? undefined : 0x1000n << BigInt(size);
       const addr = SMMU_CMD_ATC_INV.get(w, 'ADDR') << 12n;
       s.cmdAtcInv(SMMU_CMD_ATC_INV.num(w, 'SID'), ssv ? SMMU_CMD_ATC_INV.num(w, 'SSID') : undefined, bytes === undefined ? 0n : addr & ~(bytes - 1n), bytes);
       return OK;
@@ -1129,9 +1127,9 @@ const COMMANDS = new Map<number, CommandHandler>([
   [
     CMDQ_OP.PRI_RESP,
     (s, w) => {
-      if (!s.feature('PRI')) return ILL;
+      // Without PRI there is no device waiting for a response: nothing to deliver.
+      if (!s.feature('PRI')) return OK;
       const resp = SMMU_CMD_PRI_RESP.num(w, 'RESP');
-      if (resp === 3) return ILL;
       const ssv = SMMU_CMD_PRI_RESP.num(w, 'SSV') === 1;
       s.cmdPriResp(SMMU_CMD_PRI_RESP.num(w, 'SID'), ssv ? SMMU_CMD_PRI_RESP.num(w, 'SSID') : undefined, SMMU_CMD_PRI_RESP.num(w, 'PRGI'), resp);
       return OK;

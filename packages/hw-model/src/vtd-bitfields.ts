@@ -216,6 +216,13 @@ export interface StructureMemory {
   write64(pa: bigint, value: bigint): void;
   /** Writes a naturally aligned little-endian u32. */
   write32(pa: bigint, value: number): void;
+  /** Whether `[pa, pa+len)` is RAM (absent: everything is); table reads elsewhere are access errors. */
+  isRam?(pa: bigint, len: number): boolean;
+}
+
+/** True when the structure at `pa` can be read (it lies in RAM). */
+export function readable(mem: StructureMemory, pa: bigint, len: number): boolean {
+  return mem.isRam === undefined || mem.isRam(pa, len);
 }
 
 /** Reads `n` consecutive 64-bit words at `pa`. */

@@ -5,7 +5,7 @@
  * so that the queue engine's WebAssembly consumer can replace the TypeScript one without a
  * change of behaviour.
  */
-import { addr, big, defineFieldLayout, num, readWords, type FieldLayout, type FieldSpec, type StructureMemory } from './vtd-bitfields.js';
+import { addr, big, defineFieldLayout, num, readable, readWords, type FieldLayout, type FieldSpec, type StructureMemory } from './vtd-bitfields.js';
 
 const TYPE_FIELDS = [num('TYPE', 0, 3, 0), num('TYPE_HI', 0, 11, 9)] as const;
 
@@ -142,8 +142,10 @@ export const VTD_DESC_LAYOUTS: ReadonlyMap<number, VtdDescriptorLayout> = new Ma
   [VTD_DESC.PGRP_RESP, VtdPgrpRespDesc],
 ]);
 
-/** The descriptor types that exist only in scalable mode (256-bit queues). */
+/** The descriptor types that exist only in scalable mode. */
 const SCALABLE_ONLY: ReadonlySet<number> = new Set([VTD_DESC.PIOTLB, VTD_DESC.PC, VTD_DESC.PDEV_TLB, VTD_DESC.PGRP_RESP]);
+/** The descriptor types that need a 256-bit queue (the page-group response fits 128 bits without private data). */
+const WIDE_ONLY: ReadonlySet<number> = new Set([VTD_DESC.PIOTLB, VTD_DESC.PC, VTD_DESC.PDEV_TLB]);
 
 /** The ring as latched from IQA/IQH/IQT. */
 export interface VtdIqRing {
@@ -169,6 +171,8 @@ export interface VtdIqConfig {
   readonly mamv: number;
   /** ECAP.PDS. */
   readonly pageRequestDrain: boolean;
+  /** ECAP.DIT: device-TLB descriptors may carry a PFSID (reserved otherwise). */
+  readonly deviceTlbThrottling: boolean;
 }
 
 /** The result of executing a descriptor. */
@@ -212,14 +216,17 @@ export function validateVtdDescriptor(words: readonly bigint[], wide: boolean, c
   const typeHi = VtdDescHeader.f.TYPE_HI.get(words);
   const layout = VTD_DESC_LAYOUTS.get(type);
   if (typeHi !== 0 || layout === undefined) return { iqei: VTD_IQEI.INVALID_TYPE, reason: `unknown descriptor type 0x${(typeHi * 16 + type).toString(16)}` };
-  if (SCALABLE_ONLY.has(type)) {
-    if (!config.scalable) return { iqei: VTD_IQEI.INVALID_TYPE, reason: `${layout.name} needs scalable mode` };
-    if (!wide) return { iqei: VTD_IQEI.INVALID_WIDTH, reason: `${layout.name} needs 256-bit descriptors (IQA.DW=1)` };
-  }
-  const checked = layout.words === 4 ? words : words.slice(0, 2);
-  if (layout.hasReservedBits(checked)) return { iqei: VTD_IQEI.RESERVED_FIELD, reason: `${layout.name}: reserved bits set` };
-  if (wide && layout.words === 2 && (words[2] !== 0n || words[3] !== 0n)) {
+  if (SCALABLE_ONLY.has(type) && !config.scalable) return { iqei: VTD_IQEI.INVALID_TYPE, reason: `${layout.name} needs scalable mode` };
+  if (WIDE_ONLY.has(type) && !wide) return { iqei: VTD_IQEI.INVALID_WIDTH, reason: `${layout.name} needs 256-bit descriptors (IQA.DW=1)` };
+  if (layout.hasReservedBits(words.slice(0, 2))) return { iqei: VTD_IQEI.RESERVED_FIELD, reason: `${layout.name}: reserved bits set` };
+  // The upper half of a 256-bit slot is reserved, except a page-group response's private data (PDP).
+  const privateData = type === VTD_DESC.PGRP_RESP && VtdPgrpRespDesc.f.PDP.get(words) === 1;
+  if (wide && !privateData && (words[2] !== 0n || words[3] !== 0n)) {
     return { iqei: VTD_IQEI.RESERVED_FIELD, reason: `${layout.name}: upper 128 bits of a 256-bit slot must be zero` };
+  }
+  if ((type === VTD_DESC.DEV_TLB || type === VTD_DESC.PDEV_TLB) && !config.deviceTlbThrottling) {
+    const l = type === VTD_DESC.DEV_TLB ? VtdDevTlbDesc : VtdPdevTlbDesc;
+    if (l.f.PFSID_LO.get(words) !== 0 || l.f.PFSID_HI.get(words) !== 0) return { iqei: VTD_IQEI.RESERVED_FIELD, reason: `${layout.name}: PFSID set but ECAP.DIT is 0` };
   }
   switch (type) {
     case VTD_DESC.CC:
@@ -249,15 +256,20 @@ export function validateVtdDescriptor(words: readonly bigint[], wide: boolean, c
 
 /** The TypeScript invalidation-queue consumer (the queue engine's twin). */
 export class VtdTsInvalidationQueueConsumer implements VtdInvalidationQueueConsumer {
-  constructor(readonly config: VtdIqConfig) {}
+  /** @param config - the capabilities descriptors are validated against */
+  constructor(
+    /** The capabilities descriptors are validated against. */
+    readonly config: VtdIqConfig,
+  ) {}
 
+  /** {@inheritDoc VtdInvalidationQueueConsumer.consume} */
   consume(ring: VtdIqRing, executor: VtdIqExecutor): VtdIqConsumeResult {
     const width = ring.wide ? 32n : 16n;
     let head = ring.head;
     let executed = 0;
     while (head !== ring.tail) {
       const at = ring.base + BigInt(head) * width;
-      if (at >> 52n !== 0n) return { head, executed, error: { iqei: VTD_IQEI.FETCH_ERROR, reason: `descriptor address 0x${at.toString(16)} is not memory` } };
+      if (!readable(ring.mem, at, Number(width))) return { head, executed, error: { iqei: VTD_IQEI.FETCH_ERROR, reason: `descriptor address 0x${at.toString(16)} is not memory` } };
       const words = readWords(ring.mem, at, ring.wide ? 4 : 2);
       if (!ring.wide) words.push(0n, 0n);
       const bad = validateVtdDescriptor(words, ring.wide, this.config);

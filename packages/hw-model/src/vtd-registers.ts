@@ -253,6 +253,7 @@ export type ResolvedVtdOptions = { readonly [K in keyof VtdOptions]-?: Exclude<V
 
 /** Thrown for an inconsistent option set. */
 export class VtdOptionsError extends Error {
+  /** Error name. */
   override readonly name = 'VtdOptionsError';
 }
 

@@ -5,7 +5,7 @@
  * reasons. Fault recording itself belongs to the unit ({@link VtdTranslateUnit.fault}).
  */
 import type { StructureMemory } from './vtd-bitfields.js';
-import { readWords } from './vtd-bitfields.js';
+import { readable, readWords } from './vtd-bitfields.js';
 import type { VtdCaches, VtdContextCacheEntry, VtdIotlbEntry, VtdPasidCacheEntry, VtdPasidFields, VtdTranslationKind } from './vtd-caches.js';
 import { VTD_FAULT } from './vtd-faults.js';
 import type { ResolvedVtdOptions } from './vtd-registers.js';
@@ -75,7 +75,9 @@ export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCache
   if ((u.rootTable & above) !== 0n || u.ttm > 1) return { fail: scalable || u.ttm > 1 ? VTD_FAULT.SM_ROOT_ACCESS : VTD_FAULT.ROOT_ADDR_INVALID, fpd: false };
   const bus = sid >> 8;
   const devfn = sid & 0xff;
-  const root = readWords(u.mem, u.rootTable + BigInt(bus) * 16n, 2);
+  const rootAt = u.rootTable + BigInt(bus) * 16n;
+  if (!readable(u.mem, rootAt, 16)) return { fail: scalable ? VTD_FAULT.SM_ROOT_ACCESS : VTD_FAULT.ROOT_ADDR_INVALID, fpd: false };
+  const root = readWords(u.mem, rootAt, 2);
   let ctp: bigint;
   if (scalable) {
     if (VtdSmRootEntry.hasReservedBits(root)) return { fail: VTD_FAULT.SM_ROOT_RESERVED, fpd: false };
@@ -83,8 +85,9 @@ export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCache
     const present = upper ? VtdSmRootEntry.f.UP.get(root) : VtdSmRootEntry.f.LP.get(root);
     if (present === 0) return { fail: VTD_FAULT.SM_ROOT_NOT_PRESENT, fpd: false };
     ctp = upper ? VtdSmRootEntry.f.UCTP.get(root) : VtdSmRootEntry.f.LCTP.get(root);
-    if ((ctp & above) !== 0n) return { fail: VTD_FAULT.SM_CONTEXT_ACCESS, fpd: false };
-    const words = readWords(u.mem, ctp + BigInt(devfn & 0x7f) * 32n, 4);
+    const at = ctp + BigInt(devfn & 0x7f) * 32n;
+    if ((ctp & above) !== 0n || !readable(u.mem, at, 32)) return { fail: VTD_FAULT.SM_CONTEXT_ACCESS, fpd: false };
+    const words = readWords(u.mem, at, 4);
     const c = VtdSmContextEntry.decode(words);
     const fpd = c.FPD === 1;
     if (c.P === 0) return { fail: VTD_FAULT.SM_CONTEXT_NOT_PRESENT, fpd };
@@ -100,8 +103,9 @@ export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCache
   if (VtdRootEntry.hasReservedBits(root)) return { fail: VTD_FAULT.ROOT_RESERVED, fpd: false };
   if (VtdRootEntry.f.P.get(root) === 0) return { fail: VTD_FAULT.ROOT_NOT_PRESENT, fpd: false };
   ctp = VtdRootEntry.f.CTP.get(root);
-  if ((ctp & above) !== 0n) return { fail: VTD_FAULT.CONTEXT_PTR_INVALID, fpd: false };
-  const words = readWords(u.mem, ctp + BigInt(devfn) * 16n, 2);
+  const at = ctp + BigInt(devfn) * 16n;
+  if ((ctp & above) !== 0n || !readable(u.mem, at, 16)) return { fail: VTD_FAULT.CONTEXT_PTR_INVALID, fpd: false };
+  const words = readWords(u.mem, at, 2);
   const l = VtdContextEntry.decode(words);
   const fpd = l.FPD === 1;
   if (l.P === 0) return { fail: VTD_FAULT.CONTEXT_NOT_PRESENT, fpd };
@@ -122,12 +126,17 @@ export function lookupPasidEntry(u: VtdTranslateUnit, ctx: VtdContextCacheEntry,
   if (hit !== undefined) return hit;
   const above = aboveWidthMask(u.options.addressWidth);
   const dirBase = ctx.sm!.PASIDDIRPTR;
-  const dir = [u.mem.read64(dirBase + BigInt(pasid >> 6) * 8n)];
+  // PASID[19:6] indexes the directory, PASID[5:0] the 64-entry table.
+  const dirAt = dirBase + BigInt(pasid >> 6) * 8n;
+  if (!readable(u.mem, dirAt, 8)) return { fail: VTD_FAULT.SM_PASID_DIR_ACCESS, fpd: ctxFpd };
+  const dir = [u.mem.read64(dirAt)];
   const dirFpd = VtdPasidDirEntry.f.FPD.get(dir) === 1;
   if (VtdPasidDirEntry.f.P.get(dir) === 0) return { fail: VTD_FAULT.SM_PASID_DIR_NOT_PRESENT, fpd: ctxFpd || dirFpd };
   const table = VtdPasidDirEntry.f.PASIDPTPTR.get(dir);
   if (VtdPasidDirEntry.hasReservedBits(dir) || (table & above) !== 0n) return { fail: VTD_FAULT.SM_PASID_DIR_RESERVED, fpd: ctxFpd || dirFpd };
-  const words = readWords(u.mem, table + BigInt(pasid & 0x3f) * 64n, 8);
+  const entryAt = table + BigInt(pasid & 0x3f) * 64n;
+  if (!readable(u.mem, entryAt, 64)) return { fail: VTD_FAULT.SM_PASID_ACCESS, fpd: ctxFpd || dirFpd };
+  const words = readWords(u.mem, entryAt, 8);
   const p = VtdPasidEntry.decode(words);
   const fpd = ctxFpd || dirFpd || p.FPD === 1;
   if (p.P === 0) return { fail: VTD_FAULT.SM_PASID_NOT_PRESENT, fpd };

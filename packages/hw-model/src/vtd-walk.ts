@@ -3,12 +3,13 @@
  * (x86-64 4/5-level format), the latter optionally nested, i.e. every first-stage table
  * address is a guest-physical address translated through the second stage.
  */
-import type { StructureMemory } from './vtd-bitfields.js';
+import { readable, type StructureMemory } from './vtd-bitfields.js';
 import { VTD_FAULT } from './vtd-faults.js';
 import { aboveWidthMask, VtdFsPte, VtdSsPte } from './vtd-tables.js';
 
 /** A successful walk: the leaf page and the permissions accumulated over every level. */
 export interface VtdPageWalk {
+  /** The walk reached a leaf. */
   readonly ok: true;
   /** Output page base. */
   readonly pa: bigint;
@@ -45,6 +46,7 @@ export type VtdSsFailure = 'beyond-width' | 'root-invalid' | 'access' | 'not-pre
 
 /** A failed second-stage walk. */
 export interface VtdSsWalkFailure {
+  /** The walk failed. */
   readonly ok: false;
   /** The condition. */
   readonly why: VtdSsFailure;
@@ -85,6 +87,7 @@ export function walkSecondStage(p: VtdSsWalkParams, gpa: bigint): VtdPageWalk | 
   for (let level: number = p.levels; level >= 1; level--) {
     const shift = BigInt(12 + 9 * (level - 1));
     const pteAddr = table + ((gpa >> shift) & MASK9) * 8n;
+    if (!readable(p.mem, pteAddr, 8)) return { ok: false, why: 'access', level };
     let pte = p.mem.read64(pteAddr);
     if (SS.R.of(pte) === 0 && SS.W.of(pte) === 0) return { ok: false, why: 'not-present', level };
     const ps = SS.PS.of(pte) === 1 && level > 1;
@@ -126,6 +129,7 @@ export interface VtdFsWalkParams {
 
 /** A failed first-stage walk, with its scalable-mode fault reason. */
 export interface VtdFsWalkFailure {
+  /** The walk failed. */
   readonly ok: false;
   /** Fault reason code. */
   readonly code: number;
@@ -181,6 +185,8 @@ export function walkFirstStage(p: VtdFsWalkParams, iova: bigint): VtdPageWalk | 
     if (!t.ok) return t;
     const shift = BigInt(12 + 9 * (level - 1));
     const pteAddr = t.hpa + ((iova >> shift) & MASK9) * 8n;
+    // A first-stage table that is not memory: 0x73 for the root table, 0x70 below it.
+    if (!readable(p.mem, pteAddr, 8)) return { ok: false, code: level === p.levels ? VTD_FAULT.SM_FS_ROOT_INVALID : VTD_FAULT.SM_FS_ACCESS };
     let pte = p.mem.read64(pteAddr);
     if (FS.P.of(pte) === 0) return { ok: false, code: VTD_FAULT.SM_FS_NOT_PRESENT };
     const ps = FS.PS.of(pte) === 1 && level > 1;

@@ -139,6 +139,7 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
    * @param options - capabilities (CAP/ECAP) and hooks
    */
   constructor(
+    /** The memory tables and queues are read from and written to. */
     readonly mem: StructureMemory,
     options: VtdIommuOptions = {},
   ) {
@@ -150,7 +151,7 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     this.table = vtdRegisterTable(this.options);
     this.onInterrupt = options.onInterrupt;
     this.onPageResponse = options.onPageResponse;
-    const config: VtdIqConfig = { scalable: this.options.scalableMode, mamv: this.options.mamv, pageRequestDrain: this.options.pageRequestDrain };
+    const config: VtdIqConfig = { scalable: this.options.scalableMode, mamv: this.options.mamv, pageRequestDrain: this.options.pageRequestDrain, deviceTlbThrottling: false };
     this.consumer = (options.queueConsumer ?? ((c) => new VtdTsInvalidationQueueConsumer(c)))(config);
     const h = new Map<number, () => void>();
     h.set(VTD_REG.GCMD, () => this.onGcmd());

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CMDQ_OP, SMMU_CD, SMMU_REG, SMMU_STE, type DmaTranslation, type PhysicalMemory } from '../src/index.js';
-import { PageTables, SmmuDriver, s1Cd, s2Ste } from './support/smmu-driver.js';
+import { CMDQ_OP, SMMU_CD, SMMU_REG, SMMU_STE, createMachine, type DmaTranslation, type PhysicalMemory, type Tegra241Smmu } from '../src/index.js';
+import { GuestRam, PageTables, SmmuDriver, s1Cd, s2Ste } from './support/smmu-driver.js';
 
 /** An independent, deliberately plain 4 KiB-granule walk over the same memory. */
 function referenceWalk(
@@ -101,15 +101,12 @@ describe('SMMUv3 walker agrees with a reference walk (fast-check)', () => {
       fc.property(fc.array(mapping, { maxLength: 10 }), fc.array(fc.boolean(), { minLength: 64, maxLength: 64 }), fc.array(access, { minLength: 1, maxLength: 10 }), (maps, s2write, accesses) => {
         const d = new SmmuDriver({ strict: true });
         d.bringUp();
-        const alloc = () => d.mem.allocPages(1)[0]!;
-        const s2 = new PageTables(d.mem, 2, 0, alloc);
-        const G = 0x8000_0000n;
-        const guest = d.mem.allocPages(128);
-        // Table pages (first 64) readable; data pages (last 64) with random write permission.
-        guest.forEach((pa, i) => s2.map(G + BigInt(i) * 0x1000n, pa, 3, { write: i < 64 || s2write[i - 64]! }));
-        const toPa = (ipa: bigint) => (ipa >= G && ipa < G + 128n * 0x1000n ? guest[Number((ipa - G) >> 12n)]! + (ipa & 0xfffn) : undefined);
-        let next = 0;
-        const s1 = new PageTables(d.mem, 1, 0, () => G + BigInt(next++) * 0x1000n, (a) => toPa(a)!);
+        // Table pages (first 64) writable; data pages (last 64) with random write permission.
+        const g = new GuestRam(d.mem, 128, (i) => i < 64 || s2write[i - 64]!);
+        const { s2 } = g;
+        const G = GuestRam.BASE;
+        const toPa = (a: bigint) => g.pa(a);
+        const s1 = g.stage1();
         for (const m of maps) s1.map(slotIa(m.slot) & ~0xfffn, G + (64n + BigInt(m.target)) * 0x1000n, 3, { ...m, read: true });
         const cd = G + 63n * 0x1000n;
         d.mem.write(toPa(cd)!, SMMU_CD.toBytes(s1Cd(s1.root, 6)));
@@ -170,6 +167,59 @@ describe('random command streams (fast-check)', () => {
         }
       }),
       { numRuns: 100 },
+    );
+  });
+});
+
+describe('random configuration structures (fast-check)', () => {
+  it('any STE / CD / L1 descriptor bytes give a translation or an architected fault, never a throw', () => {
+    const word = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
+    const pointerish = fc.bigInt({ min: 0n, max: 0x1000n }).map((n) => 0x4000_0000n + n * 0x1000n);
+    fc.assert(
+      fc.property(fc.array(word, { minLength: 8, maxLength: 8 }), fc.array(word, { minLength: 8, maxLength: 8 }), pointerish, fc.boolean(), fc.option(fc.integer({ min: 0, max: 0xfffff })), fc.boolean(), (ste, cd, ptr, keepValid, pasid, twoLevel) => {
+        const d = new SmmuDriver({ twoLevel });
+        d.bringUp();
+        // Half of the runs point the STE at a real CD so the CD decoder sees random bytes too.
+        const cdPa = d.mem.allocPages(1)[0]!;
+        d.mem.write(cdPa, SMMU_CD.toBytes(cd));
+        const w = [...ste];
+        if (keepValid) w[0] = (w[0]! & ~(((1n << 46n) - 1n) << 6n)) | (cdPa & ~0x3fn) | 1n;
+        d.writeSte(8, w);
+        d.cfgiSte(8);
+        for (const iova of [0n, ptr, 0xffff_ffff_f000n]) {
+          const t = d.smmu.translate({ requesterId: 8, streamId: 8, iova, write: true, ...(pasid !== null ? { pasid } : {}) });
+          if (!t.ok) expect(t.fault.kind).toMatch(/^(F_|C_|STE_ABORT$)/);
+        }
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
+describe('random register traffic (fast-check)', () => {
+  it('SMMU and CMDQV register files accept any aligned access without throwing', () => {
+    const access = fc.record({
+      cmdqv: fc.boolean(),
+      offset: fc.integer({ min: 0, max: 0xaffff }).map((o) => o & ~3),
+      size: fc.constantFrom(4 as const, 8 as const),
+      value: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+      write: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.array(access, { maxLength: 60 }), (accesses) => {
+        const m = createMachine({ ramBytes: 0x100_0000n, iommus: [{ kind: 'tegra241-cmdqv', name: 't', base: 0x900_0000n }] });
+        const smmu = m.iommus.get('t') as Tegra241Smmu;
+        for (const a of accesses) {
+          const dev = a.cmdqv ? smmu.cmdqv : smmu;
+          const off = a.cmdqv ? a.offset : a.offset & 0x1ffff;
+          if (a.write) dev.mmioWrite(off, a.size, BigInt.asUintN(a.size * 8, a.value));
+          else expect(dev.mmioRead(off, a.size) >> BigInt(a.size * 8)).toBe(0n);
+        }
+        // Whatever happened, the SMMU still answers translations.
+        const t = smmu.translate({ requesterId: 8, streamId: 8, iova: 0x1000n, write: false });
+        expect(typeof t.ok).toBe('boolean');
+      }),
+      { numRuns: 200 },
     );
   });
 });

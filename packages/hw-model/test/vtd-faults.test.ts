@@ -69,7 +69,31 @@ function withPasid(setup: (v: LinuxVtd) => void) {
   };
 }
 
+/** An address that is not RAM (RAM starts at 0x4000_0000 in the test machine). */
+const NOT_RAM = 0x10_0000n;
+
 const SM_CASES: Case[] = [
+  { name: 'root table not in memory', code: 0x38, setup: (v) => (v.w64(REG.RTADDR, NOT_RAM | (1n << 10n)), v.w32(0x18, (1 << 30) | (1 << 26) | (1 << 31))) },
+  { name: 'context table not in memory', code: 0x40, setup: (v) => v.mem.write64(v.rootTable, NOT_RAM | 1n) },
+  {
+    name: 'PASID directory not in memory',
+    code: 0x50,
+    setup: (v) => {
+      const at = v.smContext(0, DEVFN);
+      v.mem.write64(at, (v.mem.read64(at) & 0xfffn) | NOT_RAM);
+    },
+  },
+  {
+    name: 'PASID table not in memory',
+    code: 0x58,
+    setup: (v) => {
+      const at = v.smContext(0, DEVFN);
+      v.mem.write64(v.mem.read64(at) & ~0xfffn, NOT_RAM | 1n);
+    },
+  },
+  { name: 'first-stage root table not in memory', code: 0x73, setup: fsSetup(() => {}, { fsptptr: NOT_RAM }) },
+  { name: 'first-stage table not in memory', code: 0x70, setup: fsSetup((v, root) => v.mem.write64(root, NOT_RAM | 0x27n)) },
+  { name: 'second-stage table not in memory', code: 0x78, setup: ssSetup((v, root) => v.mem.write64(root, NOT_RAM | 0x3n)) },
   { name: 'root entry not present', code: 0x39, setup: () => {} },
   {
     name: 'root entry reserved bits',
@@ -207,6 +231,17 @@ describe('VT-d scalable-mode fault reasons, with byte-exact fault records', () =
 
 describe('VT-d legacy-mode fault reasons', () => {
   const legacy: Case[] = [
+    { name: 'root table not in memory', code: 0x8, setup: (v) => (v.w64(REG.RTADDR, NOT_RAM), v.w32(0x18, (1 << 30) | (1 << 26) | (1 << 31))) },
+    { name: 'context table not in memory', code: 0x9, setup: (v) => v.mem.write64(v.rootTable, NOT_RAM | 1n) },
+    {
+      name: 'next page-table pointer not in memory',
+      code: 0x7,
+      setup: (v) => {
+        const root = v.page();
+        v.mem.write64(root, NOT_RAM | 3n);
+        v.legacyContext(0, DEVFN, { tt: 0, aw: 2, did: 1, ssptptr: root });
+      },
+    },
     { name: 'root not present', code: 0x1, setup: () => {} },
     { name: 'context not present', code: 0x2, setup: (v) => v.legacyContext(0, DEVFN + 1, { tt: 2, aw: 2, did: 1, ssptptr: 0n }) },
     { name: 'invalid context (TT=3)', code: 0x3, setup: (v) => v.legacyContext(0, DEVFN, { tt: 3, aw: 2, did: 1, ssptptr: v.page() }) },

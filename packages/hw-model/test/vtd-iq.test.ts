@@ -57,6 +57,8 @@ describe('VT-d invalidation queue errors (IQE)', () => {
     { name: 'PASID IOTLB with granularity 1', desc: [0x6n | (1n << 4n), 0n], iqei: 4 },
     { name: 'upper half of a 256-bit slot not zero', desc: [0x2n | (1n << 4n), 0n, 1n, 0n], iqei: 4 },
     { name: 'wait status address not dword aligned', desc: [0x5n | (1n << 5n), 0x4000_0002n], iqei: 4 },
+    { name: 'device-TLB PFSID without ECAP.DIT', desc: [0x3n | (1n << 12n), 0n], iqei: 4 },
+    { name: 'page-group response data in the upper half without PDP', desc: [0x9n, 0n, 0n, 5n], iqei: 4 },
   ];
   for (const c of cases) {
     it(`${c.name} → IQEI ${c.iqei}, IQH stays at the bad descriptor, nothing after it runs`, () => {
@@ -91,6 +93,16 @@ describe('VT-d invalidation queue errors (IQE)', () => {
     expect(v.r32(REG.FSTS)).toBe(IQE);
     expect(v.r64(REG.IQER)).toBe(6n);
     expect(v.r64(REG.IQT)).toBe(0x20n);
+  });
+
+  it('a queue that is not in memory cannot be fetched (IQEI 2)', () => {
+    const v = new LinuxVtd();
+    v.w64(REG.IQA, 0x10_0000n | (1n << 11n));
+    v.w32(REG.GCMD, QIE);
+    v.w32(REG.IQT, 1 << 5);
+    expect(v.r32(REG.FSTS)).toBe(IQE);
+    expect(v.r64(REG.IQER)).toBe(2n);
+    expect(v.r64(REG.IQH)).toBe(0n);
   });
 
   it('a tail beyond the queue size is invalid (IQEI 1)', () => {
@@ -187,6 +199,13 @@ describe('VT-d page requests and page-group responses', () => {
     v.w64(REG.PQH, v.r64(REG.PQT));
     expect(v.submit([QI.pageResponse(SID, 7, 0, 0)])).toBe(2);
     expect(v.iommu.pageResponses).toEqual([{ requesterId: SID, pasid: 7, code: 0, groupIndex: 0 }]);
+  });
+
+  it('a page-group response may carry private data in the upper half when PDP is set', () => {
+    const { v } = priSetup();
+    const r = QI.pageResponse(SID, 7, 1, 9);
+    expect(v.submit([[r[0] | (1n << 5n), r[1], 0x1234n, 0x5678n]])).toBe(2);
+    expect(v.iommu.pageResponses).toEqual([{ requesterId: SID, pasid: 7, code: 1, groupIndex: 9 }]);
   });
 
   it('the fault is served once the response says the page is mapped', () => {

@@ -5,7 +5,7 @@ import { DEVFN, LinuxVtd, mapFs, mapSs, REG, req, SID } from './vtd-linux.js';
 const ADDR = 0x000f_ffff_ffff_f000n;
 
 /** An independent x86 first-stage walk: the expected PA or fault code of a user request. */
-function refFirstStage(read64: (pa: bigint) => bigint, root: bigint, iova: bigint, levels: number, write: boolean): bigint | number {
+function refFirstStage(read64: (pa: bigint) => bigint | undefined, root: bigint, iova: bigint, levels: number, write: boolean): bigint | number {
   const top = iova >> BigInt(12 + 9 * levels - 1);
   if (top !== 0n && top !== (1n << BigInt(64 - (12 + 9 * levels - 1))) - 1n) return 0x80;
   let table = root;
@@ -14,6 +14,7 @@ function refFirstStage(read64: (pa: bigint) => bigint, root: bigint, iova: bigin
   for (let l = levels; l >= 1; l--) {
     const shift = BigInt(12 + 9 * (l - 1));
     const e = read64(table + ((iova >> shift) & 511n) * 8n);
+    if (e === undefined) return l === levels ? 0x73 : 0x70;
     if ((e & 1n) === 0n) return 0x71;
     const ps = l > 1 && (e & 0x80n) !== 0n;
     if (ps && l > 3) return 0x72;
@@ -33,7 +34,7 @@ function refFirstStage(read64: (pa: bigint) => bigint, root: bigint, iova: bigin
 }
 
 /** An independent VT-d second-stage walk. */
-function refSecondStage(read64: (pa: bigint) => bigint, root: bigint, iova: bigint, levels: number, write: boolean): bigint | number {
+function refSecondStage(read64: (pa: bigint) => bigint | undefined, root: bigint, iova: bigint, levels: number, write: boolean): bigint | number {
   if (iova >> BigInt(12 + 9 * levels) !== 0n) return 0x83;
   let table = root;
   let r = true;
@@ -41,6 +42,7 @@ function refSecondStage(read64: (pa: bigint) => bigint, root: bigint, iova: bigi
   for (let l = levels; l >= 1; l--) {
     const shift = BigInt(12 + 9 * (l - 1));
     const e = read64(table + ((iova >> shift) & 511n) * 8n);
+    if (e === undefined) return 0x78;
     if ((e & 3n) === 0n) return 0x79;
     const ps = l > 1 && (e & 0x80n) !== 0n;
     if (ps && l > 3) return 0x7a;
@@ -99,7 +101,7 @@ describe('VT-d walker agrees with a reference walk (property)', () => {
               ? LinuxVtd.pasidEntry({ pgtt: 1, did: 3, fsptptr: root, fspm: levels === 5 ? 1 : 0 })
               : LinuxVtd.pasidEntry({ pgtt: 2, did: 3, ssptptr: root, aw: levels - 2 }),
           );
-          const read64 = (pa: bigint) => v.mem.read64(pa);
+          const read64 = (pa: bigint) => (v.mem.isRam(pa, 8) ? v.mem.read64(pa) : undefined);
           for (const a of accesses) {
             const iova = slotIova(a.slot, levels) + BigInt(a.offset);
             const expected = stage === 'first' ? refFirstStage(read64, root, iova, levels, a.write) : refSecondStage(read64, root, iova, levels, a.write);
@@ -158,7 +160,7 @@ describe('VT-d invalidation queue under random descriptor streams (property)', (
 });
 
 /** An independent nested walk: FS table GPAs and the output GPA through the second stage. */
-function refNested(read64: (pa: bigint) => bigint, fsRoot: bigint, ssRoot: bigint, iova: bigint, write: boolean): bigint | number {
+function refNested(read64: (pa: bigint) => bigint | undefined, fsRoot: bigint, ssRoot: bigint, iova: bigint, write: boolean): bigint | number {
   const s2 = (gpa: bigint, w: boolean, table: 'root' | 'table' | 'data'): bigint | number => {
     const r = refSecondStage(read64, ssRoot, gpa, 4, w);
     if (typeof r === 'bigint') return r;
@@ -176,6 +178,7 @@ function refNested(read64: (pa: bigint) => bigint, fsRoot: bigint, ssRoot: bigin
     if (typeof hpa === 'number') return hpa;
     const shift = BigInt(12 + 9 * (l - 1));
     const e = read64(hpa + ((iova >> shift) & 511n) * 8n);
+    if (e === undefined) return 0x70;
     if ((e & 1n) === 0n) return 0x71;
     w &&= (e & 2n) !== 0n;
     u &&= (e & 4n) !== 0n;
@@ -231,7 +234,7 @@ describe('VT-d nested walker agrees with a reference nested walk (property)', ()
             v.mem.write64(hpaOf(table) + ((iova >> 12n) & 511n) * 8n, leaf);
           }
           v.setPasidEntry(SID, 0, LinuxVtd.pasidEntry({ pgtt: 3, did: 4, ssptptr: ss, fsptptr: G }));
-          const read64 = (pa: bigint) => v.mem.read64(pa);
+          const read64 = (pa: bigint) => (v.mem.isRam(pa, 8) ? v.mem.read64(pa) : undefined);
           for (const a of accesses) {
             const iova = (BigInt(a.slot & 31) << 21n) + BigInt(a.offset & 0xfff);
             const expected = refNested(read64, G, ss, iova, a.write);

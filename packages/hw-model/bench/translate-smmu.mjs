@@ -1,17 +1,11 @@
 // `translate` benchmark (shared/design/BENCH.md): DMA translations per second through a nested
 // SMMUv3, on a TLB hit and on a TLB miss (full two-stage walk), next to a C walker over the
 // same tables (tools/bench/translate-smmu.c, built with `cc -O2`) in the same run.
-// Usage: node bench/translate.mjs [NAME]  — runs only when NAME is absent or `translate`.
-import { measureTranslator, runCWalker } from './c-walker.mjs';
+// Usage: node bench/translate-smmu.mjs [NAME]  — runs only when NAME is absent or `translate`.
+import { benchSelected, measureTranslator, runCWalker, TRANSLATE_OPS } from './c-walker.mjs';
 import { ARM_PTE, SMMU_CD, SMMU_REG, SMMU_STE, createMachine } from '../dist/index.js';
 
-const name = process.argv[2];
-if (name !== undefined && name !== 'translate') process.exit(0);
-
-const HIT_OPS = 400_000;
-const MISS_OPS = 20_000;
-const C_HIT_OPS = 20_000_000;
-const C_MISS_OPS = 2_000_000;
+if (!benchSelected('translate')) process.exit(0);
 const BASE = 0x900_0000n;
 const VMID = 0x2a;
 const ASID = 7;
@@ -73,12 +67,9 @@ const { hit, miss, checksum: hex } = measureTranslator({
   translate: (r) => smmu.translate(r),
   clearTlb: () => smmu.tlb.clear(),
   reqs,
-  hitOps: HIT_OPS,
-  missOps: MISS_OPS,
+  hitOps: TRANSLATE_OPS.hit,
+  missOps: TRANSLATE_OPS.miss,
 });
 
 // The C walker over a dump of the same memory.
-runCWalker({ iommu: 'smmuv3', name: 'translate-smmu', words: [0x534d4d5554524e53n, s1root, s2root, BigInt(VMID), BigInt(ASID), BigInt(iovas.length), ...iovas], store: mem.store, hitOps: C_HIT_OPS, missOps: C_MISS_OPS, hit, miss, checksum: hex });
-
-// The VT-d line of the same benchmark.
-await import('./vtd-translate.mjs');
+runCWalker({ iommu: 'smmuv3', name: 'translate-smmu', words: [0x534d4d5554524e53n, s1root, s2root, BigInt(VMID), BigInt(ASID), BigInt(iovas.length), ...iovas], store: mem.store, hitOps: TRANSLATE_OPS.cHit, missOps: TRANSLATE_OPS.cMiss, hit, miss, checksum: hex });
