@@ -98,6 +98,8 @@ export interface DeviceDomainInfo {
   iopfRefcount: number;
   /** PASID directory (physical) and its capacity in PASIDs. */
   readonly pasidDir: bigint;
+  /** Pages of the PASID directory (2^order, contiguous). */
+  readonly pasidDirPages: number;
   /** `pasid_table->max_pasid` */
   readonly maxPasid: number;
   /** PASID tables allocated under the directory. */
@@ -366,6 +368,7 @@ export class IntelIommu implements IommuDevice {
       priSupported,
       iopfRefcount: 0,
       pasidDir,
+      pasidDirPages: this.smSupported ? 1 << order : 0,
       maxPasid,
       pasidTables: [],
       domain: undefined,
@@ -456,7 +459,8 @@ export class IntelIommu implements IommuDevice {
       info.endpoint.atsEnabled = false;
       info.atsEnabled = false;
     }
-    this.mem.freePages(this.smSupported ? [...info.pasidTables, info.pasidDir] : []);
+    const dir = Array.from({ length: info.pasidDirPages }, (_, i) => info.pasidDir + BigInt(i) * 4096n);
+    this.mem.freePages([...info.pasidTables, ...dir]);
     info.pasidTables.length = 0;
     this.devices.delete(info.sid);
   }
