@@ -373,7 +373,13 @@ function mapPages(domain: IommuDomain, iova: bigint, paddr: bigint, pgsize: bigi
   // Erratum 772415/SPR17: a nesting parent must not hold read-only mappings.
   if (d.nestedParent && (prot & IOMMU_WRITE) === 0) return { mapped: 0n, status: EINVAL };
   if (iova + size - 1n > d.geometry.apertureEnd) return { mapped: 0n, status: EFAULT };
-  const rc = d.pgtable!.map(iova, paddr, size, prot, d.forceSnooping && d.stage === 'second-stage');
+  const freelist: bigint[] = [];
+  const rc = d.pgtable!.map(iova, paddr, size, prot, d.forceSnooping && d.stage === 'second-stage', freelist);
+  if (freelist.length > 0) {
+    // Small-page tables replaced by a superpage may still be cached as paging structures.
+    d.flushRange(iova, iova + size - 1n, 0);
+    d.pgtable!.freeTables(freelist);
+  }
   if (rc !== 0) return { mapped: 0n, status: rc };
   d.hasMappings = true;
   // iotlb_sync_map: caching mode makes hardware cache non-present entries (not for first stage).

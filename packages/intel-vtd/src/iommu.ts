@@ -160,6 +160,8 @@ export class IntelIommu implements IommuDevice {
   readonly prq: bigint | undefined;
   /** `iommu->agaw`: levels − 2 of the widest second-stage table. */
   readonly agaw: number;
+  /** `ilog2(iommu->iommu.max_pasids)`: ECAP.PSS + 1 with PASID support, else 0. */
+  readonly maxPasidLog2: number;
   /** Unrecoverable faults read by the fault handler, oldest first. */
   readonly faultLog: VtdFaultLogEntry[] = [];
   /** Page requests answered by the driver itself (bad requests), as descriptors. */
@@ -190,6 +192,7 @@ export class IntelIommu implements IommuDevice {
     }
     if (agaw < 0 && !this.smSupported) throw new IntelVtdError(`${this.name}: CAP.SAGAW=0x${sagaw.toString(16)} supports no address width`);
     this.agaw = agaw < 0 ? 2 : agaw;
+    this.maxPasidLog2 = this.pasidSupported ? this.ecapField('PSS') + 1 : 0;
     // Bring-up, in init_dmars order.
     const iqPages = this.smSupported ? 2 : 1;
     const iq = this.mem.allocPages(iqPages)[0]!;

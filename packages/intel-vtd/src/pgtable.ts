@@ -96,8 +96,11 @@ export class IoPageTable {
   /**
    * Maps `size` bytes at `iova` to `pa`, choosing the largest leaf the alignment and the
    * allowed leaf levels permit. An already-present leaf is left as it is (the kernel warns).
+   * A large leaf replaces the (empty) lower tables left under its slot by earlier small
+   * mappings (`switch_to_super_page`); those table pages go to `freelist` and the caller
+   * must flush the range before freeing them.
    */
-  map(iova: bigint, pa: bigint, size: bigint, prot: number, snoop: boolean): Status {
+  map(iova: bigint, pa: bigint, size: bigint, prot: number, snoop: boolean, freelist: bigint[] = []): Status {
     if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) return EINVAL;
     let done = 0n;
     while (done < size) {
@@ -113,6 +116,11 @@ export class IoPageTable {
       }
       const slot = this.walkAlloc(va, level);
       if (slot === undefined) return ENOMEM;
+      const cur = this.mem.read64(slot);
+      if (level > 1 && this.isPresent(cur) && (cur & PTE_LARGE) === 0n) {
+        this.collect(cur & ADDR_MASK, level - 1, freelist);
+        this.mem.write64(slot, 0n);
+      }
       if (!this.isPresent(this.mem.read64(slot))) this.mem.write64(slot, this.leafValue(p, prot, level, snoop));
       done += levelSize(level);
     }

@@ -85,6 +85,9 @@ describe('intel-vtd through the core (the VMM scenario)', () => {
       ecap_reg: t.iommu.ecap,
     });
     expect(info.capabilities & 1n).toBe(1n);
+    // min(device 16 bits, unit ECAP.PSS+1 = 20 bits)
+    expect(info.maxPasidLog2).toBe(16);
+    expect(t.iommu.maxPasidLog2).toBe(20);
     expect(() => viommuAlloc(p, fd, { devId: bound.devId, hwptId: parent, type: IOMMU_VIOMMU_TYPE_DEFAULT })).toThrow(IommufdError);
   });
 
