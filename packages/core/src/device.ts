@@ -419,10 +419,6 @@ export function deviceAttachedDomain(dev: CoreDevice, pasid?: number): IommuDoma
   return pasid === undefined ? dev.group.domain : dev.pasidDomains.get(pasid);
 }
 
-/** The BoundDevice of a DEVICE id (for handlers): ENOENT if not a DEVICE. */
-export function getDevice(ictx: IommufdCtxImpl, id: number): BoundDevice | Errno {
-  return ictx.getObject<BoundDevice>(id, 'DEVICE');
-}
 
 
 type Cmd<L> = L extends { decode(b: Uint8Array): infer V } ? V : never;
