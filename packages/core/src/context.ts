@@ -6,7 +6,7 @@
 import { EBUSY, ENOENT, ENOMEM, EINVAL, ENXIO, EPERM } from '@iommufd/uapi';
 import type { IommufdCtx, IommufdDriverServices } from '@iommufd/driver-api';
 import type { Errno, KernelFile, KernelProcess, MmapRegion } from './kernel.js';
-import { OBJECT_TYPE_VALUE, type IommufdObject, type ObjectTypeName } from './object.js';
+import type { IommufdObject, ObjectTypeName } from './object.js';
 import type { IommuCore } from './core.js';
 import type { IommufdGroup } from './device.js';
 import type { Ioas } from './ioas.js';
@@ -268,10 +268,6 @@ export class IommufdCtxImpl implements IommufdContext, IommufdCtx {
   /** Types of reserved slots (allocations in flight and tombstones), for inspection. */
   private readonly reservedTypes = new Map<number, ObjectTypeName>();
 
-  /** Numeric `enum iommufd_object_type` of an object. */
-  static typeValue(obj: IommufdObject): number {
-    return OBJECT_TYPE_VALUE[obj.type];
-  }
 
   // ---- file lifetime -----------------------------------------------------------------
 

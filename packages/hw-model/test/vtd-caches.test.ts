@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEVFN, LinuxVtd, mapFs, mapSs, QI, req, SID, sidOf } from './vtd-linux.js';
+import { DEVFN, GPA_OFF, LinuxVtd, mapFs, mapFsGuest, mapSs, QI, req, SID, sidOf } from './vtd-linux.js';
 
 function code(t: ReturnType<LinuxVtd['iommu']['translate']>): number | bigint {
   return t.ok ? t.pa : t.fault.code;
@@ -205,5 +205,53 @@ describe('VT-d IOTLB is tagged by domain id', () => {
     expect(code(v.iommu.translate({ requesterId: sid2, streamId: sid2, iova: 0x3000n, write: false }))).toBe(b);
     v.submit([QI.iotlbDsi(5)]);
     expect(v.iommu.caches.iotlb.entries().map((e) => e.did)).toEqual([6]);
+  });
+});
+
+describe('VT-d flows as the Linux driver runs them', () => {
+  it('intel_pasid_tear_down_entry: clear P, PASID-cache, PIOTLB, device-TLB, zero the entry — DMA then faults 0x59', () => {
+    const v = new LinuxVtd({}, [{ bus: 0, dev: 2, fn: 0, capabilities: { ats: true } }]);
+    v.bringUp();
+    v.smContext(0, DEVFN, { dte: true });
+    const dev = v.machine.devices[0];
+    dev.atsEnabled = true;
+    const root = v.page();
+    const data = v.page();
+    mapFs(v, root, 0x3000n, data, { levels: 4 });
+    const at = v.setPasidEntry(SID, 0, LinuxVtd.pasidEntry({ pgtt: 1, did: 5, fsptptr: root }));
+    expect(dev.dma({ iova: 0x3000n, length: 4, write: true }).ok).toBe(true);
+    expect([v.iommu.caches.pasid.size, v.iommu.caches.iotlb.size, dev.atc?.entries().length]).toEqual([1, 1, 1]);
+    v.mem.write64(at, v.mem.read64(at) & ~1n);
+    expect(v.submit([QI.pcPasid(5, 0), QI.piotlbAll(5, 0), QI.devTlb(SID, 0n, 52)])).toBe(2);
+    for (let i = 0; i < 8; i++) v.mem.write64(at + BigInt(i * 8), 0n);
+    expect([v.iommu.caches.pasid.size, v.iommu.caches.iotlb.size, dev.atc?.entries().length]).toEqual([0, 0, 0]);
+    const r = dev.dma({ iova: 0x3000n, length: 4, write: true });
+    expect(r.ok ? 0 : r.fault).toMatchObject({ code: 0x59, recorded: true });
+  });
+
+  it('a host second-stage unmap under a nested domain needs a type-2 invalidation with the nested DID', () => {
+    const v = new LinuxVtd();
+    v.bringUp();
+    v.smContext(0, DEVFN);
+    const s2 = v.page();
+    const data = v.page();
+    // Guest RAM: the first-stage tables and the data page are visible at GPA = HPA + 2^40.
+    const fs = v.page();
+    mapFsGuest(v, fs, 0x3000n, data, 4);
+    let t = fs;
+    const tables = [fs];
+    for (let l = 4; l > 1; l--) {
+      t = (v.mem.read64(t + ((0x3000n >> BigInt(12 + 9 * (l - 1))) & 511n) * 8n) & 0xf_ffff_ffff_f000n) - GPA_OFF;
+      tables.push(t);
+    }
+    for (const hpa of [...tables, data]) mapSs(v, s2, hpa + GPA_OFF, hpa, { levels: 4 });
+    v.setPasidEntry(SID, 0, LinuxVtd.pasidEntry({ pgtt: 3, did: 9, ssptptr: s2, fsptptr: fs + GPA_OFF }));
+    expect(code(v.iommu.translate(req(0x3000n)))).toBe(data);
+    v.mem.write64(leafAddr(v, s2, data + GPA_OFF), 0n); // host unmaps the data page from the parent
+    v.submit([QI.piotlbPsi(9, 0, 0x8000n, 0), QI.iotlbDsi(7)]);
+    expect(code(v.iommu.translate(req(0x3000n)))).toBe(data);
+    // The parent's PSI names the GPA, not the IOVA: it still drops every nested entry of DID 9.
+    v.submit([QI.iotlbPsi(9, data + GPA_OFF, 0)]);
+    expect(code(v.iommu.translate(req(0x3000n)))).toBe(0x79);
   });
 });
