@@ -686,21 +686,32 @@ export class IoPagetable {
     for (const a of [...this.areas]) this.removeArea(a);
   }
 
-  /** `iopt_table_enforce_dev_resv_regions`: reserve a device's reserved regions. */
+  /**
+   * `iopt_table_enforce_dev_resv_regions`: reserve a device's reserved regions (a fault
+   * injection point that fails with EINVAL, as in the kernel). A driver offering both HW and
+   * SW MSI regions, or two SW MSI regions, is refused after the reservations.
+   */
   enforceDeviceRegions(dev: Device, regions: readonly { start: bigint; length: bigint; type: string }[]): 0 | Errno {
-    const hasHwMsi = regions.some((r) => r.type === 'msi');
-    const hasSwMsi = regions.some((r) => r.type === 'sw-msi');
-    if (hasHwMsi && hasSwMsi) return EINVAL;
+    if (this.ictx.shouldFail('resv-regions')) return EINVAL;
+    let hwMsi = 0;
+    let swMsi = 0;
     for (const r of regions) {
       if (r.type === 'direct-relaxable') continue;
+      if (r.type === 'msi') hwMsi++;
+      if (r.type === 'sw-msi') swMsi++;
       const rc = this.reserveIova(r.start, r.start + r.length - 1n, dev);
       if (rc) {
         this.removeReserved(dev);
         return rc;
       }
     }
+    if ((swMsi && hwMsi) || swMsi > 1) {
+      this.removeReserved(dev);
+      return EINVAL;
+    }
     return 0;
   }
+
 }
 
 
