@@ -358,7 +358,9 @@ export class IommufdCtxImpl implements IommufdContext, IommufdCtx {
     const e = this.mmaps.get(offset);
     if (!e || e.owner.users === 0) return ENXIO;
     if (e.length !== length) return ENXIO;
+    // The VMA pins the owner and, through vm_file, the ctx file.
     e.owner.users++;
+    this.getFile();
     let closed = false;
     return {
       physAddr: e.physAddr,
@@ -367,6 +369,7 @@ export class IommufdCtxImpl implements IommufdContext, IommufdCtx {
         if (closed) return;
         closed = true;
         e.owner.users--;
+        this.putFile();
       },
     };
   }
