@@ -1,0 +1,442 @@
+// The WebAssembly queue engine (AssemblyScript, compiled with --runtime stub: nothing here
+// allocates). Every function works on structures that live in the PhysicalStore's memory,
+// which this module imports: queue control blocks, ring page tables, effect buffers and the
+// rings themselves. src/engine-ts.ts is the TypeScript twin of this file; the differential
+// tests hold the two to byte-identical results, so change both or neither.
+import {
+  QB_PT, QB_LOG2, QB_PROD, QB_CONS, QB_FLAGS, QB_VMID, QB_SIDTAB, QB_SIDTAB_LOG2, QB_FX, QB_FX_CAP,
+  QB_FX_COUNT, QB_LOG, QB_LOG_CAP, QB_LOG_LEN, QB_COUNTERS, QB_STOP, QB_PENDING, QB_LAST_SYNC,
+  QB_FSTS, QB_IQER_LO, QB_IQER_HI, QB_MAMV, QB_FAULT_SID, QB_RING_FLAT,
+  QF_S1P, QF_S2P, QF_ATS, QF_GUEST, QF_EFFECTS, QF_DW256, QF_DIT, QF_PDS,
+  STOP_EMPTY, STOP_ERROR, STOP_EFFECTS_FULL, STOP_BARRIER, STOP_LOG_FULL, STOP_HALTED,
+  PEND_DEVTLB, PEND_TIMEOUT, FX_VTD_BASE,
+  CERROR_ILL, CERROR_ABT, CERROR_ATC_INV_SYNC, CONS_ERR_SHIFT, CONS_ERR_MASK,
+  CMDQ_OP_PREFETCH_CFG, CMDQ_OP_PREFETCH_ADDR, CMDQ_OP_CFGI_STE, CMDQ_OP_CFGI_STE_RANGE, CMDQ_OP_CFGI_CD,
+  CMDQ_OP_CFGI_CD_ALL, CMDQ_OP_TLBI_NH_ALL, CMDQ_OP_TLBI_NH_ASID, CMDQ_OP_TLBI_NH_VA, CMDQ_OP_TLBI_NH_VAA,
+  CMDQ_OP_TLBI_EL3_ALL, CMDQ_OP_TLBI_EL3_VA, CMDQ_OP_TLBI_EL2_ALL, CMDQ_OP_TLBI_EL2_ASID, CMDQ_OP_TLBI_EL2_VA,
+  CMDQ_OP_TLBI_EL2_VAA, CMDQ_OP_TLBI_S12_VMALL, CMDQ_OP_TLBI_S2_IPA, CMDQ_OP_TLBI_NSNH_ALL, CMDQ_OP_ATC_INV,
+  CMDQ_OP_PRI_RESP, CMDQ_OP_RESUME, CMDQ_OP_STALL_TERM, CMDQ_OP_CMD_SYNC,
+  VSMMU_BATCH, VSMMU_OK, VSMMU_BAD_COMMAND, VSMMU_ISSUE_ERROR, VS_RESULT, VS_INDEX,
+  FSTS_IQE, FSTS_ITE, IQEI_INVALID_TAIL, IQEI_FETCH, IQEI_INVALID_TYPE, IQEI_RESERVED, IQEI_INVALID_WIDTH,
+  IQEI_TAIL_MISALIGNED,
+  QI_CC_TYPE, QI_IOTLB_TYPE, QI_DIOTLB_TYPE, QI_IEC_TYPE, QI_IWD_TYPE, QI_EIOTLB_TYPE, QI_PC_TYPE,
+  QI_DEIOTLB_TYPE, QI_PGRP_RESP_TYPE,
+} from '../src/abi';
+
+const ABORT: u32 = 0xffffffff;
+const NOT_FOUND: u64 = 0xffffffffffffffff;
+// Bit 10 of dw0: SSec. Our queues are Non-secure; a Secure-only command is CERROR_ILL.
+const SSEC: u64 = 1 << 10;
+
+/** Byte offset in memory of ring byte `byteOff`, or ABORT when that page is not RAM. */
+@inline function ringAt(pt: u32, flat: u32, byteOff: u32): u32 {
+  if (flat != ABORT) return flat + byteOff;
+  const frame = load<u32>(pt + ((byteOff >>> 12) << 2));
+  return frame == ABORT ? ABORT : frame + (byteOff & 4095);
+}
+
+/** SID hash table lookup (16-byte slots {used, key, value, 0}, linear probing). */
+@inline function sidLookup(tab: u32, log2: u32, key: u32): u64 {
+  if (log2 == 0) return NOT_FOUND;
+  const mask: u32 = (1 << log2) - 1;
+  let slot = (key * 0x9e3779b1) >>> (32 - log2);
+  while (true) {
+    const p = tab + (slot << 4);
+    if (load<u32>(p) == 0) return NOT_FOUND;
+    if (load<u32>(p, 4) == key) return <u64>load<u32>(p, 8);
+    slot = (slot + 1) & mask;
+  }
+  return NOT_FOUND;
+}
+
+@inline function putFx(p: u32, kind: u32, pos: u32, w1: u64, w2: u64, w3: u64): void {
+  store<u64>(p, <u64>kind | (<u64>pos << 32));
+  store<u64>(p, w1, 8);
+  store<u64>(p, w2, 16);
+  store<u64>(p, w3, 24);
+}
+
+/** Legality of a (possibly substituted) SMMU command on a Non-secure queue. */
+@inline function smmuLegal(op: u32, dw0: u64, flags: u32): bool {
+  if (dw0 & SSEC) return false;
+  switch (op) {
+    case CMDQ_OP_PREFETCH_CFG: case CMDQ_OP_PREFETCH_ADDR: case CMDQ_OP_CFGI_STE: case CMDQ_OP_CFGI_STE_RANGE:
+    case CMDQ_OP_TLBI_EL3_ALL: case CMDQ_OP_TLBI_EL3_VA: case CMDQ_OP_TLBI_EL2_ALL: case CMDQ_OP_TLBI_EL2_ASID:
+    case CMDQ_OP_TLBI_EL2_VA: case CMDQ_OP_TLBI_EL2_VAA: case CMDQ_OP_TLBI_NSNH_ALL: case CMDQ_OP_PRI_RESP:
+    case CMDQ_OP_RESUME: case CMDQ_OP_STALL_TERM:
+      return true;
+    case CMDQ_OP_CFGI_CD: case CMDQ_OP_CFGI_CD_ALL: case CMDQ_OP_TLBI_NH_ALL: case CMDQ_OP_TLBI_NH_ASID:
+    case CMDQ_OP_TLBI_NH_VA: case CMDQ_OP_TLBI_NH_VAA:
+      return (flags & QF_S1P) != 0;
+    case CMDQ_OP_TLBI_S12_VMALL: case CMDQ_OP_TLBI_S2_IPA:
+      return (flags & QF_S2P) != 0;
+    case CMDQ_OP_ATC_INV:
+      return (flags & QF_ATS) != 0;
+    case CMDQ_OP_CMD_SYNC:
+      return ((dw0 >> 12) & 3) != 3; // CS = 0b11 is a reserved encoding
+    default:
+      return false;
+  }
+}
+
+// Effect words of an SMMU command, laid out as EFFECT_KINDS in src/effects.ts declares.
+@inline function sidWord(dw0: u64): u64 {
+  return (dw0 >> 32) | (((dw0 >> 12) & 0xfffff) << 32) | (((dw0 >> 11) & 1) << 52) | (((dw0 >> 9) & 1) << 53);
+}
+@inline function rangeWord(dw0: u64, dw1: u64): u64 {
+  return (dw1 & 0xfff) | (((dw0 >> 12) & 0x1f) << 16) | (((dw0 >> 20) & 0x1f) << 24);
+}
+
+@inline function smmuEffect(p: u32, op: u32, pos: u32, dw0: u64, dw1: u64): void {
+  let w1: u64 = 0, w2: u64 = 0, w3: u64 = 0;
+  switch (op) {
+    case CMDQ_OP_PREFETCH_CFG: w1 = sidWord(dw0) & 0x1fffffffffffff; break;
+    case CMDQ_OP_PREFETCH_ADDR: w1 = sidWord(dw0) & 0x1fffffffffffff; w2 = dw1 & ~(<u64>0xfff); w3 = dw1 & 0x1f; break;
+    case CMDQ_OP_CFGI_STE: w1 = dw0 >> 32; w3 = dw1 & 1; break;
+    case CMDQ_OP_CFGI_STE_RANGE: w1 = dw0 >> 32; w3 = dw1 & 0x1f; break;
+    case CMDQ_OP_CFGI_CD: w1 = sidWord(dw0) & 0x1fffffffffffff; w3 = dw1 & 1; break;
+    case CMDQ_OP_CFGI_CD_ALL: case CMDQ_OP_STALL_TERM: w1 = dw0 >> 32; break;
+    case CMDQ_OP_TLBI_NH_ALL: case CMDQ_OP_TLBI_S12_VMALL: w1 = (dw0 >> 32) & 0xffff; break;
+    case CMDQ_OP_TLBI_NH_ASID: w1 = dw0 >> 32; break;
+    case CMDQ_OP_TLBI_EL2_ASID: w1 = (dw0 >> 32) & 0xffff0000; break;
+    case CMDQ_OP_TLBI_NH_VA: w1 = dw0 >> 32; w2 = dw1 & ~(<u64>0xfff); w3 = rangeWord(dw0, dw1); break;
+    case CMDQ_OP_TLBI_NH_VAA: w1 = (dw0 >> 32) & 0xffff; w2 = dw1 & ~(<u64>0xfff); w3 = rangeWord(dw0, dw1); break;
+    case CMDQ_OP_TLBI_EL2_VA: w1 = (dw0 >> 32) & 0xffff0000; w2 = dw1 & ~(<u64>0xfff); w3 = rangeWord(dw0, dw1); break;
+    case CMDQ_OP_TLBI_EL2_VAA: case CMDQ_OP_TLBI_EL3_VA: w2 = dw1 & ~(<u64>0xfff); w3 = rangeWord(dw0, dw1); break;
+    case CMDQ_OP_TLBI_S2_IPA: w1 = (dw0 >> 32) & 0xffff; w2 = dw1 & 0xffffffffff000; w3 = rangeWord(dw0, dw1); break;
+    case CMDQ_OP_ATC_INV: w1 = sidWord(dw0); w2 = dw1 & ~(<u64>0xfff); w3 = dw1 & 0x3f; break;
+    case CMDQ_OP_PRI_RESP: w1 = sidWord(dw0) & 0x1fffffffffffff; w3 = dw1 & 0x31ff; break;
+    case CMDQ_OP_RESUME: w1 = dw0 >> 32; w3 = (dw1 & 0xffff) | (((dw0 >> 12) & 3) << 16); break;
+    case CMDQ_OP_CMD_SYNC:
+      w1 = ((dw0 >> 12) & 3) | (((dw0 >> 22) & 3) << 4) | (((dw0 >> 24) & 0xf) << 8) | (dw0 & 0xffffffff00000000);
+      w2 = dw1 & 0xffffffffffffc;
+      break;
+    default: break; // TLBI_EL2_ALL, TLBI_EL3_ALL, TLBI_NSNH_ALL carry no fields
+  }
+  putFx(p, op, pos, w1, w2, w3);
+}
+
+/**
+ * Consumes an SMMUv3 CMDQ or Tegra241 VCMDQ from CONS up to PROD (smmuv3.md §3.3): fetch,
+ * validate, substitute (guest VCMDQ), execute (effect record), advance; on error CONS stays
+ * at the faulting command with CONS.ERR set. Returns the STOP_* reason.
+ */
+export function smmuConsume(q: u32): u32 {
+  const log2 = load<u32>(q + QB_LOG2);
+  const ptrMask: u32 = (2 << log2) - 1;
+  const idxMask: u32 = (1 << log2) - 1;
+  const prod = load<u32>(q + QB_PROD) & ptrMask;
+  const consReg = load<u32>(q + QB_CONS);
+  let cons = consReg & ptrMask;
+  const flags = load<u32>(q + QB_FLAGS);
+  const pt = load<u32>(q + QB_PT);
+  const flat = load<u32>(q + QB_RING_FLAT);
+  const fx = load<u32>(q + QB_FX);
+  const fxCap = load<u32>(q + QB_FX_CAP);
+  let fxCount = load<u32>(q + QB_FX_COUNT);
+  const log = load<u32>(q + QB_LOG);
+  const logCap = load<u32>(q + QB_LOG_CAP);
+  let logLen = load<u32>(q + QB_LOG_LEN);
+  const counters = load<u32>(q + QB_COUNTERS);
+  let pending = load<u32>(q + QB_PENDING);
+  let lastSync = load<u32>(q + QB_LAST_SYNC);
+  const vmid = <u64>(load<u32>(q + QB_VMID) & 0xffff);
+  const sidtab = load<u32>(q + QB_SIDTAB);
+  const sidLog2 = load<u32>(q + QB_SIDTAB_LOG2);
+  const effects = (flags & QF_EFFECTS) != 0;
+  let err: u32 = 0;
+  let stop: u32 = STOP_EMPTY;
+  while (cons != prod) {
+    const at = ringAt(pt, flat, (cons & idxMask) << 4);
+    if (at == ABORT) { err = CERROR_ABT; break; }
+    let dw0 = load<u64>(at);
+    const dw1 = load<u64>(at, 8);
+    const op = <u32>dw0 & 0xff;
+    if (flags & QF_GUEST) {
+      // A guest-owned VINTF executes only what tegra241_guest_vcmdq_supports_cmd routes to it;
+      // the hardware substitutes the VINTF's VMID and the SID_REPLACE of a matching SID_MATCH.
+      if (op == CMDQ_OP_TLBI_NH_ASID || op == CMDQ_OP_TLBI_NH_VA) {
+        dw0 = (dw0 & 0xffff0000ffffffff) | (vmid << 32);
+      } else if (op == CMDQ_OP_ATC_INV) {
+        const psid = sidLookup(sidtab, sidLog2, <u32>(dw0 >> 32));
+        if (psid == NOT_FOUND) { err = CERROR_ILL; break; }
+        dw0 = (dw0 & 0xffffffff) | (psid << 32);
+      } else if (op != CMDQ_OP_CMD_SYNC) { err = CERROR_ILL; break; }
+    }
+    if (!smmuLegal(op, dw0, flags)) { err = CERROR_ILL; break; }
+    if (op == CMDQ_OP_CMD_SYNC) {
+      // The SYNC completes only after every earlier ATC invalidation did: let the cache model
+      // apply them first, then report a time-out on this very SYNC.
+      if ((pending & PEND_DEVTLB) && effects) { stop = STOP_BARRIER; break; }
+      if (pending & PEND_TIMEOUT) { pending &= ~PEND_TIMEOUT; err = CERROR_ATC_INV_SYNC; break; }
+    }
+    if (effects && fxCount == fxCap) { stop = STOP_EFFECTS_FULL; break; }
+    if (log) {
+      if (logLen + 16 > logCap) { stop = STOP_LOG_FULL; break; }
+      store<u64>(log + logLen, dw0);
+      store<u64>(log + logLen, dw1, 8);
+      logLen += 16;
+    }
+    if (effects) { smmuEffect(fx + (fxCount << 5), op, cons, dw0, dw1); fxCount++; }
+    if (counters) { const c = counters + (op << 2); store<u32>(c, load<u32>(c) + 1); }
+    if (op == CMDQ_OP_ATC_INV) pending |= PEND_DEVTLB;
+    else if (op == CMDQ_OP_CMD_SYNC) { pending &= ~PEND_DEVTLB; lastSync = <u32>(dw0 >> 32); }
+    cons = (cons + 1) & ptrMask;
+  }
+  if (err) {
+    stop = STOP_ERROR;
+    store<u32>(q + QB_CONS, (consReg & ~(CONS_ERR_MASK | ptrMask)) | (err << CONS_ERR_SHIFT) | cons);
+  } else {
+    store<u32>(q + QB_CONS, (consReg & ~ptrMask) | cons);
+  }
+  store<u32>(q + QB_FX_COUNT, fxCount);
+  store<u32>(q + QB_LOG_LEN, logLen);
+  store<u32>(q + QB_PENDING, pending);
+  store<u32>(q + QB_LAST_SYNC, lastSync);
+  store<u32>(q + QB_STOP, stop);
+  return stop;
+}
+
+/**
+ * Converts one guest command in place for the host queue (arm_vsmmu_convert_user_cmd,
+ * smmuv3.md §5.6); returns false for a command the trapped path refuses.
+ */
+@inline function vsmmuConvertAt(p: u32, vmid: u64, sidtab: u32, sidLog2: u32): bool {
+  const dw0 = load<u64>(p);
+  switch (<u32>dw0 & 0xff) {
+    case CMDQ_OP_TLBI_NSNH_ALL:
+      store<u64>(p, <u64>CMDQ_OP_TLBI_NH_ALL | (vmid << 32));
+      store<u64>(p, 0, 8);
+      return true;
+    case CMDQ_OP_TLBI_NH_VA: case CMDQ_OP_TLBI_NH_VAA: case CMDQ_OP_TLBI_NH_ALL: case CMDQ_OP_TLBI_NH_ASID:
+      store<u64>(p, (dw0 & 0xffff0000ffffffff) | (vmid << 32));
+      return true;
+    case CMDQ_OP_ATC_INV: case CMDQ_OP_CFGI_CD: case CMDQ_OP_CFGI_CD_ALL: {
+      const psid = sidLookup(sidtab, sidLog2, <u32>(dw0 >> 32));
+      if (psid == NOT_FOUND) return false;
+      store<u64>(p, (dw0 & 0xffffffff) | (psid << 32));
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** Converts `n` guest commands at `src` in place; returns the index of the first refused one, or n. */
+export function vsmmuConvert(src: u32, n: u32, vmid: u32, sidtab: u32, sidLog2: u32): u32 {
+  const v = <u64>(vmid & 0xffff);
+  for (let i: u32 = 0; i < n; i++) {
+    if (!vsmmuConvertAt(src + (i << 4), v, sidtab, sidLog2)) return i;
+  }
+  return n;
+}
+
+/**
+ * The trapped vSMMU invalidation end to end (BENCH.md vsmmu-mix): converts the guest array
+ * at `src` in place, writes the commands into host queue `q` at PROD, appends a CMD_SYNC
+ * (CS=IRQ, MSIData = index of the last command + 1) after every VSMMU_BATCH commands and
+ * after the last one, and consumes the queue up to PROD at each SYNC. Writes VSMMU_* and
+ * the reported index into `res`; returns the result code.
+ */
+export function vsmmuInvalidate(src: u32, n: u32, q: u32, vmid: u32, sidtab: u32, sidLog2: u32, res: u32): u32 {
+  const v = <u64>(vmid & 0xffff);
+  const log2 = load<u32>(q + QB_LOG2);
+  const ptrMask: u32 = (2 << log2) - 1;
+  const idxMask: u32 = (1 << log2) - 1;
+  const pt = load<u32>(q + QB_PT);
+  const flat = load<u32>(q + QB_RING_FLAT);
+  let prod = load<u32>(q + QB_PROD) & ptrMask;
+  let inBatch: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const p = src + (i << 4);
+    if (!vsmmuConvertAt(p, v, sidtab, sidLog2)) {
+      store<u32>(res + VS_RESULT, VSMMU_BAD_COMMAND);
+      store<u32>(res + VS_INDEX, i);
+      return VSMMU_BAD_COMMAND;
+    }
+    const at = ringAt(pt, flat, (prod & idxMask) << 4);
+    v128.store(at, v128.load(p));
+    prod = (prod + 1) & ptrMask;
+    inBatch++;
+    if (inBatch == VSMMU_BATCH || i + 1 == n) {
+      const s = ringAt(pt, flat, (prod & idxMask) << 4);
+      store<u64>(s, <u64>CMDQ_OP_CMD_SYNC | (1 << 12) | (<u64>(i + 1) << 32));
+      store<u64>(s, 0, 8);
+      prod = (prod + 1) & ptrMask;
+      store<u32>(q + QB_PROD, prod);
+      if (smmuConsume(q) != STOP_EMPTY) {
+        store<u32>(res + VS_RESULT, VSMMU_ISSUE_ERROR);
+        store<u32>(res + VS_INDEX, i);
+        return VSMMU_ISSUE_ERROR;
+      }
+      inBatch = 0;
+    }
+  }
+  store<u32>(res + VS_RESULT, VSMMU_OK);
+  store<u32>(res + VS_INDEX, n);
+  return VSMMU_OK;
+}
+
+// ---------------------------------------------------------------------------------------
+// VT-d invalidation queue (vtd.md §3).
+// ---------------------------------------------------------------------------------------
+
+/** IQEI for descriptor (qw0..qw3) of `type`, or 0 when it is valid. */
+@inline function vtdCheck(type: u32, qw0: u64, qw1: u64, qw2: u64, qw3: u64, flags: u32, mamv: u32): u32 {
+  const wide = (flags & QF_DW256) != 0;
+  const dit = (flags & QF_DIT) != 0;
+  let r0: u64 = 0, r1: u64 = 0;
+  let extra = false; // qw2/qw3 may carry data (page-group response private data)
+  switch (type) {
+    case QI_CC_TYPE:
+      if (((qw0 >> 4) & 3) == 0) return IQEI_RESERVED;
+      r0 = 0xfffc00000000ffc0; r1 = 0xffffffffffffffff; break;
+    case QI_IOTLB_TYPE: {
+      const g = (qw0 >> 4) & 3;
+      if (g == 0 || (g == 3 && <u32>(qw1 & 0x3f) > mamv)) return IQEI_RESERVED;
+      r0 = 0xffffffff0000ff00; r1 = 0xf80; break;
+    }
+    case QI_DIOTLB_TYPE:
+      r0 = dit ? 0x000f0000ffe00ff8 : 0xffff0000ffe0fff8; r1 = 0xffe; break;
+    case QI_IEC_TYPE:
+      r0 = 0xffff000007fff1e0; r1 = 0xffffffffffffffff; break;
+    case QI_IWD_TYPE:
+      r0 = (flags & QF_PDS) ? 0xffffff00 : 0xffffff80; r1 = 3; break;
+    case QI_EIOTLB_TYPE: {
+      if (!wide) return IQEI_INVALID_WIDTH;
+      const g = (qw0 >> 4) & 3;
+      if (g < 2 || (g == 3 && <u32>(qw1 & 0x3f) > mamv)) return IQEI_RESERVED;
+      r0 = 0xfff000000000f1c0; r1 = 0xf80; break;
+    }
+    case QI_PC_TYPE:
+      if (!wide) return IQEI_INVALID_WIDTH;
+      if (((qw0 >> 4) & 3) == 2) return IQEI_RESERVED;
+      r0 = 0xfff000000000f1c0; r1 = 0xffffffffffffffff; break;
+    case QI_DEIOTLB_TYPE:
+      if (!wide) return IQEI_INVALID_WIDTH;
+      r0 = dit ? 0 : 0xfff000000000f000; r1 = 0x7fe; break;
+    case QI_PGRP_RESP_TYPE:
+      r0 = 0xfff00000000001c0; r1 = 0xfffffffffffff003; extra = ((qw0 >> 5) & 1) != 0; break;
+    default:
+      return IQEI_INVALID_TYPE;
+  }
+  if ((qw0 & r0) | (qw1 & r1)) return IQEI_RESERVED;
+  if (wide && !extra && (qw2 | qw3)) return IQEI_RESERVED;
+  return 0;
+}
+
+@inline function vtdEffect(p: u32, type: u32, pos: u32, qw0: u64, qw1: u64, qw2: u64, qw3: u64): void {
+  let w1: u64 = 0, w2: u64 = 0, w3: u64 = 0;
+  switch (type) {
+    case QI_CC_TYPE:
+      w1 = ((qw0 >> 4) & 3) | (((qw0 >> 48) & 3) << 8) | (qw0 & 0xffff0000) | (qw0 & 0xffff00000000); break;
+    case QI_IOTLB_TYPE:
+      w1 = ((qw0 >> 4) & 0xf) | (qw0 & 0xffff0000); w2 = qw1 & ~(<u64>0xfff); w3 = qw1 & 0x7f; break;
+    case QI_DIOTLB_TYPE:
+      w1 = ((qw0 >> 32) & 0xffff) | (((qw0 >> 12) & 0xf) << 16) | (((qw0 >> 52) & 0xfff) << 20) | (((qw0 >> 16) & 0x1f) << 32);
+      w2 = qw1 & ~(<u64>0xfff); w3 = qw1 & 1; break;
+    case QI_IEC_TYPE:
+      w1 = ((qw0 >> 4) & 1) | (((qw0 >> 27) & 0x1f) << 8) | (((qw0 >> 32) & 0xffff) << 16); break;
+    case QI_IWD_TYPE:
+      w1 = ((qw0 >> 4) & 0xf) | (qw0 & 0xffffffff00000000); w2 = qw1 & ~(<u64>3); break;
+    case QI_EIOTLB_TYPE:
+      w1 = ((qw0 >> 4) & 3) | (qw0 & 0xfffffffff0000); w2 = qw1 & ~(<u64>0xfff); w3 = qw1 & 0x7f; break;
+    case QI_PC_TYPE:
+      w1 = ((qw0 >> 4) & 3) | (qw0 & 0xfffffffff0000); break;
+    case QI_DEIOTLB_TYPE:
+      w1 = ((qw0 >> 16) & 0xffff) | (((qw0 >> 12) & 0xf) << 16) | (((qw0 >> 52) & 0xfff) << 20) |
+        (qw0 & 0xfffff00000000) | (((qw0 >> 4) & 0x1f) << 56);
+      w2 = qw1 & ~(<u64>0xfff); w3 = (qw1 & 1) | (((qw1 >> 11) & 1) << 1); break;
+    default: // QI_PGRP_RESP_TYPE
+      w1 = ((qw0 >> 16) & 0xffff) | (((qw0 >> 12) & 0xf) << 16) | (((qw0 >> 4) & 3) << 20) | (((qw1 >> 2) & 1) << 22) |
+        (((qw1 >> 3) & 0x1ff) << 23) | (qw0 & 0xfffff00000000);
+      w2 = qw2; w3 = qw3; break;
+  }
+  putFx(p, FX_VTD_BASE + type, pos, w1, w2, w3);
+}
+
+@inline function iqError(q: u32, head: u32, iqei: u32): u32 {
+  store<u32>(q + QB_CONS, head);
+  store<u32>(q + QB_FSTS, load<u32>(q + QB_FSTS) | FSTS_IQE);
+  store<u32>(q + QB_IQER_LO, (load<u32>(q + QB_IQER_LO) & ~0xf) | iqei);
+  store<u32>(q + QB_STOP, STOP_ERROR);
+  return STOP_ERROR;
+}
+
+/**
+ * Drains a VT-d invalidation queue from IQH to IQT (vtd.md §3.2): IQH stays on a bad
+ * descriptor with FSTS.IQE and IQER.IQEI; a wait descriptor after a timed-out device-TLB
+ * invalidation is aborted with FSTS.ITE. Returns the STOP_* reason.
+ */
+export function iqConsume(q: u32): u32 {
+  const flags = load<u32>(q + QB_FLAGS);
+  const fsts = load<u32>(q + QB_FSTS);
+  if (fsts & (FSTS_IQE | FSTS_ITE)) { store<u32>(q + QB_STOP, STOP_HALTED); return STOP_HALTED; }
+  const wide = (flags & QF_DW256) != 0;
+  const shift: u32 = wide ? 5 : 4;
+  const size: u32 = <u32>1 << (load<u32>(q + QB_LOG2) + shift);
+  let head = load<u32>(q + QB_CONS) & (size - 1) & ~((<u32>1 << shift) - 1);
+  const tailReg = load<u32>(q + QB_PROD);
+  const tail = tailReg & 0x7fff0;
+  if (tail >= size) return iqError(q, head, IQEI_INVALID_TAIL);
+  if (wide && (tail & 0x10)) return iqError(q, head, IQEI_TAIL_MISALIGNED);
+  const pt = load<u32>(q + QB_PT);
+  const flat = load<u32>(q + QB_RING_FLAT);
+  const fx = load<u32>(q + QB_FX);
+  const fxCap = load<u32>(q + QB_FX_CAP);
+  let fxCount = load<u32>(q + QB_FX_COUNT);
+  const log = load<u32>(q + QB_LOG);
+  const logCap = load<u32>(q + QB_LOG_CAP);
+  let logLen = load<u32>(q + QB_LOG_LEN);
+  const counters = load<u32>(q + QB_COUNTERS);
+  const mamv = load<u32>(q + QB_MAMV);
+  let pending = load<u32>(q + QB_PENDING);
+  const effects = (flags & QF_EFFECTS) != 0;
+  let stop: u32 = STOP_EMPTY;
+  let iqei: u32 = 0;
+  while (head != tail) {
+    const at = ringAt(pt, flat, head);
+    if (at == ABORT) { iqei = IQEI_FETCH; break; }
+    const qw0 = load<u64>(at);
+    const qw1 = load<u64>(at, 8);
+    let qw2: u64 = 0, qw3: u64 = 0;
+    if (wide) { qw2 = load<u64>(at, 16); qw3 = load<u64>(at, 24); }
+    const type = (<u32>qw0 & 0xf) | ((<u32>(qw0 >> 9) & 7) << 4);
+    iqei = vtdCheck(type, qw0, qw1, qw2, qw3, flags, mamv);
+    if (iqei) break;
+    if (type == QI_IWD_TYPE) {
+      if ((pending & PEND_DEVTLB) && effects) { stop = STOP_BARRIER; break; }
+      if (pending & PEND_TIMEOUT) {
+        // ITE: the pending wait is aborted (no status write, no IWC) and fetching stops
+        // until software clears FSTS.ITE; IQH has moved past the aborted wait.
+        pending &= ~PEND_TIMEOUT;
+        head = (head + (<u32>1 << shift)) & (size - 1);
+        store<u32>(q + QB_FSTS, load<u32>(q + QB_FSTS) | FSTS_ITE);
+        store<u32>(q + QB_IQER_HI, (load<u32>(q + QB_IQER_HI) & 0xffff0000) | (load<u32>(q + QB_FAULT_SID) & 0xffff));
+        stop = STOP_ERROR;
+        break;
+      }
+    }
+    if (effects && fxCount == fxCap) { stop = STOP_EFFECTS_FULL; break; }
+    if (log) {
+      const w: u32 = <u32>1 << shift;
+      if (logLen + w > logCap) { stop = STOP_LOG_FULL; break; }
+      store<u64>(log + logLen, qw0);
+      store<u64>(log + logLen, qw1, 8);
+      if (wide) { store<u64>(log + logLen, qw2, 16); store<u64>(log + logLen, qw3, 24); }
+      logLen += w;
+    }
+    if (effects) { vtdEffect(fx + (fxCount << 5), type, head >>> shift, qw0, qw1, qw2, qw3); fxCount++; }
+    if (counters) { const c = counters + (type << 2); store<u32>(c, load<u32>(c) + 1); }
+    if (type == QI_DIOTLB_TYPE || type == QI_DEIOTLB_TYPE) pending |= PEND_DEVTLB;
+    else if (type == QI_IWD_TYPE) pending &= ~PEND_DEVTLB;
+    head = (head + (<u32>1 << shift)) & (size - 1);
+  }
+  store<u32>(q + QB_FX_COUNT, fxCount);
+  store<u32>(q + QB_LOG_LEN, logLen);
+  store<u32>(q + QB_PENDING, pending);
+  if (iqei) return iqError(q, head, iqei);
+  store<u32>(q + QB_CONS, head);
+  store<u32>(q + QB_STOP, stop);
+  return stop;
+}
