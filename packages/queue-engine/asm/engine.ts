@@ -56,27 +56,28 @@ const SSEC: u64 = 1 << 10;
   store<u64>(p, w3, 24);
 }
 
-/** Legality of a (possibly substituted) SMMU command on a Non-secure queue. */
-@inline function smmuLegal(op: u32, dw0: u64, flags: u32): bool {
-  if (dw0 & SSEC) return false;
-  switch (op) {
-    case CMDQ_OP_PREFETCH_CFG: case CMDQ_OP_PREFETCH_ADDR: case CMDQ_OP_CFGI_STE: case CMDQ_OP_CFGI_STE_RANGE:
-    case CMDQ_OP_TLBI_EL3_ALL: case CMDQ_OP_TLBI_EL3_VA: case CMDQ_OP_TLBI_EL2_ALL: case CMDQ_OP_TLBI_EL2_ASID:
-    case CMDQ_OP_TLBI_EL2_VA: case CMDQ_OP_TLBI_EL2_VAA: case CMDQ_OP_TLBI_NSNH_ALL: case CMDQ_OP_PRI_RESP:
-    case CMDQ_OP_RESUME: case CMDQ_OP_STALL_TERM:
-      return true;
-    case CMDQ_OP_CFGI_CD: case CMDQ_OP_CFGI_CD_ALL: case CMDQ_OP_TLBI_NH_ALL: case CMDQ_OP_TLBI_NH_ASID:
-    case CMDQ_OP_TLBI_NH_VA: case CMDQ_OP_TLBI_NH_VAA:
-      return (flags & QF_S1P) != 0;
-    case CMDQ_OP_TLBI_S12_VMALL: case CMDQ_OP_TLBI_S2_IPA:
-      return (flags & QF_S2P) != 0;
-    case CMDQ_OP_ATC_INV:
-      return (flags & QF_ATS) != 0;
-    case CMDQ_OP_CMD_SYNC:
-      return ((dw0 >> 12) & 3) != 3; // CS = 0b11 is a reserved encoding
-    default:
-      return false;
-  }
+// Opcode sets as 128-bit masks (two u64 words: opcodes 0..63, 64..127): one bit test per
+// command instead of a compare chain (no opcode is above 0x7f).
+const OPS_ALWAYS_LO: u64 = (1 << CMDQ_OP_PREFETCH_CFG) | (1 << CMDQ_OP_PREFETCH_ADDR) | (1 << CMDQ_OP_CFGI_STE) |
+  (1 << CMDQ_OP_CFGI_STE_RANGE) | (1 << CMDQ_OP_TLBI_EL3_ALL) | (1 << CMDQ_OP_TLBI_EL3_VA) | (1 << CMDQ_OP_TLBI_EL2_ALL) |
+  (1 << CMDQ_OP_TLBI_EL2_ASID) | (1 << CMDQ_OP_TLBI_EL2_VA) | (1 << CMDQ_OP_TLBI_EL2_VAA) | (<u64>1 << CMDQ_OP_TLBI_NSNH_ALL);
+const OPS_ALWAYS_HI: u64 = (1 << (CMDQ_OP_PRI_RESP - 64)) | (1 << (CMDQ_OP_RESUME - 64)) | (1 << (CMDQ_OP_STALL_TERM - 64)) |
+  (1 << (CMDQ_OP_CMD_SYNC - 64));
+const OPS_S1P_LO: u64 = (1 << CMDQ_OP_CFGI_CD) | (1 << CMDQ_OP_CFGI_CD_ALL) | (1 << CMDQ_OP_TLBI_NH_ALL) |
+  (1 << CMDQ_OP_TLBI_NH_ASID) | (1 << CMDQ_OP_TLBI_NH_VA) | (1 << CMDQ_OP_TLBI_NH_VAA);
+const OPS_S2P_LO: u64 = (<u64>1 << CMDQ_OP_TLBI_S12_VMALL) | (<u64>1 << CMDQ_OP_TLBI_S2_IPA);
+const OPS_ATS_HI: u64 = 1 << (CMDQ_OP_ATC_INV - 64);
+// Guest opcodes whose VMID field the trapped path stamps (NSNH_ALL becomes NH_ALL).
+const VSMMU_STAMP: u64 = (1 << CMDQ_OP_TLBI_NH_ALL) | (1 << CMDQ_OP_TLBI_NH_ASID) | (1 << CMDQ_OP_TLBI_NH_VA) |
+  (1 << CMDQ_OP_TLBI_NH_VAA) | (<u64>1 << CMDQ_OP_TLBI_NSNH_ALL);
+
+/** Legality of a (possibly substituted) SMMU command on a Non-secure queue, given the feature masks. */
+@inline function smmuLegal(op: u32, dw0: u64, legalLo: u64, legalHi: u64): bool {
+  const mask = op < 64 ? legalLo : legalHi;
+  // SSec set on a Non-secure queue, an opcode outside the implemented set, a CMD_SYNC with
+  // the reserved CS encoding 0b11: CERROR_ILL.
+  return ((dw0 & SSEC) == 0) & (op < 128) & (<u32>(mask >> <u64>(op & 63)) & 1) != 0 &
+    (op != CMDQ_OP_CMD_SYNC || ((dw0 >> 12) & 3) != 3);
 }
 
 // Effect words of an SMMU command, laid out as EFFECT_KINDS in src/effects.ts declares.
@@ -87,7 +88,9 @@ const SSEC: u64 = 1 << 10;
   return (dw1 & 0xfff) | (((dw0 >> 12) & 0x1f) << 16) | (((dw0 >> 20) & 0x1f) << 24);
 }
 
-@inline function smmuEffect(p: u32, op: u32, pos: u32, dw0: u64, dw1: u64): void {
+// Not inlined: keeps the consume loop's register pressure low; only queues with a cache
+// model pay the call.
+function smmuEffect(p: u32, op: u32, pos: u32, dw0: u64, dw1: u64): void {
   let w1: u64 = 0, w2: u64 = 0, w3: u64 = 0;
   switch (op) {
     case CMDQ_OP_PREFETCH_CFG: w1 = sidWord(dw0) & 0x1fffffffffffff; break;
@@ -117,80 +120,97 @@ const SSEC: u64 = 1 << 10;
 }
 
 /**
+ * A guest-owned VINTF executes only what tegra241_guest_vcmdq_supports_cmd routes to it; the
+ * hardware substitutes the VINTF's VMID and the SID_REPLACE of a matching SID_MATCH.
+ * Returns the substituted dw0, or NOT_FOUND (an all-ones dw0 is an illegal opcode anyway).
+ */
+function guestSubstitute(dw0: u64, op: u32, q: u32): u64 {
+  if (op == CMDQ_OP_TLBI_NH_ASID || op == CMDQ_OP_TLBI_NH_VA) {
+    return (dw0 & 0xffff0000ffffffff) | (<u64>(load<u32>(q + QB_VMID) & 0xffff) << 32);
+  }
+  if (op == CMDQ_OP_ATC_INV) {
+    const psid = sidLookup(load<u32>(q + QB_SIDTAB), load<u32>(q + QB_SIDTAB_LOG2), <u32>(dw0 >> 32));
+    return psid == NOT_FOUND ? NOT_FOUND : (dw0 & 0xffffffff) | (psid << 32);
+  }
+  return op == CMDQ_OP_CMD_SYNC ? dw0 : NOT_FOUND;
+}
+
+/**
  * Consumes an SMMUv3 CMDQ or Tegra241 VCMDQ from CONS up to PROD (smmuv3.md §3.3): fetch,
  * validate, substitute (guest VCMDQ), execute (effect record), advance; on error CONS stays
  * at the faulting command with CONS.ERR set. Returns the STOP_* reason.
  */
 export function smmuConsume(q: u32): u32 {
+  // The loop keeps few values live (V8 inlines this into vsmmuInvalidate, where spills
+  // would cost more than the work): byte offsets and end pointers instead of indices and
+  // counts, feature masks re-read from the control block.
   const log2 = load<u32>(q + QB_LOG2);
   const ptrMask: u32 = (2 << log2) - 1;
-  const idxMask: u32 = (1 << log2) - 1;
-  const prod = load<u32>(q + QB_PROD) & ptrMask;
+  const ringMask: u32 = (16 << log2) - 1;
   const consReg = load<u32>(q + QB_CONS);
-  let cons = consReg & ptrMask;
+  const cons0 = consReg & ptrMask;
+  const count = (load<u32>(q + QB_PROD) - cons0) & ptrMask;
   const flags = load<u32>(q + QB_FLAGS);
   const pt = load<u32>(q + QB_PT);
   const flat = load<u32>(q + QB_RING_FLAT);
   const fx = load<u32>(q + QB_FX);
-  const fxCap = load<u32>(q + QB_FX_CAP);
-  let fxCount = load<u32>(q + QB_FX_COUNT);
+  let fxPtr = fx + (load<u32>(q + QB_FX_COUNT) << 5);
+  const fxEnd = fx + (load<u32>(q + QB_FX_CAP) << 5);
   const log = load<u32>(q + QB_LOG);
-  const logCap = load<u32>(q + QB_LOG_CAP);
-  let logLen = load<u32>(q + QB_LOG_LEN);
+  let logPtr = log + load<u32>(q + QB_LOG_LEN);
+  const logEnd = log + load<u32>(q + QB_LOG_CAP);
   const counters = load<u32>(q + QB_COUNTERS);
   let pending = load<u32>(q + QB_PENDING);
   let lastSync = load<u32>(q + QB_LAST_SYNC);
-  const vmid = <u64>(load<u32>(q + QB_VMID) & 0xffff);
-  const sidtab = load<u32>(q + QB_SIDTAB);
-  const sidLog2 = load<u32>(q + QB_SIDTAB_LOG2);
-  const effects = (flags & QF_EFFECTS) != 0;
+  const legalLo = OPS_ALWAYS_LO | (flags & QF_S1P ? OPS_S1P_LO : 0) | (flags & QF_S2P ? OPS_S2P_LO : 0);
+  const legalHi = OPS_ALWAYS_HI | (flags & QF_ATS ? OPS_ATS_HI : 0);
   let err: u32 = 0;
   let stop: u32 = STOP_EMPTY;
-  while (cons != prod) {
-    const at = ringAt(pt, flat, (cons & idxMask) << 4);
+  let ro = (cons0 << 4) & ringMask;
+  let k: u32 = 0;
+  for (; k < count; k++) {
+    const at = ringAt(pt, flat, ro);
     if (at == ABORT) { err = CERROR_ABT; break; }
     let dw0 = load<u64>(at);
     const dw1 = load<u64>(at, 8);
     const op = <u32>dw0 & 0xff;
     if (flags & QF_GUEST) {
-      // A guest-owned VINTF executes only what tegra241_guest_vcmdq_supports_cmd routes to it;
-      // the hardware substitutes the VINTF's VMID and the SID_REPLACE of a matching SID_MATCH.
-      if (op == CMDQ_OP_TLBI_NH_ASID || op == CMDQ_OP_TLBI_NH_VA) {
-        dw0 = (dw0 & 0xffff0000ffffffff) | (vmid << 32);
-      } else if (op == CMDQ_OP_ATC_INV) {
-        const psid = sidLookup(sidtab, sidLog2, <u32>(dw0 >> 32));
-        if (psid == NOT_FOUND) { err = CERROR_ILL; break; }
-        dw0 = (dw0 & 0xffffffff) | (psid << 32);
-      } else if (op != CMDQ_OP_CMD_SYNC) { err = CERROR_ILL; break; }
+      dw0 = guestSubstitute(dw0, op, q);
+      if (dw0 == NOT_FOUND) { err = CERROR_ILL; break; }
     }
-    if (!smmuLegal(op, dw0, flags)) { err = CERROR_ILL; break; }
-    if (op == CMDQ_OP_CMD_SYNC) {
+    if (!smmuLegal(op, dw0, legalLo, legalHi)) { err = CERROR_ILL; break; }
+    const isSync = op == CMDQ_OP_CMD_SYNC;
+    if (isSync) {
       // The SYNC completes only after every earlier ATC invalidation did: let the cache model
       // apply them first, then report a time-out on this very SYNC.
-      if ((pending & PEND_DEVTLB) && effects) { stop = STOP_BARRIER; break; }
+      if ((pending & PEND_DEVTLB) && (flags & QF_EFFECTS)) { stop = STOP_BARRIER; break; }
       if (pending & PEND_TIMEOUT) { pending &= ~PEND_TIMEOUT; err = CERROR_ATC_INV_SYNC; break; }
     }
-    if (effects && fxCount == fxCap) { stop = STOP_EFFECTS_FULL; break; }
-    if (log) {
-      if (logLen + 16 > logCap) { stop = STOP_LOG_FULL; break; }
-      store<u64>(log + logLen, dw0);
-      store<u64>(log + logLen, dw1, 8);
-      logLen += 16;
+    if (flags & QF_EFFECTS) {
+      if (fxPtr == fxEnd) { stop = STOP_EFFECTS_FULL; break; }
     }
-    if (effects) { smmuEffect(fx + (fxCount << 5), op, cons, dw0, dw1); fxCount++; }
+    if (log) {
+      if (logPtr + 16 > logEnd) { stop = STOP_LOG_FULL; break; }
+      store<u64>(logPtr, dw0);
+      store<u64>(logPtr, dw1, 8);
+      logPtr += 16;
+    }
+    if (flags & QF_EFFECTS) { smmuEffect(fxPtr, op, (cons0 + k) & ptrMask, dw0, dw1); fxPtr += 32; }
     if (counters) { const c = counters + (op << 2); store<u32>(c, load<u32>(c) + 1); }
-    if (op == CMDQ_OP_ATC_INV) pending |= PEND_DEVTLB;
-    else if (op == CMDQ_OP_CMD_SYNC) { pending &= ~PEND_DEVTLB; lastSync = <u32>(dw0 >> 32); }
-    cons = (cons + 1) & ptrMask;
+    // An ATC_INV is outstanding until the next CMD_SYNC.
+    pending = (pending | (<u32>(op == CMDQ_OP_ATC_INV) * PEND_DEVTLB)) & ~(<u32>isSync * PEND_DEVTLB);
+    lastSync = select<u32>(<u32>(dw0 >> 32), lastSync, isSync);
+    ro = (ro + 16) & ringMask;
   }
+  const cons = (cons0 + k) & ptrMask;
   if (err) {
     stop = STOP_ERROR;
     store<u32>(q + QB_CONS, (consReg & ~(CONS_ERR_MASK | ptrMask)) | (err << CONS_ERR_SHIFT) | cons);
   } else {
     store<u32>(q + QB_CONS, (consReg & ~ptrMask) | cons);
   }
-  store<u32>(q + QB_FX_COUNT, fxCount);
-  store<u32>(q + QB_LOG_LEN, logLen);
+  store<u32>(q + QB_FX_COUNT, (fxPtr - fx) >>> 5);
+  store<u32>(q + QB_LOG_LEN, logPtr - log);
   store<u32>(q + QB_PENDING, pending);
   store<u32>(q + QB_LAST_SYNC, lastSync);
   store<u32>(q + QB_STOP, stop);
@@ -203,23 +223,22 @@ export function smmuConsume(q: u32): u32 {
  */
 @inline function vsmmuConvertAt(p: u32, vmid: u64, sidtab: u32, sidLog2: u32): bool {
   const dw0 = load<u64>(p);
-  switch (<u32>dw0 & 0xff) {
-    case CMDQ_OP_TLBI_NSNH_ALL:
-      store<u64>(p, <u64>CMDQ_OP_TLBI_NH_ALL | (vmid << 32));
-      store<u64>(p, 0, 8);
-      return true;
-    case CMDQ_OP_TLBI_NH_VA: case CMDQ_OP_TLBI_NH_VAA: case CMDQ_OP_TLBI_NH_ALL: case CMDQ_OP_TLBI_NH_ASID:
-      store<u64>(p, (dw0 & 0xffff0000ffffffff) | (vmid << 32));
-      return true;
-    case CMDQ_OP_ATC_INV: case CMDQ_OP_CFGI_CD: case CMDQ_OP_CFGI_CD_ALL: {
-      const psid = sidLookup(sidtab, sidLog2, <u32>(dw0 >> 32));
-      if (psid == NOT_FOUND) return false;
-      store<u64>(p, (dw0 & 0xffffffff) | (psid << 32));
-      return true;
-    }
-    default:
-      return false;
+  const op = <u32>dw0 & 0xff;
+  // Opcode classes as bits of two masks, so the common commands take no unpredictable branch.
+  const stamp = op < 64 && ((VSMMU_STAMP >> <u64>op) & 1) != 0;
+  if (stamp) {
+    const nsnh = op == CMDQ_OP_TLBI_NSNH_ALL;
+    store<u64>(p, (select<u64>(<u64>CMDQ_OP_TLBI_NH_ALL, dw0, nsnh) & 0xffff0000ffffffff) | (vmid << 32));
+    if (nsnh) store<u64>(p, 0, 8);
+    return true;
   }
+  if (op == CMDQ_OP_ATC_INV || op == CMDQ_OP_CFGI_CD || op == CMDQ_OP_CFGI_CD_ALL) {
+    const psid = sidLookup(sidtab, sidLog2, <u32>(dw0 >> 32));
+    if (psid == NOT_FOUND) return false;
+    store<u64>(p, (dw0 & 0xffffffff) | (psid << 32));
+    return true;
+  }
+  return false;
 }
 
 /** Converts `n` guest commands at `src` in place; returns the index of the first refused one, or n. */
@@ -242,34 +261,35 @@ export function vsmmuInvalidate(src: u32, n: u32, q: u32, vmid: u32, sidtab: u32
   const v = <u64>(vmid & 0xffff);
   const log2 = load<u32>(q + QB_LOG2);
   const ptrMask: u32 = (2 << log2) - 1;
-  const idxMask: u32 = (1 << log2) - 1;
+  const ringMask: u32 = (16 << log2) - 1;
   const pt = load<u32>(q + QB_PT);
   const flat = load<u32>(q + QB_RING_FLAT);
   let prod = load<u32>(q + QB_PROD) & ptrMask;
-  let inBatch: u32 = 0;
-  for (let i: u32 = 0; i < n; i++) {
-    const p = src + (i << 4);
-    if (!vsmmuConvertAt(p, v, sidtab, sidLog2)) {
-      store<u32>(res + VS_RESULT, VSMMU_BAD_COMMAND);
-      store<u32>(res + VS_INDEX, i);
-      return VSMMU_BAD_COMMAND;
-    }
-    const at = ringAt(pt, flat, (prod & idxMask) << 4);
-    v128.store(at, v128.load(p));
-    prod = (prod + 1) & ptrMask;
-    inBatch++;
-    if (inBatch == VSMMU_BATCH || i + 1 == n) {
-      const s = ringAt(pt, flat, (prod & idxMask) << 4);
-      store<u64>(s, <u64>CMDQ_OP_CMD_SYNC | (1 << 12) | (<u64>(i + 1) << 32));
-      store<u64>(s, 0, 8);
-      prod = (prod + 1) & ptrMask;
-      store<u32>(q + QB_PROD, prod);
-      if (smmuConsume(q) != STOP_EMPTY) {
-        store<u32>(res + VS_RESULT, VSMMU_ISSUE_ERROR);
+  let i: u32 = 0;
+  while (i < n) {
+    // One batch: up to VSMMU_BATCH converted commands, then the CMD_SYNC, then the doorbell.
+    const start = i;
+    const end = min<u32>(n, i + VSMMU_BATCH);
+    let ro = (prod << 4) & ringMask;
+    for (; i < end; i++) {
+      const p = src + (i << 4);
+      if (!vsmmuConvertAt(p, v, sidtab, sidLog2)) {
+        store<u32>(res + VS_RESULT, VSMMU_BAD_COMMAND);
         store<u32>(res + VS_INDEX, i);
-        return VSMMU_ISSUE_ERROR;
+        return VSMMU_BAD_COMMAND;
       }
-      inBatch = 0;
+      v128.store(ringAt(pt, flat, ro), v128.load(p));
+      ro = (ro + 16) & ringMask;
+    }
+    const s = ringAt(pt, flat, ro);
+    store<u64>(s, <u64>CMDQ_OP_CMD_SYNC | (1 << 12) | (<u64>i << 32));
+    store<u64>(s, 0, 8);
+    prod = (prod + (i - start) + 1) & ptrMask;
+    store<u32>(q + QB_PROD, prod);
+    if (smmuConsume(q) != STOP_EMPTY) {
+      store<u32>(res + VS_RESULT, VSMMU_ISSUE_ERROR);
+      store<u32>(res + VS_INDEX, i - 1);
+      return VSMMU_ISSUE_ERROR;
     }
   }
   store<u32>(res + VS_RESULT, VSMMU_OK);
