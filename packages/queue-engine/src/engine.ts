@@ -3,7 +3,7 @@
  * running either the WebAssembly engine (dist/engine.wasm, built from asm/engine.ts) or its
  * TypeScript twin, and the queue objects the hardware model drives with it.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as A from './abi.js';
 import { EffectBatch, type CacheEffects, type InvalidationFault } from './effects.js';
 import { TsEngineCore, type EngineCore } from './engine-ts.js';
@@ -64,7 +64,12 @@ class Arena {
 
 let wasmModule: WebAssembly.Module | undefined;
 function loadWasm(): WebAssembly.Module {
-  wasmModule ??= new WebAssembly.Module(readFileSync(new URL('./engine.wasm', import.meta.url)));
+  if (!wasmModule) {
+    // dist/engine.js sits next to engine.wasm; src/engine.ts (tests) finds it in ../dist.
+    const here = new URL('./engine.wasm', import.meta.url);
+    const built = new URL('../dist/engine.wasm', import.meta.url);
+    wasmModule = new WebAssembly.Module(readFileSync(existsSync(here) ? here : built));
+  }
   return wasmModule;
 }
 
