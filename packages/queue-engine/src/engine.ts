@@ -89,20 +89,29 @@ export async function createQueueEngine(store: PhysicalStore, options: QueueEngi
   }
 }
 
+/** Engine-private state kept off the public object: the arena allocator. */
+const arenas = new WeakMap<QueueEngine, Arena>();
+function arenaOf(e: QueueEngine): Arena {
+  return arenas.get(e)!;
+}
+
 /** The queue engine bound to a PhysicalStore. */
 export class QueueEngine {
-  /** @internal */
-  readonly arena: Arena;
-  /** @internal */
+  /**
+   * Use {@link createQueueEngine}.
+   * @param store - the physical memory the rings live in
+   * @param core - the engine's entry points (WebAssembly exports or the TypeScript twin)
+   * @param impl - which implementation `core` is
+   */
   constructor(
     /** The physical memory the rings live in. */
     readonly store: PhysicalStore,
-    /** @internal */
+    /** The engine's entry points. */
     readonly core: EngineCore,
     /** Which implementation runs. */
     readonly impl: EngineImpl,
   ) {
-    this.arena = new Arena(store.framesBase);
+    arenas.set(this, new Arena(store.framesBase));
   }
 
   /** A new SMMUv3 CMDQ or Tegra241 VCMDQ consumer. */
@@ -149,7 +158,7 @@ class SidTable {
     let log2 = 1;
     while (1 << log2 < list.length * 2) log2++;
     this.bytes = 16 << log2;
-    this.off = this.engine.arena.alloc(this.bytes, 'a stream id table');
+    this.off = arenaOf(this.engine).alloc(this.bytes, 'a stream id table');
     this.log2 = log2;
     this.engine.store.bytes.fill(0, this.off, this.off + this.bytes);
     const mask = (1 << log2) - 1;
@@ -162,7 +171,7 @@ class SidTable {
     }
   }
   dispose(): void {
-    if (this.off) this.engine.arena.release(this.off, this.bytes);
+    if (this.off) arenaOf(this.engine).release(this.off, this.bytes);
     this.off = 0;
     this.log2 = 0;
   }
@@ -209,8 +218,8 @@ export interface InvalidationQueueOptions extends QueueCommonOptions {
 /** How the ring's pages are told apart from MMIO / holes (a fetch from those aborts). */
 export type RamPredicate = (pfn: number) => boolean;
 
-/** State shared by SMMU and VT-d queues: the control block and its buffers. */
-abstract class EngineQueue {
+/** What SMMU and VT-d queues share: the control block in engine memory and its buffers. */
+export abstract class EngineQueue {
   /** Byte offset of this queue's control block in the engine memory. */
   readonly block: number;
   private fxCap: number;
@@ -222,15 +231,20 @@ abstract class EngineQueue {
   private logOwned = 0;
   private destroyed = false;
 
+  /**
+   * @param engine - the engine the queue runs on
+   * @param options - buffers and counters
+   * @param flags - `QF_*` bits of the queue kind
+   */
   constructor(protected readonly engine: QueueEngine, options: QueueCommonOptions, flags: number) {
     const cap = options.effectsCapacity ?? 256;
     if (!Number.isInteger(cap) || cap < 0 || cap > 65536) throw new QueueEngineError(`effectsCapacity must be an integer 0..65536, got ${cap}`);
     this.fxCap = cap;
-    this.block = engine.arena.alloc(A.QB_SIZE, 'a queue control block');
+    this.block = arenaOf(engine).alloc(A.QB_SIZE, 'a queue control block');
     engine.store.bytes.fill(0, this.block, this.block + A.QB_SIZE);
-    if (cap > 0) this.fx = engine.arena.alloc(cap * A.FX_RECORD_SIZE, 'an effect buffer');
+    if (cap > 0) this.fx = arenaOf(engine).alloc(cap * A.FX_RECORD_SIZE, 'an effect buffer');
     if (options.counters ?? true) {
-      this.counters = engine.arena.alloc(1024, 'execution counters');
+      this.counters = arenaOf(engine).alloc(1024, 'execution counters');
       engine.store.bytes.fill(0, this.counters, this.counters + 1024);
     }
     this.set(A.QB_FX, this.fx);
@@ -261,7 +275,7 @@ abstract class EngineQueue {
     this.releaseLog();
     if (!Number.isInteger(bytes) || bytes < 0) throw new QueueEngineError(`log size must be a non-negative integer, got ${bytes}`);
     if (bytes === 0) return;
-    if (offset === undefined) { offset = this.engine.arena.alloc(bytes, 'an execution log'); this.logOwned = bytes; }
+    if (offset === undefined) { offset = arenaOf(this.engine).alloc(bytes, 'an execution log'); this.logOwned = bytes; }
     this.log = offset;
     this.set(A.QB_LOG, offset);
     this.set(A.QB_LOG_CAP, bytes);
@@ -288,7 +302,7 @@ abstract class EngineQueue {
     if (this.destroyed) return;
     this.destroyed = true;
     this.releaseLog();
-    const a = this.engine.arena;
+    const a = arenaOf(this.engine);
     if (this.pt) a.release(this.pt, this.ptBytes);
     if (this.fx) a.release(this.fx, this.fxCap * A.FX_RECORD_SIZE);
     if (this.counters) a.release(this.counters, 1024);
@@ -296,10 +310,11 @@ abstract class EngineQueue {
     a.release(this.block, A.QB_SIZE);
   }
 
+  /** Frees what a subclass allocated. */
   protected disposeExtra(): void {}
 
   private releaseLog(): void {
-    if (this.logOwned) this.engine.arena.release(this.log, this.logOwned);
+    if (this.logOwned) arenaOf(this.engine).release(this.log, this.logOwned);
     this.logOwned = 0;
     this.log = 0;
     this.set(A.QB_LOG, 0);
@@ -321,9 +336,9 @@ abstract class EngineQueue {
     // the ring is at `inPage` and the engine's page index (ring byte >> 12) is always 0.
     const inPage = Number(base & BigInt(PAGE_SIZE - 1));
     const pages = Math.ceil(bytes / PAGE_SIZE);
-    if (this.pt) this.engine.arena.release(this.pt, this.ptBytes);
+    if (this.pt) arenaOf(this.engine).release(this.pt, this.ptBytes);
     this.ptBytes = pages * 4;
-    this.pt = this.engine.arena.alloc(this.ptBytes, 'a ring page table');
+    this.pt = arenaOf(this.engine).alloc(this.ptBytes, 'a ring page table');
     const store = this.engine.store;
     let allRam = true;
     for (let i = 0; i < pages; i++) if (isRam && !isRam(pfn0 + i)) allRam = false;
@@ -403,7 +418,7 @@ export class SmmuQueue extends EngineQueue {
    * Consumes from CONS up to PROD (register values) and returns the new CONS register
    * (index + wrap, ERR in [30:24]; bits outside keep `cons`'s). Effects go to `sink` in
    * batches. The caller keeps GERROR: it must not call while GERROR.CMDQ_ERR is active,
-   * and raises it when {@link SmmuQueue.stop} is `'error'`.
+   * and raises it when `stop` is `'error'`.
    */
   consume(prod: number, cons: number, sink?: CacheEffects): number {
     if (this.log2 < 0) throw new QueueEngineError('the queue has no base: call setBase() first');
@@ -430,6 +445,7 @@ export class SmmuQueue extends EngineQueue {
     return this.log2;
   }
 
+  /** Frees the SID table. */
   protected override disposeExtra(): void {
     this.sids.dispose();
   }
@@ -519,7 +535,7 @@ export class Vsmmu {
   /** @internal */
   constructor(private readonly engine: QueueEngine, options: VsmmuOptions) {
     this.sids = new SidTable(engine);
-    this.res = engine.arena.alloc(16, 'a vSMMU result block');
+    this.res = arenaOf(engine).alloc(16, 'a vSMMU result block');
     this.setVmid(options.vmid);
     this.setStreams(options.streams);
   }
@@ -543,14 +559,14 @@ export class Vsmmu {
     if (commands.length % 16 !== 0) throw new QueueEngineError(`a command array is a multiple of 16 bytes, got ${commands.length}`);
     const n = commands.length / 16;
     if (n === 0) return 0;
-    const tmp = this.engine.arena.alloc(commands.length, 'a command array');
+    const tmp = arenaOf(this.engine).alloc(commands.length, 'a command array');
     try {
       this.engine.store.bytes.set(commands, tmp);
       const done = this.engine.core.vsmmuConvert(tmp, n, this.vmid, this.sids.off, this.sids.log2);
       commands.set(this.engine.store.bytes.subarray(tmp, tmp + commands.length));
       return done;
     } finally {
-      this.engine.arena.release(tmp, commands.length);
+      arenaOf(this.engine).release(tmp, commands.length);
     }
   }
 
@@ -582,7 +598,7 @@ export class Vsmmu {
   /** Frees the engine memory of this converter. */
   destroy(): void {
     this.sids.dispose();
-    this.engine.arena.release(this.res, 16);
+    arenaOf(this.engine).release(this.res, 16);
   }
 
   private checkRange(offset: number, n: number): void {

@@ -7,13 +7,14 @@
 export { PAGE_SHIFT, PAGE_SIZE, PhysicalStore, PhysicalStoreFullError } from './physical-store.js';
 export type { PhysicalStoreOptions } from './physical-store.js';
 export {
-  createQueueEngine, QueueEngine, QueueEngineError, SmmuQueue, InvalidationQueue, Vsmmu,
+  createQueueEngine, QueueEngine, QueueEngineError, EngineQueue, SmmuQueue, InvalidationQueue, Vsmmu,
 } from './engine.js';
 export type {
   EngineImpl, QueueEngineOptions, StopReason, QueueCommonOptions, SmmuQueueOptions, InvalidationQueueOptions,
   RamPredicate, VsmmuOptions, VsmmuResult,
 } from './engine.js';
 export { EFFECT_KINDS, EffectBatch } from './effects.js';
+export type { EngineCore } from './engine-ts.js';
 export type { CacheEffects, Effect, EffectField, EffectKind, InvalidationFault } from './effects.js';
 export {
   FX_RECORD_SIZE, FX_VTD_BASE, CERROR_NONE, CERROR_ILL, CERROR_ABT, CERROR_ATC_INV_SYNC, CONS_ERR_SHIFT, CONS_ERR_MASK,
