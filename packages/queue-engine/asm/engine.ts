@@ -141,9 +141,23 @@ function guestSubstitute(dw0: u64, op: u32, q: u32): u64 {
  * at the faulting command with CONS.ERR set. Returns the STOP_* reason.
  */
 export function smmuConsume(q: u32): u32 {
-  // The loop keeps few values live (V8 inlines this into vsmmuInvalidate, where spills
-  // would cost more than the work): byte offsets and end pointers instead of indices and
-  // counts, feature masks re-read from the control block.
+  // One specialised copy of the loop per (guest, effects) combination: the constant
+  // arguments fold away, so the common host-queue loop carries no dead paths and V8 keeps
+  // its state in registers.
+  const flags = load<u32>(q + QB_FLAGS);
+  if (load<u32>(q + QB_RING_FLAT) != ABORT) {
+    if (flags & QF_GUEST) {
+      return flags & QF_EFFECTS ? smmuLoop(q, true, true, true) : smmuLoop(q, true, false, true);
+    }
+    return flags & QF_EFFECTS ? smmuLoop(q, false, true, true) : smmuLoop(q, false, false, true);
+  }
+  if (flags & QF_GUEST) {
+    return flags & QF_EFFECTS ? smmuLoop(q, true, true, false) : smmuLoop(q, true, false, false);
+  }
+  return flags & QF_EFFECTS ? smmuLoop(q, false, true, false) : smmuLoop(q, false, false, false);
+}
+
+@inline function smmuLoop(q: u32, guest: bool, effects: bool, flatRing: bool): u32 {
   const log2 = load<u32>(q + QB_LOG2);
   const ptrMask: u32 = (2 << log2) - 1;
   const ringMask: u32 = (16 << log2) - 1;
@@ -169,33 +183,35 @@ export function smmuConsume(q: u32): u32 {
   let ro = (cons0 << 4) & ringMask;
   let k: u32 = 0;
   for (; k < count; k++) {
-    const at = ringAt(pt, flat, ro);
-    if (at == ABORT) { err = CERROR_ABT; break; }
-    let dw0 = load<u64>(at);
-    const dw1 = load<u64>(at, 8);
+    let at = flat + ro;
+    if (!flatRing) {
+      at = ringAt(pt, flat, ro);
+      if (at == ABORT) { err = CERROR_ABT; break; }
+    }
+    // One 16-byte load; the log takes the command as one 16-byte store.
+    let cmd = v128.load(at);
+    let dw0 = i64x2.extract_lane(cmd, 0);
     const op = <u32>dw0 & 0xff;
-    if (flags & QF_GUEST) {
+    if (guest) {
       dw0 = guestSubstitute(dw0, op, q);
       if (dw0 == NOT_FOUND) { err = CERROR_ILL; break; }
+      cmd = i64x2.replace_lane(cmd, 0, dw0);
     }
     if (!smmuLegal(op, dw0, legalLo, legalHi)) { err = CERROR_ILL; break; }
     const isSync = op == CMDQ_OP_CMD_SYNC;
     if (isSync) {
       // The SYNC completes only after every earlier ATC invalidation did: let the cache model
       // apply them first, then report a time-out on this very SYNC.
-      if ((pending & PEND_DEVTLB) && (flags & QF_EFFECTS)) { stop = STOP_BARRIER; break; }
+      if (effects && (pending & PEND_DEVTLB)) { stop = STOP_BARRIER; break; }
       if (pending & PEND_TIMEOUT) { pending &= ~PEND_TIMEOUT; err = CERROR_ATC_INV_SYNC; break; }
     }
-    if (flags & QF_EFFECTS) {
-      if (fxPtr == fxEnd) { stop = STOP_EFFECTS_FULL; break; }
-    }
+    if (effects && fxPtr == fxEnd) { stop = STOP_EFFECTS_FULL; break; }
     if (log) {
       if (logPtr + 16 > logEnd) { stop = STOP_LOG_FULL; break; }
-      store<u64>(logPtr, dw0);
-      store<u64>(logPtr, dw1, 8);
+      v128.store(logPtr, cmd);
       logPtr += 16;
     }
-    if (flags & QF_EFFECTS) { smmuEffect(fxPtr, op, (cons0 + k) & ptrMask, dw0, dw1); fxPtr += 32; }
+    if (effects) { smmuEffect(fxPtr, op, (cons0 + k) & ptrMask, dw0, i64x2.extract_lane(cmd, 1)); fxPtr += 32; }
     if (counters) { const c = counters + (op << 2); store<u32>(c, load<u32>(c) + 1); }
     // An ATC_INV is outstanding until the next CMD_SYNC.
     pending = (pending | (<u32>(op == CMDQ_OP_ATC_INV) * PEND_DEVTLB)) & ~(<u32>isSync * PEND_DEVTLB);
@@ -218,34 +234,35 @@ export function smmuConsume(q: u32): u32 {
 }
 
 /**
- * Converts one guest command in place for the host queue (arm_vsmmu_convert_user_cmd,
- * smmuv3.md §5.6); returns false for a command the trapped path refuses.
+ * dw0 of one guest command converted for the host queue (arm_vsmmu_convert_user_cmd,
+ * smmuv3.md §5.6), or NOT_FOUND for a command the trapped path refuses (an all-ones dw0 has
+ * opcode 0xff, refused anyway). dw1 is kept except for NSNH_ALL, which becomes NH_ALL with
+ * dw1 = 0.
  */
-@inline function vsmmuConvertAt(p: u32, vmid: u64, sidtab: u32, sidLog2: u32): bool {
-  const dw0 = load<u64>(p);
+@inline function vsmmuConvertDw0(dw0: u64, vmid: u64, sidtab: u32, sidLog2: u32): u64 {
   const op = <u32>dw0 & 0xff;
-  // Opcode classes as bits of two masks, so the common commands take no unpredictable branch.
-  const stamp = op < 64 && ((VSMMU_STAMP >> <u64>op) & 1) != 0;
-  if (stamp) {
-    const nsnh = op == CMDQ_OP_TLBI_NSNH_ALL;
-    store<u64>(p, (select<u64>(<u64>CMDQ_OP_TLBI_NH_ALL, dw0, nsnh) & 0xffff0000ffffffff) | (vmid << 32));
-    if (nsnh) store<u64>(p, 0, 8);
-    return true;
+  // Opcode classes as bits of a mask, so the common commands take no unpredictable branch.
+  if (op < 64 && ((VSMMU_STAMP >> <u64>op) & 1) != 0) {
+    const base = select<u64>(<u64>CMDQ_OP_TLBI_NH_ALL, dw0, op == CMDQ_OP_TLBI_NSNH_ALL);
+    return (base & 0xffff0000ffffffff) | (vmid << 32);
   }
   if (op == CMDQ_OP_ATC_INV || op == CMDQ_OP_CFGI_CD || op == CMDQ_OP_CFGI_CD_ALL) {
     const psid = sidLookup(sidtab, sidLog2, <u32>(dw0 >> 32));
-    if (psid == NOT_FOUND) return false;
-    store<u64>(p, (dw0 & 0xffffffff) | (psid << 32));
-    return true;
+    return psid == NOT_FOUND ? NOT_FOUND : (dw0 & 0xffffffff) | (psid << 32);
   }
-  return false;
+  return NOT_FOUND;
 }
 
 /** Converts `n` guest commands at `src` in place; returns the index of the first refused one, or n. */
 export function vsmmuConvert(src: u32, n: u32, vmid: u32, sidtab: u32, sidLog2: u32): u32 {
   const v = <u64>(vmid & 0xffff);
   for (let i: u32 = 0; i < n; i++) {
-    if (!vsmmuConvertAt(src + (i << 4), v, sidtab, sidLog2)) return i;
+    const p = src + (i << 4);
+    const dw0 = load<u64>(p);
+    const c0 = vsmmuConvertDw0(dw0, v, sidtab, sidLog2);
+    if (c0 == NOT_FOUND) return i;
+    store<u64>(p, c0);
+    if ((<u32>dw0 & 0xff) == CMDQ_OP_TLBI_NSNH_ALL) store<u64>(p, 0, 8);
   }
   return n;
 }
@@ -273,15 +290,25 @@ export function vsmmuInvalidate(src: u32, n: u32, q: u32, vmid: u32, sidtab: u32
     let ro = (prod << 4) & ringMask;
     for (; i < end; i++) {
       const p = src + (i << 4);
-      if (!vsmmuConvertAt(p, v, sidtab, sidLog2)) {
+      const dw0 = load<u64>(p);
+      const c0 = vsmmuConvertDw0(dw0, v, sidtab, sidLog2);
+      if (c0 == NOT_FOUND) {
         store<u32>(res + VS_RESULT, VSMMU_BAD_COMMAND);
         store<u32>(res + VS_INDEX, i);
         return VSMMU_BAD_COMMAND;
       }
-      v128.store(ringAt(pt, flat, ro), v128.load(p));
+      // The converted command goes to the array (in place, as the kernel's copy) and to the
+      // ring from registers: re-reading the array would stall on store forwarding.
+      const c1 = select<u64>(0, load<u64>(p, 8), (<u32>dw0 & 0xff) == CMDQ_OP_TLBI_NSNH_ALL);
+      store<u64>(p, c0);
+      store<u64>(p, c1, 8);
+      // The wrapper only drives contiguous RAM rings here (QB_RING_FLAT is valid).
+      const at = flat + ro;
+      store<u64>(at, c0);
+      store<u64>(at, c1, 8);
       ro = (ro + 16) & ringMask;
     }
-    const s = ringAt(pt, flat, ro);
+    const s = flat + ro;
     store<u64>(s, <u64>CMDQ_OP_CMD_SYNC | (1 << 12) | (<u64>i << 32));
     store<u64>(s, 0, 8);
     prod = (prod + (i - start) + 1) & ptrMask;
