@@ -114,6 +114,18 @@ function countingSink() {
   return sink;
 }
 
+/** Best of RUNS timings of `reps` calls of `pass`, after `warm` untimed calls. */
+function bestNs(pass, warm, reps) {
+  for (let i = 0; i < warm; i++) pass();
+  let best = Infinity;
+  for (let r = 0; r < RUNS; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < reps; i++) pass();
+    best = Math.min(best, Number(process.hrtime.bigint() - t0));
+  }
+  return best;
+}
+
 async function vtdIq() {
   for (const impl of ['wasm', 'ts']) {
     const store = new PhysicalStore();
@@ -135,14 +147,8 @@ async function vtdIq() {
     const sink = countingSink();
     const tail = 255 * 32;
     const pass = () => { if (q.consume(tail, 0, sink) !== tail) throw new Error('vtd-iq: queue did not drain'); };
-    for (let i = 0; i < 200; i++) pass();
-    let best = Infinity;
     const reps = 2000;
-    for (let r = 0; r < RUNS; r++) {
-      const t0 = process.hrtime.bigint();
-      for (let i = 0; i < reps; i++) pass();
-      best = Math.min(best, Number(process.hrtime.bigint() - t0));
-    }
+    const best = bestNs(pass, 200, reps);
     console.log(`vtd-iq impl=${impl} ops_per_s=${fmt((reps * 255) / (best / 1e9))} descriptor=256-bit mix=15xPIOTLB+wait effects=on`);
   }
 }
@@ -166,14 +172,8 @@ async function vcmdq() {
     }
     const sink = countingSink();
     const pass = () => { if ((q.consume(N, 0, sink) & 0x7ff) !== N) throw new Error(`vcmdq: queue did not drain (${q.stop})`); };
-    for (let i = 0; i < 50; i++) pass();
-    let best = Infinity;
     const reps = 500;
-    for (let r = 0; r < RUNS; r++) {
-      const t0 = process.hrtime.bigint();
-      for (let i = 0; i < reps; i++) pass();
-      best = Math.min(best, Number(process.hrtime.bigint() - t0));
-    }
+    const best = bestNs(pass, 50, reps);
     console.log(`vcmdq impl=${impl} ops_per_s=${fmt((reps * N) / (best / 1e9))} guest=on mix=13xNH_VA+NH_ASID+ATC_INV+SYNC effects=on`);
   }
 }
