@@ -212,7 +212,9 @@ export function smmuConsume(q: u32): u32 {
       logPtr += 16;
     }
     if (effects) { smmuEffect(fxPtr, op, (cons0 + k) & ptrMask, dw0, i64x2.extract_lane(cmd, 1)); fxPtr += 32; }
-    if (counters) { const c = counters + (op << 2); store<u32>(c, load<u32>(c) + 1); }
+    // Two counter banks, alternating per command: back-to-back commands of one opcode do
+    // not wait on each other's store (the reader sums the banks).
+    if (counters) { const c = counters + ((k & 1) << 10) + (op << 2); store<u32>(c, load<u32>(c) + 1); }
     // An ATC_INV is outstanding until the next CMD_SYNC.
     pending = (pending | (<u32>(op == CMDQ_OP_ATC_INV) * PEND_DEVTLB)) & ~(<u32>isSync * PEND_DEVTLB);
     lastSync = select<u32>(<u32>(dw0 >> 32), lastSync, isSync);

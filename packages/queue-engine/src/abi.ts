@@ -39,7 +39,7 @@ export const QB_LOG = 44;
 export const QB_LOG_CAP = 48;
 /** Bytes appended to the execution log. */
 export const QB_LOG_LEN = 52;
-/** Offset of 256 u32 per-opcode (per-type) execution counters, or 0. */
+/** Offset of per-opcode (per-type) execution counters, or 0: two banks of 256 u32 (SMMU alternates banks per command). */
 export const QB_COUNTERS = 56;
 /** Why the last consume call returned (`STOP_*`). */
 export const QB_STOP = 60;

@@ -244,8 +244,9 @@ export abstract class EngineQueue {
     engine.store.bytes.fill(0, this.block, this.block + A.QB_SIZE);
     if (cap > 0) this.fx = arenaOf(engine).alloc(cap * A.FX_RECORD_SIZE, 'an effect buffer');
     if (options.counters ?? true) {
-      this.counters = arenaOf(engine).alloc(1024, 'execution counters');
-      engine.store.bytes.fill(0, this.counters, this.counters + 1024);
+      // Two banks of 256 u32: the SMMU loop alternates between them (see asm/engine.ts).
+      this.counters = arenaOf(engine).alloc(2048, 'execution counters');
+      engine.store.bytes.fill(0, this.counters, this.counters + 2048);
     }
     this.set(A.QB_FX, this.fx);
     this.set(A.QB_FX_CAP, cap);
@@ -263,7 +264,7 @@ export abstract class EngineQueue {
   /** Executions of opcode / descriptor type `code` so far (modulo 2^32; 0 without counters). */
   executed(code: number): number {
     if (!this.counters || !Number.isInteger(code) || code < 0 || code > 255) return 0;
-    return this.engine.u32(this.counters + code * 4);
+    return (this.engine.u32(this.counters + code * 4) + this.engine.u32(this.counters + 1024 + code * 4)) >>> 0;
   }
 
   /**
@@ -289,7 +290,7 @@ export abstract class EngineQueue {
 
   /** Zeroes the execution counters. */
   resetCounters(): void {
-    if (this.counters) this.engine.store.bytes.fill(0, this.counters, this.counters + 1024);
+    if (this.counters) this.engine.store.bytes.fill(0, this.counters, this.counters + 2048);
   }
 
   /** Empties the execution log. */
@@ -305,7 +306,7 @@ export abstract class EngineQueue {
     const a = arenaOf(this.engine);
     if (this.pt) a.release(this.pt, this.ptBytes);
     if (this.fx) a.release(this.fx, this.fxCap * A.FX_RECORD_SIZE);
-    if (this.counters) a.release(this.counters, 1024);
+    if (this.counters) a.release(this.counters, 2048);
     this.disposeExtra();
     a.release(this.block, A.QB_SIZE);
   }
