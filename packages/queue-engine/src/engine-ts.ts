@@ -24,11 +24,18 @@ import {
   QI_DEIOTLB_TYPE, QI_PGRP_RESP_TYPE,
 } from './abi.js';
 
-/** The entry points both engines export (byte offsets into the shared memory). */
+/**
+ * The entry points both engines export; every argument is a byte offset into the shared
+ * memory or a plain integer (the WebAssembly ABI). Queue state lives in the control block.
+ */
 export interface EngineCore {
+  /** Consumes the SMMU queue of control block `q` from CONS to PROD; returns a STOP_* code. */
   smmuConsume(q: number): number;
+  /** Converts `n` guest commands at `src` in place; returns the index of the first refused one, or `n`. */
   vsmmuConvert(src: number, n: number, vmid: number, sidtab: number, sidLog2: number): number;
+  /** Converts, issues and consumes `n` guest commands through host queue `q`; returns a VSMMU_* code (index at `res` + 4). */
   vsmmuInvalidate(src: number, n: number, q: number, vmid: number, sidtab: number, sidLog2: number, res: number): number;
+  /** Drains the VT-d queue of control block `q` from IQH to IQT; returns a STOP_* code. */
   iqConsume(q: number): number;
 }
 
