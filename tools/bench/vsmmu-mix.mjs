@@ -127,6 +127,7 @@ function bestNs(pass, warm, reps) {
 }
 
 async function vtdIq() {
+  const rate = {};
   for (const impl of ['wasm', 'ts']) {
     const store = new PhysicalStore();
     const engine = await createQueueEngine(store, { impl });
@@ -149,11 +150,14 @@ async function vtdIq() {
     const pass = () => { if (q.consume(tail, 0, sink) !== tail) throw new Error('vtd-iq: queue did not drain'); };
     const reps = 2000;
     const best = bestNs(pass, 200, reps);
-    console.log(`vtd-iq impl=${impl} ops_per_s=${fmt((reps * 255) / (best / 1e9))} descriptor=256-bit mix=15xPIOTLB+wait effects=on`);
+    rate[impl] = (reps * 255) / (best / 1e9);
+    console.log(`vtd-iq impl=${impl} ops_per_s=${fmt(rate[impl])} descriptor=256-bit mix=15xPIOTLB+wait effects=on`);
   }
+  console.log(`vtd-iq ratios ts/wasm=${(rate.ts / rate.wasm).toFixed(3)} best_of=${RUNS}`);
 }
 
 async function vcmdq() {
+  const rate = {};
   for (const impl of ['wasm', 'ts']) {
     const store = new PhysicalStore();
     const engine = await createQueueEngine(store, { impl });
@@ -174,8 +178,10 @@ async function vcmdq() {
     const pass = () => { if ((q.consume(N, 0, sink) & 0x7ff) !== N) throw new Error(`vcmdq: queue did not drain (${q.stop})`); };
     const reps = 500;
     const best = bestNs(pass, 50, reps);
-    console.log(`vcmdq impl=${impl} ops_per_s=${fmt((reps * N) / (best / 1e9))} guest=on mix=13xNH_VA+NH_ASID+ATC_INV+SYNC effects=on`);
+    rate[impl] = (reps * N) / (best / 1e9);
+    console.log(`vcmdq impl=${impl} ops_per_s=${fmt(rate[impl])} guest=on mix=13xNH_VA+NH_ASID+ATC_INV+SYNC effects=on`);
   }
+  console.log(`vcmdq ratios ts/wasm=${(rate.ts / rate.wasm).toFixed(3)} best_of=${RUNS}`);
 }
 
 if (selected.includes('vsmmu-mix')) await vsmmuMix();
