@@ -6,8 +6,8 @@
 import {
   QB_PT, QB_LOG2, QB_PROD, QB_CONS, QB_FLAGS, QB_VMID, QB_SIDTAB, QB_SIDTAB_LOG2, QB_FX, QB_FX_CAP,
   QB_FX_COUNT, QB_LOG, QB_LOG_CAP, QB_LOG_LEN, QB_COUNTERS, QB_STOP, QB_PENDING, QB_LAST_SYNC,
-  QB_FSTS, QB_IQER_LO, QB_IQER_HI, QB_MAMV, QB_FAULT_SID, QB_RING_FLAT,
-  QF_S1P, QF_S2P, QF_ATS, QF_GUEST, QF_EFFECTS, QF_DW256, QF_DIT, QF_PDS,
+  QB_FSTS, QB_IQER_LO, QB_IQER_HI, QB_MAMV, QB_FAULT_SID, QB_RING_FLAT, QB_LEGAL,
+  QF_GUEST, QF_EFFECTS, QF_DW256, QF_DIT, QF_PDS,
   STOP_EMPTY, STOP_ERROR, STOP_EFFECTS_FULL, STOP_BARRIER, STOP_LOG_FULL, STOP_HALTED,
   PEND_DEVTLB, PEND_TIMEOUT, FX_VTD_BASE,
   CERROR_ILL, CERROR_ABT, CERROR_ATC_INV_SYNC, CONS_ERR_SHIFT, CONS_ERR_MASK,
@@ -56,29 +56,9 @@ const SSEC: u64 = 1 << 10;
   store<u64>(p, w3, 24);
 }
 
-// Opcode sets as 128-bit masks (two u64 words: opcodes 0..63, 64..127): one bit test per
-// command instead of a compare chain (no opcode is above 0x7f).
-const OPS_ALWAYS_LO: u64 = (1 << CMDQ_OP_PREFETCH_CFG) | (1 << CMDQ_OP_PREFETCH_ADDR) | (1 << CMDQ_OP_CFGI_STE) |
-  (1 << CMDQ_OP_CFGI_STE_RANGE) | (1 << CMDQ_OP_TLBI_EL3_ALL) | (1 << CMDQ_OP_TLBI_EL3_VA) | (1 << CMDQ_OP_TLBI_EL2_ALL) |
-  (1 << CMDQ_OP_TLBI_EL2_ASID) | (1 << CMDQ_OP_TLBI_EL2_VA) | (1 << CMDQ_OP_TLBI_EL2_VAA) | (<u64>1 << CMDQ_OP_TLBI_NSNH_ALL);
-const OPS_ALWAYS_HI: u64 = (1 << (CMDQ_OP_PRI_RESP - 64)) | (1 << (CMDQ_OP_RESUME - 64)) | (1 << (CMDQ_OP_STALL_TERM - 64)) |
-  (1 << (CMDQ_OP_CMD_SYNC - 64));
-const OPS_S1P_LO: u64 = (1 << CMDQ_OP_CFGI_CD) | (1 << CMDQ_OP_CFGI_CD_ALL) | (1 << CMDQ_OP_TLBI_NH_ALL) |
-  (1 << CMDQ_OP_TLBI_NH_ASID) | (1 << CMDQ_OP_TLBI_NH_VA) | (1 << CMDQ_OP_TLBI_NH_VAA);
-const OPS_S2P_LO: u64 = (<u64>1 << CMDQ_OP_TLBI_S12_VMALL) | (<u64>1 << CMDQ_OP_TLBI_S2_IPA);
-const OPS_ATS_HI: u64 = 1 << (CMDQ_OP_ATC_INV - 64);
 // Guest opcodes whose VMID field the trapped path stamps (NSNH_ALL becomes NH_ALL).
-const VSMMU_STAMP: u64 = (1 << CMDQ_OP_TLBI_NH_ALL) | (1 << CMDQ_OP_TLBI_NH_ASID) | (1 << CMDQ_OP_TLBI_NH_VA) |
+const VSMMU_STAMP: u64 = (<u64>1 << CMDQ_OP_TLBI_NH_ALL) | (1 << CMDQ_OP_TLBI_NH_ASID) | (1 << CMDQ_OP_TLBI_NH_VA) |
   (1 << CMDQ_OP_TLBI_NH_VAA) | (<u64>1 << CMDQ_OP_TLBI_NSNH_ALL);
-
-/** Legality of a (possibly substituted) SMMU command on a Non-secure queue, given the feature masks. */
-@inline function smmuLegal(op: u32, dw0: u64, legalLo: u64, legalHi: u64): bool {
-  const mask = op < 64 ? legalLo : legalHi;
-  // SSec set on a Non-secure queue, an opcode outside the implemented set, a CMD_SYNC with
-  // the reserved CS encoding 0b11: CERROR_ILL.
-  return ((dw0 & SSEC) == 0) & (op < 128) & (<u32>(mask >> <u64>(op & 63)) & 1) != 0 &
-    (op != CMDQ_OP_CMD_SYNC || ((dw0 >> 12) & 3) != 3);
-}
 
 // Effect words of an SMMU command, laid out as EFFECT_KINDS in src/effects.ts declares.
 @inline function sidWord(dw0: u64): u64 {
@@ -120,9 +100,10 @@ function smmuEffect(p: u32, op: u32, pos: u32, dw0: u64, dw1: u64): void {
 }
 
 /**
- * A guest-owned VINTF executes only what tegra241_guest_vcmdq_supports_cmd routes to it; the
- * hardware substitutes the VINTF's VMID and the SID_REPLACE of a matching SID_MATCH.
- * Returns the substituted dw0, or NOT_FOUND (an all-ones dw0 is an illegal opcode anyway).
+ * A guest-owned VINTF substitutes the VINTF's VMID into TLBI_NH_ASID / TLBI_NH_VA and the
+ * SID_REPLACE of a matching SID_MATCH into ATC_INV (the legality table already limits the
+ * queue to what tegra241_guest_vcmdq_supports_cmd routes there). Returns the substituted
+ * dw0, or NOT_FOUND for an unmatched vSID (an all-ones dw0 is an illegal opcode anyway).
  */
 function guestSubstitute(dw0: u64, op: u32, q: u32): u64 {
   if (op == CMDQ_OP_TLBI_NH_ASID || op == CMDQ_OP_TLBI_NH_VA) {
@@ -132,7 +113,7 @@ function guestSubstitute(dw0: u64, op: u32, q: u32): u64 {
     const psid = sidLookup(load<u32>(q + QB_SIDTAB), load<u32>(q + QB_SIDTAB_LOG2), <u32>(dw0 >> 32));
     return psid == NOT_FOUND ? NOT_FOUND : (dw0 & 0xffffffff) | (psid << 32);
   }
-  return op == CMDQ_OP_CMD_SYNC ? dw0 : NOT_FOUND;
+  return dw0;
 }
 
 /**
@@ -176,8 +157,7 @@ export function smmuConsume(q: u32): u32 {
   const counters = load<u32>(q + QB_COUNTERS);
   let pending = load<u32>(q + QB_PENDING);
   let lastSync = load<u32>(q + QB_LAST_SYNC);
-  const legalLo = OPS_ALWAYS_LO | (flags & QF_S1P ? OPS_S1P_LO : 0) | (flags & QF_S2P ? OPS_S2P_LO : 0);
-  const legalHi = OPS_ALWAYS_HI | (flags & QF_ATS ? OPS_ATS_HI : 0);
+  const legal = q + QB_LEGAL;
   let err: u32 = 0;
   let stop: u32 = STOP_EMPTY;
   let ro = (cons0 << 4) & ringMask;
@@ -197,9 +177,11 @@ export function smmuConsume(q: u32): u32 {
       if (dw0 == NOT_FOUND) { err = CERROR_ILL; break; }
       cmd = i64x2.replace_lane(cmd, 0, dw0);
     }
-    if (!smmuLegal(op, dw0, legalLo, legalHi)) { err = CERROR_ILL; break; }
+    // An opcode this queue does not execute, or SSec set on a Non-secure queue: CERROR_ILL.
+    if ((load<u8>(legal + op) == 0) | ((dw0 & SSEC) != 0)) { err = CERROR_ILL; break; }
     const isSync = op == CMDQ_OP_CMD_SYNC;
     if (isSync) {
+      if (((dw0 >> 12) & 3) == 3) { err = CERROR_ILL; break; } // CS = 0b11 is reserved
       // The SYNC completes only after every earlier ATC invalidation did: let the cache model
       // apply them first, then report a time-out on this very SYNC.
       if (effects && (pending & PEND_DEVTLB)) { stop = STOP_BARRIER; break; }

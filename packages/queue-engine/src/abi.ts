@@ -9,8 +9,10 @@
 // Queue control block: 128 bytes of u32 fields in linear memory, one per queue.
 // ---------------------------------------------------------------------------------------
 
-/** Byte size of a queue control block. */
-export const QB_SIZE = 128;
+/** Byte size of a queue control block (fields, then the opcode legality table). */
+export const QB_SIZE = 384;
+/** SMMU: 256 bytes, one per opcode: nonzero when the opcode executes on this queue (features, guest VINTF). */
+export const QB_LEGAL = 128;
 /** Offset of the ring page table (u32 frame offsets, one per 4 KiB page of the ring; `RING_ABORT` = fetch abort). */
 export const QB_PT = 0;
 /** log2 of the number of ring entries. */

@@ -7,8 +7,8 @@
 import {
   QB_PT, QB_LOG2, QB_PROD, QB_CONS, QB_FLAGS, QB_VMID, QB_SIDTAB, QB_SIDTAB_LOG2, QB_FX, QB_FX_CAP,
   QB_FX_COUNT, QB_LOG, QB_LOG_CAP, QB_LOG_LEN, QB_COUNTERS, QB_STOP, QB_PENDING, QB_LAST_SYNC,
-  QB_FSTS, QB_IQER_LO, QB_IQER_HI, QB_MAMV, QB_FAULT_SID, QB_RING_FLAT,
-  QF_S1P, QF_S2P, QF_ATS, QF_GUEST, QF_EFFECTS, QF_DW256, QF_DIT, QF_PDS,
+  QB_FSTS, QB_IQER_LO, QB_IQER_HI, QB_MAMV, QB_FAULT_SID, QB_RING_FLAT, QB_LEGAL,
+  QF_GUEST, QF_EFFECTS, QF_DW256, QF_DIT, QF_PDS,
   STOP_EMPTY, STOP_ERROR, STOP_EFFECTS_FULL, STOP_BARRIER, STOP_LOG_FULL, STOP_HALTED,
   PEND_DEVTLB, PEND_TIMEOUT, FX_VTD_BASE,
   CERROR_ILL, CERROR_ABT, CERROR_ATC_INV_SYNC, CONS_ERR_SHIFT, CONS_ERR_MASK,
@@ -80,28 +80,6 @@ export class TsEngineCore implements EngineCore {
       if (m[p] === 0) return -1;
       if (m[p + 1] === key) return m[p + 2]!;
       slot = (slot + 1) & mask;
-    }
-  }
-
-  private static smmuLegal(op: number, lo0: number, flags: number): boolean {
-    if (lo0 & 0x400) return false;
-    switch (op) {
-      case CMDQ_OP_PREFETCH_CFG: case CMDQ_OP_PREFETCH_ADDR: case CMDQ_OP_CFGI_STE: case CMDQ_OP_CFGI_STE_RANGE:
-      case CMDQ_OP_TLBI_EL3_ALL: case CMDQ_OP_TLBI_EL3_VA: case CMDQ_OP_TLBI_EL2_ALL: case CMDQ_OP_TLBI_EL2_ASID:
-      case CMDQ_OP_TLBI_EL2_VA: case CMDQ_OP_TLBI_EL2_VAA: case CMDQ_OP_TLBI_NSNH_ALL: case CMDQ_OP_PRI_RESP:
-      case CMDQ_OP_RESUME: case CMDQ_OP_STALL_TERM:
-        return true;
-      case CMDQ_OP_CFGI_CD: case CMDQ_OP_CFGI_CD_ALL: case CMDQ_OP_TLBI_NH_ALL: case CMDQ_OP_TLBI_NH_ASID:
-      case CMDQ_OP_TLBI_NH_VA: case CMDQ_OP_TLBI_NH_VAA:
-        return (flags & QF_S1P) !== 0;
-      case CMDQ_OP_TLBI_S12_VMALL: case CMDQ_OP_TLBI_S2_IPA:
-        return (flags & QF_S2P) !== 0;
-      case CMDQ_OP_ATC_INV:
-        return (flags & QF_ATS) !== 0;
-      case CMDQ_OP_CMD_SYNC:
-        return ((lo0 >>> 12) & 3) !== 3;
-      default:
-        return false;
     }
   }
 
@@ -184,10 +162,12 @@ export class TsEngineCore implements EngineCore {
           const psid = TsEngineCore.sidLookup(m, sidtab, sidLog2, hi0);
           if (psid < 0) { err = CERROR_ILL; break; }
           hi0 = psid;
-        } else if (op !== CMDQ_OP_CMD_SYNC) { err = CERROR_ILL; break; }
+        }
       }
-      if (!TsEngineCore.smmuLegal(op, lo0, flags)) { err = CERROR_ILL; break; }
+      const legal = q + QB_LEGAL + op;
+      if (((m[legal >>> 2]! >>> ((legal & 3) << 3)) & 0xff) === 0 || (lo0 & 0x400)) { err = CERROR_ILL; break; }
       if (op === CMDQ_OP_CMD_SYNC) {
+        if (((lo0 >>> 12) & 3) === 3) { err = CERROR_ILL; break; }
         if ((pending & PEND_DEVTLB) && effects) { stop = STOP_BARRIER; break; }
         if (pending & PEND_TIMEOUT) { pending &= ~PEND_TIMEOUT; err = CERROR_ATC_INV_SYNC; break; }
       }

@@ -378,6 +378,24 @@ export abstract class EngineQueue {
   }
 }
 
+/**
+ * Which SMMU opcodes a Non-secure queue executes, as data (smmuv3.md §3.2/§3.3, QEMU's ILL
+ * cases): `always`, or only when the SMMU implements stage 1 / stage 2 / ATS.
+ */
+const SMMU_OPCODES: ReadonlyMap<number, 'always' | 's1p' | 's2p' | 'ats'> = new Map([
+  [A.CMDQ_OP_PREFETCH_CFG, 'always'], [A.CMDQ_OP_PREFETCH_ADDR, 'always'], [A.CMDQ_OP_CFGI_STE, 'always'],
+  [A.CMDQ_OP_CFGI_STE_RANGE, 'always'], [A.CMDQ_OP_CFGI_CD, 's1p'], [A.CMDQ_OP_CFGI_CD_ALL, 's1p'],
+  [A.CMDQ_OP_TLBI_NH_ALL, 's1p'], [A.CMDQ_OP_TLBI_NH_ASID, 's1p'], [A.CMDQ_OP_TLBI_NH_VA, 's1p'],
+  [A.CMDQ_OP_TLBI_NH_VAA, 's1p'], [A.CMDQ_OP_TLBI_EL3_ALL, 'always'], [A.CMDQ_OP_TLBI_EL3_VA, 'always'],
+  [A.CMDQ_OP_TLBI_EL2_ALL, 'always'], [A.CMDQ_OP_TLBI_EL2_ASID, 'always'], [A.CMDQ_OP_TLBI_EL2_VA, 'always'],
+  [A.CMDQ_OP_TLBI_EL2_VAA, 'always'], [A.CMDQ_OP_TLBI_S12_VMALL, 's2p'], [A.CMDQ_OP_TLBI_S2_IPA, 's2p'],
+  [A.CMDQ_OP_TLBI_NSNH_ALL, 'always'], [A.CMDQ_OP_ATC_INV, 'ats'], [A.CMDQ_OP_PRI_RESP, 'always'],
+  [A.CMDQ_OP_RESUME, 'always'], [A.CMDQ_OP_STALL_TERM, 'always'], [A.CMDQ_OP_CMD_SYNC, 'always'],
+] as const);
+
+/** What a guest-owned VINTF queue executes (tegra241_guest_vcmdq_supports_cmd + CMD_SYNC). */
+const GUEST_VCMDQ_OPCODES: ReadonlySet<number> = new Set([A.CMDQ_OP_TLBI_NH_ASID, A.CMDQ_OP_TLBI_NH_VA, A.CMDQ_OP_ATC_INV, A.CMDQ_OP_CMD_SYNC]);
+
 /** An SMMUv3 CMDQ or a Tegra241 VCMDQ: 16-byte commands, PROD/CONS with a wrap bit. */
 export class SmmuQueue extends EngineQueue {
   private readonly sids: SidTable;
@@ -389,6 +407,10 @@ export class SmmuQueue extends EngineQueue {
     const flags = ((options.s1p ?? true) ? A.QF_S1P : 0) | ((options.s2p ?? true) ? A.QF_S2P : 0) |
       ((options.ats ?? true) ? A.QF_ATS : 0) | (guest ? A.QF_GUEST : 0);
     super(engine, options, flags);
+    const have = { always: true, s1p: options.s1p ?? true, s2p: options.s2p ?? true, ats: options.ats ?? true };
+    for (const [op, needs] of SMMU_OPCODES) {
+      if (have[needs] && (!guest || GUEST_VCMDQ_OPCODES.has(op))) engine.store.bytes[this.block + A.QB_LEGAL + op] = 1;
+    }
     this.sids = new SidTable(engine);
     if (options.vmid !== undefined) this.setVmid(options.vmid);
     if (options.streams) this.setStreams(options.streams);
