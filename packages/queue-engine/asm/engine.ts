@@ -156,7 +156,6 @@ export function smmuConsume(q: u32): u32 {
   const logEnd = log + load<u32>(q + QB_LOG_CAP);
   const counters = load<u32>(q + QB_COUNTERS);
   let pending = load<u32>(q + QB_PENDING);
-  let lastSync = load<u32>(q + QB_LAST_SYNC);
   const legal = q + QB_LEGAL;
   let err: u32 = 0;
   let stop: u32 = STOP_EMPTY;
@@ -199,7 +198,8 @@ export function smmuConsume(q: u32): u32 {
     if (counters) { const c = counters + ((k & 1) << 10) + (op << 2); store<u32>(c, load<u32>(c) + 1); }
     // An ATC_INV is outstanding until the next CMD_SYNC.
     pending = (pending | (<u32>(op == CMDQ_OP_ATC_INV) * PEND_DEVTLB)) & ~(<u32>isSync * PEND_DEVTLB);
-    lastSync = select<u32>(<u32>(dw0 >> 32), lastSync, isSync);
+    // Rare (one per batch): kept in the control block rather than in a register.
+    if (isSync) store<u32>(q + QB_LAST_SYNC, <u32>(dw0 >> 32));
     ro = (ro + 16) & ringMask;
   }
   const cons = (cons0 + k) & ptrMask;
@@ -212,7 +212,6 @@ export function smmuConsume(q: u32): u32 {
   store<u32>(q + QB_FX_COUNT, (fxPtr - fx) >>> 5);
   store<u32>(q + QB_LOG_LEN, logPtr - log);
   store<u32>(q + QB_PENDING, pending);
-  store<u32>(q + QB_LAST_SYNC, lastSync);
   store<u32>(q + QB_STOP, stop);
   return stop;
 }
