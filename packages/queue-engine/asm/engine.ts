@@ -196,8 +196,9 @@ export function smmuConsume(q: u32): u32 {
     // Two counter banks, alternating per command: back-to-back commands of one opcode do
     // not wait on each other's store (the reader sums the banks).
     if (counters) { const c = counters + ((k & 1) << 10) + (op << 2); store<u32>(c, load<u32>(c) + 1); }
-    // An ATC_INV is outstanding until the next CMD_SYNC.
-    pending = (pending | (<u32>(op == CMDQ_OP_ATC_INV) * PEND_DEVTLB)) & ~(<u32>isSync * PEND_DEVTLB);
+    // An ATC_INV is outstanding until the next CMD_SYNC; only a queue with a cache model,
+    // which can report its time-out, needs to know.
+    if (effects) pending = (pending | (<u32>(op == CMDQ_OP_ATC_INV) * PEND_DEVTLB)) & ~(<u32>isSync * PEND_DEVTLB);
     // Rare (one per batch): kept in the control block rather than in a register.
     if (isSync) store<u32>(q + QB_LAST_SYNC, <u32>(dw0 >> 32));
     ro = (ro + 16) & ringMask;

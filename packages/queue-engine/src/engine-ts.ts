@@ -180,7 +180,7 @@ export class TsEngineCore implements EngineCore {
       }
       if (effects) { TsEngineCore.smmuEffect(m, (fx + (fxCount << 5)) >>> 2, op, cons, lo0, hi0, lo1, hi1); fxCount++; }
       if (counters) m[(counters >>> 2) + ((k & 1) << 8) + op]!++;
-      if (op === CMDQ_OP_ATC_INV) pending |= PEND_DEVTLB;
+      if (effects && op === CMDQ_OP_ATC_INV) pending |= PEND_DEVTLB;
       else if (op === CMDQ_OP_CMD_SYNC) { pending &= ~PEND_DEVTLB; lastSync = hi0; }
       cons = (cons + 1) & ptrMask;
       k++;
