@@ -155,7 +155,23 @@ describe('the C implementation (tools/bench/vsmmu-mix.c, system cc)', () => {
   });
 });
 
-describe('engine selection', () => {
+describe('engine selection and engine memory', () => {
+  it('picks the WebAssembly engine by default', async () => {
+    const { createQueueEngine, PhysicalStore } = await import('../src/index.js');
+    expect((await createQueueEngine(new PhysicalStore())).impl).toBe('wasm');
+  });
+
+  it('returns a destroyed queue\'s engine memory to the arena', async () => {
+    const e = await engineOf('wasm');
+    for (let i = 0; i < 500; i++) {
+      const q = e.createSmmuQueue({ kind: 'vcmdq-guest', streams: [[1, 2]] });
+      q.setBase(0x4000_0000n, 10);
+      q.setExecutionLog(4096);
+      q.destroy();
+    }
+    expect(e.createSmmuQueue().stop).toBe('empty');
+  });
+
   it('rejects an arena request larger than the reserved bytes with a typed error', async () => {
     const e = await engineOf('ts');
     expect(() => e.createSmmuQueue({ effectsCapacity: 65536 }).setExecutionLog(2 << 20)).toThrow(/engine memory exhausted/);
