@@ -160,8 +160,8 @@ export function smmuConsume(q: u32): u32 {
   let err: u32 = 0;
   let stop: u32 = STOP_EMPTY;
   let ro = (cons0 << 4) & ringMask;
-  let k: u32 = 0;
-  for (; k < count; k++) {
+  let left = count;
+  for (; left != 0; left--) {
     let at = flat + ro;
     if (!flatRing) {
       at = ringAt(pt, flat, ro);
@@ -192,10 +192,10 @@ export function smmuConsume(q: u32): u32 {
       v128.store(logPtr, cmd);
       logPtr += 16;
     }
-    if (effects) { smmuEffect(fxPtr, op, (cons0 + k) & ptrMask, dw0, i64x2.extract_lane(cmd, 1)); fxPtr += 32; }
-    // Two counter banks, alternating per command: back-to-back commands of one opcode do
-    // not wait on each other's store (the reader sums the banks).
-    if (counters) { const c = counters + ((k & 1) << 10) + (op << 2); store<u32>(c, load<u32>(c) + 1); }
+    if (effects) { smmuEffect(fxPtr, op, (cons0 + count - left) & ptrMask, dw0, i64x2.extract_lane(cmd, 1)); fxPtr += 32; }
+    // Two counter banks chosen by the parity of the ring index: back-to-back commands of one
+    // opcode do not wait on each other's store (the reader sums the banks).
+    if (counters) { const c = counters + ((ro & 16) << 6) + (op << 2); store<u32>(c, load<u32>(c) + 1); }
     // An ATC_INV is outstanding until the next CMD_SYNC; only a queue with a cache model,
     // which can report its time-out, needs to know.
     if (effects) pending = (pending | (<u32>(op == CMDQ_OP_ATC_INV) * PEND_DEVTLB)) & ~(<u32>isSync * PEND_DEVTLB);
@@ -203,7 +203,7 @@ export function smmuConsume(q: u32): u32 {
     if (isSync) store<u32>(q + QB_LAST_SYNC, <u32>(dw0 >> 32));
     ro = (ro + 16) & ringMask;
   }
-  const cons = (cons0 + k) & ptrMask;
+  const cons = (cons0 + count - left) & ptrMask;
   if (err) {
     stop = STOP_ERROR;
     store<u32>(q + QB_CONS, (consReg & ~(CONS_ERR_MASK | ptrMask)) | (err << CONS_ERR_SHIFT) | cons);

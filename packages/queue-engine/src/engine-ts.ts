@@ -146,7 +146,6 @@ export class TsEngineCore implements EngineCore {
     const effects = (flags & QF_EFFECTS) !== 0;
     let err = 0;
     let stop = STOP_EMPTY;
-    let k = 0; // commands executed by this call (selects the counter bank, as the wasm engine does)
     while (cons !== prod) {
       const at = TsEngineCore.ringAt(m, pt, flat, (cons & idxMask) << 4);
       if (at < 0) { err = CERROR_ABT; break; }
@@ -179,11 +178,10 @@ export class TsEngineCore implements EngineCore {
         logLen += 16;
       }
       if (effects) { TsEngineCore.smmuEffect(m, (fx + (fxCount << 5)) >>> 2, op, cons, lo0, hi0, lo1, hi1); fxCount++; }
-      if (counters) m[(counters >>> 2) + ((k & 1) << 8) + op]!++;
+      if (counters) m[(counters >>> 2) + ((cons & 1) << 8) + op]!++; // bank = ring index parity
       if (effects && op === CMDQ_OP_ATC_INV) pending |= PEND_DEVTLB;
       else if (op === CMDQ_OP_CMD_SYNC) { pending &= ~PEND_DEVTLB; lastSync = hi0; }
       cons = (cons + 1) & ptrMask;
-      k++;
     }
     if (err) {
       stop = STOP_ERROR;
