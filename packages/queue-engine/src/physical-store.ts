@@ -90,25 +90,35 @@ export class PhysicalStore {
     if (offset === undefined) {
       offset = this.nextOffset;
       const needed = offset + PAGE_SIZE;
-      const have = this.memory.buffer.byteLength;
-      if (needed > have) {
-        // Grow by at least 16 MiB or doubling, whichever is less, to keep grow() rare.
-        const want = Math.min(WASM_MAX_PAGES, Math.ceil(needed / WASM_PAGE) + Math.max(256, Math.min(have / WASM_PAGE, 4096)));
-        const delta = want - have / WASM_PAGE;
-        if (delta <= 0 || needed > WASM_MAX_PAGES * WASM_PAGE) {
-          throw new PhysicalStoreFullError(
-            `physical memory backing store is full (${this.directory.size} frames touched); touch less memory`,
-          );
-        }
-        this.memory.grow(delta);
-        this.refreshViews();
-      }
+      this.growTo(needed);
       this.nextOffset = needed;
     } else {
       this.bytes.fill(0, offset, offset + PAGE_SIZE);
     }
     this.directory.set(pfn, offset);
     return offset;
+  }
+
+  /**
+   * Byte offset of the frame of `firstPfn` when the `count` pages from `firstPfn` on sit
+   * back to back in the memory, so that they can be read as one range (rings, guest arrays).
+   * Pages without frames get them; a range with no frames yet is placed contiguously.
+   * Returns -1 when some pages already have frames that are not consecutive.
+   */
+  ensureContiguous(firstPfn: number, count: number): number {
+    if (!Number.isInteger(count) || count < 1) throw new RangeError(`page count must be a positive integer, got ${count}`);
+    let existing = 0;
+    for (let i = 0; i < count; i++) if (this.directory.has(firstPfn + i)) existing++;
+    if (existing === 0) {
+      const base = this.nextOffset;
+      this.growTo(base + count * PAGE_SIZE);
+      this.nextOffset = base + count * PAGE_SIZE;
+      for (let i = 0; i < count; i++) this.directory.set(firstPfn + i, base + i * PAGE_SIZE);
+      return base;
+    }
+    const base = this.ensureFrame(firstPfn);
+    for (let i = 1; i < count; i++) if (this.ensureFrame(firstPfn + i) !== base + i * PAGE_SIZE) return -1;
+    return base;
   }
 
   /** Releases the frame of `pfn` (the page reads as zero again). */
@@ -183,6 +193,21 @@ export class PhysicalStore {
   /** Writes a naturally aligned little-endian u64. */
   write64(pa: bigint | number, value: bigint): void {
     this.view.setBigUint64(this.offsetOf(pa, true), BigInt.asUintN(64, value), true);
+  }
+
+  private growTo(needed: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (needed <= have) return;
+    // Grow by at least 16 MiB or doubling, whichever is less, to keep grow() rare.
+    const want = Math.min(WASM_MAX_PAGES, Math.ceil(needed / WASM_PAGE) + Math.max(256, Math.min(have / WASM_PAGE, 4096)));
+    const delta = want - have / WASM_PAGE;
+    if (delta <= 0 || needed > WASM_MAX_PAGES * WASM_PAGE) {
+      throw new PhysicalStoreFullError(
+        `physical memory backing store is full (${this.directory.size} frames touched); touch less memory`,
+      );
+    }
+    this.memory.grow(delta);
+    this.refreshViews();
   }
 
   private refreshViews(): void {

@@ -55,3 +55,21 @@ describe('PhysicalStore', () => {
     expect(() => new PhysicalStore({ reservedBytes: 100 })).toThrow(RangeError);
   });
 });
+
+describe('PhysicalStore.ensureContiguous', () => {
+  it('places an untouched range back to back and keeps it stable', () => {
+    const s = new PhysicalStore();
+    const off = s.ensureContiguous(0x1000, 3);
+    expect([s.frameOffset(0x1000), s.frameOffset(0x1001), s.frameOffset(0x1002)]).toEqual([off, off + PAGE_SIZE, off + 2 * PAGE_SIZE]);
+    expect(s.ensureContiguous(0x1000, 3)).toBe(off);
+    expect(s.ensureContiguous(0x1001, 2)).toBe(off + PAGE_SIZE);
+  });
+
+  it('returns -1 when frames already exist out of order', () => {
+    const s = new PhysicalStore();
+    s.ensureFrame(0x2001);
+    s.ensureFrame(0x2000);
+    expect(s.ensureContiguous(0x2000, 2)).toBe(-1);
+    expect(() => s.ensureContiguous(0x2000, 0)).toThrow(RangeError);
+  });
+});
