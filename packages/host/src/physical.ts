@@ -1,0 +1,139 @@
+/**
+ * The host's view of physical memory: what the process address space needs from the
+ * machine (RAM pages to back anonymous and memfd memory, byte access for peek/poke and for
+ * DMA) behind one small interface, so the backing can move from the bare `PhysicalStore`
+ * to hw-model's `PhysicalMemory` (RAM regions + MMIO dispatch) in this file alone.
+ */
+import { PAGE_SIZE, PhysicalStore } from '@iommufd/queue-engine';
+
+/** The 4 KiB page of the host, as a bigint. */
+export const HOST_PAGE_SIZE = BigInt(PAGE_SIZE);
+/** log2 of {@link HOST_PAGE_SIZE}. */
+export const HOST_PAGE_SHIFT = 12n;
+
+/** Physical memory as the host uses it. */
+export interface HostPhysicalMemory {
+  /** Allocates one zeroed RAM page; its frame number, or `undefined` when RAM is exhausted. */
+  allocPage(): bigint | undefined;
+  /** Returns a page to the RAM allocator. */
+  freePage(pfn: bigint): void;
+  /** Reads bytes at a physical address (RAM or MMIO). */
+  read(pa: bigint, length: number): Uint8Array;
+  /** Writes bytes at a physical address (RAM or MMIO). */
+  write(pa: bigint, bytes: Uint8Array): void;
+  /** RAM pages currently handed out. */
+  readonly pagesInUse: number;
+}
+
+/**
+ * RAM of `ramBytes` at `ramBase` backed by a sparse {@link PhysicalStore}; pages are handed
+ * out lowest-first and recycled on free (deterministic for a given sequence of calls).
+ */
+export class StoreBackedMemory implements HostPhysicalMemory {
+  readonly store: PhysicalStore;
+  private readonly firstPfn: bigint;
+  private readonly endPfn: bigint;
+  private nextPfn: bigint;
+  private readonly freed: bigint[] = [];
+  private inUse = 0;
+
+  constructor(ramBase: bigint, ramBytes: bigint, store: PhysicalStore = new PhysicalStore()) {
+    this.store = store;
+    this.firstPfn = ramBase >> HOST_PAGE_SHIFT;
+    this.endPfn = this.firstPfn + (ramBytes >> HOST_PAGE_SHIFT);
+    this.nextPfn = this.firstPfn;
+  }
+
+  allocPage(): bigint | undefined {
+    let pfn = this.freed.pop();
+    if (pfn === undefined) {
+      if (this.nextPfn >= this.endPfn) return undefined;
+      pfn = this.nextPfn++;
+    }
+    // A recycled frame must read as zero again, as a freshly faulted anonymous page does.
+    this.store.freeFrame(Number(pfn));
+    this.inUse++;
+    return pfn;
+  }
+
+  freePage(pfn: bigint): void {
+    this.store.freeFrame(Number(pfn));
+    this.freed.push(pfn);
+    this.inUse--;
+  }
+
+  read(pa: bigint, length: number): Uint8Array {
+    return this.store.read(pa, length);
+  }
+
+  write(pa: bigint, bytes: Uint8Array): void {
+    this.store.write(pa, bytes);
+  }
+
+  get pagesInUse(): number {
+    return this.inUse;
+  }
+}
+
+/**
+ * Reference and pin counts of RAM pages owned by processes and memfds, like `struct page`'s
+ * refcount and the GUP pin bias: a page is returned to RAM when its last reference goes,
+ * so a page pinned by iommufd outlives its munmap.
+ */
+export class PageRefs {
+  private readonly refs = new Map<bigint, { refs: number; pins: number }>();
+
+  constructor(private readonly memory: HostPhysicalMemory) {}
+
+  /** A new page holding one reference, or `undefined` when RAM is exhausted. */
+  alloc(): bigint | undefined {
+    const pfn = this.memory.allocPage();
+    if (pfn !== undefined) this.refs.set(pfn, { refs: 1, pins: 0 });
+    return pfn;
+  }
+
+  get(pfn: bigint): void {
+    const e = this.refs.get(pfn);
+    if (e) e.refs++;
+  }
+
+  put(pfn: bigint): void {
+    const e = this.refs.get(pfn);
+    if (!e) return;
+    if (--e.refs === 0) {
+      this.refs.delete(pfn);
+      this.memory.freePage(pfn);
+    }
+  }
+
+  pin(pfn: bigint): void {
+    const e = this.refs.get(pfn);
+    if (!e) return;
+    e.refs++;
+    e.pins++;
+  }
+
+  unpin(pfn: bigint): void {
+    const e = this.refs.get(pfn);
+    if (!e) return;
+    e.pins--;
+    this.put(pfn);
+  }
+
+  /** Long-term pins held on a page (0 for pages the host does not own). */
+  pinCount(pfn: bigint): number {
+    return this.refs.get(pfn)?.pins ?? 0;
+  }
+
+  /** Total pins over every page. */
+  get totalPins(): number {
+    let n = 0;
+    for (const e of this.refs.values()) n += e.pins;
+    return n;
+  }
+
+  /** Whether the host owns the page (ram page referenced by a process or memfd). */
+  owns(pfn: bigint): boolean {
+    return this.refs.has(pfn);
+  }
+}
