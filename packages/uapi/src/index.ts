@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 export {
+  alias,
   array,
   defineStruct,
   LayoutError,
@@ -26,3 +27,8 @@ export type {
   StructOptions,
   StructValue,
 } from './layout.js';
+export * from './ioctl.js';
+export * from './errno.js';
+export * from './iommufd.js';
+export { IOMMUFD_IOCTLS, iommufdIoctlByName, iommufdIoctlByRequest } from './dispatch.js';
+export type { IommufdIoctl, IommufdIoctlName } from './dispatch.js';

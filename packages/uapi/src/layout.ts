@@ -20,6 +20,11 @@ export interface FieldSpec<N extends string = string, K extends ScalarKind = Sca
   readonly kind: K;
   /** Array length for `T name[count]`; absent for a scalar. */
   readonly count?: number;
+  /**
+   * For a member of an anonymous C union: the earlier field this one shares its bytes with
+   * (see {@link alias}). Absent for an ordinary field.
+   */
+  readonly aliasOf?: string;
 }
 
 /** A scalar field spec. @public */
@@ -56,6 +61,20 @@ export function u64<N extends string>(name: N): ScalarFieldSpec<N, 'u64'> {
 export function s64<N extends string>(name: N): ScalarFieldSpec<N, 's64'> {
   return { name, kind: 's64' };
 }
+/**
+ * A second name for the bytes of an earlier scalar field, as in an anonymous C union of
+ * same-size members: `union { __u32 in_data_type; __u32 out_data_type; }` is declared as
+ * `u32('in_data_type'), alias('out_data_type', 'u32', 'in_data_type')`. The alias takes no
+ * space; decode reports both names; encode writes the alias only when it is given (so it
+ * wins over the field it aliases when both are given).
+ */
+export function alias<N extends string, K extends ScalarKind>(
+  name: N,
+  kind: K,
+  of: string,
+): ScalarFieldSpec<N, K> {
+  return { name, kind, aliasOf: of };
+}
 /** `T name[count]` */
 export function array<N extends string, K extends ScalarKind>(
   name: N,
@@ -68,9 +87,11 @@ export function array<N extends string, K extends ScalarKind>(
 /** The decoded value of one field spec. */
 export type FieldValue<F extends FieldSpec> = F extends ArrayFieldSpec<string, infer K>
   ? ScalarValue<K>[]
-  : F extends FieldSpec<string, infer K>
+  : F extends ScalarFieldSpec<string, infer K>
     ? ScalarValue<K>
-    : never;
+    : F extends FieldSpec<string, infer K>
+      ? ScalarValue<K> | ScalarValue<K>[]
+      : never;
 
 /** The decoded value of a whole struct: an object with one property per field. */
 export type StructValue<F extends readonly FieldSpec[]> = {
@@ -91,6 +112,8 @@ export interface FieldInfo {
   readonly isArray: boolean;
   /** Total size in bytes (`elementSize * count`). */
   readonly size: number;
+  /** The field whose bytes this one shares (an anonymous-union alias), if any. */
+  readonly aliasOf?: string;
 }
 
 /** Options of {@link defineStruct}. */
@@ -224,6 +247,18 @@ export function defineStruct<const F extends readonly FieldSpec[]>(
     if (!Number.isInteger(count) || count < 1) {
       throw new LayoutError(`${name}.${spec.name}: array length must be a positive integer`);
     }
+    if (spec.aliasOf !== undefined) {
+      const target = fields[spec.aliasOf];
+      if (!target || target.aliasOf !== undefined || target.isArray || target.elementSize !== elementSize || spec.count !== undefined) {
+        throw new LayoutError(
+          `${name}.${spec.name}: an alias must name an earlier scalar field of the same size (got ${spec.aliasOf})`,
+        );
+      }
+      const info: FieldInfo = { ...target, name: spec.name, kind: spec.kind, aliasOf: target.name };
+      fieldList.push(info);
+      fields[spec.name] = info;
+      continue;
+    }
     offset = Math.ceil(offset / elementSize) * elementSize;
     align = Math.max(align, elementSize);
     const info: FieldInfo = {
@@ -293,7 +328,10 @@ export function defineStruct<const F extends readonly FieldSpec[]>(
       const bytes = into ?? new Uint8Array(size);
       const view = viewOf(bytes);
       const v = value as Record<string, unknown>;
-      for (const f of fieldList) writeField(view, f, base, bytes.byteLength, v[f.name] ?? zeroOf(f));
+      for (const f of fieldList) {
+        if (f.aliasOf !== undefined && v[f.name] === undefined) continue;
+        writeField(view, f, base, bytes.byteLength, v[f.name] ?? zeroOf(f));
+      }
       return bytes;
     },
     zero() {

@@ -1,6 +1,6 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import fc from 'fast-check';
-import { array, defineStruct, LayoutError, u16, u32, u64, u8 } from '../src/index.js';
+import { alias, array, defineStruct, LayoutError, u16, u32, u64, u8 } from '../src/index.js';
 
 // iommu_hw_info as in include/uapi/linux/iommufd.h (6.17): a u8 and u8[3] after a union.
 const hwInfo = defineStruct(
@@ -88,5 +88,27 @@ describe('defineStruct', () => {
 
   it('rejects a bad declaration', () => {
     expect(() => defineStruct('dup', [u32('a'), u32('a')])).toThrow(LayoutError);
+  });
+
+  it('lays an alias over an earlier field (anonymous union) without taking space', () => {
+    const s = defineStruct('u', [u32('a'), u32('in_t'), alias('out_t', 'u32', 'in_t'), u64('b')], { minField: 'out_t' });
+    expect(s.offsetOf('out_t')).toBe(4);
+    expect(s.offsetOf('b')).toBe(8);
+    expect(s.size).toBe(16);
+    expect(s.minSize).toBe(8);
+    expect(s.fields.out_t.aliasOf).toBe('in_t');
+    // Only the given name is written; an absent alias does not clobber its field with zero.
+    expect(s.decode(s.encode({ in_t: 7 })).out_t).toBe(7);
+    expect(s.decode(s.encode({ out_t: 9 })).in_t).toBe(9);
+    // Both given: the alias (declared later) wins, as the later store would in C.
+    expect(s.decode(s.encode({ in_t: 1, out_t: 2 })).in_t).toBe(2);
+    expectTypeOf(s.zero().out_t).toEqualTypeOf<number>();
+  });
+
+  it('rejects an alias of an unknown, array, aliased or differently sized field', () => {
+    expect(() => defineStruct('a', [u32('x'), alias('y', 'u32', 'nope')])).toThrow(LayoutError);
+    expect(() => defineStruct('a', [array('x', 'u32', 2), alias('y', 'u32', 'x')])).toThrow(LayoutError);
+    expect(() => defineStruct('a', [u32('x'), alias('y', 'u64', 'x')])).toThrow(LayoutError);
+    expect(() => defineStruct('a', [u32('x'), alias('y', 'u32', 'x'), alias('z', 'u32', 'y')])).toThrow(LayoutError);
   });
 });
