@@ -3,7 +3,7 @@
  * table from virtual page to physical frame, and the kernel's accessors to it
  * (copy_from_user / copy_to_user / pin_user_pages).
  */
-import { EFAULT, EINVAL, ENOMEM, EPERM } from './errno.js';
+import { EFAULT, EINVAL, ENOMEM, EPERM } from '@iommufd/uapi';
 import { MAP_FIXED, MAP_HUGETLB, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from './linux.js';
 import type { MemFile } from './memfd.js';
 import { HOST_PAGE_SHIFT, HOST_PAGE_SIZE, type HostPhysicalMemory, type PageRefs } from './physical.js';

@@ -3,7 +3,7 @@
  * as in the kernel, and open-file reference counts (an mmap, a bound VFIO device or a dup
  * keeps a file alive after its fd is closed; `release()` runs on the last reference).
  */
-import { EBADF, EMFILE } from './errno.js';
+import { EBADF, EMFILE } from '@iommufd/uapi';
 import type { KernelFile } from './kernel-types.js';
 
 /** An open file description: the file and how many holders it has. */

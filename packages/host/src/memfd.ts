@@ -2,7 +2,7 @@
  * memfd-like files: shmem pages that several mappings share and that
  * IOMMU_IOAS_MAP_FILE pins by file offset.
  */
-import { EFAULT, ENOMEM } from './errno.js';
+import { EFAULT, ENOMEM } from '@iommufd/uapi';
 import { HOST_PAGE_SHIFT, HOST_PAGE_SIZE, type PageRefs } from './physical.js';
 
 /** A memfd: a size and lazily allocated pages. */

@@ -1,10 +1,11 @@
 /**
  * The host's view of physical memory: what the process address space needs from the
  * machine (RAM pages to back anonymous and memfd memory, byte access for peek/poke and for
- * DMA) behind one small interface, so the backing can move from the bare `PhysicalStore`
- * to hw-model's `PhysicalMemory` (RAM regions + MMIO dispatch) in this file alone.
+ * DMA) behind one small interface over hw-model's `PhysicalMemory` (RAM regions, MMIO
+ * dispatch, the page allocator).
  */
-import { PAGE_SIZE, PhysicalStore } from '@iommufd/queue-engine';
+import { PhysicalMemory, PhysicalMemoryError } from '@iommufd/hw-model';
+import { PAGE_SIZE } from '@iommufd/queue-engine';
 
 /** The 4 KiB page of the host, as a bigint. */
 export const HOST_PAGE_SIZE = BigInt(PAGE_SIZE);
@@ -26,53 +27,48 @@ export interface HostPhysicalMemory {
 }
 
 /**
- * RAM of `ramBytes` at `ramBase` backed by a sparse {@link PhysicalStore}; pages are handed
- * out lowest-first and recycled on free (deterministic for a given sequence of calls).
+ * RAM of the machine's {@link PhysicalMemory} (one page allocator shared with the drivers,
+ * which take their tables and queues from the same RAM).
  */
-export class StoreBackedMemory implements HostPhysicalMemory {
-  readonly store: PhysicalStore;
-  private readonly firstPfn: bigint;
-  private readonly endPfn: bigint;
-  private nextPfn: bigint;
-  private readonly freed: bigint[] = [];
+export class MachineMemory implements HostPhysicalMemory {
   private inUse = 0;
 
-  constructor(ramBase: bigint, ramBytes: bigint, store: PhysicalStore = new PhysicalStore()) {
-    this.store = store;
-    this.firstPfn = ramBase >> HOST_PAGE_SHIFT;
-    this.endPfn = this.firstPfn + (ramBytes >> HOST_PAGE_SHIFT);
-    this.nextPfn = this.firstPfn;
-  }
+  constructor(readonly machine: PhysicalMemory) {}
 
   allocPage(): bigint | undefined {
-    let pfn = this.freed.pop();
-    if (pfn === undefined) {
-      if (this.nextPfn >= this.endPfn) return undefined;
-      pfn = this.nextPfn++;
+    try {
+      const [pa] = this.machine.allocPages(1);
+      this.inUse++;
+      return pa >> HOST_PAGE_SHIFT;
+    } catch (e) {
+      if (e instanceof PhysicalMemoryError) return undefined;
+      throw e;
     }
-    // A recycled frame must read as zero again, as a freshly faulted anonymous page does.
-    this.store.freeFrame(Number(pfn));
-    this.inUse++;
-    return pfn;
   }
 
   freePage(pfn: bigint): void {
-    this.store.freeFrame(Number(pfn));
-    this.freed.push(pfn);
+    this.machine.freePages([pfn << HOST_PAGE_SHIFT]);
     this.inUse--;
   }
 
   read(pa: bigint, length: number): Uint8Array {
-    return this.store.read(pa, length);
+    return this.machine.read(pa, length);
   }
 
   write(pa: bigint, bytes: Uint8Array): void {
-    this.store.write(pa, bytes);
+    this.machine.write(pa, bytes);
   }
 
   get pagesInUse(): number {
     return this.inUse;
   }
+}
+
+/** A machine memory with one RAM region of `ramBytes` at `ramBase`. */
+export function ramMemory(ramBase: bigint, ramBytes: bigint): MachineMemory {
+  const machine = new PhysicalMemory();
+  machine.addRam(ramBase, ramBytes);
+  return new MachineMemory(machine);
 }
 
 /**

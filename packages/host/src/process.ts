@@ -4,7 +4,7 @@
  * does. It is also the `KernelProcess` the core copies from, pins and installs fds into.
  */
 import { AddressSpace, type MmioBacking, type VmaInfo } from './address-space.js';
-import { EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, ENOTTY } from './errno.js';
+import { EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, ENOTTY } from '@iommufd/uapi';
 import { FdTable, OpenFile } from './fd-table.js';
 import type { Errno, KernelFile, KernelMemFile, KernelProcess } from './kernel-types.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from './linux.js';

@@ -3,7 +3,7 @@
  * VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_ATTACH_IOMMUFD_PT and VFIO_DEVICE_DETACH_IOMMUFD_PT
  * with the kernel's argsz / flags / errno rules, and unbind on the last close.
  */
-import { E2BIG, EBADF, EBADFD, EFAULT, EINVAL, ENOTTY } from './errno.js';
+import { E2BIG, EBADF, EBADFD, EFAULT, EINVAL, ENOTTY } from '@iommufd/uapi';
 import type { OpenFile } from './fd-table.js';
 import type { Errno, KernelFile } from './kernel-types.js';
 import {
@@ -48,7 +48,7 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
     private readonly device: Dev,
     private readonly process: HostProcess,
     private readonly ops: VfioIommufdOps<Dev, Idev>,
-    private readonly onBind: (file: VfioDeviceFile<Dev, Idev>, bound: boolean) => void,
+    private readonly openState: { open: boolean },
   ) {}
 
   /** The current binding, if any. */
@@ -79,7 +79,7 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
     this.attached.clear();
     this.ops.unbind(idev);
     this.bound = undefined;
-    this.onBind(this, false);
+    this.openState.open = false;
     ctxFile.put();
   }
 
@@ -105,6 +105,8 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
     const ctxFile = this.process.fileOf(bind.iommufd);
     if (!ctxFile) return -EBADF;
     if (!this.ops.isIommufd(ctxFile.file)) return -EBADFD;
+    // vfio_df_open: a cdev may hold the device open only once at a time.
+    if (this.openState.open) return -EINVAL;
     const r = this.ops.bind(ctxFile.file, this.device);
     if (typeof r === 'number') return -r;
     const out = new Uint8Array(4);
@@ -116,7 +118,7 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
     // The bound device keeps the iommufd open (iommufd_ctx_get) until unbind.
     ctxFile.get();
     this.bound = { idev: r.idev, devId: r.devId, ctxFile };
-    this.onBind(this, true);
+    this.openState.open = true;
     return 0;
   }
 

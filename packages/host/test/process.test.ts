@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { AddressSpace } from '../src/address-space.js';
-import { EBADF, EFAULT, EINVAL, ENOENT, EPERM } from '../src/errno.js';
+import { EBADF, EFAULT, EINVAL, ENOENT, EPERM } from '@iommufd/uapi';
 import type { KernelFile } from '../src/kernel-types.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE } from '../src/linux.js';
-import { PageRefs, StoreBackedMemory } from '../src/physical.js';
+import { PageRefs, ramMemory } from '../src/physical.js';
 import { HostProcess } from '../src/process.js';
 
 const P = 4096n;
@@ -11,7 +11,7 @@ const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 
 function makeProcess(files: Record<string, () => KernelFile> = {}) {
-  const memory = new StoreBackedMemory(0x4000_0000n, 64n << 20n);
+  const memory = ramMemory(0x4000_0000n, 64n << 20n);
   const refs = new PageRefs(memory);
   const p = new HostProcess(1, memory, refs, (path) => files[path]?.() ?? ENOENT);
   return { p, memory, refs };
@@ -189,7 +189,7 @@ describe('fds', () => {
 
 describe('AddressSpace in isolation', () => {
   it('places non-fixed mappings without overlap', () => {
-    const memory = new StoreBackedMemory(0n, 1n << 20n);
+    const memory = ramMemory(0x10_0000n, 1n << 20n);
     const mm = new AddressSpace(memory, new PageRefs(memory), { get: () => {}, put: () => {} });
     const a = mm.mmap(0n, P, RW, ANON, { kind: 'anon' }) as bigint;
     const b = mm.mmap(0n, 3n * P, RW, ANON, { kind: 'anon' }) as bigint;
