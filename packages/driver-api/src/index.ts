@@ -79,6 +79,7 @@ export {
 } from './objects.js';
 export type {
   CoreFirstLayout,
+  CoreKindOf,
   IommufdAccessRef,
   IommufdCtx,
   IommufdDriverServices,

@@ -308,7 +308,7 @@ export function HW_QUEUE_STRUCT_SIZE<L extends CoreFirstLayout<M, 'iommufd_hw_qu
 }
 
 /** The core struct kind of each core struct class. */
-type CoreKindOf<C> = C extends IommufdViommu
+export type CoreKindOf<C> = C extends IommufdViommu
   ? 'iommufd_viommu'
   : C extends IommufdVdevice
     ? 'iommufd_vdevice'
