@@ -32,22 +32,23 @@ export interface HostPhysicalMemory {
  */
 export class MachineMemory implements HostPhysicalMemory {
   private inUse = 0;
+  /** Pages taken from the machine allocator in chunks and not handed out yet (lowest last). */
+  private readonly spare: bigint[] = [];
 
   constructor(readonly machine: PhysicalMemory) {}
 
   allocPage(): bigint | undefined {
-    try {
-      const [pa] = this.machine.allocPages(1);
-      this.inUse++;
-      return pa >> HOST_PAGE_SHIFT;
-    } catch (e) {
-      if (e instanceof PhysicalMemoryError) return undefined;
-      throw e;
-    }
+    if (this.spare.length === 0 && !this.refill()) return undefined;
+    const pfn = this.spare.pop()!;
+    // A recycled page must read as zero again, as a freshly faulted page does.
+    this.machine.store.freeFrame(Number(pfn));
+    this.inUse++;
+    return pfn;
   }
 
   freePage(pfn: bigint): void {
-    this.machine.freePages([pfn << HOST_PAGE_SHIFT]);
+    this.machine.store.freeFrame(Number(pfn));
+    this.spare.push(pfn);
     this.inUse--;
   }
 
@@ -62,7 +63,24 @@ export class MachineMemory implements HostPhysicalMemory {
   get pagesInUse(): number {
     return this.inUse;
   }
+
+  /** Takes pages from the machine allocator in chunks (its search is linear per call). */
+  private refill(): boolean {
+    for (let n = REFILL_PAGES; n >= 1; n >>= 1) {
+      try {
+        const pages = this.machine.allocPages(n, { contiguous: true });
+        for (let i = pages.length - 1; i >= 0; i--) this.spare.push(pages[i] >> HOST_PAGE_SHIFT);
+        return true;
+      } catch (e) {
+        if (!(e instanceof PhysicalMemoryError)) throw e;
+      }
+    }
+    return false;
+  }
 }
+
+/** Pages the host takes from the machine allocator at a time. */
+const REFILL_PAGES = 512;
 
 /** A machine memory with one RAM region of `ramBytes` at `ramBase`. */
 export function ramMemory(ramBase: bigint, ramBytes: bigint): MachineMemory {

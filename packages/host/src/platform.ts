@@ -2,6 +2,7 @@
  * What a machine preset gives the host: devices behind an IOMMU, the core's /dev/iommu and
  * VFIO-facing functions, inspection and a DMA path. One implementation per platform.
  */
+import type { FaultInjector } from '@iommufd/driver-api';
 import type { KernelFile } from './kernel-types.js';
 import type { HostPhysicalMemory, PageRefs } from './physical.js';
 import type { HostProcess } from './process.js';
@@ -77,4 +78,8 @@ export interface Platform {
   objects(file: KernelFile): readonly HostObjectInfo[] | undefined;
   /** A DMA by a device through whatever it is attached to. */
   dma(device: PlatformDevice, req: DmaRequest): DmaResult;
+  /** Every context opened so far, released or not, with its remaining objects. */
+  contexts(): { released: boolean; objects: readonly HostObjectInfo[] }[];
+  /** The fault injector the core and drivers consult (undefined = never fail). */
+  setFaultInjector(injector: FaultInjector | undefined): void;
 }
