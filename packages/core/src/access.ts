@@ -18,7 +18,8 @@ export interface AccessOps {
   unmap(iova: bigint, length: bigint): void;
 }
 
-interface PinRecord {
+/** One outstanding pin of an access. */
+export interface PinRecord {
   readonly iova: bigint;
   readonly length: bigint;
   readonly areas: IoptArea[];

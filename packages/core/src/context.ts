@@ -97,7 +97,7 @@ export class IommufdCtxImpl implements IommufdContext, IommufdCtx {
   constructor(
     /** The core that owns the devices and drivers. */
     readonly core: IommuCore,
-    /** The process that opened the file (current->mm for pinning and copies). */
+    /** The process that opened the file (its mm is used for pinning and copies). */
     public process: KernelProcess,
     opts: { vfioCompat?: boolean } = {},
   ) {

@@ -71,7 +71,7 @@ export class CoreDevice implements Device {
 }
 
 /** One PASID (or RID) attachment of a group (`struct iommufd_attach`). */
-interface Attach {
+export interface Attach {
   hwpt: Hwpt;
   readonly devices: Set<BoundDevice>;
 }
@@ -109,7 +109,10 @@ export class BoundDevice extends IommufdObject {
   override preDestroy(): void {
     this.destroying = true;
     const vdev = this.vdev;
-    if (vdev) this.ictx.tombstoneUser(vdev);
+    if (!vdev) return;
+    // Hold a users reference for the tombstone removal, as iommufd_device_remove_vdev does.
+    vdev.users++;
+    this.ictx.tombstoneUser(vdev);
   }
 
   /** `iommufd_device_destroy`: release DMA ownership and the ctx reference. */

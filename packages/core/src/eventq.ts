@@ -52,7 +52,8 @@ function eventqFile(obj: IommufdObject, kind: string, io: Pick<KernelFile, 'read
   };
 }
 
-interface VeventRecord {
+/** One queued vEVENT (or the lost-events header). */
+export interface VeventRecord {
   readonly lost: boolean;
   readonly data: Uint8Array;
   sequence: number;
@@ -181,7 +182,8 @@ export function iommufdVeventqAlloc(ucmd: Ucmd<Cmd<typeof iommu_veventq_alloc>>)
   }
 }
 
-interface FaultGroup {
+/** One delivered fault group and where it came from. */
+export interface FaultGroup {
   readonly group: IopfGroup;
   readonly hwpt: Hwpt;
   readonly idev: BoundDevice;

@@ -32,7 +32,7 @@ import { ULONG_MAX } from './io-pagetable.js';
 type Cmd<L> = L extends { decode(b: Uint8Array): infer V } ? V : never;
 
 /** Fields common to both HWPT kinds (`struct iommufd_hw_pagetable`). */
-abstract class HwptCommon extends IommufdObject {
+export abstract class HwptCommon extends IommufdObject {
   /** The driver domain. */
   domain!: IommuDomain;
   /** FAULT object receiving this HWPT's I/O page faults. */

@@ -16,12 +16,13 @@ import {
   IOMMU_OPTION_RLIMIT_MODE,
   IOMMUFD_CMD_BASE,
   IOMMUFD_IOCTLS,
+  copyStructFromUser,
+  structBytesForUser,
   iommu_option,
   type IommufdIoctl,
   type IommufdIoctlName,
   type iommu_destroy,
 } from '@iommufd/uapi';
-import { copyStructFromUser } from '@iommufd/driver-api';
 import { ACCOUNT_MM, ACCOUNT_USER, type IommufdCtxImpl, type Ucmd } from './context.js';
 import type { Errno } from './kernel.js';
 import {
@@ -157,9 +158,10 @@ export function dispatchIoctl(ictx: IommufdCtxImpl, request: number, arg: bigint
   const row = IOMMUFD_DISPATCH[nr - IOMMUFD_CMD_BASE];
   if (!row || row.request !== request >>> 0) return -ENOTTY;
   if (userSize < row.minSize) return -EINVAL;
-  const bytes = copyStructFromUser(ictx.process, row.layout.size, arg, userSize);
-  if (typeof bytes === 'number') return -bytes;
-  const cmd = row.layout.decode(bytes);
+  const user = ictx.process.copyFromUser(arg, userSize);
+  if (typeof user === 'number') return -EFAULT;
+  const cmd = copyStructFromUser(row.layout, user);
+  if (typeof cmd === 'number') return -cmd;
   const ucmd: Ucmd<typeof cmd> = {
     ictx,
     arg,
@@ -167,8 +169,7 @@ export function dispatchIoctl(ictx: IommufdCtxImpl, request: number, arg: bigint
     cmd,
     newObj: undefined,
     respond() {
-      const out = row.layout.encode(cmd as never);
-      return ictx.process.copyToUser(arg, out.subarray(0, Math.min(userSize, row.layout.size))) ? EFAULT : 0;
+      return ictx.process.copyToUser(arg, structBytesForUser(row.layout, cmd, userSize)) ? EFAULT : 0;
     },
   };
   const rc = row.handler(ucmd as Ucmd<never>);

@@ -36,20 +36,22 @@ import {
   iommu_iova_range,
 } from '@iommufd/uapi';
 import {
+  MOCK_APERTURE_LAST_IOVA as MOCK_APERTURE_LAST,
+  MOCK_APERTURE_FIRST_IOVA as MOCK_APERTURE_START,
+  mockDomainLookup,
+  mockDomainSetDirty,
+  mockNestedIotlb,
+  mockSetDeviceFlags,
+} from '@iommufd/mock-iommu';
+import {
   IOMMU_HW_INFO_TYPE_SELFTEST,
   IOMMU_HWPT_DATA_SELFTEST,
   IOMMU_HWPT_INVALIDATE_DATA_SELFTEST,
   iommu_hwpt_invalidate_selftest,
   iommu_hwpt_selftest,
   iommu_test_hw_info,
-  MOCK_APERTURE_LAST,
-  MOCK_APERTURE_START,
   MOCK_FLAGS_DEVICE_NO_DIRTY,
-  mockDomainLookup,
-  mockDomainSetDirty,
-  mockNestedIotlb,
-  mockSetDeviceFlags,
-} from '@iommufd/mock-iommu';
+} from '@iommufd/uapi';
 import {
   deviceAttachedDomain,
   FailNth,

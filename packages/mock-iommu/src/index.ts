@@ -25,4 +25,4 @@ export type {
   MockPhysicalMemory,
   MockPte,
 } from './mock-iommu.js';
-export * from './selftest-uapi.js';
+export { MOCK_APERTURE_FIRST_IOVA, MOCK_APERTURE_LAST_IOVA, MOCK_HUGE_PAGE_SIZE, MOCK_IO_PAGE_SIZE } from './mock-constants.js';

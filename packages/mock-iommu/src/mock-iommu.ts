@@ -84,15 +84,12 @@ import {
   iommu_viommu_event_selftest,
   iommu_viommu_invalidate_selftest,
   iommu_viommu_selftest,
-  MOCK_APERTURE_LAST,
-  MOCK_APERTURE_START,
   MOCK_DEV_CACHE_NUM,
   MOCK_FLAGS_DEVICE_HUGE_IOVA,
   MOCK_FLAGS_DEVICE_NO_DIRTY,
-  MOCK_HUGE_PAGE_SIZE,
-  MOCK_IO_PAGE_SIZE,
   MOCK_NESTED_DOMAIN_IOTLB_NUM,
-} from './selftest-uapi.js';
+} from '@iommufd/uapi';
+import { MOCK_APERTURE_FIRST_IOVA, MOCK_APERTURE_LAST_IOVA, MOCK_HUGE_PAGE_SIZE, MOCK_IO_PAGE_SIZE } from './mock-constants.js';
 
 // ---- (1) per-device state -------------------------------------------------------------
 
@@ -508,7 +505,7 @@ export class MockIommu {
           type: 'paging',
           ops: pagingOps,
           pgsizeBitmap: MOCK_IO_PAGE_SIZE | huge,
-          geometry: { apertureStart: MOCK_APERTURE_START, apertureEnd: MOCK_APERTURE_LAST, forceAperture: true },
+          geometry: { apertureStart: MOCK_APERTURE_FIRST_IOVA, apertureEnd: MOCK_APERTURE_LAST_IOVA, forceAperture: true },
           dirtyOps: wantDirty ? dirtyOps : undefined,
           ptes: new Map(),
           dirtyTracking: false,

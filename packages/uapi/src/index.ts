@@ -20,6 +20,7 @@ export type {
   FieldInfo,
   FieldSpec,
   FieldValue,
+  LayoutValue,
   ScalarFieldSpec,
   ScalarKind,
   ScalarValue,
@@ -32,3 +33,11 @@ export * from './errno.js';
 export * from './iommufd.js';
 export { IOMMUFD_IOCTLS, iommufdIoctlByName, iommufdIoctlByRequest } from './dispatch.js';
 export type { IommufdIoctl, IommufdIoctlName } from './dispatch.js';
+export * from './vfio.js';
+export * from './selftest.js';
+export * from './sys.js';
+export { IommufdError, UserScratch, withScratch } from './process.js';
+export type { UserProcess } from './process.js';
+export * from './wrappers.js';
+export * from './events.js';
+export { copyStructFromUser, structBytesForUser } from './extensible.js';

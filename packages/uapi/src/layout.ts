@@ -16,7 +16,9 @@ export type ScalarValue<K extends ScalarKind> = K extends 'u64' | 's64' ? bigint
 
 /** One field of a struct declaration. `count` makes it a fixed-size array. */
 export interface FieldSpec<N extends string = string, K extends ScalarKind = ScalarKind> {
+  /** The C field name. */
   readonly name: N;
+  /** The C element type. */
   readonly kind: K;
   /** Array length for `T name[count]`; absent for a scalar. */
   readonly count?: number;
@@ -29,11 +31,13 @@ export interface FieldSpec<N extends string = string, K extends ScalarKind = Sca
 
 /** A scalar field spec. @public */
 export interface ScalarFieldSpec<N extends string, K extends ScalarKind> extends FieldSpec<N, K> {
+  /** Always absent: a scalar has no array length. */
   readonly count?: undefined;
 }
 
 /** An array field spec. @public */
 export interface ArrayFieldSpec<N extends string, K extends ScalarKind> extends FieldSpec<N, K> {
+  /** The array length. */
   readonly count: number;
 }
 
@@ -98,9 +102,14 @@ export type StructValue<F extends readonly FieldSpec[]> = {
   [S in F[number] as S['name']]: FieldValue<S>;
 };
 
+/** The decoded value of a declared layout: `LayoutValue<typeof iommu_ioas_map>`. */
+export type LayoutValue<L> = L extends StructLayout<infer F> ? StructValue<F> : never;
+
 /** Where a field sits in its struct. */
 export interface FieldInfo {
+  /** The C field name. */
   readonly name: string;
+  /** The C element type. */
   readonly kind: ScalarKind;
   /** Byte offset from the start of the struct. */
   readonly offset: number;
@@ -123,6 +132,12 @@ export interface StructOptions<N extends string> {
    * the struct's first version). Defaults to the last field, i.e. min = sizeof.
    */
   readonly minField?: N;
+  /**
+   * A minimum alignment for the whole struct, for what the field list cannot show: a union
+   * member declared elsewhere that holds an `__aligned_u64` (as in `iommu_test_cmd`), or an
+   * explicit `__aligned(n)`. Defaults to the largest field alignment.
+   */
+  readonly align?: number;
 }
 
 /** A struct layout derived from a declaration. */
@@ -176,6 +191,7 @@ const ELEMENT_SIZE: Record<ScalarKind, number> = { u8: 1, u16: 2, u32: 4, s32: 4
 
 /** An error in a struct declaration (a programming error, not a user-input error). */
 export class LayoutError extends Error {
+  /** Always `'LayoutError'`. */
   override readonly name = 'LayoutError';
 }
 
@@ -273,6 +289,12 @@ export function defineStruct<const F extends readonly FieldSpec[]>(
     fieldList.push(info);
     fields[spec.name] = info;
     offset += info.size;
+  }
+  if (options.align !== undefined) {
+    if (!Number.isInteger(options.align) || options.align < 1 || (options.align & (options.align - 1)) !== 0) {
+      throw new LayoutError(`${name}: align must be a power of two`);
+    }
+    align = Math.max(align, options.align);
   }
   const size = Math.ceil(offset / align) * align;
   const minInfo = options.minField === undefined ? undefined : fields[options.minField];

@@ -1,23 +1,10 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import fc from 'fast-check';
-import { alias, array, defineStruct, LayoutError, u16, u32, u64, u8 } from '../src/index.js';
+import { alias, array, defineStruct, iommu_hw_info, LayoutError, u16, u32, u64 } from '../src/index.js';
 
-// iommu_hw_info as in include/uapi/linux/iommufd.h (6.17): a u8 and u8[3] after a union.
-const hwInfo = defineStruct(
-  'iommu_hw_info',
-  [
-    u32('size'),
-    u32('flags'),
-    u32('dev_id'),
-    u32('data_len'),
-    u64('data_uptr'),
-    u32('out_data_type'),
-    u8('out_max_pasid_log2'),
-    array('__reserved', 'u8', 3),
-    u64('out_capabilities'),
-  ],
-  { minField: '__reserved' },
-);
+// iommu_hw_info (iommufd.h, 6.17) exercises the interesting rules: a u8 and u8[3] after a
+// union, a min size below sizeof, and a u64 that must be 8-aligned.
+const hwInfo = iommu_hw_info;
 
 describe('defineStruct', () => {
   it('derives offsets, size and min size with C alignment', () => {
@@ -110,5 +97,12 @@ describe('defineStruct', () => {
     expect(() => defineStruct('a', [array('x', 'u32', 2), alias('y', 'u32', 'x')])).toThrow(LayoutError);
     expect(() => defineStruct('a', [u32('x'), alias('y', 'u64', 'x')])).toThrow(LayoutError);
     expect(() => defineStruct('a', [u32('x'), alias('y', 'u32', 'x'), alias('z', 'u32', 'y')])).toThrow(LayoutError);
+  });
+
+  it('raises the struct alignment with the align option (a union member holding a u64)', () => {
+    const s = defineStruct('a', [u32('x'), u32('y'), u32('z')], { align: 8 });
+    expect([s.align, s.size]).toEqual([8, 16]);
+    expect(defineStruct('b', [u64('x')], { align: 4 }).align).toBe(8);
+    expect(() => defineStruct('c', [u32('x')], { align: 3 })).toThrow(LayoutError);
   });
 });

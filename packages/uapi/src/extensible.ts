@@ -1,0 +1,34 @@
+/**
+ * The size-extensibility rule of iommufd and VFIO structs, as the kernel applies it
+ * (`copy_struct_from_user` in include/linux/uaccess.h on the way in, `min(user size,
+ * sizeof)` bytes on the way out), shared by every model of a kernel handler.
+ */
+import { E2BIG } from './errno.js';
+import type { FieldSpec, StructLayout, StructValue } from './layout.js';
+
+/**
+ * Reads a user struct of `user.length` bytes into the kernel's layout: a shorter struct has
+ * its missing tail read as zero; a longer one is accepted only if every byte past the
+ * kernel's `sizeof` is zero, else the result is `E2BIG` (a positive errno, the kernel's
+ * "unknown non-zero trailing bytes"). The minimum size check (EINVAL) is the dispatcher's.
+ */
+export function copyStructFromUser<F extends readonly FieldSpec[]>(
+  layout: StructLayout<F>,
+  user: Uint8Array,
+): StructValue<F> | typeof E2BIG {
+  for (let i = layout.size; i < user.length; i++) if (user[i] !== 0) return E2BIG;
+  return layout.decode(user.subarray(0, Math.min(user.length, layout.size)));
+}
+
+/**
+ * The bytes a handler's response copies back to a user struct of `userSize` bytes: the
+ * whole kernel struct, cut to `min(userSize, sizeof)` (bytes beyond the kernel's struct are
+ * never written).
+ */
+export function structBytesForUser<F extends readonly FieldSpec[]>(
+  layout: StructLayout<F>,
+  value: Partial<StructValue<F>>,
+  userSize: number,
+): Uint8Array {
+  return layout.encode(value).subarray(0, Math.max(0, Math.min(userSize, layout.size)));
+}
