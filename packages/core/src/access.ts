@@ -214,6 +214,30 @@ export function iommufdAccessUnpinPages(access: Access, iova: bigint, length: bi
 export function iommufdAccessRw(access: Access, iova: bigint, bytes: Uint8Array, write: boolean): 0 | Errno {
   return accessRw(access, iova, bytes, write);
 }
+/**
+ * `iommufd_access_replace`: move the access to another IOAS. The owner is told that
+ * everything it pinned went away (its unmap callback over the whole range) before the
+ * old IOAS is left.
+ */
+export function iommufdAccessReplace(access: Access, ioasId: number): 0 | Errno {
+  const ictx = access.ictx;
+  const next = ictx.getObject<Ioas>(ioasId, 'IOAS');
+  if (typeof next === 'number') return next;
+  try {
+    if (access.ioas === next) return 0;
+    const rc = next.iopt.addAccess(access);
+    if (rc) return rc;
+    if (access.pins.length) access.ops.unmap(0n, ULONG_MAX);
+    access.detach();
+    access.ioas = next;
+    pinObject(access, next);
+    next.accessPins.set(access, new Set());
+    return 0;
+  } finally {
+    ictx.putObject(next);
+  }
+}
+
 /** `iommufd_access_destroy`. */
 export function iommufdAccessDestroy(access: Access): void {
   access.ictx.destroyUser(access);

@@ -217,14 +217,15 @@ function driverAttach(idev: BoundDevice, domain: IommuDomain, pasid: number | un
 
 /** Reserve the device's regions in the IOAS of a paging attachment (RID only). */
 function attachReserved(idev: BoundDevice, hwpt: Hwpt, pasid: number | undefined): 0 | Errno {
-  if (pasid !== undefined || !(hwpt instanceof HwptPaging)) return 0;
+  // find_hwpt_paging: a nested HWPT reserves in its parent's IOAS.
+  if (pasid !== undefined) return 0;
   const regions = idev.dev.iommu.ops.getResvRegions?.(idev.dev) ?? [];
-  return hwpt.ioas.iopt.enforceDeviceRegions(idev.dev, regions);
+  return ioasOf(hwpt).iopt.enforceDeviceRegions(idev.dev, regions);
 }
 
 function releaseReserved(idev: BoundDevice, hwpt: Hwpt, pasid: number | undefined): void {
-  if (pasid !== undefined || !(hwpt instanceof HwptPaging)) return;
-  hwpt.ioas.iopt.removeReserved(idev.dev);
+  if (pasid !== undefined) return;
+  ioasOf(hwpt).iopt.removeReserved(idev.dev);
 }
 
 /** `iommufd_hw_pagetable_attach`: one device joins a group attachment. */
@@ -348,20 +349,18 @@ const doReplace: AttachFn = (idev, pasid, hwpt) => {
   if (old === hwpt) return undefined;
   let rc = attachCompatible(idev, hwpt, pasid);
   if (rc) return rc;
-  if (pasid === undefined && hwpt instanceof HwptPaging && !(old instanceof HwptPaging && old.ioas === hwpt.ioas)) {
+  // Reserved regions move only when the IOAS changes.
+  const moveIoas = pasid === undefined && ioasOf(old) !== ioasOf(hwpt);
+  if (moveIoas) {
     rc = attachReserved(idev, hwpt, pasid);
     if (rc) return rc;
   }
   rc = driverAttach(idev, hwpt.domain, pasid, old.domain);
   if (rc) {
-    if (pasid === undefined && hwpt instanceof HwptPaging && !(old instanceof HwptPaging && old.ioas === hwpt.ioas)) {
-      releaseReserved(idev, hwpt, pasid);
-    }
+    if (moveIoas) releaseReserved(idev, hwpt, pasid);
     return rc;
   }
-  if (pasid === undefined && old instanceof HwptPaging && !(hwpt instanceof HwptPaging && old.ioas === hwpt.ioas)) {
-    releaseReserved(idev, old, pasid);
-  }
+  if (moveIoas) releaseReserved(idev, old, pasid);
   old.fault?.autoRespond(idev, old);
   attach.hwpt = hwpt;
   // Every device of the group moves: each keeps one reference on the attached HWPT.

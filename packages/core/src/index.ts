@@ -25,16 +25,17 @@ export {
   iommufdAccessCreate,
   iommufdAccessDestroy,
   iommufdAccessPinPages,
+  iommufdAccessReplace,
   iommufdAccessRw,
   iommufdAccessUnpinPages,
 } from './access.js';
 export type { AccessOps } from './access.js';
 export { IOMMUFD_DISPATCH, IOMMU_TEST_CMD_NR } from './main.js';
 export type { DispatchRow, IoctlHandler } from './main.js';
-export { VFIO_API_VERSION, VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION } from './vfio-compat.js';
+export { iommufdVfioCompatIoasCreate } from './vfio-compat.js';
 // The object model's structures, exported for inspection and typing (not for construction).
 export type { AccountMode, IommufdCtxImpl, Ucmd } from './context.js';
-export type { IommufdObject } from './object.js';
+export { IommufdObject, pinObject, unpinObject } from './object.js';
 export type { Ioas } from './ioas.js';
 export type { IoptAccess, IoPagetable, IoptArea, IoptPages, IovaRange, ReservedOwner } from './io-pagetable.js';
 export type { Attach, IommuGroup, IommufdGroup } from './device.js';

@@ -136,7 +136,7 @@ export function iommufdIoasAllowIovas(ucmd: Ucmd<Cmd<typeof iommu_ioas_allow_iov
 const MAP_FLAGS = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE;
 
 /** Chooses or checks the IOVA and inserts the pieces (`iopt_map_pages`). */
-function mapAt(
+export function mapAt(
   ioas: Ioas,
   flags: number,
   iovaIn: bigint,
@@ -162,6 +162,15 @@ function mapAt(
   return iova;
 }
 
+/** `iopt_map_user_pages`: maps process memory at `va` (used by IOAS_MAP and VFIO MAP_DMA). */
+export function mapUserPages(ioas: Ioas, flags: number, iova: bigint, va: bigint, length: bigint): bigint | Errno {
+  const writable = (flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0;
+  return mapAt(ioas, flags, iova, length, va, () => {
+    const p = IoPagetable.userPages(ioas.ictx, va, length, writable);
+    return [{ ...p, length }];
+  });
+}
+
 /** IOMMU_IOAS_MAP */
 export function iommufdIoasMap(ucmd: Ucmd<Cmd<typeof iommu_ioas_map>>): 0 | Errno {
   const cmd = ucmd.cmd;
@@ -173,11 +182,7 @@ export function iommufdIoasMap(ucmd: Ucmd<Cmd<typeof iommu_ioas_map>>): 0 | Errn
   try {
     if (cmd.user_va + cmd.length > ULONG_MAX) return EOVERFLOW;
     if (cmd.length === 0n || cmd.length > ULONG_MAX - PAGE_SIZE) return EINVAL;
-    const writable = (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0;
-    const iova = mapAt(ioas, cmd.flags, cmd.iova, cmd.length, cmd.user_va, () => {
-      const p = IoPagetable.userPages(ucmd.ictx, cmd.user_va, cmd.length, writable);
-      return [{ ...p, length: cmd.length }];
-    });
+    const iova = mapUserPages(ioas, cmd.flags, cmd.iova, cmd.user_va, cmd.length);
     if (typeof iova === 'number') return iova;
     cmd.iova = iova;
     return ucmd.respond();

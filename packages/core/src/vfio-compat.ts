@@ -1,22 +1,60 @@
 /**
  * The VFIO type1 container ioctls /dev/iommu also answers (vfio_compat.c), for request
- * numbers below the iommufd range.
+ * numbers below the iommufd range. They act on the compat IOAS (IOMMU_VFIO_IOAS), which
+ * the legacy VFIO group path creates with {@link iommufdVfioCompatIoasCreate}.
  */
-import { ENODEV, ENOTTY } from '@iommufd/uapi';
-import type { IommufdCtxImpl } from './context.js';
-import type { HwptPaging } from './hw-pagetable.js';
+import {
+  EFAULT,
+  EINVAL,
+  ENODEV,
+  ENOENT,
+  ENOTTY,
+  EOVERFLOW,
+  IOMMU_IOAS_MAP_FIXED_IOVA,
+  IOMMU_IOAS_MAP_READABLE,
+  IOMMU_IOAS_MAP_WRITEABLE,
+  VFIO_API_VERSION,
+  VFIO_CHECK_EXTENSION,
+  VFIO_DMA_CC_IOMMU,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_GET_API_VERSION,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_SET_IOMMU,
+  VFIO_TYPE1_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VFIO_UNMAP_ALL,
+  vfio_iommu_type1_dma_map,
+  vfio_iommu_type1_dma_unmap,
+} from '@iommufd/uapi';
+import type { Errno } from './kernel.js';
+import type { IommufdContext, IommufdCtxImpl } from './context.js';
+import { ioasAlloc, mapUserPages, type Ioas } from './ioas.js';
+import { ULONG_MAX } from './io-pagetable.js';
 
-/** `VFIO_GET_API_VERSION` = `_IO(';', 100)`. */
-export const VFIO_GET_API_VERSION = 0x3b64;
-/** `VFIO_CHECK_EXTENSION` = `_IO(';', 101)`; the argument is the extension number. */
-export const VFIO_CHECK_EXTENSION = 0x3b65;
-/** `VFIO_API_VERSION` */
-export const VFIO_API_VERSION = 0;
+/** `get_compat_ioas`: the compat IOAS with a short-term reference, or ENODEV. */
+function getCompatIoas(ictx: IommufdCtxImpl): Ioas | Errno {
+  const ioas = ictx.vfioIoas;
+  if (!ioas) return ENODEV;
+  const got = ictx.getObject<Ioas>(ioas.id, 'IOAS');
+  return typeof got === 'number' ? ENODEV : got;
+}
 
-const VFIO_TYPE1_IOMMU = 1;
-const VFIO_TYPE1V2_IOMMU = 3;
-const VFIO_DMA_CC_IOMMU = 4;
-const VFIO_UNMAP_ALL = 9;
+/**
+ * `iommufd_vfio_compat_ioas_create`: the legacy group path (VFIO_GROUP_SET_CONTAINER)
+ * creates the compat IOAS on first use; returns its ID.
+ */
+export function iommufdVfioCompatIoasCreate(ctx: IommufdContext): number | Errno {
+  const ictx = ctx as IommufdCtxImpl;
+  if (ictx.vfioIoas) return ictx.vfioIoas.id;
+  const ioas = ioasAlloc(ictx);
+  if (typeof ioas === 'number') return ioas;
+  ictx.vfioIoas = ioas;
+  ictx.finalize(ioas);
+  return ioas.id;
+}
 
 /** `iommufd_vfio_ioctl`: 0/positive or -errno; unknown → ENOTTY. */
 export function vfioCompatIoctl(ictx: IommufdCtxImpl, request: number, arg: bigint): number {
@@ -25,24 +63,109 @@ export function vfioCompatIoctl(ictx: IommufdCtxImpl, request: number, arg: bigi
       return VFIO_API_VERSION;
     case VFIO_CHECK_EXTENSION:
       return checkExtension(ictx, Number(arg));
+    case VFIO_SET_IOMMU:
+      return negate(setIommu(ictx, Number(arg)));
+    case VFIO_IOMMU_MAP_DMA:
+      return negate(mapDma(ictx, arg));
+    case VFIO_IOMMU_UNMAP_DMA:
+      return negate(unmapDma(ictx, arg));
     default:
       return -ENOTTY;
   }
 }
 
+/** 0 or -errno (never -0). */
+function negate(rc: 0 | Errno): number {
+  return rc ? -rc : 0;
+}
+
 function checkExtension(ictx: IommufdCtxImpl, type: number): number {
   switch (type) {
     case VFIO_TYPE1_IOMMU:
-    case VFIO_TYPE1V2_IOMMU:
+    case VFIO_TYPE1v2_IOMMU:
     case VFIO_UNMAP_ALL:
       return 1;
     case VFIO_DMA_CC_IOMMU: {
       // Coherent only if every domain of the compat IOAS enforces cache coherency.
-      const ioas = ictx.vfioIoas;
-      if (!ioas) return -ENODEV;
-      return ioas.hwptList.every((h: HwptPaging) => h.enforceCacheCoherency) ? 1 : 0;
+      const ioas = getCompatIoas(ictx);
+      if (typeof ioas === 'number') return -ioas;
+      const cc = ioas.hwptList.every((h) => h.enforceCacheCoherency) ? 1 : 0;
+      ictx.putObject(ioas);
+      return cc;
     }
     default:
       return 0;
+  }
+}
+
+/** VFIO_SET_IOMMU: TYPE1 is emulated by disabling large pages so any range can be unmapped. */
+function setIommu(ictx: IommufdCtxImpl, type: number): 0 | Errno {
+  if (type !== VFIO_TYPE1_IOMMU && type !== VFIO_TYPE1v2_IOMMU) return EINVAL;
+  const ioas = getCompatIoas(ictx);
+  if (typeof ioas === 'number') return ioas;
+  let rc: 0 | Errno = 0;
+  if (type === VFIO_TYPE1_IOMMU && !ioas.iopt.disableLargePages) {
+    if (ioas.iopt.domains.length && ioas.iopt.areas.length) rc = EINVAL;
+    else {
+      ioas.iopt.disableLargePages = true;
+      rc = ioas.iopt.recalcAlignment();
+      if (rc) ioas.iopt.disableLargePages = false;
+    }
+  }
+  ictx.putObject(ioas);
+  return rc;
+}
+
+function mapDma(ictx: IommufdCtxImpl, arg: bigint): 0 | Errno {
+  const minsz = vfio_iommu_type1_dma_map.offsetOfEnd('size');
+  const bytes = ictx.process.copyFromUser(arg, minsz);
+  if (typeof bytes === 'number') return EFAULT;
+  const map = vfio_iommu_type1_dma_map.decode(bytes);
+  if (map.argsz < minsz || map.flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) return EINVAL;
+  let flags = IOMMU_IOAS_MAP_FIXED_IOVA;
+  if (map.flags & VFIO_DMA_MAP_FLAG_READ) flags |= IOMMU_IOAS_MAP_READABLE;
+  if (map.flags & VFIO_DMA_MAP_FLAG_WRITE) flags |= IOMMU_IOAS_MAP_WRITEABLE;
+  const ioas = getCompatIoas(ictx);
+  if (typeof ioas === 'number') return ioas;
+  try {
+    if (map.size === 0n) return EINVAL;
+    if (map.vaddr + map.size > ULONG_MAX) return EOVERFLOW;
+    const r = mapUserPages(ioas, flags, map.iova, map.vaddr, map.size);
+    return typeof r === 'number' ? r : 0;
+  } finally {
+    ictx.putObject(ioas);
+  }
+}
+
+function unmapDma(ictx: IommufdCtxImpl, arg: bigint): 0 | Errno {
+  const minsz = vfio_iommu_type1_dma_unmap.offsetOfEnd('size');
+  const bytes = ictx.process.copyFromUser(arg, minsz);
+  if (typeof bytes === 'number') return EFAULT;
+  const unmap = vfio_iommu_type1_dma_unmap.decode(bytes);
+  if (unmap.argsz < minsz || unmap.flags & ~VFIO_DMA_UNMAP_FLAG_ALL) return EINVAL;
+  const ioas = getCompatIoas(ictx);
+  if (typeof ioas === 'number') return ioas;
+  try {
+    let rc: 0 | Errno;
+    let unmapped = 0n;
+    if (unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL) {
+      if (unmap.iova !== 0n || unmap.size !== 0n) return EINVAL;
+      const r = ioas.iopt.unmapRange(0n, ULONG_MAX, (a) => ioas.accessesOf(a));
+      rc = r.rc === ENOENT ? 0 : r.rc;
+      unmapped = r.unmapped;
+    } else {
+      if (unmap.size === 0n) rc = EINVAL;
+      else if (unmap.iova + unmap.size - 1n > ULONG_MAX) rc = EOVERFLOW;
+      else {
+        const r = ioas.iopt.unmapRange(unmap.iova, unmap.iova + unmap.size - 1n, (a) => ioas.accessesOf(a));
+        rc = r.rc;
+        unmapped = r.unmapped;
+      }
+    }
+    unmap.size = unmapped;
+    if (ictx.process.copyToUser(arg, vfio_iommu_type1_dma_unmap.encode(unmap).subarray(0, minsz))) rc = EFAULT;
+    return rc;
+  } finally {
+    ictx.putObject(ioas);
   }
 }

@@ -233,3 +233,47 @@ describe('IOMMU_VFIO_IOAS', () => {
   });
 });
 
+
+describe('VFIO type1 compatibility on /dev/iommu', () => {
+  it('MAP_DMA / UNMAP_DMA / SET_IOMMU act on the compat IOAS; ENODEV without one', async () => {
+    const { iommufdVfioCompatIoasCreate } = await import('../src/index.js');
+    const {
+      VFIO_IOMMU_MAP_DMA,
+      VFIO_IOMMU_UNMAP_DMA,
+      VFIO_SET_IOMMU,
+      VFIO_DMA_MAP_FLAG_READ,
+      VFIO_DMA_MAP_FLAG_WRITE,
+      VFIO_DMA_UNMAP_FLAG_ALL,
+      vfio_iommu_type1_dma_map,
+      vfio_iommu_type1_dma_unmap,
+      ENODEV: ENODEV_,
+    } = await import('@iommufd/uapi');
+    const e = setup();
+    const va = e.proc.mmap(0x3000n);
+    const arg = e.proc.mmap(4096n);
+    const mapDma = (iova: bigint, size: bigint, flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE) => {
+      e.proc.copyToUser(arg, vfio_iommu_type1_dma_map.encode({ argsz: 32, flags, vaddr: va, iova, size }));
+      return e.ctx.ioctl!(VFIO_IOMMU_MAP_DMA, arg);
+    };
+    const unmapDma = (iova: bigint, size: bigint, flags = 0) => {
+      e.proc.copyToUser(arg, vfio_iommu_type1_dma_unmap.encode({ argsz: 24, flags, iova, size }));
+      const rc = e.ctx.ioctl!(VFIO_IOMMU_UNMAP_DMA, arg);
+      return { rc, size: vfio_iommu_type1_dma_unmap.decode(e.proc.copyFromUser(arg, 24) as Uint8Array).size };
+    };
+    expect(mapDma(0x100000n, 0x1000n)).toBe(-ENODEV_);
+    expect(e.ctx.ioctl!(VFIO_SET_IOMMU, 3n)).toBe(-ENODEV_);
+    const id = iommufdVfioCompatIoasCreate(e.ctx);
+    expect(id).toBe(1);
+    expect(e.ctx.ioctl!(VFIO_SET_IOMMU, 2n)).toBe(-EINVAL);
+    expect(e.ctx.ioctl!(VFIO_SET_IOMMU, 3n)).toBe(0);
+    expect(mapDma(0x100000n, 0x1000n, 4)).toBe(-EINVAL);
+    expect(mapDma(0x100000n, 0n)).toBe(-EINVAL);
+    expect(mapDma(0x100000n, 0x1000n)).toBe(0);
+    expect(mapDma(0x100000n, 0x1000n)).toBe(-EEXIST);
+    expect(mapDma(0x101000n, 0x2000n)).toBe(0);
+    expect(unmapDma(0x100000n, 0x800n)).toEqual({ rc: -ENOENT, size: 0n });
+    expect(unmapDma(0x100000n, 0x1000n, VFIO_DMA_UNMAP_FLAG_ALL).rc).toBe(-EINVAL);
+    expect(unmapDma(0x100000n, 0x1000n)).toEqual({ rc: 0, size: 0x1000n });
+    expect(unmapDma(0n, 0n, VFIO_DMA_UNMAP_FLAG_ALL)).toEqual({ rc: 0, size: 0x2000n });
+  });
+});
