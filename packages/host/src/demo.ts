@@ -9,8 +9,6 @@ import * as U from '@iommufd/uapi';
 import type { StructLayout } from '@iommufd/uapi';
 import type { Host } from './host.js';
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from './linux.js';
-import * as T from './selftest-uapi.js';
-import * as V from './vfio-uapi.js';
 
 /** A step of the demo failed: which one and the errno it got. */
 export class DemoError extends Error {
@@ -60,7 +58,7 @@ export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
   step('open(/dev/iommu)', iommufd);
   const ioas = call(iommufd, 'IOMMU_IOAS_ALLOC', U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, {}).out_ioas_id;
   // Guest physical 0 is placed at the start of the IOMMU's aperture.
-  const iovaBase = T.MOCK_APERTURE_START;
+  const iovaBase = BigInt(U.MOCK_APERTURE_START);
   call(iommufd, 'IOMMU_IOAS_MAP_FILE', U.IOMMU_IOAS_MAP_FILE, U.iommu_ioas_map_file, {
     flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
     ioas_id: ioas,
@@ -75,12 +73,12 @@ export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
   for (const path of host.vfioDevices) {
     const fd = p.open(path);
     step(`open(${path})`, fd);
-    const bind = V.vfio_device_bind_iommufd.encode({ argsz: V.vfio_device_bind_iommufd.size, iommufd });
-    step(`VFIO_DEVICE_BIND_IOMMUFD(${path})`, p.ioctl(fd, V.VFIO_DEVICE_BIND_IOMMUFD, bind));
-    const devId = V.vfio_device_bind_iommufd.get(bind, 'out_devid');
-    const attach = V.vfio_device_attach_iommufd_pt.encode({ argsz: V.vfio_device_attach_iommufd_pt.size, pt_id: ioas });
-    step(`VFIO_DEVICE_ATTACH_IOMMUFD_PT(${path})`, p.ioctl(fd, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, attach));
-    const ptId = V.vfio_device_attach_iommufd_pt.get(attach, 'pt_id');
+    const bind = U.vfio_device_bind_iommufd.encode({ argsz: U.vfio_device_bind_iommufd.size, iommufd });
+    step(`VFIO_DEVICE_BIND_IOMMUFD(${path})`, p.ioctl(fd, U.VFIO_DEVICE_BIND_IOMMUFD, bind));
+    const devId = U.vfio_device_bind_iommufd.get(bind, 'out_devid');
+    const attach = U.vfio_device_attach_iommufd_pt.encode({ argsz: U.vfio_device_attach_iommufd_pt.size, pt_id: ioas });
+    step(`VFIO_DEVICE_ATTACH_IOMMUFD_PT(${path})`, p.ioctl(fd, U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, attach));
+    const ptId = U.vfio_device_attach_iommufd_pt.get(attach, 'pt_id');
     devices.push({ path, fd, devId, ptId });
     log(`${path}: bound as DEVICE ${devId}, attached to IOAS ${ioas} through HWPT ${ptId}`);
   }
@@ -113,7 +111,7 @@ export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
     pt_id: ioas,
   }).out_hwpt_id;
   const viommu = call(iommufd, 'IOMMU_VIOMMU_ALLOC', U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, {
-    type: T.IOMMU_VIOMMU_TYPE_SELFTEST,
+    type: U.IOMMU_VIOMMU_TYPE_SELFTEST,
     dev_id: dev0.devId,
     hwpt_id: parent,
   }).out_viommu_id;
@@ -126,46 +124,46 @@ export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
   log(`nest parent HWPT ${parent}, vIOMMU ${viommu}, vDEVICE ${vdevice} (virtual ID ${hex(virtId)})`);
   const dataVa = p.mmap(4096n, PROT_READ | PROT_WRITE, 0x22);
   step('mmap(scratch)', Number(dataVa < 0n ? dataVa : 0n));
-  step('scratch write', p.poke(dataVa, T.iommu_hwpt_selftest.encode({ iotlb: T.IOMMU_TEST_IOTLB_DEFAULT })));
+  step('scratch write', p.poke(dataVa, U.iommu_hwpt_selftest.encode({ iotlb: U.IOMMU_TEST_IOTLB_DEFAULT })));
   const nested = call(iommufd, 'IOMMU_HWPT_ALLOC(nested)', U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, {
     dev_id: dev0.devId,
     pt_id: viommu,
-    data_type: T.IOMMU_HWPT_DATA_SELFTEST,
-    data_len: T.iommu_hwpt_selftest.size,
+    data_type: U.IOMMU_HWPT_DATA_SELFTEST,
+    data_len: U.iommu_hwpt_selftest.size,
     data_uptr: dataVa,
   }).out_hwpt_id;
-  const attach = V.vfio_device_attach_iommufd_pt.encode({ argsz: V.vfio_device_attach_iommufd_pt.size, pt_id: nested });
-  step('VFIO_DEVICE_ATTACH_IOMMUFD_PT(nested)', p.ioctl(dev0.fd, V.VFIO_DEVICE_ATTACH_IOMMUFD_PT, attach));
+  const attach = U.vfio_device_attach_iommufd_pt.encode({ argsz: U.vfio_device_attach_iommufd_pt.size, pt_id: nested });
+  step('VFIO_DEVICE_ATTACH_IOMMUFD_PT(nested)', p.ioctl(dev0.fd, U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, attach));
   dev0.ptId = nested;
   log(`nested HWPT ${nested} allocated from vIOMMU ${viommu}; ${dev0.path} replaced onto it`);
   const q = call(iommufd, 'IOMMU_VEVENTQ_ALLOC', U.IOMMU_VEVENTQ_ALLOC, U.iommu_veventq_alloc, {
     viommu_id: viommu,
-    type: T.IOMMU_VEVENTQ_TYPE_SELFTEST,
+    type: U.IOMMU_VEVENTQ_TYPE_SELFTEST,
     veventq_depth: 8,
   });
   log(`vEVENTQ ${q.out_veventq_id} on fd ${q.out_veventq_fd}`);
 
-  const inv = T.iommu_viommu_invalidate_selftest.encode({ flags: T.IOMMU_TEST_INVALIDATE_FLAG_ALL, vdev_id: Number(virtId) });
+  const inv = U.iommu_viommu_invalidate_selftest.encode({ flags: U.IOMMU_TEST_INVALIDATE_FLAG_ALL, vdev_id: Number(virtId) });
   step('scratch write', p.poke(dataVa + 256n, inv));
   const done = call(iommufd, 'IOMMU_HWPT_INVALIDATE(vIOMMU)', U.IOMMU_HWPT_INVALIDATE, U.iommu_hwpt_invalidate, {
     hwpt_id: viommu,
     data_uptr: dataVa + 256n,
-    data_type: T.IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST,
-    entry_len: T.iommu_viommu_invalidate_selftest.size,
+    data_type: U.IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST,
+    entry_len: U.iommu_viommu_invalidate_selftest.size,
     entry_num: 1,
   });
   log(`IOMMU_HWPT_INVALIDATE on vIOMMU ${viommu}: ${done.entry_num} request(s) handled (device caches flushed for vDEVICE ${hex(virtId)})`);
 
   // The device reports an event; the host delivers it to the guest through the vEVENTQ.
-  const trig = T.iommu_test_cmd_trigger_vevent.encode({ size: T.iommu_test_cmd.size, op: T.IOMMU_TEST_OP_TRIGGER_VEVENT, dev_id: dev0.devId });
-  const cmd = new Uint8Array(T.iommu_test_cmd.size);
+  const trig = U.IOMMU_TEST_CMD_LAYOUTS.trigger_vevent.encode({ size: U.iommu_test_cmd.size, op: U.IOMMU_TEST_OP_TRIGGER_VEVENT, dev_id: dev0.devId });
+  const cmd = new Uint8Array(U.iommu_test_cmd.size);
   cmd.set(trig);
-  step('IOMMU_TEST_CMD(TRIGGER_VEVENT)', p.ioctl(iommufd, T.IOMMU_TEST_CMD, cmd));
+  step('IOMMU_TEST_CMD(TRIGGER_VEVENT)', p.ioctl(iommufd, U.IOMMU_TEST_CMD, cmd));
   const evbuf = new Uint8Array(64);
   const n = p.read(q.out_veventq_fd, evbuf);
   step('read(vEVENTQ)', n);
   const header = U.iommufd_vevent_header.decode(evbuf);
-  const ev = T.iommu_viommu_event_selftest.decode(evbuf, U.iommufd_vevent_header.size);
+  const ev = U.iommu_viommu_event_selftest.decode(evbuf, U.iommufd_vevent_header.size);
   if (n !== 12 || BigInt(ev.virt_id) !== virtId) throw new DemoError(`unexpected vEVENT: ${n} bytes, virt_id ${hex(ev.virt_id)}`);
   log(`vEVENT read: sequence ${header.sequence}, flags ${header.flags}, virt_id ${hex(ev.virt_id)}`);
 
@@ -182,8 +180,8 @@ export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
 
   // Teardown in the VMM's order: the guest's view first (device off the nested HWPT, then
   // nested HWPT, vDEVICE, vEVENTQ, vIOMMU, nest parent), then the device fds and the iommufd.
-  const det = V.vfio_device_detach_iommufd_pt.encode({ argsz: V.vfio_device_detach_iommufd_pt.size });
-  step('VFIO_DEVICE_DETACH_IOMMUFD_PT', p.ioctl(dev0.fd, V.VFIO_DEVICE_DETACH_IOMMUFD_PT, det));
+  const det = U.vfio_device_detach_iommufd_pt.encode({ argsz: U.vfio_device_detach_iommufd_pt.size });
+  step('VFIO_DEVICE_DETACH_IOMMUFD_PT', p.ioctl(dev0.fd, U.VFIO_DEVICE_DETACH_IOMMUFD_PT, det));
   const destroy = (what: string, id: number) => call(iommufd, `IOMMU_DESTROY(${what} ${id})`, U.IOMMU_DESTROY, U.iommu_destroy, { id });
   destroy('nested HWPT', nested);
   destroy('vDEVICE', vdevice);

@@ -17,5 +17,5 @@ export type { HostPhysicalMemory } from './physical.js';
 export { DemoError, formatSummary, runDemo } from './demo.js';
 export type { DemoSummary } from './demo.js';
 export * from './linux.js';
-export * from './selftest-uapi.js';
-export * from './vfio-uapi.js';
+
+

@@ -2,7 +2,7 @@
  * memfd-like files: shmem pages that several mappings share and that
  * IOMMU_IOAS_MAP_FILE pins by file offset.
  */
-import { EFAULT, ENOMEM } from '@iommufd/uapi';
+import { EFAULT, EINVAL, ENOMEM } from '@iommufd/uapi';
 import { HOST_PAGE_SHIFT, HOST_PAGE_SIZE, type PageRefs } from './physical.js';
 
 /** A memfd: a size and lazily allocated pages. */
@@ -50,8 +50,12 @@ export class MemFile {
     return pfn;
   }
 
-  /** Pins `npages` pages from page `offsetPage` (the shmem side of IOMMU_IOAS_MAP_FILE). */
+  /**
+   * Pins `npages` pages from page `offsetPage` (the shmem side of IOMMU_IOAS_MAP_FILE).
+   * A range reaching past the end of the file is EINVAL, as memfd_pin_folios() returns.
+   */
   pinPages(offsetPage: bigint, npages: number, _write: boolean): { pfns: bigint[] } | number {
+    if ((offsetPage + BigInt(npages)) << HOST_PAGE_SHIFT > this.sizeBytes + HOST_PAGE_SIZE - 1n) return EINVAL;
     const pfns: bigint[] = [];
     for (let i = 0; i < npages; i++) {
       const pfn = this.page(offsetPage + BigInt(i));

@@ -16,7 +16,7 @@ import {
   vfio_device_attach_iommufd_pt,
   vfio_device_bind_iommufd,
   vfio_device_detach_iommufd_pt,
-} from './vfio-uapi.js';
+} from '@iommufd/uapi';
 import type { HostProcess } from './process.js';
 
 /** What the VFIO cdev needs from iommufd (the core's VFIO-facing functions, as opaque handles). */

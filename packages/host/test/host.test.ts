@@ -1,12 +1,6 @@
 import * as U from '@iommufd/uapi';
 import { describe, expect, it } from 'vitest';
 import {
-  createHost,
-  HostError,
-  MAP_ANONYMOUS,
-  MAP_SHARED,
-  PROT_READ,
-  PROT_WRITE,
   VFIO_DEVICE_ATTACH_IOMMUFD_PT,
   VFIO_DEVICE_ATTACH_PASID,
   VFIO_DEVICE_BIND_FLAG_TOKEN,
@@ -16,8 +10,8 @@ import {
   vfio_device_attach_iommufd_pt,
   vfio_device_bind_iommufd,
   vfio_device_detach_iommufd_pt,
-  type Host,
-} from '../src/index.js';
+} from '@iommufd/uapi';
+import { createHost, HostError, MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, type Host } from '../src/index.js';
 
 const AP = 1n << 24n;
 
