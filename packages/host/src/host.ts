@@ -9,7 +9,7 @@ import type { KernelFile } from './kernel-types.js';
 import type { FaultInjector } from '@iommufd/driver-api';
 import type { DmaRequest, DmaResult, HostObjectInfo, Platform, PlatformContext, PlatformName } from './platform.js';
 import { PageRefs, ramMemory, type HostPhysicalMemory } from './physical.js';
-import { HostProcess } from './process.js';
+import { ProcessImpl, type HostProcess } from './process.js';
 import { VfioDeviceFile } from './vfio-cdev.js';
 
 /** Options of {@link createHost}. */
@@ -102,7 +102,7 @@ export async function createHost(options: HostOptions): Promise<Host> {
   }
   const memory = ramMemory(RAM_BASE, ramBytes);
   const refs = new PageRefs(memory);
-  const processes = new Map<unknown, HostProcess>();
+  const processes = new Map<unknown, ProcessImpl>();
   const platform = await factory({
     memory,
     refs,
@@ -115,7 +115,7 @@ export async function createHost(options: HostOptions): Promise<Host> {
   const openStates = platform.devices.map(() => ({ open: false }));
   const vfioFiles = new Map<number, Set<VfioDeviceFile<unknown, unknown>>>();
 
-  const opener = (path: string, proc: HostProcess): KernelFile | number => {
+  const opener = (path: string, proc: ProcessImpl): KernelFile | number => {
     if (path === '/dev/iommu') return platform.openIommufd(proc, false);
     if (path === '/dev/vfio/vfio') return platform.openIommufd(proc, true);
     const index = paths.indexOf(path);
@@ -131,7 +131,7 @@ export async function createHost(options: HostOptions): Promise<Host> {
     };
     return file;
   };
-  const proc = new HostProcess(1, memory, refs, opener);
+  const proc = new ProcessImpl(1, memory, refs, opener);
   processes.set(proc.kernel, proc);
 
   const deviceIndex = (path: string): number => {

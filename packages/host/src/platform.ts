@@ -5,7 +5,7 @@
 import type { FaultInjector } from '@iommufd/driver-api';
 import type { KernelFile } from './kernel-types.js';
 import type { HostPhysicalMemory, PageRefs } from './physical.js';
-import type { HostProcess } from './process.js';
+import type { ProcessImpl } from './process.js';
 import type { VfioIommufdOps } from './vfio-cdev.js';
 
 /** The machine presets of the Host contract. */
@@ -63,7 +63,7 @@ export interface PlatformContext {
   readonly strict: boolean;
   readonly seed: number;
   /** The host's process lookup, for callbacks that need the caller (e.g. test commands). */
-  readonly processOf: (kernel: unknown) => HostProcess | undefined;
+  readonly processOf: (kernel: unknown) => ProcessImpl | undefined;
 }
 
 /** A running platform. */
@@ -71,7 +71,7 @@ export interface Platform {
   readonly name: PlatformName;
   readonly devices: readonly PlatformDevice[];
   /** open("/dev/iommu") (`vfioCompat` for "/dev/vfio/vfio"). */
-  openIommufd(process: HostProcess, vfioCompat: boolean): KernelFile | number;
+  openIommufd(process: ProcessImpl, vfioCompat: boolean): KernelFile | number;
   /** What VFIO cdevs call. */
   readonly vfio: VfioIommufdOps<unknown, unknown>;
   /** Objects of a context, or undefined when the file is not a /dev/iommu context. */

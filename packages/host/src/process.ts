@@ -12,7 +12,7 @@ import { MemFile } from './memfd.js';
 import { HOST_PAGE_SIZE, type HostPhysicalMemory, type PageRefs } from './physical.js';
 
 /** Opens a path of the simulated filesystem for a process: a file, or a positive errno. */
-export type PathOpener = (path: string, process: HostProcess) => KernelFile | Errno;
+export type PathOpener = (path: string, process: ProcessImpl) => KernelFile | Errno;
 
 /** Resource limits and privileges of a {@link HostProcess}. */
 export interface ProcessCredentials {
@@ -36,8 +36,55 @@ const neg = (e: number): number => (e === 0 ? 0 : -e);
 
 const scratchAlign = (n: number): bigint => ((BigInt(Math.max(n, 1)) + HOST_PAGE_SIZE - 1n) / HOST_PAGE_SIZE) * HOST_PAGE_SIZE;
 
-/** A user process of the simulated host. */
-export class HostProcess {
+/**
+ * The VMM process as a program sees it: the system calls, returning 0 / a value or -errno as
+ * Linux does, plus memfd helpers and inspection.
+ */
+export interface HostProcess {
+  /** Process id. */
+  readonly pid: number;
+  /** Privileges and limits; tests may change them (e.g. drop CAP_IPC_LOCK). */
+  readonly credentials: ProcessCredentials;
+  /** Pages charged to RLIMIT_MEMLOCK right now. */
+  readonly lockedPages: number;
+  /** open(2): an fd or -errno (ENOENT for a path the host does not have). */
+  open(path: string): number;
+  /** close(2): 0 or -EBADF. The file is released when its last holder goes. */
+  close(fd: number): number;
+  /**
+   * ioctl(2). `arg` is a user VA, or a buffer the host places in process memory for the
+   * call and copies back afterwards (so the caller sees exactly what the kernel wrote).
+   */
+  ioctl(fd: number, request: number, arg?: bigint | Uint8Array): number;
+  /** read(2) at file position 0 (event queues are not seekable): bytes or -errno. */
+  read(fd: number, buf: Uint8Array): number;
+  /** write(2) at file position 0: bytes or -errno. */
+  write(fd: number, buf: Uint8Array): number;
+  /** poll(2) of one fd: the EPOLL* mask, or -EBADF. */
+  poll(fd: number): number;
+  /**
+   * mmap(2): `fd` -1 with MAP_ANONYMOUS for memory, a memfd for shared file memory, an
+   * iommufd for a driver MMIO region. Returns the VA, or -errno as a bigint.
+   */
+  mmap(length: bigint | number, prot: number, flags: number, fd?: number, offset?: bigint | number, addr?: bigint): bigint;
+  /** munmap(2): 0 or -EINVAL; partial unmaps split mappings. */
+  munmap(va: bigint, length: bigint | number): number;
+  /** The process writing its own memory: 0, or -EFAULT (where a real process would get SIGSEGV). */
+  poke(va: bigint, bytes: Uint8Array): number;
+  /** The process reading its own memory: the bytes, or -EFAULT as a number. */
+  peek(va: bigint, length: number): Uint8Array | number;
+  /** memfd_create(2) + ftruncate(size): an fd of a shmem file, or -errno. */
+  memfdCreate(name: string, size?: bigint | number): number;
+  /** ftruncate(2) of a memfd: 0 or -errno. */
+  ftruncate(fd: number, size: bigint | number): number;
+  /** Open descriptors and their file kinds. */
+  fds(): FdInfo[];
+  /** The process's mappings. */
+  mappings(): VmaInfo[];
+}
+
+/** The process implementation: also the `KernelProcess` the core copies from, pins and installs fds into. */
+export class ProcessImpl implements HostProcess {
   /** The process's memory map. */
   readonly mm: AddressSpace;
   /** Privileges and limits; tests may change them (e.g. drop CAP_IPC_LOCK). */

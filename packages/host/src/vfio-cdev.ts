@@ -17,7 +17,7 @@ import {
   vfio_device_bind_iommufd,
   vfio_device_detach_iommufd_pt,
 } from '@iommufd/uapi';
-import type { HostProcess } from './process.js';
+import type { ProcessImpl } from './process.js';
 
 /** What the VFIO cdev needs from iommufd (the core's VFIO-facing functions, as opaque handles). */
 export interface VfioIommufdOps<Dev, Idev> {
@@ -46,7 +46,7 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
   constructor(
     readonly path: string,
     private readonly device: Dev,
-    private readonly process: HostProcess,
+    private readonly process: ProcessImpl,
     private readonly ops: VfioIommufdOps<Dev, Idev>,
     private readonly openState: { open: boolean },
   ) {}

@@ -4,7 +4,7 @@ import { EBADF, EFAULT, EINVAL, ENOENT, EPERM } from '@iommufd/uapi';
 import type { KernelFile } from '../src/kernel-types.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE } from '../src/linux.js';
 import { PageRefs, ramMemory } from '../src/physical.js';
-import { HostProcess } from '../src/process.js';
+import { ProcessImpl } from '../src/process.js';
 
 const P = 4096n;
 const RW = PROT_READ | PROT_WRITE;
@@ -13,7 +13,7 @@ const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 function makeProcess(files: Record<string, () => KernelFile> = {}) {
   const memory = ramMemory(0x4000_0000n, 64n << 20n);
   const refs = new PageRefs(memory);
-  const p = new HostProcess(1, memory, refs, (path) => files[path]?.() ?? ENOENT);
+  const p = new ProcessImpl(1, memory, refs, (path) => files[path]?.() ?? ENOENT);
   return { p, memory, refs };
 }
 

@@ -22,7 +22,7 @@ import { mockDomainLookup, MockIommu, MOCK_IO_PAGE_SIZE, type MockNestedDomain, 
 import { ENOMEM } from '@iommufd/uapi';
 import type { KernelFile } from '../kernel-types.js';
 import type { DmaFault, DmaRequest, DmaResult, HostObjectInfo, Platform, PlatformContext, PlatformDevice } from '../platform.js';
-import type { HostProcess } from '../process.js';
+import type { ProcessImpl } from '../process.js';
 import { SelftestCommands } from './selftest-cmd.js';
 
 const PAGE = 4096n;
@@ -62,7 +62,7 @@ export async function createMockPlatform(ctx: PlatformContext): Promise<Platform
   return {
     name: 'mock',
     devices,
-    openIommufd(process: HostProcess, vfioCompat: boolean): KernelFile | number {
+    openIommufd(process: ProcessImpl, vfioCompat: boolean): KernelFile | number {
       if (injector?.shouldFail('file-alloc')) return ENOMEM;
       const c = core.open(process.kernel, { vfioCompat });
       contexts.push(c);

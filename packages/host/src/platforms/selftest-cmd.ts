@@ -42,7 +42,7 @@ import {
 import { E2BIG, EBADFD, EBUSY, EFAULT, EINVAL, EIO, ENOENT, ENOMEM, EOPNOTSUPP } from '@iommufd/uapi';
 import type { KernelFile } from '../kernel-types.js';
 import type { PlatformContext } from '../platform.js';
-import type { HostProcess } from '../process.js';
+import type { ProcessImpl } from '../process.js';
 import * as U from '@iommufd/uapi';
 
 const PAGE = 4096n;
@@ -90,7 +90,7 @@ const u32 = (v: DataView, at: number) => v.getUint32(at, true);
 
 /** The IOMMU_TEST_CMD handler of one mock platform. */
 export class SelftestCommands {
-  private readonly processes = new Map<IommufdContext, HostProcess>();
+  private readonly processes = new Map<IommufdContext, ProcessImpl>();
   /** staccess files (the access fd's file, as `iommfd_test_staccess_fops`). */
   private readonly accessFiles = new WeakMap<KernelFile, StAccess>();
   private mockDevices = 0;
@@ -105,7 +105,7 @@ export class SelftestCommands {
   ) {}
 
   /** Records which process opened a context (for fd lookups of access fds). */
-  register(ctx: IommufdContext, process: HostProcess): void {
+  register(ctx: IommufdContext, process: ProcessImpl): void {
     this.processes.set(ctx, process);
   }
 
