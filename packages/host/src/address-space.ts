@@ -4,7 +4,10 @@
  * (copy_from_user / copy_to_user / pin_user_pages).
  */
 import { EFAULT, EINVAL, ENOMEM, EPERM } from '@iommufd/uapi';
-import { MAP_FIXED, MAP_HUGETLB, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from './linux.js';
+import { MAP_FIXED, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '@iommufd/uapi';
+
+/** `MAP_HUGETLB`: accepted; backed by 4 KiB pages on a 2 MiB aligned range. */
+const MAP_HUGETLB = 0x40000;
 import type { MemFile } from './memfd.js';
 import { HOST_PAGE_SHIFT, HOST_PAGE_SIZE, type HostPhysicalMemory, type PageRefs } from './physical.js';
 

@@ -8,7 +8,7 @@
 import * as U from '@iommufd/uapi';
 import type { StructLayout } from '@iommufd/uapi';
 import type { Host } from './host.js';
-import { MAP_SHARED, PROT_READ, PROT_WRITE } from './linux.js';
+import { MAP_SHARED, PROT_READ, PROT_WRITE } from '@iommufd/uapi';
 
 /** A step of the demo failed: which one and the errno it got. */
 export class DemoError extends Error {

@@ -15,6 +15,6 @@ export type { VmaInfo } from './address-space.js';
 export type { HostPhysicalMemory } from './physical.js';
 export { DemoError, formatSummary, runDemo } from './demo.js';
 export type { DemoSummary } from './demo.js';
-export * from './linux.js';
+export * from '@iommufd/uapi';
 
 

@@ -3,6 +3,7 @@
  * VFIO-facing functions, inspection and a DMA path. One implementation per platform.
  */
 import type { FaultInjector } from '@iommufd/driver-api';
+import type { DmaFault } from '@iommufd/hw-model';
 import type { KernelFile } from './kernel-types.js';
 import type { HostPhysicalMemory, PageRefs } from './physical.js';
 import type { ProcessImpl } from './process.js';
@@ -32,17 +33,8 @@ export interface DmaRequest {
   readonly pasid?: number;
 }
 
-/** Why a DMA did not complete. */
-export interface DmaFault {
-  /** e.g. 'BLOCKED', 'F_TRANSLATION', 'F_PERMISSION', a VT-d reason name. */
-  readonly kind: string;
-  readonly code: number;
-  /** The IOVA of the faulting page access. */
-  readonly iova: bigint;
-  readonly write: boolean;
-  /** Whether an event/fault record was written where software can see it. */
-  readonly recorded: boolean;
-}
+/** Why a DMA did not complete (hw-model's fault description). */
+export type { DmaFault };
 
 /** Result of {@link DmaRequest}: read data on success, or the fault. */
 export type DmaResult = { readonly ok: true; readonly data?: Uint8Array } | { readonly ok: false; readonly fault: DmaFault };

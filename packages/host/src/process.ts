@@ -7,7 +7,7 @@ import { AddressSpace, type MmioBacking, type VmaInfo } from './address-space.js
 import { EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, ENOTTY } from '@iommufd/uapi';
 import { FdTable, OpenFile } from './fd-table.js';
 import type { Errno, KernelFile, KernelMemFile, KernelProcess } from './kernel-types.js';
-import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from './linux.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '@iommufd/uapi';
 import { MemFile } from './memfd.js';
 import { HOST_PAGE_SIZE, type HostPhysicalMemory, type PageRefs } from './physical.js';
 

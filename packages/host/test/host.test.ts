@@ -11,7 +11,8 @@ import {
   vfio_device_bind_iommufd,
   vfio_device_detach_iommufd_pt,
 } from '@iommufd/uapi';
-import { createHost, HostError, MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE, type Host } from '../src/index.js';
+import { MAP_ANONYMOUS, MAP_SHARED, PROT_READ, PROT_WRITE } from '@iommufd/uapi';
+import { createHost, HostError, type Host } from '../src/index.js';
 
 const AP = 1n << 24n;
 

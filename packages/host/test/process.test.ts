@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AddressSpace } from '../src/address-space.js';
 import { EBADF, EFAULT, EINVAL, ENOENT, EPERM } from '@iommufd/uapi';
 import type { KernelFile } from '../src/kernel-types.js';
-import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE } from '../src/linux.js';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE } from '@iommufd/uapi';
 import { PageRefs, ramMemory } from '../src/physical.js';
 import { ProcessImpl } from '../src/process.js';
 

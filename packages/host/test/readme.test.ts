@@ -1,13 +1,13 @@
 // The README's opening example, verbatim in behaviour: it must keep working.
 import * as U from '@iommufd/uapi';
 import { expect, it } from 'vitest';
-import { createHost, MAP_SHARED, PROT_READ, PROT_WRITE } from '../src/index.js';
+import { createHost } from '../src/index.js';
 
 it('README example: guest RAM, IOAS_MAP_FILE, VFIO bind + attach, device DMA', async () => {
   const host = await createHost({ platform: 'mock', devices: 1 });
   const p = host.process;
   const ramFd = p.memfdCreate('guest-ram', 2 << 20);
-  const ram = p.mmap(2 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, ramFd);
+  const ram = p.mmap(2 << 20, U.PROT_READ | U.PROT_WRITE, U.MAP_SHARED, ramFd);
   expect(p.poke(ram + 0x1000n, new TextEncoder().encode('hello'))).toBe(0);
   const iommufd = p.open('/dev/iommu');
   const alloc = U.iommu_ioas_alloc.encode({ size: U.iommu_ioas_alloc.size });

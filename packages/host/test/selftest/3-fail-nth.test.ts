@@ -79,15 +79,23 @@ function failNth(name: string, body: Body) {
 
 const rw = U.IOMMU_IOAS_MAP_WRITEABLE | U.IOMMU_IOAS_MAP_READABLE;
 
+/** The common opening of the bodies: open, IOAS_ALLOC, and (when given) the temp memory limit. */
+function openIoas(s: NthState, limit?: number): { t: Iommufd; id: number } | undefined {
+  const t = s.open();
+  if (!t) return undefined;
+  const ioas = t.call(U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, {});
+  if (ioas.rc) return undefined;
+  if (limit !== undefined && t.setTempMemoryLimit(limit)) return undefined;
+  return { t, id: ioas.out.out_ioas_id };
+}
+
 describe('fixture basic_fail_nth', () => {
   // Cover ioas.c
   failNth('basic', (s) => {
     s.enable();
-    const t = s.open();
-    if (!t) return false;
-    const ioas = t.call(U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, {});
-    if (ioas.rc) return false;
-    const id = ioas.out.out_ioas_id;
+    const o = openIoas(s);
+    if (!o) return false;
+    const { t, id } = o;
     if (t.iovaRanges(id, 10).rc) return false;
     if (t.allowIovas(id, [[16n * 1024n, NTH_BUFFER_SIZE + 16n * 1024n * 600n - 1n]])) return false;
     const m = t.map(id, s.buffer, NTH_BUFFER_SIZE, { flags: rw });
@@ -100,12 +108,9 @@ describe('fixture basic_fail_nth', () => {
   });
 
   const mapDomain = (file: boolean) => (s: NthState) => {
-    const t = s.open();
-    if (!t) return false;
-    const ioas = t.call(U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, {});
-    if (ioas.rc) return false;
-    const id = ioas.out.out_ioas_id;
-    if (t.setTempMemoryLimit(32)) return false;
+    const o = openIoas(s, 32);
+    if (!o) return false;
+    const { t, id } = o;
     s.enable();
     let d = t.mockDomain(id);
     if (d.rc) return false;
@@ -120,12 +125,9 @@ describe('fixture basic_fail_nth', () => {
   failNth('map_file_domain', mapDomain(true));
 
   failNth('map_two_domains', (s) => {
-    const t = s.open();
-    if (!t) return false;
-    const ioas = t.call(U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, {});
-    if (ioas.rc) return false;
-    const id = ioas.out.out_ioas_id;
-    if (t.setTempMemoryLimit(32)) return false;
+    const o = openIoas(s, 32);
+    if (!o) return false;
+    const { t, id } = o;
     const d1 = t.mockDomain(id);
     if (d1.rc) return false;
     s.enable();
@@ -138,12 +140,9 @@ describe('fixture basic_fail_nth', () => {
   });
 
   failNth('access_rw', (s) => {
-    const t = s.open();
-    if (!t) return false;
-    const ioas = t.call(U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, {});
-    if (ioas.rc) return false;
-    const id = ioas.out.out_ioas_id;
-    if (t.setTempMemoryLimit(32)) return false;
+    const o = openIoas(s, 32);
+    if (!o) return false;
+    const { t, id } = o;
     const m = t.map(id, s.buffer, 262144n);
     if (m.rc) return false;
     s.enable();
@@ -162,12 +161,9 @@ describe('fixture basic_fail_nth', () => {
   });
 
   const accessPin = (withDomain: boolean) => (s: NthState) => {
-    const t = s.open();
-    if (!t) return false;
-    const ioas = t.call(U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, {});
-    if (ioas.rc) return false;
-    const id = ioas.out.out_ioas_id;
-    if (t.setTempMemoryLimit(32)) return false;
+    const o = openIoas(s, 32);
+    if (!o) return false;
+    const { t, id } = o;
     let stdev = 0;
     if (withDomain) {
       const d = t.mockDomain(id);

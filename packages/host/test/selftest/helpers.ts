@@ -15,10 +15,8 @@ export const HUGEPAGE = 2n << 20n;
 export const BUFFER_SIZE = 16n * PAGE;
 export const AP = BigInt(U.MOCK_APERTURE_START);
 export const AL = BigInt(U.MOCK_APERTURE_LAST);
-export const PROT_RW = 0x3;
-export const MAP_SHARED = 0x01;
-export const MAP_PRIVATE = 0x02;
-export const MAP_ANONYMOUS = 0x20;
+export const PROT_RW = U.PROT_READ | U.PROT_WRITE;
+export const { MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS, MAP_POPULATE } = U;
 export const RW = U.IOMMU_IOAS_MAP_WRITEABLE | U.IOMMU_IOAS_MAP_READABLE;
 
 type Layout = StructLayout<readonly FieldSpec[]>;
@@ -485,8 +483,8 @@ export interface MockDomainFixture extends Globals {
   mmapBufSize: bigint;
 }
 
+/** Not in uapi's mman subset: `MAP_HUGETLB`. */
 export const MAP_HUGETLB = 0x40000;
-export const MAP_POPULATE = 0x8000;
 
 export async function mockDomainFixture(v: MockDomainVariant): Promise<MockDomainFixture> {
   const t = await openIommufd();
