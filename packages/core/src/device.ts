@@ -209,10 +209,21 @@ function driverAttach(idev: BoundDevice, domain: IommuDomain, pasid: number | un
     dev.group.domain = domain;
     return 0;
   }
-  const rc = domain.ops.setDevPasid?.(domain, dev, pasid, old) ?? EINVAL;
+  // PASIDs beyond the device's width are refused (devices without PASID are skipped).
+  const width = devicePasidLog2(dev);
+  if (width > 0 && pasid >= 2 ** width) return EINVAL;
+  if (!domain.ops.setDevPasid) return EOPNOTSUPP;
+  const rc = domain.ops.setDevPasid(domain, dev, pasid, old);
   if (rc) return rc;
   dev.pasidDomains.set(pasid, domain);
   return 0;
+}
+
+/** `ilog2(dev->iommu->max_pasids)`: the smaller of the device's and the instance's PASID width. */
+export function devicePasidLog2(dev: CoreDevice): number {
+  const d = dev.pasid?.maxPasidLog2 ?? 0;
+  const i = dev.iommu.maxPasidLog2 ?? 0;
+  return Math.min(d, i);
 }
 
 /** Reserve the device's regions in the IOAS of a paging attachment (RID only). */
@@ -437,8 +448,8 @@ export function iommufdGetHwInfo(ucmd: Ucmd<Cmd<typeof iommu_hw_info>>): 0 | Err
     cmd.out_data_type = outType;
     cmd.out_capabilities = ops.capable(dev, 'DIRTY_TRACKING') ? BigInt(IOMMU_HW_CAP_DIRTY_TRACKING) : 0n;
     cmd.out_max_pasid_log2 = 0;
-    if (dev.pasid && dev.pasid.maxPasidLog2) {
-      cmd.out_max_pasid_log2 = dev.pasid.maxPasidLog2;
+    if (dev.pasid && devicePasidLog2(dev)) {
+      cmd.out_max_pasid_log2 = devicePasidLog2(dev);
       if (dev.pasid.exec) cmd.out_capabilities |= BigInt(IOMMU_HW_CAP_PCI_PASID_EXEC);
       if (dev.pasid.priv) cmd.out_capabilities |= BigInt(IOMMU_HW_CAP_PCI_PASID_PRIV);
     }

@@ -20,13 +20,23 @@ import {
   VFIO_DMA_MAP_FLAG_WRITE,
   VFIO_DMA_UNMAP_FLAG_ALL,
   VFIO_GET_API_VERSION,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_INFO_CAPS,
+  VFIO_IOMMU_INFO_PGSIZES,
   VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE,
+  VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL,
   VFIO_IOMMU_UNMAP_DMA,
   VFIO_SET_IOMMU,
   VFIO_TYPE1_IOMMU,
   VFIO_TYPE1v2_IOMMU,
   VFIO_UNMAP_ALL,
+  vfio_info_cap_header,
   vfio_iommu_type1_dma_map,
+  vfio_iommu_type1_info,
+  vfio_iommu_type1_info_cap_iova_range,
+  vfio_iommu_type1_info_dma_avail,
+  vfio_iova_range,
   vfio_iommu_type1_dma_unmap,
 } from '@iommufd/uapi';
 import type { Errno } from './kernel.js';
@@ -69,6 +79,8 @@ export function vfioCompatIoctl(ictx: IommufdCtxImpl, request: number, arg: bigi
       return negate(mapDma(ictx, arg));
     case VFIO_IOMMU_UNMAP_DMA:
       return negate(unmapDma(ictx, arg));
+    case VFIO_IOMMU_GET_INFO:
+      return negate(getInfo(ictx, arg));
     default:
       return -ENOTTY;
   }
@@ -165,6 +177,80 @@ function unmapDma(ictx: IommufdCtxImpl, arg: bigint): 0 | Errno {
     unmap.size = unmapped;
     if (ictx.process.copyToUser(arg, vfio_iommu_type1_dma_unmap.encode(unmap).subarray(0, minsz))) rc = EFAULT;
     return rc;
+  } finally {
+    ictx.putObject(ioas);
+  }
+}
+
+/** A capability filler: the capability's size, or -EFAULT (kernel style, so sizes and errors never mix). */
+type FillCap = (ioas: Ioas, at: bigint | undefined, avail: number) => number;
+
+/** `iommufd_fill_cap_dma_avail`: iommufd's limit is the memory cgroup, so U32_MAX. */
+const fillCapDmaAvail: FillCap = (ioas, at, avail) => {
+  const size = vfio_iommu_type1_info_dma_avail.size;
+  const cap = vfio_iommu_type1_info_dma_avail.encode({ id: VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, version: 1, avail: 0xffffffff });
+  if (at !== undefined && avail >= size && ioas.ictx.process.copyToUser(at, cap)) return -EFAULT;
+  return size;
+};
+
+/** `iommufd_fill_cap_iova`: the holes of the reserved set, as IOMMU_IOAS_IOVA_RANGES reports them. */
+const fillCapIova: FillCap = (ioas, at, avail) => {
+  const head = vfio_iommu_type1_info_cap_iova_range.size;
+  const ranges = ioas.iopt.usableRanges();
+  let n = 0;
+  for (const r of ranges) {
+    if (at !== undefined && avail >= head + (n + 1) * vfio_iova_range.size) {
+      const bytes = vfio_iova_range.encode({ start: r.start, end: r.last });
+      if (ioas.ictx.process.copyToUser(at + BigInt(head + n * vfio_iova_range.size), bytes)) return -EFAULT;
+    }
+    n++;
+  }
+  const size = head + n * vfio_iova_range.size;
+  if (at !== undefined && avail >= size) {
+    const cap = vfio_iommu_type1_info_cap_iova_range.encode({ id: VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, version: 1, nr_iovas: n });
+    if (ioas.ictx.process.copyToUser(at, cap)) return -EFAULT;
+  }
+  return size;
+};
+
+/**
+ * VFIO_IOMMU_GET_INFO: page sizes plus a capability chain (DMA_AVAIL, IOVA_RANGE). A short
+ * `argsz` gets the fixed part with `argsz` raised to what the chain needs.
+ */
+function getInfo(ictx: IommufdCtxImpl, arg: bigint): 0 | Errno {
+  let minsz = vfio_iommu_type1_info.offsetOfEnd('iova_pgsizes');
+  const bytes = ictx.process.copyFromUser(arg, minsz);
+  if (typeof bytes === 'number') return EFAULT;
+  const info = vfio_iommu_type1_info.decode(bytes);
+  if (info.argsz < minsz) return EINVAL;
+  minsz = Math.min(info.argsz, vfio_iommu_type1_info.size);
+  const ioas = getCompatIoas(ictx);
+  if (typeof ioas === 'number') return ioas;
+  try {
+    info.flags = VFIO_IOMMU_INFO_PGSIZES;
+    // FIXME in the kernel too: the intersection of the domains' page sizes.
+    let pgsizes = ULONG_MAX;
+    for (const h of ioas.hwptList) pgsizes &= h.domain.pgsizeBitmap;
+    info.iova_pgsizes = pgsizes;
+    info.cap_offset = 0;
+    let total = vfio_iommu_type1_info.size;
+    let lastCap: bigint | undefined;
+    for (const fill of [fillCapDmaAvail, fillCapIova]) {
+      const size = info.argsz > total ? fill(ioas, arg + BigInt(total), info.argsz - total) : fill(ioas, undefined, 0);
+      if (size < 0) return -size;
+      const aligned = Math.ceil(size / 8) * 8;
+      if (lastCap !== undefined && info.argsz >= total) {
+        const next = new Uint8Array(4);
+        new DataView(next.buffer).setUint32(0, total, true);
+        if (ictx.process.copyToUser(lastCap + BigInt(vfio_info_cap_header.offsetOf('next')), next)) return EFAULT;
+      }
+      lastCap = arg + BigInt(total);
+      total += aligned;
+    }
+    if (info.argsz >= total) info.cap_offset = vfio_iommu_type1_info.size;
+    info.argsz = total;
+    info.flags |= VFIO_IOMMU_INFO_CAPS;
+    return ictx.process.copyToUser(arg, vfio_iommu_type1_info.encode(info).subarray(0, minsz)) ? EFAULT : 0;
   } finally {
     ictx.putObject(ioas);
   }

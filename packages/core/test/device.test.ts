@@ -156,6 +156,8 @@ describe('bind / attach / detach with automatic domains', () => {
     const plain = e.hwptAlloc({ dev_id: a.devId, pt_id: e.ioas }).out.out_hwpt_id;
     const pasidHwpt = e.hwptAlloc({ dev_id: a.devId, pt_id: e.ioas, flags: IOMMU_HWPT_ALLOC_PASID }).out.out_hwpt_id;
     expect(iommufdDeviceAttach(a.idev, 5, plain)).toBe(EINVAL);
+    // Beyond the 20-bit PASID width of the device and the instance.
+    expect(iommufdDeviceAttach(a.idev, 1 << 20, pasidHwpt)).toBe(EINVAL);
     expect(iommufdDeviceAttach(a.idev, 5, pasidHwpt)).toEqual({ ptId: pasidHwpt });
     // RID attach of a non-PASID HWPT while a PASID is attached.
     expect(iommufdDeviceAttach(a.idev, undefined, plain)).toBe(EINVAL);

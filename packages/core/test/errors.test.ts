@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  EADDRINUSE,
   EINVAL,
   ENOENT,
   ENOMEM,
@@ -10,6 +11,8 @@ import {
   IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_DATA_SELFTEST,
   IOMMU_IOAS_ALLOC,
+  IOMMU_IOAS_ALLOW_IOVAS,
+  IOMMU_IOAS_UNMAP,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
   IOMMU_IOAS_MAP_READABLE,
@@ -26,6 +29,9 @@ import {
   iommu_hwpt_alloc,
   iommu_hwpt_selftest,
   iommu_ioas_alloc,
+  iommu_ioas_allow_iovas,
+  iommu_ioas_unmap,
+  iommu_iova_range,
   iommu_ioas_map,
   iommu_option,
   iommu_vdevice_alloc,
@@ -33,7 +39,7 @@ import {
   iommu_viommu_alloc,
   iommufd_vevent_header,
 } from '@iommufd/uapi';
-import { MOCK_APERTURE_FIRST_IOVA, MockIommu, mockTriggerVevent } from '@iommufd/mock-iommu';
+import { MOCK_APERTURE_FIRST_IOVA, MockIommu, mockDeviceState, mockTriggerVevent } from '@iommufd/mock-iommu';
 import { iommufdDeviceAttach, iommufdDeviceBind, type IommufdCtxImpl, type Veventq } from '../src/index.js';
 import { setup } from './harness.js';
 
@@ -146,5 +152,23 @@ describe('HW_QUEUE ERANGE and vEVENTQ sequence wrap', () => {
     expect(e.proc.file(q.out.out_veventq_fd).read!(buf, 0)).toBe(24);
     expect(iommufd_vevent_header.decode(buf, 0).sequence).toBe(0x7fffffff);
     expect(iommufd_vevent_header.decode(buf, 12).sequence).toBe(0);
+  });
+});
+
+describe('reserved regions and allowed ranges', () => {
+  it('a device reserved region colliding with a mapping fails the attach with EADDRINUSE; allowed ranges may not cover reserved ones', () => {
+    const e = env();
+    mockDeviceState(e.devs[0]!).resvRegions = [{ start: MOCK_APERTURE_FIRST_IOVA + 0x10000n, length: 0x1000n, type: 'reserved' }];
+    e.map(0x1000n, MOCK_APERTURE_FIRST_IOVA + 0x10000n);
+    const a = e.bind();
+    expect(iommufdDeviceAttach(a.idev, undefined, e.ioas)).toBe(EADDRINUSE);
+    expect(e.ctx.objects().map((o) => o.type)).toEqual(['IOAS', 'DEVICE']);
+    e.ioctl(iommu_ioas_unmap, IOMMU_IOAS_UNMAP, { ioas_id: e.ioas, iova: 0n, length: (1n << 64n) - 1n });
+    expect(iommufdDeviceAttach(a.idev, undefined, e.ioas)).toEqual({ ptId: 3 });
+    // The region is now reserved: a mapping there is EINVAL, an allowed range over it EADDRINUSE.
+    expect(e.map(0x1000n, MOCK_APERTURE_FIRST_IOVA + 0x10000n).rc).toBe(-EINVAL);
+    const arr = e.proc.mmap(4096n);
+    e.proc.copyToUser(arr, iommu_iova_range.encode({ start: MOCK_APERTURE_FIRST_IOVA, last: MOCK_APERTURE_FIRST_IOVA + 0x1ffffn }));
+    expect(e.ioctl(iommu_ioas_allow_iovas, IOMMU_IOAS_ALLOW_IOVAS, { ioas_id: e.ioas, num_iovas: 1, allowed_iovas: arr }).rc).toBe(-EADDRINUSE);
   });
 });

@@ -277,3 +277,30 @@ describe('VFIO type1 compatibility on /dev/iommu', () => {
     expect(unmapDma(0n, 0n, VFIO_DMA_UNMAP_FLAG_ALL)).toEqual({ rc: 0, size: 0x2000n });
   });
 });
+
+describe('VFIO_IOMMU_GET_INFO', () => {
+  it('returns page sizes and the DMA_AVAIL + IOVA_RANGE chain; a short argsz learns the needed size', async () => {
+    const U = await import('@iommufd/uapi');
+    const { iommufdVfioCompatIoasCreate } = await import('../src/index.js');
+    const e = setup();
+    const arg = e.proc.mmap(4096n);
+    const call = (argsz: number) => {
+      e.proc.copyToUser(arg, new Uint8Array(256));
+      e.proc.copyToUser(arg, U.vfio_iommu_type1_info.encode({ argsz }));
+      return e.ctx.ioctl!(U.VFIO_IOMMU_GET_INFO, arg);
+    };
+    expect(call(24)).toBe(-U.ENODEV);
+    iommufdVfioCompatIoasCreate(e.ctx);
+    expect(call(8)).toBe(-EINVAL);
+    expect(call(24)).toBe(0);
+    const short = U.vfio_iommu_type1_info.decode(e.proc.copyFromUser(arg, 24) as Uint8Array);
+    // 24 + dma_avail (12 → 16) + iova_range (16 + 1 range of 16).
+    expect(short).toMatchObject({ argsz: 72, flags: 3, iova_pgsizes: (1n << 64n) - 1n, cap_offset: 0 });
+    expect(call(72)).toBe(0);
+    const all = e.proc.copyFromUser(arg, 72) as Uint8Array;
+    expect(U.vfio_iommu_type1_info.decode(all)).toMatchObject({ argsz: 72, cap_offset: 24 });
+    expect(U.vfio_iommu_type1_info_dma_avail.decode(all, 24)).toEqual({ id: 3, version: 1, next: 40, avail: 0xffffffff });
+    expect(U.vfio_iommu_type1_info_cap_iova_range.decode(all, 40)).toEqual({ id: 1, version: 1, next: 0, nr_iovas: 1, reserved: 0 });
+    expect(U.vfio_iova_range.decode(all, 56)).toEqual({ start: 0n, end: (1n << 64n) - 1n });
+  });
+});

@@ -94,6 +94,7 @@ export {
   iommuCopyStructToUser,
 } from './user-data.js';
 export type { IommuUserData, IommuUserDataArray, UserMemory } from './user-data.js';
+export type { CoreStructSizes, StructSizeOf } from './type-size.js';
 export {
   hwQueueDepend,
   hwQueueUndepend,

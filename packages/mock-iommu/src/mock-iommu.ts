@@ -218,6 +218,11 @@ const pagingOps: IommuDomainOps = {
   unmapPages(domain, iova, pgsize, pgcount) {
     const d = domain as MockPagingDomain;
     const total = pgsize * BigInt(pgcount);
+    // The kernel mock WARNs when iommufd unmaps a range that does not start and end on the
+    // boundaries of one map_pages call: iommufd must never split an area.
+    const first = d.ptes.get(iova / MOCK_IO_PAGE_SIZE);
+    const last = d.ptes.get((iova + total - 1n) / MOCK_IO_PAGE_SIZE);
+    if ((first && !first.start) || (last && !last.last)) d.mock.warnings.push(`unmap of [0x${iova.toString(16)}, +0x${total.toString(16)}) splits a mapping`);
     let unmapped = 0n;
     for (let off = 0n; off < total; off += MOCK_IO_PAGE_SIZE) {
       if (d.ptes.delete((iova + off) / MOCK_IO_PAGE_SIZE)) unmapped += MOCK_IO_PAGE_SIZE;
@@ -451,6 +456,8 @@ export class MockIommu {
   readonly viommus = new Set<IommufdViommu>();
   /** PASID width of the instance. */
   readonly maxPasidLog2: number;
+  /** Driver-detected core bugs (the kernel mock's WARN_ONs), e.g. a split unmap. */
+  readonly warnings: string[] = [];
 
   /** Creates the driver with one instance. */
   constructor(options: MockIommuOptions = {}) {
@@ -565,7 +572,7 @@ export class MockIommu {
         mdev(dev).pageResponses.push({ request, code });
       },
     };
-    this.instance = { name: options.name ?? 'mock_iommu', ops: this.ops };
+    this.instance = { name: options.name ?? 'mock_iommu', ops: this.ops, maxPasidLog2: this.maxPasidLog2 };
   }
 }
 

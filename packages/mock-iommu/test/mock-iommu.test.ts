@@ -66,6 +66,17 @@ describe('mock paging domain', () => {
     expect(mockDomainLookup(d, MOCK_APERTURE_START)).toBeUndefined();
   });
 
+  it('records a warning when a core unmaps part of a map_pages range (iommufd never splits)', () => {
+    const mock = new MockIommu();
+    const d = mock.ops.domainAllocPagingFlags!(device(mock), 0, undefined) as IommuDomain;
+    d.ops.mapPages!(d, MOCK_APERTURE_START, 0n, MOCK_IO_PAGE_SIZE, 4, IOMMU_READ);
+    d.ops.unmapPages!(d, MOCK_APERTURE_START, MOCK_IO_PAGE_SIZE, 4);
+    expect(mock.warnings).toEqual([]);
+    d.ops.mapPages!(d, MOCK_APERTURE_START, 0n, MOCK_IO_PAGE_SIZE, 4, IOMMU_READ);
+    d.ops.unmapPages!(d, MOCK_APERTURE_START + MOCK_IO_PAGE_SIZE, MOCK_IO_PAGE_SIZE, 1);
+    expect(mock.warnings).toHaveLength(1);
+  });
+
   it('map_pages is a fault-injection point (ENOENT)', () => {
     const mock = new MockIommu();
     mock.instance.faultInjector = { shouldFail: (site) => site === 'mock-map-pages' };
