@@ -1,6 +1,5 @@
 // §2.2 VFIO compatibility: the type1 container ioctls /dev/iommu answers
-// (fixtures iommufd and vfio_compat_mock_domain). info_cmd, get_info and huge_map/Ver1v0 wait
-// for the core's VFIO_IOMMU_GET_INFO and type1 v0 splitting (listed in the package report).
+// (fixtures iommufd and vfio_compat_mock_domain).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AP, BUFFER_SIZE, HUGEPAGE, Iommufd, makeGlobals, MAP_ANONYMOUS, MAP_HUGETLB, MAP_POPULATE, MAP_SHARED, openIommufd, PAGE, prng, PROT_RW, teardown, U, type Globals } from './helpers.js';
 
@@ -47,6 +46,11 @@ describe('fixture iommufd', () => {
     expect(vfioCall(t, U.VFIO_IOMMU_MAP_DMA, U.vfio_iommu_type1_dma_map, { ...base, argsz: 1 }).rc).toBe(-U.EINVAL);
     expect(vfioCall(t, U.VFIO_IOMMU_MAP_DMA, U.vfio_iommu_type1_dma_map, { ...base, flags: 1 << 31 }).rc).toBe(-U.EINVAL);
     expect(vfioCall(t, U.VFIO_IOMMU_MAP_DMA, U.vfio_iommu_type1_dma_map, { ...base, flags: RW }).rc).toBe(-U.ENODEV);
+  });
+
+  it('info_cmd', () => {
+    expect(vfioCall(t, U.VFIO_IOMMU_GET_INFO, U.vfio_iommu_type1_info, { argsz: 1 }).rc).toBe(-U.EINVAL);
+    expect(vfioCall(t, U.VFIO_IOMMU_GET_INFO, U.vfio_iommu_type1_info, {}).rc).toBe(-U.ENODEV);
   });
 
   it('set_iommu_cmd', () => {
