@@ -33,10 +33,15 @@ export type VmaBacking =
 
 /** One mapping, as `/proc/<pid>/maps` would show it. */
 export interface VmaInfo {
+  /** First VA. */
   readonly start: bigint;
+  /** One past the last VA. */
   readonly end: bigint;
+  /** PROT_* bits. */
   readonly prot: number;
+  /** MAP_SHARED (else MAP_PRIVATE). */
   readonly shared: boolean;
+  /** Anonymous memory, a memfd, or driver MMIO. */
   readonly kind: 'anon' | 'file' | 'mmio';
   /** memfd name for file mappings. */
   readonly name?: string;

@@ -17,14 +17,23 @@ export class DemoError extends Error {
 
 /** What the demo did, for the summary. */
 export interface DemoSummary {
+  /** The host's platform. */
   readonly platform: string;
+  /** Each VFIO device: its DEVICE object ID and the page table it ended attached to. */
   readonly devices: readonly { path: string; devId: number; ptId: number }[];
+  /** Size of the guest RAM memfd. */
   readonly guestRamBytes: bigint;
+  /** IOVA of guest physical address 0. */
   readonly guestIova: bigint;
+  /** DMA transfers that completed. */
   readonly dmaTransfers: number;
+  /** DMA transfers the IOMMU blocked. */
   readonly dmaFaults: number;
+  /** vEVENTs read from the vEVENTQ. */
   readonly vevents: number;
+  /** The iommufd object table just before teardown. */
   readonly objects: readonly { id: number; type: string; users: number }[];
+  /** Long-term page pins left after every fd was closed (0 unless something leaked). */
   readonly pinnedPagesAfterClose: number;
 }
 

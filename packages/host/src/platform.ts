@@ -14,9 +14,13 @@ export type PlatformName = 'mock' | 'arm-smmuv3' | 'tegra241-cmdqv' | 'intel-vtd
 
 /** One object of an iommufd context, as the core reports it. */
 export interface HostObjectInfo {
+  /** Object ID. */
   readonly id: number;
+  /** Object type (`IOAS`, `HWPT_PAGING`, `DEVICE`, … as `enum iommufd_object_type`). */
   readonly type: string;
+  /** `users` count: 1 means only the table holds it (IOMMU_DESTROY would succeed). */
   readonly users: number;
+  /** `reserved`: allocated but not finalized, or a tombstone. */
   readonly state: 'live' | 'reserved';
   /** IDs this object holds references on. */
   readonly refs: readonly number[];
@@ -24,8 +28,11 @@ export interface HostObjectInfo {
 
 /** A device-initiated DMA. */
 export interface DmaRequest {
+  /** First IOVA of the transfer. */
   readonly iova: bigint;
+  /** Bytes to move. */
   readonly length: number;
+  /** Device → memory (true) or memory → device (false). */
   readonly write: boolean;
   /** Bytes to write (a write with no data writes zeros). */
   readonly data?: Uint8Array;
