@@ -149,3 +149,36 @@ describe('host.dma on the mock platform', () => {
     expect(host.pinnedPages).toBe(0);
   });
 });
+
+describe('PASID attach through the VFIO cdev', () => {
+  it('attaches a PASID-capable HWPT to a PASID, DMA tagged with it translates, close detaches it', async () => {
+    const { host, p, iommufd, ioas } = await vmm(1);
+    const dev = host.vfioDevices[0];
+    const buf = p.mmap(4096n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+    p.poke(buf, Uint8Array.of(0x5a));
+    const map = U.iommu_ioas_map.encode({
+      size: U.iommu_ioas_map.size,
+      flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE,
+      ioas_id: ioas,
+      user_va: buf,
+      length: 4096n,
+      iova: AP,
+    });
+    expect(p.ioctl(iommufd, U.IOMMU_IOAS_MAP, map)).toBe(0);
+    const fd = p.open(dev);
+    const { devId } = bind(host, fd, { iommufd });
+    const alloc = U.iommu_hwpt_alloc.encode({ size: U.iommu_hwpt_alloc.size, dev_id: devId, pt_id: ioas, flags: U.IOMMU_HWPT_ALLOC_PASID });
+    expect(p.ioctl(iommufd, U.IOMMU_HWPT_ALLOC, alloc)).toBe(0);
+    const hwpt = U.iommu_hwpt_alloc.get(alloc, 'out_hwpt_id');
+    expect(attach(host, fd, { flags: VFIO_DEVICE_ATTACH_PASID, pt_id: hwpt, pasid: 5 })).toEqual({ rc: 0, ptId: hwpt });
+    expect(host.dma(dev, { iova: AP, length: 1, write: false, pasid: 5 })).toEqual({ ok: true, data: Uint8Array.of(0x5a) });
+    expect(host.dma(dev, { iova: AP, length: 1, write: true, pasid: 5 })).toMatchObject({ ok: false, fault: { kind: 'F_PERMISSION' } });
+    expect(host.dma(dev, { iova: AP, length: 1, write: false, pasid: 6 })).toMatchObject({ ok: false, fault: { kind: 'BLOCKED' } });
+    expect(host.dma(dev, { iova: AP, length: 1, write: false })).toMatchObject({ ok: false, fault: { kind: 'BLOCKED' } });
+    // The HWPT is busy while the PASID holds it; closing the device fd detaches it.
+    const destroy = U.iommu_destroy.encode({ size: U.iommu_destroy.size, id: hwpt });
+    expect(p.ioctl(iommufd, U.IOMMU_DESTROY, destroy)).toBe(-U.EBUSY);
+    expect(p.close(fd)).toBe(0);
+    expect(p.ioctl(iommufd, U.IOMMU_DESTROY, destroy)).toBe(0);
+  });
+});
