@@ -4,6 +4,11 @@ import {
   EINVAL,
   ENOENT,
   ENOMEM,
+  ENOSPC,
+  EOPNOTSUPP,
+  EOVERFLOW,
+  IOMMU_HWPT_GET_DIRTY_BITMAP,
+  iommu_hwpt_get_dirty_bitmap,
   ERANGE,
   IOMMU_HW_QUEUE_ALLOC,
   IOMMU_HW_QUEUE_TYPE_SELFTEST,
@@ -170,5 +175,32 @@ describe('reserved regions and allowed ranges', () => {
     const arr = e.proc.mmap(4096n);
     e.proc.copyToUser(arr, iommu_iova_range.encode({ start: MOCK_APERTURE_FIRST_IOVA, last: MOCK_APERTURE_FIRST_IOVA + 0x1ffffn }));
     expect(e.ioctl(iommu_ioas_allow_iovas, IOMMU_IOAS_ALLOW_IOVAS, { ioas_id: e.ioas, num_iovas: 1, allowed_iovas: arr }).rc).toBe(-EADDRINUSE);
+  });
+});
+
+describe('IOVA allocation exhaustion and dirty bitmap lookups', () => {
+  it('automatic IOVA inside a full allowed window is ENOSPC', () => {
+    const e = env();
+    const arr = e.proc.mmap(4096n);
+    e.proc.copyToUser(arr, iommu_iova_range.encode({ start: 0x10000n, last: 0x11fffn }));
+    expect(e.ioctl(iommu_ioas_allow_iovas, IOMMU_IOAS_ALLOW_IOVAS, { ioas_id: e.ioas, num_iovas: 1, allowed_iovas: arr }).rc).toBe(0);
+    const auto = (length: bigint) =>
+      e.ioctl(iommu_ioas_map, IOMMU_IOAS_MAP, { flags: RW, ioas_id: e.ioas, user_va: e.proc.mmap(length), length });
+    expect(auto(0x1000n).out.iova).toBe(0x10000n);
+    expect(auto(0x1000n).out.iova).toBe(0x11000n);
+    expect(auto(0x1000n).rc).toBe(-ENOSPC);
+  });
+
+  it('GET_DIRTY_BITMAP: ENOENT for a nested or unknown id, EOVERFLOW past the address space', () => {
+    const e = env();
+    const a = e.bind();
+    const h = e.ioctl(iommu_hwpt_alloc, IOMMU_HWPT_ALLOC, { dev_id: a.devId, pt_id: e.ioas, flags: IOMMU_HWPT_ALLOC_NEST_PARENT }).out.out_hwpt_id;
+    const get = (hwpt_id: number, iova: bigint, length: bigint) =>
+      e.ioctl(iommu_hwpt_get_dirty_bitmap, IOMMU_HWPT_GET_DIRTY_BITMAP, { hwpt_id, iova, length, page_size: 4096n, data: 0n }).rc;
+    expect(get(99, 0n, 4096n)).toBe(-ENOENT);
+    expect(get(e.ioas, 0n, 4096n)).toBe(-ENOENT);
+    expect(get(h, (1n << 64n) - 4096n, 8192n)).toBe(-EOVERFLOW);
+    // A domain without dirty ops is EOPNOTSUPP only after the range checks.
+    expect(get(h, 0n, 4096n)).toBe(-EOPNOTSUPP);
   });
 });

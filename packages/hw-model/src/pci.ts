@@ -5,7 +5,7 @@
  * IOMMU invalidates with ATC_INV / device-TLB invalidations.
  */
 import type { PhysicalMemory } from './memory.js';
-import type { DmaEndpoint, DmaFault, DmaTranslator, EndpointRegistry } from './translator.js';
+import type { DmaEndpoint, DmaFault, DmaTranslator, EndpointRegistry, PageRequestSink } from './translator.js';
 
 /** Bus / device / function of a PCI function. */
 export interface Bdf {
@@ -64,6 +64,7 @@ export type DmaResult =
 
 /** Thrown when a DMA operation is malformed (not a translation fault). */
 export class DmaError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'DmaError';
 }
 
@@ -89,7 +90,10 @@ export class AddressTranslationCache {
   /** Lookups that missed. */
   misses = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    /** Maximum number of entries (the oldest is evicted beyond it). */
+    readonly capacity: number,
+  ) {}
 
   /** The cached entries (oldest first). */
   entries(): AtcEntry[] {
@@ -148,6 +152,10 @@ export class PciDevice implements DmaEndpoint {
   readonly atc: AddressTranslationCache | undefined;
   /** ATS enable (the driver's write to the ATS control register); the ATC is used only when set. */
   atsEnabled = false;
+  /** Fault injection: the device never completes ATC invalidations (an ATS invalidation timeout). */
+  atcInvalidationTimeout = false;
+  /** PRI page-group responses received, oldest first. */
+  readonly pageResponses: { readonly pasid: number | undefined; readonly prgi: number; readonly code: number }[] = [];
 
   constructor(
     private readonly memory: PhysicalMemory,
@@ -167,9 +175,38 @@ export class PciDevice implements DmaEndpoint {
     if (typeof registry.registerEndpoint === 'function') registry.registerEndpoint(this);
   }
 
-  /** Invalidation from the IOMMU (ATC_INV). */
-  atcInvalidate(pasid: number | undefined, address: bigint, size: bigint | undefined): void {
+  /** Invalidation from the IOMMU (ATC_INV); false when the device does not complete it. */
+  atcInvalidate(pasid: number | undefined, address: bigint, size: bigint | undefined): boolean {
+    if (this.atcInvalidationTimeout) return false;
     this.atc?.invalidate(pasid, address, size);
+    return true;
+  }
+
+  /** A PRI response from the IOMMU (PRI_RESP). */
+  pageResponse(pasid: number | undefined, prgi: number, code: number): void {
+    this.pageResponses.push({ pasid, prgi, code });
+  }
+
+  /**
+   * Sends a PRI page request for the page of `iova` (needs the PRI capability). Returns
+   * false when the IOMMU dropped it.
+   */
+  pageRequest(op: { iova: bigint; write: boolean; pasid?: number; prgi: number; last: boolean; exec?: boolean; priv?: boolean }): boolean {
+    if (this.capabilities.pri !== true) throw new DmaError(`device ${this.name} has no PRI capability`);
+    if (!Number.isInteger(op.prgi) || op.prgi < 0 || op.prgi > 0x1ff) throw new DmaError(`PRG index ${op.prgi} must be 0..511`);
+    const sink = this.translator as Partial<PageRequestSink>;
+    if (typeof sink.pageRequest !== 'function') return false;
+    return sink.pageRequest({
+      streamId: this.streamId,
+      ...(op.pasid !== undefined ? { pasid: op.pasid } : {}),
+      address: op.iova & ~0xfffn,
+      prgi: op.prgi,
+      last: op.last,
+      read: !op.write,
+      write: op.write,
+      exec: op.exec ?? false,
+      priv: op.priv ?? false,
+    });
   }
 
   /**
@@ -215,7 +252,18 @@ export class PciDevice implements DmaEndpoint {
     if (useAtc) {
       const hit = this.atc!.lookup(op.pasid, iova);
       if (hit !== undefined && (!op.write || hit.writable)) {
-        return { ok: true, pa: hit.pa + (iova - hit.iova), pageSize: hit.size };
+        // A translated transaction: the IOMMU still checks that the stream may use ATS.
+        const pa = hit.pa + (iova - hit.iova);
+        const chk = this.translator.translate({
+          requesterId: this.requesterId,
+          streamId: this.streamId,
+          iova: pa,
+          write: op.write,
+          ats: 'translated',
+          ...(op.pasid !== undefined ? { pasid: op.pasid } : {}),
+        });
+        if (!chk.ok) return chk;
+        return { ok: true, pa, pageSize: hit.size };
       }
     }
     const t = this.translator.translate({
@@ -223,6 +271,7 @@ export class PciDevice implements DmaEndpoint {
       streamId: this.streamId,
       iova,
       write: op.write,
+      ...(useAtc ? { translationRequest: true } : {}),
       ...(op.pasid !== undefined ? { pasid: op.pasid } : {}),
       ...(op.exec !== undefined ? { exec: op.exec } : {}),
       ...(op.priv !== undefined ? { priv: op.priv } : {}),

@@ -21,6 +21,8 @@ export interface DmaRequest {
   readonly priv?: boolean;
   /** ATS: 'translated' requests carry a PA already; 'untranslated' (default) go through the tables. */
   readonly ats?: 'translated' | 'untranslated';
+  /** An ATS Translation Request (the device filling its ATC) rather than an access. */
+  readonly translationRequest?: boolean;
 }
 
 /** Why an access failed, as the device (and the fault record) sees it. */
@@ -65,9 +67,40 @@ export interface DmaEndpoint {
   readonly streamId: number;
   /**
    * Invalidates the device's ATC for `[address, address + size)` (all PASIDs when `pasid`
-   * is undefined); `size` undefined invalidates everything.
+   * is undefined); `size` undefined invalidates everything. Returns false when the device
+   * did not complete the invalidation (an ATS invalidation timeout).
    */
-  atcInvalidate(pasid: number | undefined, address: bigint, size: bigint | undefined): void;
+  atcInvalidate(pasid: number | undefined, address: bigint, size: bigint | undefined): boolean;
+  /** Delivers a PRI page-group response (PRI_RESP): 0 deny / invalid, 1 failure, 2 success. */
+  pageResponse?(pasid: number | undefined, prgi: number, code: number): void;
+}
+
+/** A page request (PCIe PRI) a device sends to its IOMMU. */
+export interface PageRequest {
+  /** Requester's StreamID. */
+  readonly streamId: number;
+  /** PASID, when the request carries one. */
+  readonly pasid?: number;
+  /** Page address. */
+  readonly address: bigint;
+  /** Page request group index (9 bits). */
+  readonly prgi: number;
+  /** Last request of the group (a response is expected). */
+  readonly last: boolean;
+  /** Requested permissions. */
+  readonly read: boolean;
+  /** Requested permissions. */
+  readonly write: boolean;
+  /** Requested permissions. */
+  readonly exec?: boolean;
+  /** Requested permissions. */
+  readonly priv?: boolean;
+}
+
+/** An IOMMU that accepts PRI page requests. */
+export interface PageRequestSink {
+  /** Queues a page request; returns false when it was dropped (queue disabled or full). */
+  pageRequest(req: PageRequest): boolean;
 }
 
 /** An IOMMU that wants to know the endpoints behind it (to reach their ATCs). */
