@@ -1,0 +1,148 @@
+/**
+ * A machine description (RAM, IOMMUs, devices behind them) and {@link createMachine}, which
+ * builds the memory map and the hardware instances. The host's presets use it.
+ */
+import { PhysicalStore } from '@iommufd/queue-engine';
+import { PhysicalMemory, type MmioDevice } from './memory.js';
+import { PciDevice, type Bdf, type PciCapabilities } from './pci.js';
+import { SmmuV3, type SmmuV3Options } from './smmuv3.js';
+import { Tegra241Smmu, type Tegra241SmmuOptions } from './tegra241-cmdqv.js';
+import { identityTranslator, type DmaTranslator } from './translator.js';
+
+/** The IOMMU models a machine can contain. */
+export type IommuKind = 'smmuv3' | 'tegra241-cmdqv' | 'vtd';
+
+/** One IOMMU of a {@link MachineDescription}. */
+export interface IommuDescription {
+  /** Which model. */
+  readonly kind: IommuKind;
+  /** Name used by devices to say which IOMMU they sit behind (default `iommu<index>`). */
+  readonly name?: string;
+  /** Physical base address of its register file. */
+  readonly base: bigint;
+  /**
+   * Model options (ID/CAP register settings). Their shape is given by the model's own
+   * options type (e.g. `SmmuV3Options`); unknown keys are an error of the model.
+   */
+  readonly options?: object;
+}
+
+/** One PCI device of a {@link MachineDescription}. */
+export interface DeviceDescription {
+  /** Bus / device / function. */
+  readonly bdf: Bdf;
+  /** Name of the IOMMU it sits behind; none: DMA is untranslated (IOVA = PA). */
+  readonly iommu?: string;
+  /** SMMUv3 StreamID (default: requester ID). */
+  readonly streamId?: number;
+  /** Capabilities. */
+  readonly capabilities?: PciCapabilities;
+}
+
+/** What {@link createMachine} builds. */
+export interface MachineDescription {
+  /** Bytes of RAM (multiple of 4 KiB). */
+  readonly ramBytes: bigint;
+  /** Physical base of RAM (default 0x4000_0000, as on the Arm `virt` board). */
+  readonly ramBase?: bigint;
+  /** The IOMMUs. */
+  readonly iommus?: readonly IommuDescription[];
+  /** The PCI devices. */
+  readonly devices?: readonly DeviceDescription[];
+  /** Caches never evict (exposes every missing invalidation). Default false. */
+  readonly strict?: boolean;
+  /** Seed for any pseudo-random choice of the models (cache eviction). Default 0. */
+  readonly seed?: number;
+}
+
+/** An IOMMU instance: its register file plus its translation port. */
+export interface IommuInstance extends MmioDevice, DmaTranslator {
+  /** Which model. */
+  readonly kind: IommuKind;
+  /** Bytes of MMIO space its registers occupy at {@link IommuDescription.base}. */
+  readonly mmioSize: bigint;
+  /** Further register frames (e.g. the Tegra241 CMDQV), at `base + offset`. */
+  readonly extraMmio?: readonly { readonly offset: bigint; readonly size: bigint; readonly device: MmioDevice }[];
+}
+
+/** What an IOMMU factory receives. */
+export interface IommuFactoryContext {
+  /** The machine's memory (the IOMMU reads tables and queues through it). */
+  readonly memory: PhysicalMemory;
+  /** The IOMMU's description. */
+  readonly description: IommuDescription;
+  /** Machine-wide strict cache mode. */
+  readonly strict: boolean;
+  /** Machine seed. */
+  readonly seed: number;
+}
+
+/** Builds one IOMMU instance of a kind. */
+export type IommuFactory = (context: IommuFactoryContext) => IommuInstance;
+
+/** Thrown for an inconsistent machine description. */
+export class MachineDescriptionError extends Error {
+  override readonly name = 'MachineDescriptionError';
+}
+
+/** A built machine. */
+export interface Machine {
+  /** The description it was built from. */
+  readonly description: MachineDescription;
+  /** Physical memory with RAM and every IOMMU's MMIO region. */
+  readonly memory: PhysicalMemory;
+  /** IOMMUs by name. */
+  readonly iommus: ReadonlyMap<string, IommuInstance>;
+  /** Devices in description order. */
+  readonly devices: readonly PciDevice[];
+}
+
+/**
+ * The IOMMU models by kind: one row per model (data, not a switch). A model file adds its
+ * row here; `createMachine` can also be given extra factories.
+ */
+export const IOMMU_FACTORIES: Partial<Record<IommuKind, IommuFactory>> = {
+  smmuv3: ({ memory, description, strict }) => new SmmuV3(memory, { ...(description.options as SmmuV3Options | undefined), strict }),
+  'tegra241-cmdqv': ({ memory, description, strict }) => new Tegra241Smmu(memory, { ...(description.options as Tegra241SmmuOptions | undefined), strict }),
+};
+
+/** Builds the memory map, IOMMUs and devices of `desc`. */
+export function createMachine(
+  desc: MachineDescription,
+  factories: Partial<Record<IommuKind, IommuFactory>> = IOMMU_FACTORIES,
+): Machine {
+  const memory = new PhysicalMemory(new PhysicalStore());
+  const ramBase = desc.ramBase ?? 0x4000_0000n;
+  memory.addRam(ramBase, desc.ramBytes);
+  const strict = desc.strict ?? false;
+  const seed = desc.seed ?? 0;
+  const iommus = new Map<string, IommuInstance>();
+  (desc.iommus ?? []).forEach((d, i) => {
+    const name = d.name ?? `iommu${i}`;
+    if (iommus.has(name)) throw new MachineDescriptionError(`two IOMMUs are named '${name}'; give each a unique name`);
+    const factory = factories[d.kind];
+    if (factory === undefined) throw new MachineDescriptionError(`IOMMU kind '${d.kind}' has no model in this build of @iommufd/hw-model`);
+    const inst = factory({ memory, description: d, strict, seed });
+    memory.addMmio(d.base, inst.mmioSize, inst);
+    for (const x of inst.extraMmio ?? []) memory.addMmio(d.base + x.offset, x.size, x.device);
+    iommus.set(name, inst);
+  });
+  const seen = new Set<number>();
+  const devices = (desc.devices ?? []).map((d) => {
+    let translator: DmaTranslator = identityTranslator;
+    if (d.iommu !== undefined) {
+      const t = iommus.get(d.iommu);
+      if (t === undefined) throw new MachineDescriptionError(`device ${d.bdf.bus}:${d.bdf.dev}.${d.bdf.fn} names unknown IOMMU '${d.iommu}'`);
+      translator = t;
+    }
+    const dev = new PciDevice(memory, translator, {
+      bdf: d.bdf,
+      ...(d.streamId !== undefined ? { streamId: d.streamId } : {}),
+      ...(d.capabilities !== undefined ? { capabilities: d.capabilities } : {}),
+    });
+    if (seen.has(dev.requesterId)) throw new MachineDescriptionError(`two devices share BDF ${dev.name}`);
+    seen.add(dev.requesterId);
+    return dev;
+  });
+  return { description: desc, memory, iommus, devices };
+}

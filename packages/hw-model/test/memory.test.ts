@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { PhysicalMemory, PhysicalMemoryError, type MmioDevice } from '../src/index.js';
+
+class RegFile implements MmioDevice {
+  readonly log: string[] = [];
+  value = 0x1122334455667788n;
+  mmioRead(offset: number, size: 1 | 2 | 4 | 8): bigint {
+    this.log.push(`r${size}@${offset}`);
+    return this.value >> BigInt(8 * (offset & 7));
+  }
+  mmioWrite(offset: number, size: 1 | 2 | 4 | 8, value: bigint): void {
+    this.log.push(`w${size}@${offset}=${value.toString(16)}`);
+  }
+}
+
+describe('PhysicalMemory', () => {
+  it('reads and writes RAM little-endian at every width', () => {
+    const m = new PhysicalMemory();
+    m.addRam(0x4000_0000n, 1n << 30n);
+    m.write64(0x4000_1000n, 0x0102030405060708n);
+    expect(m.read8(0x4000_1000n)).toBe(0x08);
+    expect(m.read16(0x4000_1000n)).toBe(0x0708);
+    expect(m.read32(0x4000_1004n)).toBe(0x01020304);
+    expect(m.read64(0x4000_1000n)).toBe(0x0102030405060708n);
+    m.write16(0x4000_1ffen, 0xbeef);
+    m.write32(0x4000_1fffn, 0xaabbccdd); // crosses a page
+    expect([...m.read(0x4000_1ffen, 5)]).toEqual([0xef, 0xdd, 0xcc, 0xbb, 0xaa]);
+    expect(m.read64(0x7fff_f000n)).toBe(0n);
+  });
+
+  it('dispatches MMIO to the device with the region offset and size', () => {
+    const m = new PhysicalMemory();
+    const dev = new RegFile();
+    m.addMmio(0x900_0000n, 0x2_0000n, dev);
+    expect(m.read32(0x900_0004n)).toBe(0x11223344);
+    m.write64(0x900_0010n, 0xabcn);
+    m.write8(0x900_0001n, 0x1ff);
+    expect(dev.log).toEqual(['r4@4', 'w8@16=abc', 'w1@1=ff']);
+  });
+
+  it('counts unclaimed accesses: reads zero, writes dropped', () => {
+    const m = new PhysicalMemory();
+    m.addRam(0n, 0x1000n);
+    expect(m.read32(0x10_0000n)).toBe(0);
+    m.write32(0x10_0000n, 5);
+    expect(m.read32(0x10_0000n)).toBe(0);
+    expect(m.unclaimedAccesses).toBe(3);
+  });
+
+  it('rejects overlapping or misaligned regions', () => {
+    const m = new PhysicalMemory();
+    m.addRam(0x1000n, 0x2000n);
+    expect(() => m.addRam(0x2000n, 0x1000n)).toThrow(PhysicalMemoryError);
+    expect(() => m.addRam(0x8000n, 0x800n)).toThrow(/4 KiB aligned/);
+    expect(() => m.addMmio(0x2800n, 0x10n, new RegFile())).toThrow(/overlaps ram/);
+  });
+
+  it('allocates zeroed, aligned, contiguous pages and frees them', () => {
+    const m = new PhysicalMemory();
+    m.addRam(0x4000_0000n, 0x10_0000n);
+    const [a] = m.allocPages(1);
+    expect(a).toBe(0x4000_0000n);
+    m.write32(a!, 0xdead);
+    const b = m.allocPages(4, { align: 0x4000n });
+    expect(b).toEqual([0x4000_4000n, 0x4000_5000n, 0x4000_6000n, 0x4000_7000n]);
+    m.freePages([a!]);
+    const [c] = m.allocPages(1);
+    expect(c).toBe(a);
+    expect(m.read32(c!)).toBe(0);
+    expect(m.allocatedPages).toBe(5);
+    expect(() => m.allocPages(0x101)).toThrow(/no 257 free contiguous/);
+    expect(() => m.freePages([0x4008_0000n])).toThrow(/not allocated/);
+    const scattered = m.allocPages(3, { contiguous: false });
+    expect(scattered).toHaveLength(3);
+  });
+});
