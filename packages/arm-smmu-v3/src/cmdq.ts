@@ -6,7 +6,7 @@
  */
 import { ETIMEDOUT } from '@iommufd/uapi';
 import type { Status } from '@iommufd/driver-api';
-import { SMMU_Q_BASE, queueIncrement, queueIndex } from '@iommufd/hw-model';
+import { CMD_SYNC_CS, SMMU_CMD_SYNC, SMMU_Q_BASE, queueIncrement, queueIndex } from '@iommufd/hw-model';
 import { buildCmd, type CmdqEnt, type SmmuCommand } from './cmds.js';
 
 /** `CMDQ_BATCH_ENTRIES` (= BITS_PER_LONG): commands per batch. */
@@ -49,6 +49,13 @@ export class CommandQueue {
     readonly prodReg: number,
     /** Offset of the CONS register. */
     readonly consReg: number,
+    /**
+     * Tegra241 VCMDQs are polled on CONS with CS=NONE SYNCs
+     * (`arm_smmu_cmdq_needs_busy_polling`).
+     */
+    readonly busyPolling = false,
+    /** Commands this queue accepts (`cmdq->supports_cmd`); all when absent. */
+    readonly supportsCmd?: (ent: CmdqEnt) => boolean,
   ) {}
 
   /** The `*Q_BASE` register value: RWA | ADDR | LOG2SIZE. */
@@ -102,8 +109,9 @@ export class CommandQueue {
     const syncAt = p;
     if (sync) {
       // MSIPOLL: the SYNC's completion MSI writes MSIData (0) over the SYNC's own first word.
-      const [dw0, dw1] = buildCmd(this.host.msiPoll ? { opcode: 'CMD_SYNC', msiaddr: this.slot(p) } : { opcode: 'CMD_SYNC' });
-      this.writeSlot(p, dw0, dw1);
+      const sc = [...buildCmd(this.host.msiPoll ? { opcode: 'CMD_SYNC', msiaddr: this.slot(p) } : { opcode: 'CMD_SYNC' })];
+      if (this.busyPolling) SMMU_CMD_SYNC.set(sc, 'CS', CMD_SYNC_CS.NONE);
+      this.writeSlot(p, sc[0]!, sc[1]!);
       p = queueIncrement(p, this.log2Size);
     }
     this.prod = p;
@@ -111,7 +119,7 @@ export class CommandQueue {
     if (!sync) return 0;
     for (let tries = 0; ; tries++) {
       this.cons = this.readCons();
-      const done = this.host.msiPoll ? this.host.memory.read32(this.slot(syncAt)) === 0 : this.consumed(syncAt);
+      const done = this.host.msiPoll && !this.busyPolling ? this.host.memory.read32(this.slot(syncAt)) === 0 : this.consumed(syncAt);
       if (done) return 0;
       if (tries === POLL_LIMIT) {
         this.host.log(`CMD_SYNC timeout at 0x${syncAt.toString(16)} [hwprod 0x${p.toString(16)}, hwcons 0x${this.cons.toString(16)}]`);
@@ -135,15 +143,22 @@ export class CommandQueue {
 export class CmdqBatch {
   private cmds: SmmuCommand[] = [];
   private status: Status = 0;
+  private cmdq: CommandQueue | undefined;
   constructor(
-    private readonly cmdq: CommandQueue,
+    /** `arm_smmu_get_cmdq`: the queue for a command (a Tegra241 VCMDQ or the main CMDQ). */
+    private readonly pick: (ent: CmdqEnt) => CommandQueue,
     /** `ARM_SMMU_OPT_CMDQ_FORCE_SYNC`: a SYNC every 63 commands (MMU-700 erratum). */
     private readonly forceSync = false,
   ) {}
 
   /** `arm_smmu_cmdq_batch_add`. */
   add(ent: CmdqEnt): void {
-    if (this.forceSync && this.cmds.length === CMDQ_BATCH_ENTRIES - 1) this.flush(true);
+    this.cmdq ??= this.pick(ent);
+    const unsupported = this.cmdq.supportsCmd !== undefined && !this.cmdq.supportsCmd(ent);
+    if ((this.forceSync && this.cmds.length === CMDQ_BATCH_ENTRIES - 1) || unsupported) {
+      this.flush(true);
+      if (unsupported) this.cmdq = this.pick(ent);
+    }
     if (this.cmds.length === CMDQ_BATCH_ENTRIES) this.flush(false);
     this.cmds.push(buildCmd(ent));
   }
@@ -155,6 +170,7 @@ export class CmdqBatch {
   }
 
   private flush(sync: boolean): void {
+    if (this.cmdq === undefined) return;
     const st = this.cmdq.issueCmdlist(this.cmds, sync);
     if (st !== 0) this.status = st;
     this.cmds = [];

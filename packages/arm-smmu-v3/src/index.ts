@@ -27,3 +27,5 @@ export { CMDQ_BATCH_ENTRIES } from './cmdq.js';
 export { ArmLpaeIoPgtable, ARM_LPAE_MAIR, IOMMU_PRIV } from './io-pgtable-arm.js';
 export type { ArmLpaeTcr, IoPgtableCfg } from './io-pgtable-arm.js';
 export { makeAbortSte, makeBypassSte, makeCdtableSte, makeNestedCdTableSte, makeS1Cd, makeS2DomainSte, S1DSS } from './ste.js';
+export { Tegra241Cmdqv, tegra241CmdqvImpl, tegra241_vcmdq, tegra241_vintf, tegra241_vintf_sid } from './tegra241-cmdqv.js';
+export type { SmmuImpl } from './smmu.js';

@@ -63,7 +63,8 @@ export const armSmmuV3Ops: IommuOps = {
   },
 
   hwInfo(dev, type) {
-    return armSmmuHwInfo(smmuOf(dev), type);
+    const smmu = smmuOf(dev);
+    return armSmmuHwInfo(smmu, type, smmu.impl && ((t) => smmu.impl!.hwInfo(t)));
   },
 
   domainAllocPagingFlags(dev, flags, userData) {
@@ -99,10 +100,12 @@ export const armSmmuV3Ops: IommuOps = {
   },
 
   getViommuSize(dev, viommuType) {
-    return armSmmuGetViommuSize(masterOf(dev).smmu, viommuType);
+    const smmu = masterOf(dev).smmu;
+    return armSmmuGetViommuSize(smmu, viommuType, smmu.impl && ((t) => smmu.impl!.getViommuSize(t)));
   },
 
   viommuInit(viommu, parentDomain, userData) {
-    return armVsmmuInit(viommu, parentDomain, userData);
+    const smmu = viommu.iommuDev as ArmSmmuV3;
+    return armVsmmuInit(viommu, parentDomain, userData, smmu.impl && ((v, u) => smmu.impl!.vsmmuInit(v, u)));
   },
 };

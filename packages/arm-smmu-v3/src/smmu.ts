@@ -5,9 +5,11 @@
  * interrupt handlers (GERROR with CMDQ error recovery, event queue, PRI queue).
  */
 import { ENXIO, EINVAL, ERANGE, ENOMEM, EOPNOTSUPP } from '@iommufd/uapi';
-import type { Device, FaultInjector, IommuDevice, Status } from '@iommufd/driver-api';
+import type { Device, FaultInjector, HwInfoResult, IommuDevice, IommuUserData, Status } from '@iommufd/driver-api';
+import type { ArmVsmmu } from './iommufd.js';
 import {
   CMDQ_ERR,
+  SMMU_CMD_SYNC,
   SMMU_CR0,
   SMMU_EVENT,
   SMMU_GBPA,
@@ -75,6 +77,24 @@ export interface ArmSmmuV3ProbeOptions {
   readonly streams?: readonly FirmwareStream[];
   /** IORT `CANWBS`: the masters are fully cache coherent (enables nesting without S2FWB). */
   readonly canwbs?: boolean;
+  /** An implementation extension built after the structures and reset last (the Tegra241 CMDQV). */
+  readonly impl?: (smmu: ArmSmmuV3) => SmmuImpl;
+}
+
+/** `struct arm_smmu_impl_ops`: what an implementation (Tegra241 CMDQV) adds to the driver. */
+export interface SmmuImpl {
+  /** `device_reset`, run after the SMMU is enabled. */
+  deviceReset(): Status;
+  /** `get_secondary_cmdq` */
+  getSecondaryCmdq(ent: CmdqEnt): CommandQueue | undefined;
+  /** The implementation's interrupt handler, run with the SMMU's. */
+  serviceInterrupts(): void;
+  /** `hw_info` for implementation types. */
+  hwInfo(type: number): HwInfoResult | number;
+  /** `get_viommu_size` for implementation types. */
+  getViommuSize(type: number): number;
+  /** `vsmmu_init` for implementation types. */
+  vsmmuInit(vsmmu: ArmVsmmu, userData: IommuUserData | undefined): Status;
 }
 
 /** The features the driver derived from the ID registers (`ARM_SMMU_FEAT_*`). */
@@ -185,6 +205,9 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
    */
   pageRequestSink: ((master: ArmSmmuMaster, req: PriPageRequest) => void) | undefined;
 
+  /** The implementation extension (`smmu->impl_ops`), e.g. the Tegra241 CMDQV. */
+  impl: SmmuImpl | undefined;
+
   private evtq!: ProducerQueue;
   private priq: ProducerQueue | undefined;
   private strtabBase = 0n;
@@ -278,6 +301,7 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
     // AArch32 table support implies a 40-bit IPA; the IPA always covers the whole PA space.
     this.ias = Math.max(ttf === 3 ? 40 : 0, this.oas);
     this.initStructures(cmdqShift, evtqShift, priqShift);
+    if (opts.impl !== undefined) this.impl = opts.impl(this);
     this.reset();
   }
 
@@ -400,6 +424,10 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
     this.setupIrqs();
     en.SMMUEN = 1;
     this.writeRegSync(cr0(), R.CR0, R.CR0ACK);
+    if (this.impl !== undefined) {
+      const st = this.impl.deviceReset();
+      if (st !== 0) throw new ArmSmmuProbeError(st, `implementation reset failed (${st})`);
+    }
   }
 
   /** `arm_smmu_setup_irqs`: wired interrupts (no MSI domain), so the MSI doorbells are cleared. */
@@ -415,17 +443,21 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
 
   // ------------------------------------------------------------------ commands
 
+  /** `arm_smmu_get_cmdq`: an implementation's secondary queue (Tegra241 VINTF0) or the main CMDQ. */
+  getCmdq(ent: CmdqEnt): CommandQueue {
+    return this.impl?.getSecondaryCmdq(ent) ?? this.cmdq;
+  }
   /** `arm_smmu_cmdq_issue_cmd`: one command, no SYNC. */
   issueCmd(ent: CmdqEnt): Status {
-    return this.cmdq.issueCmdlist([buildCmd(ent)], false);
+    return this.getCmdq(ent).issueCmdlist([buildCmd(ent)], false);
   }
   /** `arm_smmu_cmdq_issue_cmd_with_sync` */
   issueCmdWithSync(ent: CmdqEnt): Status {
-    return this.cmdq.issueCmdlist([buildCmd(ent)], true);
+    return this.getCmdq(ent).issueCmdlist([buildCmd(ent)], true);
   }
   /** `arm_smmu_cmdq_batch_init` */
   batch(): CmdqBatch {
-    return new CmdqBatch(this.cmdq, this.forceSync);
+    return new CmdqBatch((ent) => this.getCmdq(ent), this.forceSync);
   }
 
   // ------------------------------------------------------------------ IDs
@@ -553,6 +585,7 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
     const gerror = this.readReg(SMMU_REG.GERROR);
     const gerrorn = this.readReg(SMMU_REG.GERRORN);
     if (((gerror ^ gerrorn) & 0x1fd) !== 0) this.gerrorHandler();
+    this.impl?.serviceInterrupts();
     this.evtqThread();
     if (this.priq !== undefined) this.priqThread();
   }
@@ -575,7 +608,7 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
     if (bit('MSI_CMDQ_ABT_ERR')) this.log('CMDQ MSI write aborted');
     if (bit('PRIQ_ABT_ERR')) this.log('PRIQ write aborted -- events may have been lost');
     if (bit('EVTQ_ABT_ERR')) this.log('EVTQ write aborted -- events may have been lost');
-    if (bit('CMDQ_ERR')) this.cmdqSkipErr();
+    if (bit('CMDQ_ERR')) this.cmdqSkipErr(this.cmdq);
     this.writeReg(SMMU_REG.GERRORN, gerror);
   }
 
@@ -584,8 +617,8 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
    * the SMMU resumes at CONS once GERRORN is acknowledged; a fetch abort is simply retried,
    * an ATC invalidation timeout leaves the SYNC in place to be retried.
    */
-  private cmdqSkipErr(): void {
-    const cons = this.readReg(SMMU_REG.CMDQ_CONS);
+  cmdqSkipErr(q: CommandQueue): void {
+    const cons = this.readReg(q.consReg);
     const err = SMMU_Q_PTR.num([BigInt(cons)], 'ERR');
     const names = ['CERROR_NONE', 'CERROR_ILL', 'CERROR_ABT', 'CERROR_ATC_INV_SYNC'];
     this.log(`CMDQ error (cons 0x${cons.toString(16)}): ${names[err] ?? 'Unknown'}`);
@@ -594,13 +627,14 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
       return;
     }
     if (err === CMDQ_ERR.NONE || err === CMDQ_ERR.ATC_INV_SYNC) return;
-    const at = this.cmdq.slot(cons & ((2 << this.cmdq.log2Size) - 1));
+    const at = q.slot(cons & ((2 << q.log2Size) - 1));
     const bad = [this.memory.read64(at), this.memory.read64(at + 8n)];
     this.log(`skipping command in error state: 0x${bad[0]!.toString(16).padStart(16, '0')} 0x${bad[1]!.toString(16).padStart(16, '0')}`);
-    // Convert the erroneous command into a CMD_SYNC (CS=SEV, no MSI address).
-    const [dw0, dw1] = buildCmd({ opcode: 'CMD_SYNC' });
-    this.memory.write64(at, dw0);
-    this.memory.write64(at + 8n, dw1);
+    // Convert the erroneous command into a CMD_SYNC (CS=SEV, or NONE on busy-polled queues).
+    const sync = [...buildCmd({ opcode: 'CMD_SYNC' })];
+    if (q.busyPolling) SMMU_CMD_SYNC.set(sync, 'CS', 0);
+    this.memory.write64(at, sync[0]!);
+    this.memory.write64(at + 8n, sync[1]!);
   }
 
   private drain(q: ProducerQueue, handle: (words: bigint[]) => void): boolean {

@@ -18,7 +18,7 @@ import {
   iommu_vevent_arm_smmuv3,
   iommu_viommu_arm_smmuv3_invalidate,
 } from '@iommufd/uapi';
-import { ArmSmmuDomain, arm_vsmmu, buildCmd } from '../src/index.js';
+import { ArmSmmuDomain, ArmSmmuNestedDomain, arm_vsmmu, buildCmd } from '../src/index.js';
 import { FakeCore, FlatUser, GuestRam, GuestS1, issued, opcodes, pagingDomain, rig } from './support/harness.js';
 
 const IPA0 = 0x8000_0000n;
@@ -95,7 +95,7 @@ describe('nested domain from a guest STE', () => {
     expect(nested(vste({ V: 1, CONFIG: 5, EATS: 2 }))).toBe(EIO);
     const v0 = nested([0x1234n << 6n, 0x3n]);
     expect(typeof v0).toBe('object');
-    expect((v0 as { ste: readonly bigint[] }).ste).toEqual([0n, 0n]);
+    expect((v0 as ArmSmmuNestedDomain).ste).toEqual([0n, 0n]);
   });
 
   it('rejects driver data of the wrong type or length (EINVAL) and flags (EOPNOTSUPP)', () => {

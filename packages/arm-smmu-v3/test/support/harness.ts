@@ -2,11 +2,13 @@
 // (probeDevice), domains allocated and attached through the ops, vIOMMU/vDEVICE objects are
 // allocated with the size the driver reports and their core fields filled before init.
 import {
+  IOMMUFD_VDEVICE,
+  IommufdHwQueue,
+  IommufdVdevice,
   IommufdViommu,
   StructMemory,
   type Device,
   type IommufdDriverServices,
-  type IommufdHwQueue,
   type IommuDomain,
   type IommuUserData,
   type IommuUserDataArray,
@@ -14,7 +16,7 @@ import {
 } from '@iommufd/driver-api';
 import { ARM_PTE, SMMU_CD, createMachine, type Machine, type PciDevice, type SmmuV3, type SmmuV3Options } from '@iommufd/hw-model';
 import { EFAULT } from '@iommufd/uapi';
-import { armSmmuV3Probe, type ArmSmmuV3 } from '../../src/index.js';
+import { armSmmuV3Probe, tegra241CmdqvImpl, type ArmSmmuV3 } from '../../src/index.js';
 
 export const SMMU_BASE = 0x900_0000n;
 
@@ -27,11 +29,11 @@ export interface Rig {
 }
 
 /** A machine with one SMMUv3 and `devices` PCI functions 00:0n.0, the driver probed and each device added. */
-export function rig(o: { smmu?: SmmuV3Options; devices?: number; strict?: boolean; ats?: boolean; pasid?: boolean; canwbs?: boolean } = {}): Rig {
+export function rig(o: { smmu?: SmmuV3Options; devices?: number; strict?: boolean; ats?: boolean; pasid?: boolean; canwbs?: boolean; tegra?: boolean } = {}): Rig {
   const machine = createMachine({
     ramBytes: 0x1000_0000n,
     strict: o.strict ?? true,
-    iommus: [{ kind: 'smmuv3', name: 'smmu0', base: SMMU_BASE, options: o.smmu ?? {} }],
+    iommus: [{ kind: o.tegra === true ? 'tegra241-cmdqv' : 'smmuv3', name: 'smmu0', base: SMMU_BASE, options: o.smmu ?? {} }],
     devices: Array.from({ length: o.devices ?? 2 }, (_, i) => ({
       bdf: { bus: 0, dev: i + 1, fn: 0 },
       iommu: 'smmu0',
@@ -39,7 +41,14 @@ export function rig(o: { smmu?: SmmuV3Options; devices?: number; strict?: boolea
     })),
   });
   const hw = machine.iommus.get('smmu0') as SmmuV3;
-  const smmu = armSmmuV3Probe({ memory: machine.memory, base: SMMU_BASE, name: 'smmu0', streams: machine.devices, canwbs: o.canwbs ?? false });
+  const smmu = armSmmuV3Probe({
+    memory: machine.memory,
+    base: SMMU_BASE,
+    name: 'smmu0',
+    streams: machine.devices,
+    canwbs: o.canwbs ?? false,
+    ...(o.tegra === true ? { impl: tegra241CmdqvImpl() } : {}),
+  });
   const devs = machine.devices.map((p) => addDevice(smmu, p, { ats: o.ats ?? false, pasid: o.pasid ?? false }));
   return { machine, hw, smmu, pci: machine.devices, devs };
 }
@@ -112,8 +121,8 @@ export class FakeCore implements IommufdDriverServices {
     for (const [id, d] of this.vdevs.get(viommu) ?? []) if (d === dev) return id;
     return 2; // ENOENT
   }
-  vdeviceToDevice(): Device {
-    throw new Error('not used');
+  vdeviceToDevice(vdev: IommufdVdevice): Device {
+    return vdev.view.getPtr('idev')!;
   }
   viommuReportEvent(viommu: IommufdViommu, type: number, data: Uint8Array): number {
     this.events.push({ viommu, type, data });
@@ -152,9 +161,43 @@ export class FakeCore implements IommufdDriverServices {
     return viommu;
   }
 
-  /** IOMMU_VDEVICE_ALLOC with the core struct (the plain SMMUv3 vIOMMU has no vdevice_init). */
-  vdeviceAlloc(viommu: IommufdViommu, dev: Device, virtId: bigint): void {
+  /** IOMMU_VDEVICE_ALLOC: the driver's size (or the core struct), core fields, slot, then vdeviceInit. */
+  vdeviceAlloc(viommu: IommufdViommu, dev: Device, virtId: bigint): IommufdVdevice | number {
+    const size = viommu.ops!.vdeviceSize ?? 0;
+    const vdev = new IommufdVdevice(new StructMemory(size === 0 ? IOMMUFD_VDEVICE.size : size));
+    vdev.initCore({ id: this.nextId++, viommu, dev, virtId });
     this.vdevs.get(viommu)!.set(virtId, dev);
+    if (size !== 0) {
+      const st = viommu.ops!.vdeviceInit!(vdev);
+      if (st !== 0) {
+        this.vdevs.get(viommu)!.delete(virtId);
+        return st;
+      }
+    }
+    return vdev;
+  }
+
+  /** IOMMU_DESTROY of a vDEVICE. */
+  vdeviceDestroy(vdev: IommufdVdevice): void {
+    vdev.destroy?.(vdev);
+    this.vdevs.get(vdev.viommu)!.delete(vdev.virtId);
+  }
+
+  /** IOMMU_HW_QUEUE_ALLOC after the core pinned `length` bytes at physical `basePa`. */
+  hwQueueAlloc(viommu: IommufdViommu, type: number, index: number, basePa: bigint, length: bigint): IommufdHwQueue | number {
+    const size = viommu.ops!.getHwQueueSize?.(viommu, type) ?? 0;
+    if (size === 0) return 95;
+    const hw = new IommufdHwQueue(new StructMemory(size));
+    hw.initCore({ id: this.nextId++, viommu, access: { id: this.nextId++ }, baseAddr: basePa, length, type });
+    const st = viommu.ops!.hwQueueInitPhys!(hw, index, basePa);
+    return st === 0 ? hw : st;
+  }
+
+  /** IOMMU_DESTROY of a HW queue: EBUSY while another queue depends on it. */
+  hwQueueDestroy(hw: IommufdHwQueue): number {
+    if (this.depends.some(([, b]) => b === hw)) return 16;
+    hw.destroy?.(hw);
+    return 0;
   }
 }
 
