@@ -79,6 +79,7 @@ export {
 } from './objects.js';
 export type {
   CoreFirstLayout,
+  CoreKindOf,
   IommufdAccessRef,
   IommufdCtx,
   IommufdDriverServices,
@@ -93,6 +94,7 @@ export {
   iommuCopyStructToUser,
 } from './user-data.js';
 export type { IommuUserData, IommuUserDataArray, UserMemory } from './user-data.js';
+export type { CoreStructSizes, StructSizeOf } from './type-size.js';
 export {
   hwQueueDepend,
   hwQueueUndepend,

@@ -22,6 +22,7 @@ import {
   type DriverField,
   type DriverStructLayout,
 } from './struct.js';
+import type { StructSizeOf } from './type-size.js';
 
 /**
  * What a driver helper needs from the core, reached through a core struct's `ictx` (as the
@@ -267,11 +268,11 @@ export type CoreFirstLayout<M extends string, S extends CoreStructKind> = Driver
  * `VIOMMU_STRUCT_SIZE(drv_struct, member)` at the type level: the byte size of `L`; `tsc`
  * rejects `L` unless its first field (offset 0) is `M` of type `struct iommufd_viommu`.
  */
-export type VIOMMU_STRUCT_SIZE<L extends CoreFirstLayout<M, 'iommufd_viommu'>, M extends string> = L['size'];
+export type VIOMMU_STRUCT_SIZE<L extends CoreFirstLayout<M, 'iommufd_viommu'>, M extends string> = StructSizeOf<L['specs']>;
 /** `VDEVICE_STRUCT_SIZE` at the type level (first field `M` of type `struct iommufd_vdevice`). */
-export type VDEVICE_STRUCT_SIZE<L extends CoreFirstLayout<M, 'iommufd_vdevice'>, M extends string> = L['size'];
+export type VDEVICE_STRUCT_SIZE<L extends CoreFirstLayout<M, 'iommufd_vdevice'>, M extends string> = StructSizeOf<L['specs']>;
 /** `HW_QUEUE_STRUCT_SIZE` at the type level (first field `M` of type `struct iommufd_hw_queue`). */
-export type HW_QUEUE_STRUCT_SIZE<L extends CoreFirstLayout<M, 'iommufd_hw_queue'>, M extends string> = L['size'];
+export type HW_QUEUE_STRUCT_SIZE<L extends CoreFirstLayout<M, 'iommufd_hw_queue'>, M extends string> = StructSizeOf<L['specs']>;
 
 function checkedSize(layout: DriverStructLayout, member: string, kind: CoreStructKind): number {
   // The same two checks as the kernel's BUILD_BUG_ON_ZERO terms, for callers without types.
@@ -290,25 +291,25 @@ export function VIOMMU_STRUCT_SIZE<L extends CoreFirstLayout<M, 'iommufd_viommu'
   layout: L,
   member: M,
 ): VIOMMU_STRUCT_SIZE<L, M> {
-  return checkedSize(layout, member, 'iommufd_viommu');
+  return checkedSize(layout, member, 'iommufd_viommu') as VIOMMU_STRUCT_SIZE<L, M>;
 }
 /** The byte size a driver's `vdeviceSize` declares for its vDEVICE struct `layout`. */
 export function VDEVICE_STRUCT_SIZE<L extends CoreFirstLayout<M, 'iommufd_vdevice'>, M extends string>(
   layout: L,
   member: M,
 ): VDEVICE_STRUCT_SIZE<L, M> {
-  return checkedSize(layout, member, 'iommufd_vdevice');
+  return checkedSize(layout, member, 'iommufd_vdevice') as VDEVICE_STRUCT_SIZE<L, M>;
 }
 /** The byte size a driver's `getHwQueueSize` returns for its HW queue struct `layout`. */
 export function HW_QUEUE_STRUCT_SIZE<L extends CoreFirstLayout<M, 'iommufd_hw_queue'>, M extends string>(
   layout: L,
   member: M,
 ): HW_QUEUE_STRUCT_SIZE<L, M> {
-  return checkedSize(layout, member, 'iommufd_hw_queue');
+  return checkedSize(layout, member, 'iommufd_hw_queue') as HW_QUEUE_STRUCT_SIZE<L, M>;
 }
 
 /** The core struct kind of each core struct class. */
-type CoreKindOf<C> = C extends IommufdViommu
+export type CoreKindOf<C> = C extends IommufdViommu
   ? 'iommufd_viommu'
   : C extends IommufdVdevice
     ? 'iommufd_vdevice'

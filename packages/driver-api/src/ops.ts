@@ -38,6 +38,8 @@ export interface IommuDevice {
   readonly name: string;
   /** The driver's operations. */
   readonly ops: IommuOps;
+  /** `ilog2(iommu->max_pasids)`: PASID width of the instance (absent or 0 = no PASID). */
+  readonly maxPasidLog2?: number;
   /**
    * The fault injector of the core the instance is registered with; the core sets it at
    * registration so driver allocation points can fail like the core's (see

@@ -6,7 +6,7 @@
  * declared once as data (named fields, C alignment), objects are byte allocations plus a
  * pointer table, and views read and write named fields of one allocation.
  */
-import type { ScalarKind, ScalarValue } from '@iommufd/uapi';
+import { defineStruct, u16, u32, u64, u8, type ScalarKind, type ScalarValue, type StructLayout } from '@iommufd/uapi';
 
 /** Names of the three core structs a driver struct may embed. */
 export type CoreStructKind = 'iommufd_viommu' | 'iommufd_vdevice' | 'iommufd_hw_queue';
@@ -89,28 +89,20 @@ export class DriverStructError extends Error {
 
 const SCALAR_SIZE: Record<ScalarKind, number> = { u8: 1, u16: 2, u32: 4, s32: 4, u64: 8, s64: 8 };
 
-/** `__u8 name` in a driver struct. */
-export function du8<N extends string>(name: N): DriverScalarField<N, 'u8'> {
-  return { name, kind: 'u8' };
-}
+/** `__u8 name` in a driver struct (the uAPI field constructor: one declaration style everywhere). */
+export const du8: <N extends string>(name: N) => DriverScalarField<N, 'u8'> = u8;
 /** `__u16 name` in a driver struct. */
-export function du16<N extends string>(name: N): DriverScalarField<N, 'u16'> {
-  return { name, kind: 'u16' };
-}
+export const du16: <N extends string>(name: N) => DriverScalarField<N, 'u16'> = u16;
 /** `__u32 name` in a driver struct. */
-export function du32<N extends string>(name: N): DriverScalarField<N, 'u32'> {
-  return { name, kind: 'u32' };
-}
+export const du32: <N extends string>(name: N) => DriverScalarField<N, 'u32'> = u32;
 /** `u64 name` in a driver struct. */
-export function du64<N extends string>(name: N): DriverScalarField<N, 'u64'> {
-  return { name, kind: 'u64' };
-}
+export const du64: <N extends string>(name: N) => DriverScalarField<N, 'u64'> = u64;
 /** `T name[count]` in a driver struct. */
-export function darray<N extends string, K extends ScalarKind>(
+export function darray<N extends string, K extends ScalarKind, const C extends number>(
   name: N,
   kind: K,
-  count: number,
-): DriverScalarField<N, K> & { readonly count: number } {
+  count: C,
+): DriverScalarField<N, K> & { readonly count: C } {
   return { name, kind, count };
 }
 /** A type tag naming a pointer field's pointee type: `dptr('parent', pointee<IommuDomain>())`. */
@@ -267,17 +259,12 @@ export class StructView<F extends readonly DriverField[] = readonly DriverField[
     return f;
   }
 
-  private dataView(): DataView {
-    const b = this.memory.bytes;
-    return new DataView(b.buffer, b.byteOffset, b.byteLength);
-  }
-
   /** Reads a scalar (or scalar array) field. */
   get<N extends ScalarFieldName<F>>(name: N): ScalarFieldValue<F, N> {
     const f = this.info(name);
     if (f.kind === 'ptr' || f.kind === 'struct') throw new DriverStructError(`${this.layout.name}.${name} is not a scalar`);
     const el = SCALAR_SIZE[f.kind];
-    const read = (at: number): number | bigint => readScalar(this.dataView(), f.kind as ScalarKind, at);
+    const read = (at: number): number | bigint => readScalar(this.memory.bytes, f.kind as ScalarKind, at);
     const at = this.base + f.offset;
     const spec = this.layout.specs.find((s) => s.name === name) as DriverScalarField;
     if (spec.count === undefined) return read(at) as ScalarFieldValue<F, N>;
@@ -291,7 +278,7 @@ export class StructView<F extends readonly DriverField[] = readonly DriverField[
     const el = SCALAR_SIZE[f.kind];
     const at = this.base + f.offset;
     const values = Array.isArray(value) ? (value as (number | bigint)[]) : [value as number | bigint];
-    values.slice(0, f.count).forEach((v, i) => writeScalar(this.dataView(), f.kind as ScalarKind, at + i * el, v));
+    values.slice(0, f.count).forEach((v, i) => writeScalar(this.memory.bytes, f.kind as ScalarKind, at + i * el, v));
   }
 
   /** Reads a pointer field (`undefined` for NULL). */
@@ -308,47 +295,24 @@ export class StructView<F extends readonly DriverField[] = readonly DriverField[
     const at = this.base + f.offset;
     if (value === undefined) {
       this.memory.pointers.delete(at);
-      writeScalar(this.dataView(), 'u64', at, 0n);
+      writeScalar(this.memory.bytes, 'u64', at, 0n);
     } else {
       this.memory.pointers.set(at, value);
       // A recognisable non-NULL token, so a byte dump shows which pointers are set.
-      writeScalar(this.dataView(), 'u64', at, 0xffff_8000_0000_0000n | BigInt(at));
+      writeScalar(this.memory.bytes, 'u64', at, 0xffff_8000_0000_0000n | BigInt(at));
     }
   }
 }
 
-function readScalar(view: DataView, kind: ScalarKind, at: number): number | bigint {
-  switch (kind) {
-    case 'u8':
-      return view.getUint8(at);
-    case 'u16':
-      return view.getUint16(at, true);
-    case 'u32':
-      return view.getUint32(at, true);
-    case 's32':
-      return view.getInt32(at, true);
-    case 'u64':
-      return view.getBigUint64(at, true);
-    case 's64':
-      return view.getBigInt64(at, true);
-  }
+/** One-field uAPI layouts, so scalar encoding is uapi's (little-endian, C widths). */
+const SCALAR_LAYOUTS = Object.fromEntries(
+  (['u8', 'u16', 'u32', 's32', 'u64', 's64'] as const).map((k) => [k, defineStruct(k, [{ name: 'v', kind: k }])]),
+) as Record<ScalarKind, StructLayout<readonly [{ name: 'v'; kind: ScalarKind }]>>;
+
+function readScalar(bytes: Uint8Array, kind: ScalarKind, at: number): number | bigint {
+  return SCALAR_LAYOUTS[kind].get(bytes, 'v', at) as number | bigint;
 }
 
-function writeScalar(view: DataView, kind: ScalarKind, at: number, value: number | bigint): void {
-  switch (kind) {
-    case 'u8':
-      view.setUint8(at, Number(value) & 0xff);
-      return;
-    case 'u16':
-      view.setUint16(at, Number(value) & 0xffff, true);
-      return;
-    case 'u32':
-    case 's32':
-      view.setUint32(at, Number(BigInt.asUintN(32, BigInt(value))), true);
-      return;
-    case 'u64':
-    case 's64':
-      view.setBigUint64(at, BigInt.asUintN(64, BigInt(value)), true);
-      return;
-  }
+function writeScalar(bytes: Uint8Array, kind: ScalarKind, at: number, value: number | bigint): void {
+  SCALAR_LAYOUTS[kind].set(bytes, 'v', value as never, at);
 }

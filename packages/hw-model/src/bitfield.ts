@@ -12,6 +12,7 @@ export type BitFields<F extends readonly BitFieldSpec[]> = { [K in F[number][0]]
 
 /** Thrown for a malformed layout declaration or an out-of-range field value. */
 export class BitLayoutError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'BitLayoutError';
 }
 
@@ -48,6 +49,23 @@ export interface BitLayout<F extends readonly BitFieldSpec[]> {
   toBytes(w: ArrayLike<bigint>): Uint8Array;
   /** `name{field=0x..,...}` of the non-zero fields. */
   format(w: ArrayLike<bigint>): string;
+  /**
+   * A precomputed reader of field `f` from the value of its own word (for hot paths: no
+   * array, no name lookup per access).
+   */
+  reader(f: F[number][0]): BitFieldReader;
+}
+
+/** A compiled accessor of one field (see {@link BitLayout.reader}). */
+export interface BitFieldReader {
+  /** The 64-bit word the field lives in. */
+  readonly word: number;
+  /** The field's mask in place within its word. */
+  readonly mask: bigint;
+  /** The field's value from the value of its word. */
+  get(word: bigint): bigint;
+  /** True when the field is non-zero in the word. */
+  test(word: bigint): boolean;
 }
 
 /**
@@ -109,6 +127,11 @@ export function defineBitLayout<const F extends readonly BitFieldSpec[]>(name: s
       const dv = new DataView(out.buffer);
       for (let i = 0; i < words; i++) dv.setBigUint64(i * 8, BigInt.asUintN(64, w[i] ?? 0n), true);
       return out;
+    },
+    reader(f) {
+      const c = field(f);
+      const placed = c.mask << c.lo;
+      return { word: c.word, mask: placed, get: (v) => (v >> c.lo) & c.mask, test: (v) => (v & placed) !== 0n };
     },
     format(w) {
       const parts: string[] = [];

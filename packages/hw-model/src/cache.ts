@@ -14,7 +14,7 @@ export interface HardwareCacheOptions {
 
 /** A keyed cache with FIFO eviction and predicate invalidation. */
 export class HardwareCache<V> {
-  private readonly map = new Map<string, V>();
+  private readonly map = new Map<string | number, V>();
   /** Lookups that hit. */
   hits = 0;
   /** Lookups that missed. */
@@ -39,7 +39,7 @@ export class HardwareCache<V> {
   }
 
   /** The entry under `key`, counting a hit or miss. */
-  get(key: string): V | undefined {
+  get(key: string | number): V | undefined {
     const v = this.map.get(key);
     if (v === undefined) this.misses++;
     else this.hits++;
@@ -47,7 +47,7 @@ export class HardwareCache<V> {
   }
 
   /** Inserts (or replaces) an entry, evicting the oldest when a bounded cache is full. */
-  set(key: string, value: V): void {
+  set(key: string | number, value: V): void {
     this.map.delete(key);
     if (!this.options.strict && this.map.size >= this.options.capacity) {
       const oldest = this.map.keys().next();

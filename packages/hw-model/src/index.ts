@@ -17,11 +17,12 @@ export type {
   IommuFactoryContext,
   IommuInstance,
   IommuKind,
+  IommuOptionsByKind,
   Machine,
   MachineDescription,
 } from './machine.js';
 export { BitLayoutError, defineBitLayout } from './bitfield.js';
-export type { BitFieldSpec, BitFields, BitLayout } from './bitfield.js';
+export type { BitFieldReader, BitFieldSpec, BitFields, BitLayout } from './bitfield.js';
 export { HardwareCache } from './cache.js';
 export type { HardwareCacheOptions } from './cache.js';
 export { typescriptCommandQueueConsumer } from './cmdq.js';
@@ -31,7 +32,9 @@ export * from './smmuv3-layouts.js';
 export { PERM, levelShift, permits, s1StartLevel, walk } from './smmuv3-walk.js';
 export type { TableAddress, WalkFault, WalkLeaf, WalkParams } from './smmuv3-walk.js';
 export { SmmuV3, SmmuV3OptionsError } from './smmuv3.js';
-export type { CdConfig, ConfigCacheEntry, SmmuInterruptCounts, SmmuV3Options, SteConfig, TlbEntry } from './smmuv3.js';
+export type { CdConfig, ConfigCacheEntry, SmmuInterruptCounts, SmmuV3Options, SteConfig } from './smmuv3.js';
+export { SmmuTlb } from './smmuv3-tlb.js';
+export type { SmmuTlbOptions, TlbEntry } from './smmuv3-tlb.js';
 export {
   CMDQV_CMDQ_ALLOC,
   CMDQV_CONFIG,

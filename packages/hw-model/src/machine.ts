@@ -12,20 +12,32 @@ import { identityTranslator, type DmaTranslator } from './translator.js';
 /** The IOMMU models a machine can contain. */
 export type IommuKind = 'smmuv3' | 'tegra241-cmdqv' | 'vtd';
 
-/** One IOMMU of a {@link MachineDescription}. */
-export interface IommuDescription {
-  /** Which model. */
-  readonly kind: IommuKind;
-  /** Name used by devices to say which IOMMU they sit behind (default `iommu<index>`). */
-  readonly name?: string;
-  /** Physical base address of its register file. */
-  readonly base: bigint;
-  /**
-   * Model options (ID/CAP register settings). Their shape is given by the model's own
-   * options type (e.g. `SmmuV3Options`); unknown keys are an error of the model.
-   */
-  readonly options?: object;
+/**
+ * Model options by IOMMU kind (ID/CAP register settings, cache sizes). A model adds its row;
+ * `vtd` is a placeholder until the VT-d model names its options type.
+ */
+export interface IommuOptionsByKind {
+  /** Arm SMMUv3. */
+  smmuv3: SmmuV3Options;
+  /** Arm SMMUv3 with the NVIDIA Tegra241 CMDQV. */
+  'tegra241-cmdqv': Tegra241SmmuOptions;
+  /** Intel VT-d. */
+  vtd: object;
 }
+
+/** One IOMMU of a {@link MachineDescription}: its kind, name, MMIO base and model options. */
+export type IommuDescription = {
+  [K in IommuKind]: {
+    /** Which model. */
+    readonly kind: K;
+    /** Name used by devices to say which IOMMU they sit behind (default `iommu<index>`). */
+    readonly name?: string;
+    /** Physical base address of its register file. */
+    readonly base: bigint;
+    /** Model options (ID/CAP register settings, cache sizes). */
+    readonly options?: IommuOptionsByKind[K];
+  };
+}[IommuKind];
 
 /** One PCI device of a {@link MachineDescription}. */
 export interface DeviceDescription {
@@ -51,7 +63,7 @@ export interface MachineDescription {
   readonly devices?: readonly DeviceDescription[];
   /** Caches never evict (exposes every missing invalidation). Default false. */
   readonly strict?: boolean;
-  /** Seed for any pseudo-random choice of the models (cache eviction). Default 0. */
+  /** Seed for pseudo-random choices of the models (the SMMUv3 caches evict oldest-first and ignore it). Default 0. */
   readonly seed?: number;
 }
 
@@ -82,6 +94,7 @@ export type IommuFactory = (context: IommuFactoryContext) => IommuInstance;
 
 /** Thrown for an inconsistent machine description. */
 export class MachineDescriptionError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'MachineDescriptionError';
 }
 
@@ -102,9 +115,15 @@ export interface Machine {
  * row here; `createMachine` can also be given extra factories.
  */
 export const IOMMU_FACTORIES: Partial<Record<IommuKind, IommuFactory>> = {
-  smmuv3: ({ memory, description, strict }) => new SmmuV3(memory, { ...(description.options as SmmuV3Options | undefined), strict }),
-  'tegra241-cmdqv': ({ memory, description, strict }) => new Tegra241Smmu(memory, { ...(description.options as Tegra241SmmuOptions | undefined), strict }),
+  smmuv3: ({ memory, description, strict }) => smmuWith(SmmuV3, memory, description.options as SmmuV3Options | undefined, strict),
+  'tegra241-cmdqv': ({ memory, description, strict }) =>
+    smmuWith(Tegra241Smmu, memory, description.options as Tegra241SmmuOptions | undefined, strict),
 };
+
+/** Builds an SMMU model; the machine's strict mode wins over a model option of false. */
+function smmuWith<O extends SmmuV3Options, T>(Model: new (memory: PhysicalMemory, options: O) => T, memory: PhysicalMemory, options: O | undefined, strict: boolean): T {
+  return new Model(memory, { ...(options ?? ({} as O)), strict: strict || options?.strict === true });
+}
 
 /** Builds the memory map, IOMMUs and devices of `desc`. */
 export function createMachine(

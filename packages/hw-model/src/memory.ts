@@ -15,6 +15,7 @@ export interface MmioDevice {
 
 /** Thrown for a programming error in the use of {@link PhysicalMemory} (bad region, out of RAM). */
 export class PhysicalMemoryError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'PhysicalMemoryError';
 }
 
@@ -46,6 +47,8 @@ export class PhysicalMemory {
   private readonly regions: MemoryRegion[] = [];
   /** RAM page numbers handed out by {@link PhysicalMemory.allocPages}. */
   private readonly usedPfns = new Set<number>();
+  /** No page below this address is free (keeps repeated allocations linear). */
+  private lowestFree = 0n;
 
   constructor(store: PhysicalStore = new PhysicalStore()) {
     this.store = store;
@@ -97,6 +100,17 @@ export class PhysicalMemory {
       return;
     }
     for (let i = 0; i < data.length; i++) this.writeN(pa + BigInt(i), 1, BigInt(data[i]!));
+  }
+
+  /**
+   * Reads an aligned little-endian u64 from RAM, or undefined when `pa` is not RAM (a table
+   * walker's fetch, where anything else is an external abort).
+   */
+  readRam64(pa: bigint): bigint | undefined {
+    for (const r of this.regions) {
+      if (pa >= r.base && pa + 8n <= r.base + r.size) return r.kind === 'ram' ? this.store.read64(pa) : undefined;
+    }
+    return undefined;
   }
 
   /** Reads one byte. */
@@ -163,9 +177,11 @@ export class PhysicalMemory {
       }
       return out;
     }
-    const rams = this.regions.filter((r) => r.kind === 'ram');
+    const rams = this.regions.filter((r) => r.kind === 'ram' && r.base + r.size > this.lowestFree).sort((x, y) => (x.base < y.base ? -1 : 1));
+    let first = true;
     for (const r of rams) {
-      let start = (r.base + align - 1n) & ~(align - 1n);
+      const from = this.lowestFree > r.base ? this.lowestFree : r.base;
+      let start = (from + align - 1n) & ~(align - 1n);
       const end = r.base + r.size;
       while (start + BigInt(n) * PAGE <= end) {
         let clash = -1;
@@ -184,11 +200,14 @@ export class PhysicalMemory {
             this.store.freeFrame(pfn);
             out.push(pa);
           }
+          // Single-page, page-aligned scans skip only used pages: nothing below is free.
+          if (first && align === PAGE && (n === 1 || start === from)) this.lowestFree = start + BigInt(n) * PAGE;
           return out;
         }
         const after = start + BigInt(clash + 1) * PAGE;
         start = (after + align - 1n) & ~(align - 1n);
       }
+      first = false;
     }
     throw new PhysicalMemoryError(`allocPages: no ${n} free contiguous RAM pages (aligned to ${align}); add RAM or free pages`);
   }
@@ -199,6 +218,7 @@ export class PhysicalMemory {
       const pfn = Number(pa >> 12n);
       if (!this.usedPfns.delete(pfn)) throw new PhysicalMemoryError(`freePages: page 0x${pa.toString(16)} is not allocated`);
       this.store.freeFrame(pfn);
+      if (pa < this.lowestFree) this.lowestFree = pa;
     }
   }
 

@@ -64,6 +64,7 @@ export type DmaResult =
 
 /** Thrown when a DMA operation is malformed (not a translation fault). */
 export class DmaError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'DmaError';
 }
 
@@ -89,7 +90,10 @@ export class AddressTranslationCache {
   /** Lookups that missed. */
   misses = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    /** Maximum number of entries (the oldest is evicted beyond it). */
+    readonly capacity: number,
+  ) {}
 
   /** The cached entries (oldest first). */
   entries(): AtcEntry[] {
@@ -248,7 +252,18 @@ export class PciDevice implements DmaEndpoint {
     if (useAtc) {
       const hit = this.atc!.lookup(op.pasid, iova);
       if (hit !== undefined && (!op.write || hit.writable)) {
-        return { ok: true, pa: hit.pa + (iova - hit.iova), pageSize: hit.size };
+        // A translated transaction: the IOMMU still checks that the stream may use ATS.
+        const pa = hit.pa + (iova - hit.iova);
+        const chk = this.translator.translate({
+          requesterId: this.requesterId,
+          streamId: this.streamId,
+          iova: pa,
+          write: op.write,
+          ats: 'translated',
+          ...(op.pasid !== undefined ? { pasid: op.pasid } : {}),
+        });
+        if (!chk.ok) return chk;
+        return { ok: true, pa, pageSize: hit.size };
       }
     }
     const t = this.translator.translate({

@@ -299,11 +299,11 @@ export const CMDQ_OP = {
 } as const;
 
 /**
- * One 16-byte command. Fields of every opcode share one declaration because the SMMU
- * architecture keeps each field at the same place in all commands that have it (SID [63:32],
- * SSID [31:12], VMID [47:32] / ASID [63:48] of TLBIs, dw1 address [63:12]). Fields that
- * alias each other in different opcodes are declared in {@link SMMU_CMD_SYNC} and
- * {@link SMMU_CMD_RANGE}.
+ * The fields common to most 16-byte commands: the architecture keeps each at the same place
+ * in every command that has it (SSec, SSV, SSID [31:12], SID [63:32], Leaf, dw1 address
+ * [63:12]). Fields that overlap these in some opcodes have their own views:
+ * {@link SMMU_CMD_TLBI}, {@link SMMU_CMD_CFGI_RANGE}, {@link SMMU_CMD_ATC_INV},
+ * {@link SMMU_CMD_PRI_RESP}, {@link SMMU_CMD_RESUME}, {@link SMMU_CMD_SYNC}.
  */
 export const SMMU_CMD = defineBitLayout('CMD', 2, [
   ['OPCODE', 0, 7, 0],
@@ -456,3 +456,21 @@ export const SMMU_PRIQ = defineBitLayout('PRIQ', 2, [
   ['PRG_IDX', 1, 8, 0],
   ['ADDR', 1, 63, 12],
 ] as const);
+
+/** Record fields an event carries besides its ID (the SMMUv3 event record formats, §4). */
+export const EVENT_RECORD_FIELDS: Readonly<Partial<Record<SmmuEventName, readonly string[]>>> = {
+  C_BAD_STREAMID: ['SID', 'SSV', 'SSID'],
+  C_BAD_STE: ['SID', 'SSV', 'SSID'],
+  C_BAD_SUBSTREAMID: ['SID', 'SSV', 'SSID'],
+  C_BAD_CD: ['SID', 'SSV', 'SSID'],
+  F_STREAM_DISABLED: ['SID'],
+  F_TRANSL_FORBIDDEN: ['SID', 'INPUT_ADDR', 'RNW'],
+  F_BAD_ATS_TREQ: ['SID', 'SSV', 'SSID', 'INPUT_ADDR', 'RNW', 'PNU', 'IND'],
+  F_STE_FETCH: ['SID', 'SSV', 'SSID', 'FETCH_ADDR'],
+  F_CD_FETCH: ['SID', 'SSV', 'SSID', 'FETCH_ADDR'],
+  F_WALK_EABT: ['SID', 'SSV', 'SSID', 'RNW', 'PNU', 'IND', 'S2', 'CLASS', 'INPUT_ADDR', 'FETCH_ADDR'],
+  F_TRANSLATION: ['SID', 'SSV', 'SSID', 'STAG', 'STALL', 'RNW', 'PNU', 'IND', 'S2', 'CLASS', 'TTRNW', 'INPUT_ADDR', 'IPA'],
+  F_ADDR_SIZE: ['SID', 'SSV', 'SSID', 'STAG', 'STALL', 'RNW', 'PNU', 'IND', 'S2', 'CLASS', 'TTRNW', 'INPUT_ADDR', 'IPA'],
+  F_ACCESS: ['SID', 'SSV', 'SSID', 'STAG', 'STALL', 'RNW', 'PNU', 'IND', 'S2', 'CLASS', 'TTRNW', 'INPUT_ADDR', 'IPA'],
+  F_PERMISSION: ['SID', 'SSV', 'SSID', 'STAG', 'STALL', 'RNW', 'PNU', 'IND', 'S2', 'CLASS', 'TTRNW', 'INPUT_ADDR', 'IPA'],
+};

@@ -29,7 +29,7 @@ export interface WalkLeaf {
   readonly size: bigint;
   /** {@link PERM} bits. */
   readonly perm: number;
-  /** nG = 0 (stage 1): matches every ASID. */
+  /** Stage 1 with nG = 0: matches every ASID (always false for stage 2). */
   readonly global: boolean;
   /** Level of the leaf (1..3). */
   readonly level: number;
@@ -51,7 +51,23 @@ export interface WalkParams {
   readonly affd: boolean;
 }
 
-const OA_MASK = ((1n << 48n) - 1n) & ~0xfffn;
+const PTE = {
+  VALID: ARM_PTE.reader('VALID'),
+  TABLE: ARM_PTE.reader('TABLE'),
+  AP: ARM_PTE.reader('AP'),
+  AF: ARM_PTE.reader('AF'),
+  NG: ARM_PTE.reader('NG'),
+  OA: ARM_PTE.reader('OA'),
+  PXN: ARM_PTE.reader('PXN'),
+  XN: ARM_PTE.reader('XN'),
+  PXNTABLE: ARM_PTE.reader('PXNTABLE'),
+  XNTABLE: ARM_PTE.reader('XNTABLE'),
+  APTABLE: ARM_PTE.reader('APTABLE'),
+};
+/** Stage-2 XN[54:53] (FEAT_XNX): the PXN and XN bits of the stage-1 view read together. */
+const S2_XN = { get: (d: bigint) => Number((PTE.PXN.get(d) | (PTE.XN.get(d) << 1n))) };
+
+const LEVEL_SHIFT = [39n, 30n, 21n, 12n] as const;
 
 /** Shift of the address bits one level indexes (4 KiB granule). */
 export function levelShift(level: number): number {
@@ -78,6 +94,9 @@ export function walk(
 ): { ok: true; leaf: WalkLeaf } | { ok: false; fault: WalkFault } {
   const stage2 = p.stage === 2;
   if (ia >> BigInt(p.iaBits) !== 0n) return { ok: false, fault: { id: EVT_ID.F_TRANSLATION, stage2 } };
+  const oaBits = BigInt(p.oaBits);
+  // The start level indexes the remaining input bits (up to 13 with concatenated tables).
+  const startMask = (1n << BigInt(p.iaBits - levelShift(p.startLevel))) - 1n;
   let table = p.ttb;
   // Hierarchical permission limits (APTable, XNTable, PXNTable) of stage 1.
   let noWrite = false;
@@ -85,38 +104,37 @@ export function walk(
   let noXp = false;
   let noXu = false;
   for (let level = p.startLevel; level <= 3; level++) {
-    const shift = levelShift(level);
-    const bits = level === p.startLevel ? p.iaBits - shift : 9;
-    const idx = (ia >> BigInt(shift)) & ((1n << BigInt(bits)) - 1n);
+    const shift = LEVEL_SHIFT[level]!;
+    const idx = (ia >> shift) & (level === p.startLevel ? startMask : 511n);
     const t = tableAddress(table + idx * 8n);
     if (!t.ok) return t;
-    if (!memory.isRam(t.pa, 8)) return { ok: false, fault: { id: EVT_ID.F_WALK_EABT, fetchAddr: t.pa, stage2 } };
-    const d = [memory.read64(t.pa)];
-    if (ARM_PTE.get(d, 'VALID') === 0n) return { ok: false, fault: { id: EVT_ID.F_TRANSLATION, stage2 } };
-    const isTable = ARM_PTE.get(d, 'TABLE') === 1n;
+    const d = memory.readRam64(t.pa);
+    if (d === undefined) return { ok: false, fault: { id: EVT_ID.F_WALK_EABT, fetchAddr: t.pa, stage2 } };
+    if (!PTE.VALID.test(d)) return { ok: false, fault: { id: EVT_ID.F_TRANSLATION, stage2 } };
+    const isTable = PTE.TABLE.test(d);
     if (level < 3 && isTable) {
-      table = d[0]! & OA_MASK;
-      if (table >> BigInt(p.oaBits) !== 0n) return { ok: false, fault: { id: EVT_ID.F_ADDR_SIZE, stage2 } };
+      table = d & PTE.OA.mask;
+      if (table >> oaBits !== 0n) return { ok: false, fault: { id: EVT_ID.F_ADDR_SIZE, stage2 } };
       if (!stage2) {
-        const apt = ARM_PTE.num(d, 'APTABLE');
-        noWrite ||= (apt & 2) !== 0;
-        noEl0 ||= (apt & 1) !== 0;
-        noXp ||= ARM_PTE.get(d, 'PXNTABLE') === 1n;
-        noXu ||= ARM_PTE.get(d, 'XNTABLE') === 1n;
+        const apt = PTE.APTABLE.get(d);
+        noWrite ||= (apt & 2n) !== 0n;
+        noEl0 ||= (apt & 1n) !== 0n;
+        noXp ||= PTE.PXNTABLE.test(d);
+        noXu ||= PTE.XNTABLE.test(d);
       }
       continue;
     }
     // Level 3 needs 0b11 (0b01 is reserved); a 4 KiB granule has no level-0 blocks.
     if ((level === 3 && !isTable) || level === 0) return { ok: false, fault: { id: EVT_ID.F_TRANSLATION, stage2 } };
-    const size = 1n << BigInt(shift);
-    const oa = d[0]! & OA_MASK & ~(size - 1n);
-    if (oa >> BigInt(p.oaBits) !== 0n) return { ok: false, fault: { id: EVT_ID.F_ADDR_SIZE, stage2 } };
-    if (ARM_PTE.get(d, 'AF') === 0n && !p.affd) return { ok: false, fault: { id: EVT_ID.F_ACCESS, stage2 } };
-    const ap = ARM_PTE.num(d, 'AP');
+    const size = 1n << shift;
+    const oa = d & PTE.OA.mask & ~(size - 1n);
+    if (oa >> oaBits !== 0n) return { ok: false, fault: { id: EVT_ID.F_ADDR_SIZE, stage2 } };
+    if (!PTE.AF.test(d) && !p.affd) return { ok: false, fault: { id: EVT_ID.F_ACCESS, stage2 } };
+    const ap = Number(PTE.AP.get(d));
     let perm: number;
     if (stage2) {
       // S2AP: bit 6 read, bit 7 write; XN[54:53] with FEAT_XNX encoding.
-      const xn = Number((d[0]! >> 53n) & 3n);
+      const xn = S2_XN.get(d);
       perm = PERM.EL0 | (ap & 1 ? PERM.R : 0) | (ap & 2 ? PERM.W : 0);
       if (xn === 0 || xn === 3) perm |= PERM.XPRIV;
       if (xn === 0 || xn === 1) perm |= PERM.XUNPRIV;
@@ -124,10 +142,10 @@ export function walk(
       perm = PERM.R;
       if ((ap & 2) === 0 && !noWrite) perm |= PERM.W;
       if ((ap & 1) !== 0 && !noEl0) perm |= PERM.EL0;
-      if (ARM_PTE.get(d, 'PXN') === 0n && !noXp) perm |= PERM.XPRIV;
-      if (ARM_PTE.get(d, 'XN') === 0n && !noXu) perm |= PERM.XUNPRIV;
+      if (!PTE.PXN.test(d) && !noXp) perm |= PERM.XPRIV;
+      if (!PTE.XN.test(d) && !noXu) perm |= PERM.XUNPRIV;
     }
-    return { ok: true, leaf: { oa, size, perm, global: stage2 || ARM_PTE.get(d, 'NG') === 0n, level } };
+    return { ok: true, leaf: { oa, size, perm, global: !stage2 && !PTE.NG.test(d), level } };
   }
   return { ok: false, fault: { id: EVT_ID.F_TRANSLATION, stage2 } };
 }

@@ -5,6 +5,7 @@
  * invalidation commands empty (reference/smmuv3.md).
  */
 import { HardwareCache } from './cache.js';
+import { SmmuTlb, type TlbEntry } from './smmuv3-tlb.js';
 import { typescriptCommandQueueConsumer, type CommandExecutor, type CommandQueueConsumer } from './cmdq.js';
 import type { MmioDevice, PhysicalMemory } from './memory.js';
 import { queueFull, queueIncrement, queueIndex, queuePointer } from './queue.js';
@@ -12,6 +13,7 @@ import {
   CMDQ_ERR,
   CMDQ_OP,
   CMD_SYNC_CS,
+  EVENT_RECORD_FIELDS,
   EVT_CLASS,
   EVT_ID,
   SMMU_CD,
@@ -101,6 +103,7 @@ export interface SmmuV3Options {
 
 /** Thrown for invalid {@link SmmuV3Options}. */
 export class SmmuV3OptionsError extends Error {
+  /** Error name for `instanceof`-free checks. */
   override readonly name = 'SmmuV3OptionsError';
 }
 
@@ -149,28 +152,6 @@ export interface CdConfig {
 /** A config cache entry. */
 export type ConfigCacheEntry = { readonly kind: 'ste'; readonly ste: SteConfig } | { readonly kind: 'cd'; readonly cd: CdConfig };
 
-/** A TLB entry. `asid` is -1 for stage-2 entries; `stage` says which translation regime it caches. */
-export interface TlbEntry {
-  /** 's1' stage 1 only, 's2' stage 2 (IPA→PA), 'nested' combined S1+S2. */
-  readonly stage: 's1' | 's2' | 'nested';
-  /** VMID tag. */
-  readonly vmid: number;
-  /** ASID tag (-1 for stage 2). */
-  readonly asid: number;
-  /** nG = 0: matches any ASID. */
-  readonly global: boolean;
-  /** Input address of the (page/block) base. */
-  readonly iova: bigint;
-  /** Size of the entry. */
-  readonly size: bigint;
-  /** Output address of the base. */
-  readonly oa: bigint;
-  /** Stage-1 permissions (PERM bits; all for 's2'). */
-  readonly s1perm: number;
-  /** Stage-2 permissions (PERM bits; all for 's1'). */
-  readonly s2perm: number;
-}
-
 /** Interrupts the model signalled (wired or MSI), by source. */
 export interface SmmuInterruptCounts {
   /** Global error interrupts. */
@@ -186,10 +167,11 @@ export interface SmmuInterruptCounts {
 }
 
 const ALL_PERM = 31;
+/** CR0 bit masks, derived from the {@link SMMU_CR0} layout (tested on every translation). */
+const CR0_BIT = Object.fromEntries(SMMU_CR0.fields.map(([name, , , lo]) => [name, 1 << lo])) as Record<(typeof SMMU_CR0.fields)[number][0], number>;
 /** GERROR bit masks, derived from the {@link SMMU_GERROR} layout. */
 const GERROR_BIT = Object.fromEntries(SMMU_GERROR.fields.map(([name, , , lo]) => [name, 1 << lo])) as Record<(typeof SMMU_GERROR.fields)[number][0], number>;
 const PAGE = 0x1000n;
-const PROBE_SIZES = [0x1000n, 0x20_0000n, 0x4000_0000n] as const;
 const OAS_BITS = [32, 36, 40, 42, 44, 48, 52] as const;
 const EVENT_NAMES = new Map<number, SmmuEventName>(Object.entries(EVT_ID).map(([k, v]) => [v, k as SmmuEventName]));
 
@@ -220,7 +202,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
   /** The config cache (STEs and CDs). */
   readonly configCache: HardwareCache<ConfigCacheEntry>;
   /** The TLB. */
-  readonly tlb: HardwareCache<TlbEntry>;
+  readonly tlb: SmmuTlb;
   /** Interrupt counters. */
   readonly interrupts: SmmuInterruptCounts = { gerror: 0, evtq: 0, priq: 0, cmdSync: 0, sev: 0 };
   /** Commands executed by the CMDQ (and VCMDQs), by opcode. */
@@ -276,6 +258,10 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     checkRange('ssidBits', o.ssidBits ?? 20, 0, 20);
     for (const q of ['cmdqLog2', 'evtqLog2', 'priqLog2'] as const) checkRange(q, o[q] ?? 19, 1, 19);
     checkRange('oas', o.oas ?? 5, 0, 5);
+    for (const k of ['asidBits', 'vmidBits'] as const) {
+      const v = o[k] ?? 16;
+      if (v !== 8 && v !== 16) throw new SmmuV3OptionsError(`${k} must be 8 or 16, got ${v}`);
+    }
     this.s1p = o.stage1 ?? true;
     this.s2p = o.stage2 ?? true;
     if (!this.s1p && !this.s2p) throw new SmmuV3OptionsError('an SMMU needs stage 1 or stage 2 (or both); set stage1 or stage2 to true');
@@ -313,7 +299,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     this.aidr = o.aidr ?? 0x01;
     const strict = o.strict ?? false;
     this.configCache = new HardwareCache('config', { capacity: o.configEntries ?? 64, strict });
-    this.tlb = new HardwareCache('tlb', { capacity: o.tlbEntries ?? 256, strict });
+    this.tlb = new SmmuTlb({ capacity: o.tlbEntries ?? 256, strict });
     this.commandQueueConsumer = o.commandQueueConsumer ?? typescriptCommandQueueConsumer;
     this.regs = this.registerTable();
   }
@@ -457,8 +443,8 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     ]);
   }
 
-  private cr0(f: 'SMMUEN' | 'PRIQEN' | 'EVTQEN' | 'CMDQEN' | 'ATSCHK'): boolean {
-    return SMMU_CR0.num([BigInt(this.r.cr0)], f) === 1;
+  private cr0(f: keyof typeof CR0_BIT): boolean {
+    return (this.r.cr0 & CR0_BIT[f]) !== 0;
   }
 
   private writeCr0(v: number): void {
@@ -525,7 +511,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     return err;
   }
 
-  /** @internal */
+  /** @internal Drops cached STEs and CDs of StreamIDs first..first+count-1 (CFGI_STE, CFGI_STE_RANGE). */
   cmdCfgi(first: number, count: number): void {
     const last = first + count - 1;
     this.configCache.invalidate((e) => {
@@ -533,23 +519,23 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       return sid >= first && sid <= last;
     });
   }
-  /** @internal */
+  /** @internal Drops cached CDs of a StreamID: one SubstreamID, or all when undefined (CFGI_CD, CFGI_CD_ALL). */
   cmdCfgiCd(sid: number, ssid: number | undefined): void {
     this.configCache.invalidate((e) => e.kind === 'cd' && e.cd.sid === sid && (ssid === undefined || e.cd.ssid === ssid));
   }
-  /** @internal */
+  /** @internal Drops the TLB entries a TLBI command's scope matches. */
   cmdTlbi(match: (e: TlbEntry) => boolean): void {
     this.tlb.invalidate(match);
   }
-  /** @internal */
+  /** @internal Forwards ATC_INV to the devices of a StreamID; remembers an incomplete one for the next CMD_SYNC. */
   cmdAtcInv(sid: number, pasid: number | undefined, address: bigint, size: bigint | undefined): void {
     for (const ep of this.endpoints.get(sid) ?? []) if (!ep.atcInvalidate(pasid, address, size)) this.atcSyncPending = true;
   }
-  /** @internal */
+  /** @internal Delivers PRI_RESP to the devices of a StreamID. */
   cmdPriResp(sid: number, pasid: number | undefined, prgi: number, code: number): void {
     for (const ep of this.endpoints.get(sid) ?? []) ep.pageResponse?.(pasid, prgi, code);
   }
-  /** @internal */
+  /** @internal Completes a CMD_SYNC (MSI write, SEV or nothing); CERROR_ATC_INV_SYNC after an incomplete ATC_INV. */
   cmdSync(w: bigint[]): number {
     // A SYNC completes only after earlier ATC invalidations did.
     if (this.atcSyncPending) {
@@ -567,12 +553,12 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     else if (cs !== CMD_SYNC_CS.NONE) return CMDQ_ERR.ILL;
     return CMDQ_ERR.NONE;
   }
-  /** @internal */
+  /** @internal Whether the ID registers advertise a feature. */
   feature(f: 'S1P' | 'S2P' | 'ATS' | 'PRI' | 'HYP' | 'RIL'): boolean {
     if (f === 'RIL') return SMMU_IDR3.num([BigInt(this.idr[3])], 'RIL') === 1;
     return this.idr0(f) === 1;
   }
-  /** @internal */
+  /** @internal ASID / VMID masks (8 or 16 bits, per IDR0). */
   get masks(): { asid: number; vmid: number } {
     return { asid: this.asidMask, vmid: this.vmidMask };
   }
@@ -581,39 +567,38 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
 
   /** Appends a 32-byte event record; false when it was dropped (EVTQ off, full or unwritable). */
   writeEvent(words: readonly bigint[]): boolean {
-    const r = this.r;
     if (!this.cr0('EVTQEN')) return false;
-    const log2 = Math.min(SMMU_Q_BASE.num([r.evtqBase], 'LOG2SIZE'), this.qMax('EVTQS'));
-    if (queueFull(r.evtqProd, r.evtqCons, log2)) {
-      // Overflow: the record is lost and PROD.OVFLG toggles.
-      r.evtqProd ^= 0x8000_0000;
+    return this.produce(OUTPUT_QUEUES.evtq, SMMU_EVENT.toBytes(words));
+  }
+
+  /**
+   * Writes one record at PROD of an SMMU-produced queue: on overflow the record is lost (and
+   * PROD.OVFLG signals it); a write that is not to RAM raises the queue's GERROR abort bit.
+   */
+  private produce(q: OutputQueue, record: Uint8Array): boolean {
+    const r = this.r;
+    const base = r[q.base];
+    const log2 = Math.min(SMMU_Q_BASE.num([base], 'LOG2SIZE'), this.qMax(q.maxField));
+    if (queueFull(r[q.prod], r[q.cons], log2)) {
+      // A lost record toggles PROD.OVFLG unless an overflow is already pending
+      // (OVFLG != CONS.OVACKFLG until software acknowledges it).
+      if (((r[q.prod] ^ r[q.cons]) & 0x8000_0000) === 0) r[q.prod] ^= 0x8000_0000;
       return false;
     }
-    const at = (SMMU_Q_BASE.get([r.evtqBase], 'ADDR') << 5n) + BigInt(queueIndex(r.evtqProd, log2) * 32);
-    if (!this.memory.isRam(at, 32)) {
-      this.raiseGlobalError(GERROR_BIT.EVTQ_ABT_ERR);
+    const at = (SMMU_Q_BASE.get([base], 'ADDR') << 5n) + BigInt(queueIndex(r[q.prod], log2) * record.length);
+    if (!this.memory.isRam(at, record.length)) {
+      this.raiseGlobalError(GERROR_BIT[q.abortBit]);
       return false;
     }
-    this.memory.write(at, SMMU_EVENT.toBytes(words));
-    r.evtqProd = queueIncrement(r.evtqProd, log2) | (r.evtqProd & 0x8000_0000);
-    if (SMMU_IRQ_CTRL.num([BigInt(r.irqCtrl)], 'EVTQ_IRQEN')) this.signal('evtq', r.evtqIrqCfg0, r.evtqIrqCfg1);
+    this.memory.write(at, record);
+    r[q.prod] = queueIncrement(r[q.prod], log2) | (r[q.prod] & 0x8000_0000);
+    if (SMMU_IRQ_CTRL.num([BigInt(r.irqCtrl)], q.irqEnable)) this.signal(q.irq, r[q.msiAddr], r[q.msiData]);
     return true;
   }
 
   /** A PRI page request from a device: queued in the PRIQ when PRI is enabled. */
   pageRequest(req: PageRequest): boolean {
-    const r = this.r;
     if (!this.idr0('PRI') || !this.cr0('PRIQEN')) return false;
-    const log2 = Math.min(SMMU_Q_BASE.num([r.priqBase], 'LOG2SIZE'), this.qMax('PRIQS'));
-    if (queueFull(r.priqProd, r.priqCons, log2)) {
-      r.priqProd ^= 0x8000_0000;
-      return false;
-    }
-    const at = (SMMU_Q_BASE.get([r.priqBase], 'ADDR') << 5n) + BigInt(queueIndex(r.priqProd, log2) * 16);
-    if (!this.memory.isRam(at, 16)) {
-      this.raiseGlobalError(GERROR_BIT.PRIQ_ABT_ERR);
-      return false;
-    }
     const rec = SMMU_PRIQ.encode({
       SID: req.streamId,
       SSID: req.pasid ?? 0,
@@ -626,10 +611,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       PRG_IDX: req.prgi,
       ADDR: req.address >> 12n,
     });
-    this.memory.write(at, SMMU_PRIQ.toBytes(rec));
-    r.priqProd = queueIncrement(r.priqProd, log2) | (r.priqProd & 0x8000_0000);
-    if (SMMU_IRQ_CTRL.num([BigInt(r.irqCtrl)], 'PRIQ_IRQEN')) this.signal('priq', r.priqIrqCfg0, r.priqIrqCfg1);
-    return true;
+    return this.produce(OUTPUT_QUEUES.priq, SMMU_PRIQ.toBytes(rec));
   }
 
   /** Registers a device behind this SMMU (ATC_INV and PRI_RESP reach it by StreamID). */
@@ -647,6 +629,8 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       if (SMMU_GBPA.num([BigInt(this.r.gbpa)], 'ABORT')) return abort('GBPA_ABORT', req);
       return { ok: true, pa: req.iova, pageSize: PAGE, writable: true };
     }
+    // CR0.ATSCHK = 0 is the fast mode: translated traffic passes with no stream table lookup.
+    if (req.ats === 'translated' && !this.cr0('ATSCHK')) return { ok: true, pa: req.iova, pageSize: PAGE, writable: true };
     const steR = this.streamConfig(req);
     if (!steR.ok) return steR;
     const ste = steR.value;
@@ -692,7 +676,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     const exec = req.exec ?? false;
     const stage: TlbEntry['stage'] = cd === undefined ? 's2' : ste.s2 === undefined ? 's1' : 'nested';
     const asid = cd === undefined ? -1 : cd.asid;
-    const hit = this.tlbLookup(stage, ste.vmid, asid, req.iova);
+    const hit = this.tlb.lookup(stage, ste.vmid, asid, req.iova);
     let entry = hit;
     if (entry === undefined) {
       const built = this.fill(req, ste, cd, stage);
@@ -703,8 +687,8 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       return this.fault('F_PERMISSION', { req, record: cd!.record, cls: EVT_CLASS.IN });
     }
     if (!permits(entry.s2perm, 2, req.write, exec, priv)) {
-      const ipa = stage === 'nested' ? undefined : req.iova;
-      return this.fault('F_PERMISSION', { req, record: ste.s2Record, stage2: true, cls: EVT_CLASS.IN, ...(ipa !== undefined ? { ipa } : {}) });
+      const ipa = entry.ipa === undefined ? req.iova : entry.ipa + (req.iova - entry.iova);
+      return this.fault('F_PERMISSION', { req, record: ste.s2Record, stage2: true, cls: EVT_CLASS.IN, ipa });
     }
     return {
       ok: true,
@@ -737,6 +721,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     let size = leaf.size;
     let oa = leaf.oa + (iova & (leaf.size - 1n));
     let s2perm = ALL_PERM;
+    const ipa = oa;
     if (ste.s2 !== undefined) {
       const s2 = this.stage2(req, ste, oa, EVT_CLASS.IN);
       if (!s2.ok) return s2;
@@ -745,8 +730,19 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       s2perm = s2.value.s2perm;
     }
     const base = iova & ~(size - 1n);
-    const e: TlbEntry = { stage, vmid: ste.vmid, asid: cd.asid, global: leaf.global, iova: base, size, oa: oa - (iova - base), s1perm: leaf.perm, s2perm };
-    this.tlb.set(tlbKey(stage, ste.vmid, e.global ? -2 : cd.asid, size, base), e);
+    const e: TlbEntry = {
+      stage,
+      vmid: ste.vmid,
+      asid: cd.asid,
+      global: leaf.global,
+      iova: base,
+      size,
+      oa: oa - (iova - base),
+      ...(stage === 'nested' ? { ipa: ipa - (iova - base) } : {}),
+      s1perm: leaf.perm,
+      s2perm,
+    };
+    this.tlb.insert(e);
     return { ok: true, value: e };
   }
 
@@ -763,13 +759,13 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
 
   /** Stage-2 translation of `ipa` through the TLB (no fault reporting). */
   private stage2Raw(ste: SteConfig, ipa: bigint): { ok: true; value: TlbEntry } | { ok: false; fault: WalkFault } {
-    const hit = this.tlbLookup('s2', ste.vmid, -1, ipa);
+    const hit = this.tlb.lookup('s2', ste.vmid, -1, ipa);
     if (hit !== undefined) return { ok: true, value: hit };
     const w = walk(this.memory, ste.s2!, ipa, (a) => ({ ok: true, pa: a }));
     if (!w.ok) return w;
     const base = ipa & ~(w.leaf.size - 1n);
-    const e: TlbEntry = { stage: 's2', vmid: ste.vmid, asid: -1, global: true, iova: base, size: w.leaf.size, oa: w.leaf.oa, s1perm: ALL_PERM, s2perm: w.leaf.perm };
-    this.tlb.set(tlbKey('s2', ste.vmid, -1, e.size, base), e);
+    const e: TlbEntry = { stage: 's2', vmid: ste.vmid, asid: -1, global: false, iova: base, size: w.leaf.size, oa: w.leaf.oa, s1perm: ALL_PERM, s2perm: w.leaf.perm };
+    this.tlb.insert(e);
     return { ok: true, value: e };
   }
 
@@ -783,21 +779,12 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     return this.fault(EVENT_NAMES.get(f.id)!, { req, record: cd.record, cls: EVT_CLASS.IN });
   }
 
-  private tlbLookup(stage: TlbEntry['stage'], vmid: number, asid: number, iova: bigint): TlbEntry | undefined {
-    for (const size of PROBE_SIZES) {
-      const base = iova & ~(size - 1n);
-      const e = this.tlb.get(tlbKey(stage, vmid, asid, size, base)) ?? (asid >= 0 ? this.tlb.get(tlbKey(stage, vmid, -2, size, base)) : undefined);
-      if (e !== undefined) return e;
-    }
-    return undefined;
-  }
-
   // ---------------------------------------------------------------- configuration
 
   /** The STE of `req.streamId`: config cache, else fetched, validated and cached. */
   private streamConfig(req: DmaRequest): Outcome<SteConfig> {
     const sid = req.streamId;
-    const cached = this.configCache.get(`ste:${sid}`);
+    const cached = this.configCache.get(sid);
     if (cached !== undefined && cached.kind === 'ste') return { ok: true, value: cached.ste };
     const cfg = [BigInt(this.r.strtabBaseCfg)];
     const log2 = Math.min(SMMU_STRTAB_BASE_CFG.num(cfg, 'LOG2SIZE'), this.sidBits);
@@ -820,7 +807,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     const words = SMMU_STE.fromBytes(this.memory.read(steAddr, 64));
     const ste = this.decodeSte(sid, words);
     if (ste === undefined) return this.fault('C_BAD_STE', { req, record: true });
-    this.configCache.set(`ste:${sid}`, { kind: 'ste', ste });
+    this.configCache.set(sid, { kind: 'ste', ste });
     return { ok: true, value: ste };
   }
 
@@ -871,7 +858,8 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
 
   /** The CD of (`sid`, `ssid`): config cache, else fetched (through stage 2 when nested). */
   private contextDescriptor(req: DmaRequest, ste: SteConfig, ssid: number): Outcome<CdConfig> {
-    const key = `cd:${ste.sid}:${ssid}`;
+    // CD keys are negative so they never collide with STE keys (the StreamID).
+    const key = -(ste.sid * 2 ** 20 + ssid) - 1;
     const cached = this.configCache.get(key);
     if (cached !== undefined && cached.kind === 'cd') return { ok: true, value: cached.cd };
     const toPa = (ipa: bigint): Outcome<bigint> => {
@@ -923,42 +911,47 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
   private fault(name: SmmuEventName, site: FaultSite): { ok: false; fault: DmaFault } {
     const id = EVT_ID[name];
     const req = site.req;
-    let words: bigint[];
-    if (site.fetchAddr !== undefined) {
-      words = SMMU_EVENT_FETCH.encode({
-        ID: id,
-        SID: req.streamId,
-        SSV: req.pasid !== undefined,
-        SSID: req.pasid ?? 0,
-        RNW: !req.write,
-        PNU: req.priv ?? false,
-        IND: req.exec ?? false,
-        S2: site.stage2 ?? false,
-        CLASS: site.cls ?? 0,
-        INPUT_ADDR: req.iova,
-        FETCH_ADDR: site.fetchAddr >> 3n,
-      });
-    } else {
-      const transl = id >= EVT_ID.F_TRANSLATION && id <= EVT_ID.F_PERMISSION;
-      words = SMMU_EVENT.encode({
-        ID: id,
-        SID: req.streamId,
-        SSV: req.pasid !== undefined,
-        SSID: req.pasid ?? 0,
-        RNW: !req.write,
-        PNU: req.priv ?? false,
-        IND: req.exec ?? false,
-        S2: site.stage2 ?? false,
-        CLASS: site.cls ?? 0,
-        TTRNW: transl && site.cls === EVT_CLASS.TT,
-        INPUT_ADDR: req.iova,
-        IPA: site.ipa !== undefined ? site.ipa >> 12n : 0n,
-      });
-    }
-    const recorded = site.record && this.writeEvent(words);
+    // Translation faults of an ATS Translation Request are answered in the completion, not recorded.
+    const atsSilent = req.translationRequest === true && id >= EVT_ID.F_TRANSLATION && id <= EVT_ID.F_PERMISSION;
+    const all: Record<string, bigint | number | boolean> = {
+      SID: req.streamId,
+      SSV: req.pasid !== undefined,
+      SSID: req.pasid ?? 0,
+      RNW: !req.write,
+      PNU: req.priv ?? false,
+      IND: req.exec ?? false,
+      S2: site.stage2 ?? false,
+      CLASS: site.cls ?? 0,
+      TTRNW: site.cls === EVT_CLASS.TT,
+      INPUT_ADDR: req.iova,
+      IPA: site.ipa !== undefined ? site.ipa >> 12n : 0n,
+      FETCH_ADDR: site.fetchAddr !== undefined ? site.fetchAddr >> 3n : 0n,
+    };
+    const values: Record<string, bigint | number | boolean> = { ID: id };
+    for (const f of EVENT_RECORD_FIELDS[name] ?? []) if (f in all) values[f] = all[f]!;
+    const layout = site.fetchAddr !== undefined ? SMMU_EVENT_FETCH : SMMU_EVENT;
+    const words = layout.encode(values);
+    const recorded = site.record && !atsSilent && this.writeEvent(words);
     return { ok: false, fault: { kind: name, code: id, iova: req.iova, write: req.write, recorded, stall: false } };
   }
 }
+
+/** The registers of a queue the SMMU produces into (event queue, PRI queue). */
+interface OutputQueue {
+  readonly base: 'evtqBase' | 'priqBase';
+  readonly prod: 'evtqProd' | 'priqProd';
+  readonly cons: 'evtqCons' | 'priqCons';
+  readonly maxField: 'EVTQS' | 'PRIQS';
+  readonly abortBit: 'EVTQ_ABT_ERR' | 'PRIQ_ABT_ERR';
+  readonly irqEnable: 'EVTQ_IRQEN' | 'PRIQ_IRQEN';
+  readonly irq: 'evtq' | 'priq';
+  readonly msiAddr: 'evtqIrqCfg0' | 'priqIrqCfg0';
+  readonly msiData: 'evtqIrqCfg1' | 'priqIrqCfg1';
+}
+const OUTPUT_QUEUES: Record<'evtq' | 'priq', OutputQueue> = {
+  evtq: { base: 'evtqBase', prod: 'evtqProd', cons: 'evtqCons', maxField: 'EVTQS', abortBit: 'EVTQ_ABT_ERR', irqEnable: 'EVTQ_IRQEN', irq: 'evtq', msiAddr: 'evtqIrqCfg0', msiData: 'evtqIrqCfg1' },
+  priq: { base: 'priqBase', prod: 'priqProd', cons: 'priqCons', maxField: 'PRIQS', abortBit: 'PRIQ_ABT_ERR', irqEnable: 'PRIQ_IRQEN', irq: 'priq', msiAddr: 'priqIrqCfg0', msiData: 'priqIrqCfg1' },
+};
 
 interface RegisterHandler {
   readonly width: 4 | 8;
@@ -968,10 +961,6 @@ interface RegisterHandler {
 
 function abort(kind: string, req: DmaRequest): { ok: false; fault: DmaFault } {
   return { ok: false, fault: { kind, code: 0, iova: req.iova, write: req.write, recorded: false } };
-}
-
-function tlbKey(stage: string, vmid: number, asid: number, size: bigint, base: bigint): string {
-  return `${stage}:${vmid}:${asid}:${size}:${base}`;
 }
 
 function checkRange(name: string, v: number, lo: number, hi: number): void {
@@ -991,10 +980,13 @@ const PRIMECELL_ID = new Map<number, number>([
   [0xffc, 0xb1],
 ]);
 
-/** The address range a TLBI covers: [start, end). */
-function tlbiRange(w: bigint[]): { start: bigint; end: bigint } {
+/**
+ * The address range a TLBI covers: [start, end). Without RIL the range fields are RES0 and
+ * ignored; TG = 0 is a single-address invalidation.
+ */
+function tlbiRange(s: SmmuV3, w: bigint[]): { start: bigint; end: bigint } {
   const addr = SMMU_CMD_TLBI.get(w, 'ADDR') << 12n;
-  const tg = SMMU_CMD_TLBI.num(w, 'TG');
+  const tg = s.feature('RIL') ? SMMU_CMD_TLBI.num(w, 'TG') : 0;
   if (tg === 0) return { start: addr, end: addr + 1n };
   const granule = 1n << BigInt(12 + 2 * (tg - 1));
   const pages = BigInt(SMMU_CMD_TLBI.num(w, 'NUM') + 1) << BigInt(SMMU_CMD_TLBI.num(w, 'SCALE'));
@@ -1006,23 +998,13 @@ function overlaps(e: TlbEntry, r: { start: bigint; end: bigint }): boolean {
   return e.iova < r.end && r.start < e.iova + e.size;
 }
 
-/** Range fields are only legal with RIL, and only with a non-zero TG. */
-function badRange(s: SmmuV3, w: bigint[]): boolean {
-  const tg = SMMU_CMD_TLBI.num(w, 'TG');
-  const num = SMMU_CMD_TLBI.num(w, 'NUM');
-  const scale = SMMU_CMD_TLBI.num(w, 'SCALE');
-  const ttl = SMMU_CMD_TLBI.num(w, 'TTL');
-  if (!s.feature('RIL')) return tg !== 0 || num !== 0 || scale !== 0;
-  return tg === 0 && (num !== 0 || scale !== 0 || ttl !== 0);
-}
-
 type CommandHandler = (s: SmmuV3, w: bigint[]) => number;
 const OK = CMDQ_ERR.NONE;
 const ILL = CMDQ_ERR.ILL;
 const vmidOf = (s: SmmuV3, w: bigint[]) => SMMU_CMD_TLBI.num(w, 'VMID') & s.masks.vmid;
 const asidOf = (s: SmmuV3, w: bigint[]) => SMMU_CMD_TLBI.num(w, 'ASID') & s.masks.asid;
 const isS1 = (e: TlbEntry) => e.stage !== 's2';
-const needs = (f: 'S1P' | 'S2P' | 'HYP', h: CommandHandler): CommandHandler => (s, w) => (s.feature(f) ? h(s, w) : ILL);
+const needs = (f: 'S1P' | 'S2P', h: CommandHandler): CommandHandler => (s, w) => (s.feature(f) ? h(s, w) : ILL);
 
 /** The opcode table (reference §3.2, invalidation scopes per §7.1). */
 const COMMANDS = new Map<number, CommandHandler>([
@@ -1080,10 +1062,9 @@ const COMMANDS = new Map<number, CommandHandler>([
   [
     CMDQ_OP.TLBI_NH_VA,
     needs('S1P', (s, w) => {
-      if (badRange(s, w)) return ILL;
       const vmid = vmidOf(s, w);
       const asid = asidOf(s, w);
-      const r = tlbiRange(w);
+      const r = tlbiRange(s, w);
       s.cmdTlbi((e) => isS1(e) && e.vmid === vmid && (e.asid === asid || e.global) && overlaps(e, r));
       return OK;
     }),
@@ -1091,18 +1072,20 @@ const COMMANDS = new Map<number, CommandHandler>([
   [
     CMDQ_OP.TLBI_NH_VAA,
     needs('S1P', (s, w) => {
-      if (badRange(s, w)) return ILL;
       const vmid = vmidOf(s, w);
-      const r = tlbiRange(w);
+      const r = tlbiRange(s, w);
       s.cmdTlbi((e) => isS1(e) && e.vmid === vmid && overlaps(e, r));
       return OK;
     }),
   ],
-  // EL2 entries are never created (STRW = EL2 is not modelled), so these have nothing to remove.
-  [CMDQ_OP.TLBI_EL2_ALL, needs('HYP', () => OK)],
-  [CMDQ_OP.TLBI_EL2_ASID, needs('HYP', () => OK)],
-  [CMDQ_OP.TLBI_EL2_VA, needs('HYP', (s, w) => (badRange(s, w) ? ILL : OK))],
-  [CMDQ_OP.TLBI_EL2_VAA, needs('HYP', (s, w) => (badRange(s, w) ? ILL : OK))],
+  // EL2/EL3 entries are never created (STRW = EL2 and secure streams are not modelled), so
+  // these are accepted with nothing to remove (as QEMU and the queue engine do).
+  [CMDQ_OP.TLBI_EL3_ALL, () => OK],
+  [CMDQ_OP.TLBI_EL3_VA, () => OK],
+  [CMDQ_OP.TLBI_EL2_ALL, () => OK],
+  [CMDQ_OP.TLBI_EL2_ASID, () => OK],
+  [CMDQ_OP.TLBI_EL2_VA, () => OK],
+  [CMDQ_OP.TLBI_EL2_VAA, () => OK],
   [
     CMDQ_OP.TLBI_S12_VMALL,
     needs('S2P', (s, w) => {
@@ -1114,9 +1097,8 @@ const COMMANDS = new Map<number, CommandHandler>([
   [
     CMDQ_OP.TLBI_S2_IPA,
     needs('S2P', (s, w) => {
-      if (badRange(s, w)) return ILL;
       const vmid = vmidOf(s, w);
-      const r = tlbiRange(w);
+      const r = tlbiRange(s, w);
       // Only stage-2 entries: combined nested entries need TLBI_NH_ALL (Linux issues both).
       s.cmdTlbi((e) => e.stage === 's2' && e.vmid === vmid && overlaps(e, r));
       return OK;
@@ -1133,10 +1115,10 @@ const COMMANDS = new Map<number, CommandHandler>([
     CMDQ_OP.ATC_INV,
     (s, w) => {
       if (!s.feature('ATS')) return ILL;
+      // Size 52 and above means the whole ATC.
       const size = SMMU_CMD_ATC_INV.num(w, 'SIZE');
-      if (size > 52) return ILL;
       const ssv = SMMU_CMD_ATC_INV.num(w, 'SSV') === 1 && SMMU_CMD_ATC_INV.num(w, 'GLOBAL') === 0;
-      const bytes = size === 52 ? undefined : 0x1000n << BigInt(size);
+      const bytes = size >= 52 ? undefined : 0x1000n << BigInt(size);
       const addr = SMMU_CMD_ATC_INV.get(w, 'ADDR') << 12n;
       s.cmdAtcInv(SMMU_CMD_ATC_INV.num(w, 'SID'), ssv ? SMMU_CMD_ATC_INV.num(w, 'SSID') : undefined, bytes === undefined ? 0n : addr & ~(bytes - 1n), bytes);
       return OK;
@@ -1145,9 +1127,9 @@ const COMMANDS = new Map<number, CommandHandler>([
   [
     CMDQ_OP.PRI_RESP,
     (s, w) => {
-      if (!s.feature('PRI')) return ILL;
+      // Without PRI there is no device waiting for a response: nothing to deliver.
+      if (!s.feature('PRI')) return OK;
       const resp = SMMU_CMD_PRI_RESP.num(w, 'RESP');
-      if (resp === 3) return ILL;
       const ssv = SMMU_CMD_PRI_RESP.num(w, 'SSV') === 1;
       s.cmdPriResp(SMMU_CMD_PRI_RESP.num(w, 'SID'), ssv ? SMMU_CMD_PRI_RESP.num(w, 'SSID') : undefined, SMMU_CMD_PRI_RESP.num(w, 'PRGI'), resp);
       return OK;

@@ -425,6 +425,7 @@ export interface Tegra241SmmuOptions extends SmmuV3Options {
 
 /** An SMMUv3 with a Tegra241 CMDQV whose registers sit right after the SMMU's 128 KiB frame. */
 export class Tegra241Smmu extends SmmuV3 {
+  /** Kind tag for the machine. */
   override readonly kind = 'tegra241-cmdqv' as const;
   /** The CMDQV. */
   readonly cmdqv: Tegra241Cmdqv;

@@ -71,6 +71,17 @@ describe('PhysicalMemory', () => {
     expect(() => m.allocPages(0x101)).toThrow(/no 257 free contiguous/);
     expect(() => m.freePages([0x4008_0000n])).toThrow(/not allocated/);
     const scattered = m.allocPages(3, { contiguous: false });
-    expect(scattered).toHaveLength(3);
+    expect(scattered).toEqual([0x4000_1000n, 0x4000_2000n, 0x4000_3000n]);
+  });
+
+  it('keeps free pages skipped by a contiguous allocation allocatable', () => {
+    const m = new PhysicalMemory();
+    m.addRam(0x1000n, 0x10_000n);
+    const [a, b, c] = m.allocPages(3);
+    m.freePages([a!, c!]);
+    expect(m.allocPages(2)).toEqual([c, 0x4000n]); // a is free but alone
+    expect(m.allocPages(1)).toEqual([a]);
+    expect(m.allocPages(1)).toEqual([0x5000n]);
+    expect(b).toBe(0x2000n);
   });
 });

@@ -15,6 +15,7 @@ class TableTranslator implements DmaTranslator {
   readonly requests: DmaRequest[] = [];
   translate(req: DmaRequest): DmaTranslation {
     this.requests.push(req);
+    if (req.ats === 'translated') return { ok: true, pa: req.iova, pageSize: 0x1000n, writable: true };
     const page = req.iova >> 12n;
     if (page >= 4n) return { ok: false, fault: { kind: 'F_TRANSLATION', code: 0x10, iova: req.iova, write: req.write, recorded: true } };
     return { ok: true, pa: 0x4010_0000n + page * 0x1000n + (req.iova & 0xfffn), pageSize: 0x1000n, writable: page !== 2n };
@@ -68,13 +69,16 @@ describe('PciDevice', () => {
   it('caches translations in the ATC when ATS is enabled until invalidated', () => {
     const { t, dev } = setup(true);
     dev.atsEnabled = true;
-    dev.dma({ iova: 0x1000n, length: 8, write: false });
-    dev.dma({ iova: 0x1008n, length: 8, write: false });
-    expect(t.requests).toHaveLength(1);
+    const lookups = () => t.requests.filter((r) => r.ats !== 'translated');
+    expect(dev.dma({ iova: 0x1000n, length: 8, write: false }).ok).toBe(true);
+    expect(dev.dma({ iova: 0x1008n, length: 8, write: false }).ok).toBe(true);
+    expect(lookups()).toEqual([{ requesterId: 0x113, streamId: 0x113, iova: 0x1000n, write: false, translationRequest: true }]);
+    // The hit goes out as a translated transaction carrying the PA.
+    expect(t.requests[1]).toEqual({ requesterId: 0x113, streamId: 0x113, iova: 0x4010_1008n, write: false, ats: 'translated' });
     expect(dev.atc!.entries()).toEqual([{ pasid: undefined, iova: 0x1000n, size: 0x1000n, pa: 0x4010_1000n, writable: true }]);
     dev.atcInvalidate(undefined, 0x1000n, 0x1000n);
     dev.dma({ iova: 0x1000n, length: 8, write: false });
-    expect(t.requests).toHaveLength(2);
+    expect(lookups()).toHaveLength(2);
   });
 });
 
@@ -86,5 +90,8 @@ describe('createMachine', () => {
     expect(r.ok && [...r.data!]).toEqual([0x78, 0x56, 0x34, 0x12]);
     expect(() => createMachine({ ramBytes: 0x1000n, devices: [{ bdf: { bus: 0, dev: 1, fn: 0 }, iommu: 'nope' }] })).toThrow(/unknown IOMMU 'nope'/);
     expect(() => createMachine({ ramBytes: 0x1000n, iommus: [{ kind: 'vtd', base: 0xfed9_0000n }] }, {})).toThrow(/has no model/);
+    // Options are typed by kind.
+    // @ts-expect-error asidBits is 8 or 16
+    expect(() => createMachine({ ramBytes: 0x1000n, iommus: [{ kind: 'smmuv3', base: 0x900_0000n, options: { asidBits: 12 } }] })).toThrow(/asidBits must be 8 or 16/);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CMDQ_OP, SMMU_CD, SMMU_CMD, SMMU_CMD_ATC_INV, SMMU_STE } from '../src/index.js';
-import { PageTables, SmmuDriver, s1Cd, s2Ste } from './support/smmu-driver.js';
+import { GuestRam, PageTables, SmmuDriver, s1Cd, s2Ste } from './support/smmu-driver.js';
 
 function s1(opts: ConstructorParameters<typeof SmmuDriver>[0] = {}) {
   const d = new SmmuDriver(opts);
@@ -89,14 +89,11 @@ describe('SMMUv3 caches keep stale state until the architected invalidation', ()
   it('nested: TLBI_S2_IPA drops S2 entries, combined entries stay until TLBI_NH_ALL(VMID); S12_VMALL drops both', () => {
     const d = new SmmuDriver();
     d.bringUp();
-    const alloc = () => d.mem.allocPages(1)[0]!;
-    const s2 = new PageTables(d.mem, 2, 0, alloc);
-    const guest = d.mem.allocPages(16);
-    const G = 0x8000_0000n;
-    guest.forEach((pa, i) => s2.map(G + BigInt(i) * 0x1000n, pa));
-    const toPa = (ipa: bigint) => guest[Number((ipa - G) >> 12n)]! + (ipa & 0xfffn);
-    let next = 0;
-    const s1t = new PageTables(d.mem, 1, 0, () => G + BigInt(next++) * 0x1000n, toPa);
+    const g = new GuestRam(d.mem, 16);
+    const { s2, host: guest } = g;
+    const G = GuestRam.BASE;
+    const s1t = g.stage1();
+    const toPa = g.toPa;
     s1t.map(0x5000n, G + 15n * 0x1000n);
     const cd = G + 14n * 0x1000n;
     d.mem.write(toPa(cd), SMMU_CD.toBytes(s1Cd(s1t.root, 4)));
@@ -116,8 +113,28 @@ describe('SMMUv3 caches keep stale state until the architected invalidation', ()
     expect(t()).toMatchObject({ pa: guest[1] });
   });
 
+  it('stage 2 only: a remapped IPA is stale until TLBI_S2_IPA of that VMID', () => {
+    const d = new SmmuDriver();
+    d.bringUp();
+    const alloc = () => d.mem.allocPages(1)[0]!;
+    const s2 = new PageTables(d.mem, 2, 0, alloc);
+    const [p1, p2] = [alloc(), alloc()];
+    s2.map(0x8000_0000n, p1);
+    d.writeSte(8, SMMU_STE.encode(s2Ste(s2.root, 6)));
+    d.cfgiSte(8);
+    const t = () => d.smmu.translate({ requesterId: 8, streamId: 8, iova: 0x8000_0000n, write: true });
+    expect(t()).toMatchObject({ pa: p1 });
+    s2.map(0x8000_0000n, p2);
+    d.tlbi(CMDQ_OP.TLBI_S2_IPA, { VMID: 7, ADDR: 0x8_0000n });
+    expect(t()).toMatchObject({ pa: p1 });
+    d.tlbi(CMDQ_OP.TLBI_NH_ALL, { VMID: 6 }); // stage-1 scope: no effect on stage-2 entries
+    expect(t()).toMatchObject({ pa: p1 });
+    d.tlbi(CMDQ_OP.TLBI_S2_IPA, { VMID: 6, ADDR: 0x8_0000n });
+    expect(t()).toMatchObject({ pa: p2 });
+  });
+
   it('ATC: the device keeps using its ATC until ATC_INV reaches it', () => {
-    const { d, pt, a, b } = s1();
+    const { d, pt, a, b, cd } = s1();
     const dev = d.machine.devices[0]!;
     dev.atsEnabled = true;
     d.mem.write32(a, 0x11);
@@ -128,6 +145,10 @@ describe('SMMUv3 caches keep stale state until the architected invalidation', ()
     expect(dev.dma({ iova: 0x10_0000n, length: 1, write: false })).toEqual({ ok: true, data: Uint8Array.of(0x11) });
     d.issue([SMMU_CMD_ATC_INV.encode({ OPCODE: CMDQ_OP.ATC_INV, SID: 8, SIZE: 52 }) as [bigint, bigint]], true);
     expect(dev.dma({ iova: 0x10_0000n, length: 1, write: false })).toEqual({ ok: true, data: Uint8Array.of(0x22) });
+    // The STE stops allowing ATS: translated transactions from the (stale) ATC are forbidden.
+    d.writeSte(8, SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: cd >> 6n, EATS: 0 }));
+    d.cfgiSte(8);
+    expect(dev.dma({ iova: 0x10_0000n, length: 1, write: false })).toMatchObject({ ok: false, fault: { kind: 'F_TRANSL_FORBIDDEN', iova: b } });
   });
 
   it('bounded caches evict the oldest entry; strict caches never evict', () => {

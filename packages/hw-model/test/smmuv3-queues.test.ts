@@ -47,25 +47,30 @@ describe('SMMUv3 command queue', () => {
     expect(cons(d) & 0xfffff).toBe(before + 3);
   });
 
-  it('ILL cases: SSec, stage-specific TLBIs, EL2 without HYP, ranges without RIL, bad CS, ATC_INV size', () => {
-    const ill = (opts: ConstructorParameters<typeof SmmuDriver>[0], cmd: [bigint, bigint]) => {
+  it('ILL cases (reference §3.3, as the queue engine): SSec, stage-specific commands, ATC_INV without ATS, CS = 3', () => {
+    const err = (opts: ConstructorParameters<typeof SmmuDriver>[0], cmd: [bigint, bigint]) => {
       const d = new SmmuDriver(opts);
       d.bringUp();
       d.issue([cmd]);
       return cons(d) >>> 24;
     };
-    expect(ill({}, [BigInt(CMDQ_OP.CFGI_STE) | (1n << 10n), 0n])).toBe(1);
-    expect(ill({ smmu: { stage1: false } }, [BigInt(CMDQ_OP.TLBI_NH_ASID), 0n])).toBe(1);
-    expect(ill({ smmu: { stage1: false } }, [BigInt(CMDQ_OP.CFGI_CD), 0n])).toBe(1);
-    expect(ill({ smmu: { stage2: false } }, [BigInt(CMDQ_OP.TLBI_S2_IPA), 0n])).toBe(1);
-    expect(ill({}, [BigInt(CMDQ_OP.TLBI_EL2_ALL), 0n])).toBe(1);
-    expect(ill({ smmu: { hyp: true } }, [BigInt(CMDQ_OP.TLBI_EL2_ALL), 0n])).toBe(0);
-    expect(ill({ smmu: { ril: false } }, [BigInt(CMDQ_OP.TLBI_NH_VA) | (1n << 12n), 1n << 10n])).toBe(1);
-    expect(ill({}, [BigInt(CMDQ_OP.TLBI_NH_VA) | (1n << 12n), 0n])).toBe(1); // NUM with TG = 0
-    expect(ill({}, [BigInt(CMDQ_OP.CMD_SYNC) | (3n << 12n), 0n])).toBe(1);
-    expect(ill({ smmu: { ats: false } }, [BigInt(CMDQ_OP.ATC_INV), 0n])).toBe(1);
-    expect(ill({}, [BigInt(CMDQ_OP.ATC_INV), 53n])).toBe(1);
-    expect(ill({ smmu: { stage2: false } }, [BigInt(CMDQ_OP.TLBI_NSNH_ALL), 0n])).toBe(0);
+    expect(err({}, [BigInt(CMDQ_OP.CFGI_STE) | (1n << 10n), 0n])).toBe(1);
+    expect(err({}, [BigInt(CMDQ_OP.TLBI_NSNH_ALL) | (1n << 10n), 0n])).toBe(1);
+    expect(err({ smmu: { stage1: false } }, [BigInt(CMDQ_OP.TLBI_NH_ASID), 0n])).toBe(1);
+    expect(err({ smmu: { stage1: false } }, [BigInt(CMDQ_OP.CFGI_CD), 0n])).toBe(1);
+    expect(err({ smmu: { stage1: false } }, [BigInt(CMDQ_OP.CFGI_CD_ALL), 0n])).toBe(1);
+    expect(err({ smmu: { stage2: false } }, [BigInt(CMDQ_OP.TLBI_S2_IPA), 0n])).toBe(1);
+    expect(err({ smmu: { stage2: false } }, [BigInt(CMDQ_OP.TLBI_S12_VMALL), 0n])).toBe(1);
+    expect(err({ smmu: { ats: false } }, [BigInt(CMDQ_OP.ATC_INV), 0n])).toBe(1);
+    expect(err({}, [BigInt(CMDQ_OP.CMD_SYNC) | (3n << 12n), 0n])).toBe(1);
+    expect(err({}, [0x7fn, 0n])).toBe(1);
+    // Accepted: EL2/EL3 TLBIs, range fields without RIL (RES0), ATC_INV Size > 52, PRI_RESP without PRI.
+    expect(err({}, [BigInt(CMDQ_OP.TLBI_EL2_ALL), 0n])).toBe(0);
+    expect(err({}, [BigInt(CMDQ_OP.TLBI_EL3_VA), 0n])).toBe(0);
+    expect(err({ smmu: { ril: false } }, [BigInt(CMDQ_OP.TLBI_NH_VA) | (1n << 12n), 1n << 10n])).toBe(0);
+    expect(err({}, [BigInt(CMDQ_OP.ATC_INV), 63n])).toBe(0);
+    expect(err({ smmu: { pri: false } }, [BigInt(CMDQ_OP.PRI_RESP), 3n << 12n])).toBe(0);
+    expect(err({ smmu: { stage2: false } }, [BigInt(CMDQ_OP.TLBI_NSNH_ALL), 0n])).toBe(0);
   });
 
   it('CERROR_ABT when the queue is not in RAM; ack retries', () => {
@@ -132,9 +137,14 @@ describe('SMMUv3 event and PRI queues', () => {
     expect(t()).toMatchObject({ fault: { recorded: true } });
     expect(t()).toMatchObject({ fault: { recorded: false } });
     expect(d.reg32(0x10000 + SMMU_REG.EVTQ_PROD)).toBe(0x8000_0002);
+    expect(t()).toMatchObject({ fault: { recorded: false } }); // still pending: no second toggle
+    expect(d.reg32(0x10000 + SMMU_REG.EVTQ_PROD)).toBe(0x8000_0002);
     expect(d.smmu.interrupts.evtq).toBe(2);
     expect(d.events()).toHaveLength(2);
+    // Linux acknowledges: CONS.OVACKFLG := PROD.OVFLG.
+    d.w32(0x10000 + SMMU_REG.EVTQ_CONS, d.reg32(0x10000 + SMMU_REG.EVTQ_CONS) | 0x8000_0000);
     expect(t()).toMatchObject({ fault: { recorded: true } });
+    expect(d.reg32(0x10000 + SMMU_REG.EVTQ_PROD)).toBe(0x8000_0003);
   });
 
   it('drops events while EVTQEN = 0 and raises EVTQ_ABT_ERR when the queue is not RAM', () => {
@@ -159,6 +169,21 @@ describe('SMMUv3 event and PRI queues', () => {
     expect(d.reg32(0x10000 + SMMU_REG.PRIQ_PROD)).toBe(1);
     d.issue([SMMU_CMD_PRI_RESP.encode({ OPCODE: CMDQ_OP.PRI_RESP, SSV: 1, SSID: 3, SID: 16, PRGI: 0x1a5, RESP: 2 }) as [bigint, bigint]], true);
     expect(dev.pageResponses).toEqual([{ pasid: 3, prgi: 0x1a5, code: 2 }]);
+  });
+
+  it('PRIQ overflow toggles PRIQ_PROD.OVFLG; MSI_CMDQ_ABT_ERR when a CMD_SYNC MSI hits nothing', () => {
+    const d = new SmmuDriver();
+    d.bringUp();
+    d.w32(SMMU_REG.CR0, 0x1d);
+    d.w64(SMMU_REG.PRIQ_BASE, d.priq | 1n); // 2 entries
+    d.w32(SMMU_REG.CR0, 0x1f);
+    const dev = d.machine.devices[0]!;
+    const req = () => dev.pageRequest({ iova: 0x1000n, write: false, prgi: 1, last: true });
+    expect([req(), req(), req()]).toEqual([true, true, false]);
+    expect(d.reg32(0x10000 + SMMU_REG.PRIQ_PROD)).toBe(0x8000_0002);
+    d.issue([SMMU_CMD_SYNC.encode({ OPCODE: CMDQ_OP.CMD_SYNC, CS: 1, MSIADDR: 0x7000_0000n >> 2n }) as [bigint, bigint]]);
+    expect(gerrorActive(d)).toBe(1 << 4);
+    expect(cons(d) >>> 24).toBe(0); // the SYNC itself completed
   });
 
   it('signals programmed MSIs for GERROR', () => {

@@ -14,7 +14,7 @@ import {
   SmmuV3OptionsError,
   PhysicalMemory,
 } from '../src/index.js';
-import { PageTables, SMMU_BASE, SmmuDriver, s1Cd, s2Ste } from './support/smmu-driver.js';
+import { GuestRam, PageTables, SMMU_BASE, SmmuDriver, s1Cd, s2Ste } from './support/smmu-driver.js';
 
 const RAM = 0x4000_0000n;
 
@@ -148,15 +148,10 @@ describe('SMMUv3 translation', () => {
   it('translates stage 2 only and nested (every S1 table access through S2)', () => {
     const d = new SmmuDriver();
     d.bringUp();
-    const alloc = () => d.mem.allocPages(1)[0]!;
-    const s2 = new PageTables(d.mem, 2, 0, alloc);
     // Guest RAM: IPA 0x8000_0000 + n ↦ a host page, for 64 pages.
-    const guest = d.mem.allocPages(64);
-    guest.forEach((pa, i) => s2.map(0x8000_0000n + BigInt(i) * 0x1000n, pa));
-    const ipaOf = (i: number) => 0x8000_0000n + BigInt(i) * 0x1000n;
-    let next = 0;
-    const gAlloc = () => ipaOf(next++);
-    const toPa = (ipa: bigint) => guest[Number((ipa - 0x8000_0000n) >> 12n)]! + (ipa & 0xfffn);
+    const g = new GuestRam(d.mem, 64);
+    const { s2, host: guest, toPa } = g;
+    const ipaOf = (i: number) => g.ipa(i);
     // S2-only first.
     d.writeSte(8, SMMU_STE.encode(s2Ste(s2.root, 5)));
     d.cfgiSte(8);
@@ -164,9 +159,9 @@ describe('SMMUv3 translation', () => {
     d.mem.write32(guest[40]!, 0x5555);
     expect(dev.dma({ iova: ipaOf(40), length: 4, write: false })).toEqual({ ok: true, data: Uint8Array.of(0x55, 0x55, 0, 0) });
     // Nested: guest S1 tables and CD in guest memory.
-    const s1 = new PageTables(d.mem, 1, 0, gAlloc, toPa);
+    const s1 = g.stage1();
     s1.map(0x1234_5000n, ipaOf(41));
-    const cd = gAlloc();
+    const cd = g.alloc();
     d.mem.write(toPa(cd), SMMU_CD.toBytes(s1Cd(s1.root, 9)));
     d.writeSte(8, SMMU_STE.encode({ ...s2Ste(s2.root, 5, 7), S1CONTEXTPTR: cd >> 6n, S1CIR: 1, S1COR: 1, S1CSH: 3, MEV: 1 }));
     d.cfgiSte(8);
@@ -185,6 +180,24 @@ function only(d: SmmuDriver): bigint[] {
   expect(ev).toHaveLength(1);
   return ev[0]!;
 }
+
+describe('SMMUv3 S1DSS', () => {
+  it('bypasses stage 1 (S1DSS=1) or uses CD 0 (S1DSS=2) for traffic without a SubstreamID', () => {
+    const { d, cdTable, pt, alloc } = s1Setup();
+    const pasidPage = alloc();
+    pt.map(0x40_0000n, pasidPage);
+    d.mem.write(cdTable + 64n, SMMU_CD.toBytes(s1Cd(pt.root, 5)));
+    const t = (pasid?: number) => d.smmu.translate({ requesterId: 8, streamId: 8, iova: 0x40_0000n, write: false, ...(pasid !== undefined ? { pasid } : {}) });
+    d.writeSte(8, SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n, S1CDMAX: 1, S1DSS: 1 }));
+    d.cfgiSte(8);
+    expect(t()).toEqual({ ok: true, pa: 0x40_0000n, pageSize: 0x1000n, writable: true });
+    expect(t(1)).toEqual({ ok: true, pa: pasidPage, pageSize: 0x1000n, writable: true });
+    d.writeSte(8, SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n, S1CDMAX: 1, S1DSS: 2 }));
+    d.cfgiSte(8);
+    expect(t()).toMatchObject({ ok: true, pa: pasidPage });
+    expect(t(0)).toMatchObject({ ok: false, fault: { kind: 'C_BAD_SUBSTREAMID' } }); // SSID 0 is reserved with S1DSS=2
+  });
+});
 
 describe('SMMUv3 faults and event records', () => {
   it('F_TRANSLATION: byte-exact record with SSV/SSID, RnW, PnU, InD', () => {
@@ -240,7 +253,7 @@ describe('SMMUv3 faults and event records', () => {
     const { d, cdTable, pt } = s1Setup();
     const t = (sid: number, pasid?: number) => d.smmu.translate({ requesterId: sid, streamId: sid, iova: 0x10_0000n, write: true, ...(pasid !== undefined ? { pasid } : {}) });
     expect(t(4096)).toMatchObject({ ok: false, fault: { kind: 'C_BAD_STREAMID', code: 2 } });
-    expect(only(d)).toEqual([0x0000_1000_0000_0002n, 0n, 0x10_0000n, 0n]);
+    expect(only(d)).toEqual([0x0000_1000_0000_0002n, 0n, 0n, 0n]); // config errors carry no address
     d.writeSte(9, SMMU_STE.encode({ V: 0 }));
     expect(t(9)).toMatchObject({ ok: false, fault: { kind: 'C_BAD_STE' } });
     expect(only(d)[0]).toBe(0x0000_0009_0000_0004n);
@@ -262,8 +275,10 @@ describe('SMMUv3 faults and event records', () => {
     d.writeSte(13, SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n, S1CDMAX: 2, S1DSS: 0 }));
     expect(t(13, 4)).toMatchObject({ ok: false, fault: { kind: 'C_BAD_SUBSTREAMID' } });
     expect(t(13)).toMatchObject({ ok: false, fault: { kind: 'F_STREAM_DISABLED', code: 6 } });
-    expect(d.events().map((e) => e[0]! & 0xffn)).toEqual([8n, 6n]);
-    // STE fetch abort: a 2-level table whose L2 pointer is outside RAM.
+    expect(d.events()).toEqual([
+      [0x0000_000d_0000_4808n, 0n, 0n, 0n],
+      [0x0000_000d_0000_0006n, 0n, 0n, 0n],
+    ]);
   });
 
   it('F_STE_FETCH and C_BAD_STREAMID from a 2-level stream table', () => {
@@ -281,13 +296,9 @@ describe('SMMUv3 faults and event records', () => {
   it('nested stage-2 faults carry S2=1, CLASS CD/TT/IN and the IPA', () => {
     const d = new SmmuDriver();
     d.bringUp();
-    const alloc = () => d.mem.allocPages(1)[0]!;
-    const s2 = new PageTables(d.mem, 2, 0, alloc);
-    const guest = d.mem.allocPages(8);
-    guest.forEach((pa, i) => s2.map(0x8000_0000n + BigInt(i) * 0x1000n, pa));
-    const toPa = (ipa: bigint) => guest[Number((ipa - 0x8000_0000n) >> 12n)]! + (ipa & 0xfffn);
-    let next = 0;
-    const s1 = new PageTables(d.mem, 1, 0, () => 0x8000_0000n + BigInt(next++) * 0x1000n, toPa);
+    const g = new GuestRam(d.mem, 8);
+    const { s2, toPa } = g;
+    const s1 = g.stage1();
     s1.map(0x1000n, 0x9000_0000n); // leaf IPA not mapped by S2
     const cd = 0x8000_0000n + 7n * 0x1000n;
     d.mem.write(toPa(cd), SMMU_CD.toBytes(s1Cd(s1.root, 3)));
@@ -325,6 +336,15 @@ describe('SMMUv3 faults and event records', () => {
     expect(d.smmu.translate({ requesterId: 16, streamId: 16, iova: 0x5000n, write: true, ats: 'translated' })).toMatchObject({ ok: false, fault: { kind: 'F_TRANSL_FORBIDDEN' } });
     expect(d.smmu.translate({ requesterId: 16, streamId: 16, iova: 0x5000n, write: true, translationRequest: true })).toMatchObject({ ok: false, fault: { kind: 'F_BAD_ATS_TREQ' } });
     expect(d.smmu.translate({ requesterId: 8, streamId: 8, iova: RAM, write: true, ats: 'translated' })).toEqual({ ok: true, pa: RAM, pageSize: 0x1000n, writable: true });
-    expect(d.events().map((e) => Number(e[0]! & 0xffn))).toEqual([EVT_ID.F_TRANSL_FORBIDDEN, EVT_ID.F_BAD_ATS_TREQ]);
+    // CR0.ATSCHK = 0: translated traffic is not checked against the STE at all.
+    d.w32(SMMU_REG.CR0, 0x0f);
+    expect(d.smmu.translate({ requesterId: 16, streamId: 16, iova: 0x5000n, write: true, ats: 'translated' }).ok).toBe(true);
+    d.w32(SMMU_REG.CR0, 0x1f);
+    // A translation fault of an ATS Translation Request goes back in the completion, unrecorded.
+    expect(d.smmu.translate({ requesterId: 8, streamId: 8, iova: 0x7000_0000n, write: false, translationRequest: true })).toMatchObject({ ok: false, fault: { kind: 'F_TRANSLATION', recorded: false } });
+    expect(d.events()).toEqual([
+      [BigInt(EVT_ID.F_TRANSL_FORBIDDEN) | (16n << 32n), 0n, 0x5000n, 0n],
+      [BigInt(EVT_ID.F_BAD_ATS_TREQ) | (16n << 32n), 0n, 0x5000n, 0n],
+    ]);
   });
 });

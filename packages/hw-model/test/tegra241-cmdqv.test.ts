@@ -150,6 +150,28 @@ describe('Tegra241 CMDQV', () => {
     expect(q.cons()).toBe(2 | (CMDQ_ERR.ILL << 24));
   });
 
+  it('writes CONS back to CONS_INDX_BASE when CONS_DRAM_EN is set', () => {
+    const { w32, r32, queue, mem } = setup();
+    w32(R.VINTF_BASE + R.VINTF_CONFIG, Number(VINTF_CONFIG.encode({ EN: 1, HYP_OWN: 1 })[0]));
+    w32(R.CONFIG, r32(R.CONFIG) | (1 << 20));
+    const q = queue(0, 0);
+    const shadow = mem.allocPages(1)[0]!;
+    mem.write64(CMDQV + BigInt(R.VINTF_PAGE0 + 0x10000 + R.VCMDQ_CONS_INDX_BASE), shadow);
+    q.enable();
+    q.push(SYNC, SYNC, SYNC);
+    expect(mem.read32(shadow)).toBe(3);
+  });
+
+  it('CERROR_ABT when a VCMDQ base is not RAM', () => {
+    const { w32, queue, mem } = setup();
+    w32(R.VINTF_BASE + R.VINTF_CONFIG, Number(VINTF_CONFIG.encode({ EN: 1, HYP_OWN: 1 })[0]));
+    const q = queue(0, 1);
+    mem.write64(CMDQV + BigInt(R.VINTF_PAGE0 + 0x10000 + R.VCMDQ_STRIDE), 0x7000_0000n | 4n);
+    q.enable();
+    w32(q.page0 + R.VCMDQ_PROD, 1);
+    expect(q.cons()).toBe(CMDQ_ERR.ABT << 24);
+  });
+
   it('unmapped logical queues read as zero and ignore writes; a disabled queue is not consumed', () => {
     const { w32, r32, queue } = setup();
     const off = R.VINTF_PAGE0 + R.VINTF_PAGE_STRIDE * 3 + R.VCMDQ_STRIDE * 2;

@@ -6,12 +6,14 @@ import {
   pointee,
   du32,
   du64,
+  darray,
   HW_QUEUE_STRUCT_SIZE,
   IOMMUFD_HW_QUEUE,
   IOMMUFD_VDEVICE,
   IOMMUFD_VIOMMU,
   VDEVICE_STRUCT_SIZE,
   VIOMMU_STRUCT_SIZE,
+  type CoreStructSizes,
   type IommuDomain,
 } from '../../src/index.js';
 
@@ -33,9 +35,11 @@ const noCore = defineDriverStruct('no_core', [du64('core')]);
 
 describe('*_STRUCT_SIZE type-level checks', () => {
   it('accept a layout whose named core member is first and of the core type', () => {
-    expectTypeOf<VIOMMU_STRUCT_SIZE<typeof goodViommu, 'core'>>().toEqualTypeOf<number>();
-    expectTypeOf<VDEVICE_STRUCT_SIZE<typeof goodVdevice, 'core'>>().toEqualTypeOf<number>();
-    expectTypeOf<HW_QUEUE_STRUCT_SIZE<typeof goodHwQueue, 'core'>>().toEqualTypeOf<number>();
+    // The byte size is computed by the type checker: 64 + ptr 8 + u32 4 + tail padding 4.
+    expectTypeOf<VIOMMU_STRUCT_SIZE<typeof goodViommu, 'core'>>().toEqualTypeOf<80>();
+    expectTypeOf<VDEVICE_STRUCT_SIZE<typeof goodVdevice, 'core'>>().toEqualTypeOf<48>();
+    expectTypeOf<HW_QUEUE_STRUCT_SIZE<typeof goodHwQueue, 'core'>>().toEqualTypeOf<64>();
+    expectTypeOf(VIOMMU_STRUCT_SIZE(goodViommu, 'core')).toEqualTypeOf<80>();
     expect(VIOMMU_STRUCT_SIZE(goodViommu, 'core')).toBe(IOMMUFD_VIOMMU.size + 16);
     expect(VDEVICE_STRUCT_SIZE(goodVdevice, 'core')).toBe(IOMMUFD_VDEVICE.size + 8);
     expect(HW_QUEUE_STRUCT_SIZE(goodHwQueue, 'core')).toBe(IOMMUFD_HW_QUEUE.size + 8);
@@ -62,6 +66,23 @@ describe('*_STRUCT_SIZE type-level checks', () => {
     expect(() => VDEVICE_STRUCT_SIZE(noCore, 'core')).toThrow(/struct iommufd_vdevice/);
     // @ts-expect-error the first field is named core, not base
     expect(() => VIOMMU_STRUCT_SIZE(goodViommu, 'base')).toThrow(/first field/);
+  });
+});
+
+describe('type-level sizeof', () => {
+  it('matches the runtime layout for alignment, arrays and tail padding', () => {
+    const mixed = defineDriverStruct('mixed', [
+      coreMember('core', IOMMUFD_HW_QUEUE),
+      du32('a'),
+      darray('b', 'u16', 3),
+      du64('c'),
+      darray('d', 'u32', 3),
+    ]);
+    // 56 + 4 + 6 (pad 6) + 8 + 12 → 92, rounded to 96.
+    expectTypeOf<HW_QUEUE_STRUCT_SIZE<typeof mixed, 'core'>>().toEqualTypeOf<96>();
+    expect(HW_QUEUE_STRUCT_SIZE(mixed, 'core')).toBe(96);
+    expectTypeOf<CoreStructSizes['iommufd_viommu']>().toEqualTypeOf<64>();
+    expect([IOMMUFD_VIOMMU.size, IOMMUFD_VDEVICE.size, IOMMUFD_HW_QUEUE.size]).toEqual([64, 40, 56]);
   });
 });
 

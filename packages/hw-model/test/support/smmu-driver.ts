@@ -103,15 +103,19 @@ export class SmmuDriver {
     this.w32(0x10000 + R.EVTQ_PROD, 0);
     this.w32(0x10000 + R.EVTQ_CONS, 0);
     this.setCr0(8 | 4);
-    this.priq = this.mem.allocPages(1)[0]!;
-    this.w64(R.PRIQ_BASE, this.priq | (1n << 62n) | 8n);
-    this.w32(0x10000 + R.PRIQ_PROD, 0);
-    this.w32(0x10000 + R.PRIQ_CONS, 0);
-    this.setCr0(8 | 4 | 2);
-    this.setCr0(8 | 4 | 2 | 0x10);
+    // PRIQ only when IDR0.PRI, as Linux does.
+    const pri = (this.reg32(R.IDR0) & (1 << 16)) !== 0 ? 2 : 0;
+    if (pri) {
+      this.priq = this.mem.allocPages(1)[0]!;
+      this.w64(R.PRIQ_BASE, this.priq | (1n << 62n) | 8n);
+      this.w32(0x10000 + R.PRIQ_PROD, 0);
+      this.w32(0x10000 + R.PRIQ_CONS, 0);
+      this.setCr0(8 | 4 | pri);
+    }
+    this.setCr0(8 | 4 | pri | 0x10);
     this.w32(R.IRQ_CTRL, 0);
-    this.w32(R.IRQ_CTRL, 7);
-    this.setCr0(0x1f);
+    this.w32(R.IRQ_CTRL, 5 | pri);
+    this.setCr0(0x1d | pri);
   }
 
   steAddr(sid: number): bigint {
@@ -217,4 +221,47 @@ export function s1Cd(ttb: bigint, asid: number, extra: Partial<Record<string, bi
 /** The S2 part of an STE (arm_smmu_make_s2_domain_ste) for a 48-bit IPA starting at level 0. */
 export function s2Ste(ttb: bigint, vmid: number, config = 6): Partial<Record<string, bigint | number | boolean>> {
   return { V: 1, CONFIG: config, S2VMID: vmid, S2T0SZ: 16, S2SL0: 2, S2IR0: 1, S2OR0: 1, S2SH0: 3, S2TG: 0, S2PS: 5, S2AA64: 1, S2PTW: 1, S2R: 1, S2TTB: ttb >> 4n };
+}
+
+/**
+ * Guest RAM for nested tests: `pages` host pages mapped by a stage-2 table at IPA `base`, and
+ * an allocator of guest pages (IPAs) for guest tables and CDs.
+ */
+export class GuestRam {
+  static readonly BASE = 0x8000_0000n;
+  readonly s2: PageTables;
+  readonly host: bigint[];
+  private next = 0;
+
+  constructor(
+    private readonly mem: PhysicalMemory,
+    readonly pages: number,
+    writable: (i: number) => boolean = () => true,
+  ) {
+    this.s2 = new PageTables(mem, 2, 0, () => mem.allocPages(1)[0]!);
+    this.host = mem.allocPages(pages);
+    this.host.forEach((pa, i) => this.s2.map(this.ipa(i), pa, 3, { write: writable(i) }));
+  }
+
+  /** IPA of guest page `i`. */
+  ipa(i: number): bigint {
+    return GuestRam.BASE + BigInt(i) * 0x1000n;
+  }
+  /** Host PA of a guest IPA, or undefined outside guest RAM. */
+  pa(ipa: bigint): bigint | undefined {
+    const i = Number((ipa - GuestRam.BASE) >> 12n);
+    return ipa >= GuestRam.BASE && i < this.pages ? this.host[i]! + (ipa & 0xfffn) : undefined;
+  }
+  /** Host PA of a guest IPA that must be guest RAM. */
+  toPa = (ipa: bigint): bigint => {
+    const pa = this.pa(ipa);
+    if (pa === undefined) throw new Error(`IPA 0x${ipa.toString(16)} is outside guest RAM`);
+    return pa;
+  };
+  /** Next free guest page (IPA), for guest tables. */
+  alloc = (): bigint => this.ipa(this.next++);
+  /** A guest stage-1 table tree whose tables live in guest RAM. */
+  stage1(): PageTables {
+    return new PageTables(this.mem, 1, 0, this.alloc, this.toPa);
+  }
 }

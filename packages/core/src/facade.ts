@@ -1,0 +1,12 @@
+/**
+ * The VFIO-cdev-facing entry points that take the public context type (the host holds an
+ * {@link IommufdContext}, the implementation is the core's).
+ */
+import type { Errno } from './kernel.js';
+import type { IommufdContext, IommufdCtxImpl } from './context.js';
+import { iommufdDeviceBind as bind, type BoundDevice, type CoreDevice } from './device.js';
+
+/** `iommufd_device_bind`: binds `dev` to the context; `devId` is the DEVICE object ID. */
+export function iommufdDeviceBind(ctx: IommufdContext, dev: CoreDevice): { idev: BoundDevice; devId: number } | Errno {
+  return bind(ctx as IommufdCtxImpl, dev);
+}

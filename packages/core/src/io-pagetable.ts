@@ -1,0 +1,606 @@
+/**
+ * The IOVA address space of an IOAS (`struct io_pagetable`, io_pagetable.c + pages.c):
+ * areas mapping IOVA ranges to pinned pages, allowed and reserved ranges, the attached
+ * domains that mirror every area, and the accesses that pin pages for in-kernel users.
+ */
+import {
+  EADDRINUSE,
+  EBUSY,
+  EDEADLK,
+  EEXIST,
+  EINVAL,
+  ENOENT,
+  ENOMEM,
+  ENOSPC,
+  EOVERFLOW,
+  EPERM,
+} from '@iommufd/uapi';
+import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, type Device, type Errno, type IommuDomain } from '@iommufd/driver-api';
+import type { KernelMemFile, KernelProcess } from './kernel.js';
+import { ACCOUNT_MM, ACCOUNT_NONE, ACCOUNT_USER, type AccountMode, type IommufdCtxImpl } from './context.js';
+
+/** The modelled kernel's PAGE_SIZE. */
+export const PAGE_SIZE = 4096n;
+/** HPAGE_SIZE: the automatic IOVA alignment cap with transparent huge pages. */
+export const HPAGE_SIZE = 2n * 1024n * 1024n;
+/** ULONG_MAX / U64_MAX on a 64-bit kernel. */
+export const ULONG_MAX = (1n << 64n) - 1n;
+
+/** An inclusive IOVA interval. */
+export interface IovaRange {
+  /** First IOVA. */
+  readonly start: bigint;
+  /** Last IOVA (inclusive). */
+  readonly last: bigint;
+}
+
+function overlaps(a: IovaRange, start: bigint, last: bigint): boolean {
+  return a.start <= last && start <= a.last;
+}
+
+function roundupPow2(v: bigint): bigint {
+  let p = 1n;
+  while (p < v) p <<= 1n;
+  return p;
+}
+
+function lowestSetBit(v: bigint): bigint {
+  return v & -v;
+}
+
+/** `iopt_pages`: the pinned-page source of one or more areas (shared by IOAS_COPY). */
+export class IoptPages {
+  /** PFNs while pinned. */
+  pfns: bigint[] | undefined;
+  /** Area fills and access pins keeping the pages pinned. */
+  pinUsers = 0;
+  /** Areas referencing these pages. */
+  areaUsers = 0;
+  /** Pages charged to RLIMIT_MEMLOCK while pinned. */
+  private charged = 0;
+
+  constructor(
+    /** Where the pages come from: the process's VA or a memfd-like file. */
+    readonly source: { readonly kind: 'user'; readonly va: bigint } | { readonly kind: 'file'; readonly file: KernelMemFile; readonly startPage: bigint },
+    /** Number of pages. */
+    readonly npages: number,
+    /** Pinned for write. */
+    readonly writable: boolean,
+    /** Accounting mode (NONE with CAP_IPC_LOCK, USER, or MM). */
+    public accountMode: AccountMode,
+    /** The process whose memory/limits are used. */
+    public process: KernelProcess,
+  ) {}
+
+  /** Takes a pin user, pinning on the first. */
+  pin(ictx: IommufdCtxImpl): 0 | Errno {
+    if (this.pinUsers > 0) {
+      this.pinUsers++;
+      return 0;
+    }
+    if (ictx.shouldFail('pin')) return ENOMEM;
+    if (this.accountMode !== ACCOUNT_NONE) {
+      const rc = this.process.chargeLockedPages(this.npages);
+      if (rc) return rc;
+      this.charged = this.npages;
+    }
+    const r =
+      this.source.kind === 'user'
+        ? this.process.pinPages(this.source.va, this.npages, this.writable)
+        : this.source.file.pinPages(this.source.startPage, this.npages, this.writable);
+    if (typeof r === 'number') {
+      this.uncharge();
+      return r;
+    }
+    this.pfns = r.pfns;
+    this.pinUsers = 1;
+    return 0;
+  }
+
+  /** Drops a pin user, unpinning after the last. */
+  unpin(): void {
+    this.pinUsers--;
+    if (this.pinUsers > 0 || !this.pfns) return;
+    if (this.source.kind === 'user') this.process.unpinPages(this.pfns);
+    else this.source.file.unpinPages(this.pfns);
+    this.pfns = undefined;
+    this.uncharge();
+  }
+
+  private uncharge(): void {
+    if (this.charged) this.process.unchargeLockedPages(this.charged);
+    this.charged = 0;
+  }
+
+  /** Pages currently charged. */
+  get chargedPages(): number {
+    return this.charged;
+  }
+
+  /** Moves the accounting of pinned pages to `process` (IOAS_CHANGE_PROCESS). */
+  recharge(process: KernelProcess, mode: AccountMode): 0 | Errno {
+    if (this.charged && mode !== ACCOUNT_NONE) {
+      const rc = process.chargeLockedPages(this.charged);
+      if (rc) return rc;
+    }
+    const old = this.charged;
+    if (old) this.process.unchargeLockedPages(old);
+    this.process = process;
+    this.accountMode = mode;
+    this.charged = mode === ACCOUNT_NONE ? 0 : old;
+    return 0;
+  }
+}
+
+/** `iopt_area`: one mapped IOVA range. */
+export class IoptArea implements IovaRange {
+  /** Domains this area is currently mapped into. */
+  readonly filled = new Set<IommuDomain>();
+  /** Pins held by in-kernel accesses on pages of this area. */
+  numAccesses = 0;
+  /** Locks held by internal accesses (HW queue memory): unmap → EBUSY. */
+  numLocks = 0;
+  constructor(
+    /** First IOVA. */
+    readonly start: bigint,
+    /** Last IOVA. */
+    readonly last: bigint,
+    /** Page source. */
+    readonly pages: IoptPages,
+    /** Byte offset of `start` inside the pages (first page index × PAGE_SIZE + page offset). */
+    readonly pagesByteOffset: bigint,
+    /** IOMMU_READ | IOMMU_WRITE | IOMMU_CACHE. */
+    readonly iommuProt: number,
+  ) {}
+  /** Physical address of `iova` (pages must be pinned). */
+  physOf(iova: bigint): bigint {
+    const byte = this.pagesByteOffset + (iova - this.start);
+    const pfn = this.pages.pfns![Number(byte / PAGE_SIZE)]!;
+    return pfn * PAGE_SIZE + (byte % PAGE_SIZE);
+  }
+  /** Index of the page containing `iova` in `pages`. */
+  pageIndexOf(iova: bigint): number {
+    return Number((this.pagesByteOffset + (iova - this.start)) / PAGE_SIZE);
+  }
+}
+
+/** An in-kernel user of an IOAS's pages (`struct iommufd_access` as the io_pagetable sees it). */
+export interface IoptAccess {
+  /** PAGE_SIZE when pinning, else 1. */
+  readonly iovaAlignment: bigint;
+  /** Called when user space unmaps a range the access pinned: it must unpin. */
+  unmap(iova: bigint, length: bigint): void;
+}
+
+/** A reservation owner: a device, a domain (aperture), or the SW-MSI window. */
+export type ReservedOwner = Device | IommuDomain | object;
+
+interface Reservation extends IovaRange {
+  readonly owner: ReservedOwner;
+}
+
+/** The IOVA map of one IOAS. */
+export class IoPagetable {
+  /** Areas sorted by start. */
+  areas: IoptArea[] = [];
+  /** Allowed ranges (empty = everything allowed). */
+  allowed: IovaRange[] = [];
+  private reserved: Reservation[] = [];
+  /** Domains mirroring every area. */
+  readonly domains: IommuDomain[] = [];
+  /** In-kernel accesses attached. */
+  readonly accesses = new Set<IoptAccess>();
+  /** Current `iova_alignment`. */
+  iovaAlignment = 1n;
+  /** IOMMU_OPTION_HUGE_PAGES = 0. */
+  disableLargePages = false;
+
+  constructor(readonly ictx: IommufdCtxImpl) {}
+
+  /** Reserved ranges (sorted, merged view is not needed by callers). */
+  reservedRanges(): readonly IovaRange[] {
+    return this.reserved;
+  }
+
+  private areasIn(start: bigint, last: bigint): IoptArea[] {
+    return this.areas.filter((a) => overlaps(a, start, last));
+  }
+
+  /** `iopt_reserve_iova`: EADDRINUSE if the range holds a mapping or an allowed range. */
+  reserveIova(start: bigint, last: bigint, owner: ReservedOwner): 0 | Errno {
+    if (this.areasIn(start, last).length) return EADDRINUSE;
+    if (this.allowed.some((r) => overlaps(r, start, last))) return EADDRINUSE;
+    this.reserved.push({ start, last, owner });
+    return 0;
+  }
+
+  /** `iopt_remove_reserved_iova`: drops every reservation of `owner`. */
+  removeReserved(owner: ReservedOwner): void {
+    this.reserved = this.reserved.filter((r) => r.owner !== owner);
+  }
+
+  /** `iopt_set_allow_iova`: replace the allowed set; EADDRINUSE if one hits a reservation. */
+  setAllowed(ranges: readonly IovaRange[]): 0 | Errno {
+    for (const r of ranges) if (this.reserved.some((x) => overlaps(x, r.start, r.last))) return EADDRINUSE;
+    this.allowed = [...ranges].sort((a, b) => (a.start < b.start ? -1 : 1));
+    return 0;
+  }
+
+  /** Holes of the reserved set over [0, ULONG_MAX] (IOMMU_IOAS_IOVA_RANGES). */
+  usableRanges(): IovaRange[] {
+    const res = [...this.reserved].sort((a, b) => (a.start < b.start ? -1 : 1));
+    const out: IovaRange[] = [];
+    let cur = 0n;
+    let done = false;
+    for (const r of res) {
+      if (r.start > cur) out.push({ start: cur, last: r.start - 1n });
+      if (r.last >= ULONG_MAX) {
+        done = true;
+        break;
+      }
+      if (r.last + 1n > cur) cur = r.last + 1n;
+    }
+    if (!done) out.push({ start: cur, last: ULONG_MAX });
+    return out;
+  }
+
+  /** `iopt_calculate_iova_alignment`. */
+  private computeAlignment(extraDomain?: IommuDomain, extraAccess?: IoptAccess): bigint {
+    let a = this.disableLargePages ? PAGE_SIZE : 1n;
+    for (const d of extraDomain ? [...this.domains, extraDomain] : this.domains) {
+      const min = lowestSetBit(d.pgsizeBitmap);
+      if (min > a) a = min;
+    }
+    for (const acc of extraAccess ? [...this.accesses, extraAccess] : this.accesses) {
+      if (acc.iovaAlignment > a) a = acc.iovaAlignment;
+    }
+    return a;
+  }
+
+  /** `iopt_check_iova_alignment`: every area must respect `align`. */
+  private checkAlignment(align: bigint): 0 | Errno {
+    for (const a of this.areas) {
+      if (a.start % align || (a.last + 1n) % align || (a.pagesByteOffset % PAGE_SIZE) % align) return EADDRINUSE;
+    }
+    return 0;
+  }
+
+  /** Recomputes the alignment (after a domain/access left, or huge pages toggled). */
+  recalcAlignment(): 0 | Errno {
+    const a = this.computeAlignment();
+    const rc = this.checkAlignment(a);
+    if (rc) return rc;
+    this.iovaAlignment = a;
+    return 0;
+  }
+
+  /** `iopt_alloc_iova`: first fit with the kernel's alignment rules. */
+  allocIova(addr: bigint, length: bigint): bigint | Errno {
+    const pageOffset = addr % PAGE_SIZE;
+    if (length === 0n || length >= ULONG_MAX / 2n) return EOVERFLOW;
+    let align = addr === 0n ? roundupPow2(length) : roundupPow2(length) < lowestSetBit(addr) ? roundupPow2(length) : lowestSetBit(addr);
+    if (align >= HPAGE_SIZE) align = HPAGE_SIZE;
+    if (align < this.iovaAlignment) return EINVAL;
+    const windows: IovaRange[] = this.allowed.length
+      ? this.allowed
+          .map((r) => ({ start: r.start < PAGE_SIZE ? PAGE_SIZE : r.start, last: r.last > ULONG_MAX - PAGE_SIZE ? ULONG_MAX - PAGE_SIZE : r.last }))
+          .filter((r) => r.start <= r.last)
+      : [{ start: PAGE_SIZE, last: ULONG_MAX - PAGE_SIZE }];
+    const used = [...this.reserved, ...this.areas].sort((a, b) => (a.start < b.start ? -1 : 1));
+    for (const w of windows) {
+      let holeStart = w.start;
+      const tryHole = (hs: bigint, hl: bigint): bigint | undefined => {
+        const alignedUp = hs + align - 1n;
+        if (alignedUp > ULONG_MAX) return undefined;
+        const aligned = (alignedUp & ~(align - 1n)) | pageOffset;
+        if (aligned >= hl || hl - aligned < length - 1n) return undefined;
+        return aligned;
+      };
+      for (const u of used) {
+        if (u.last < holeStart) continue;
+        if (u.start > w.last) break;
+        if (u.start > holeStart) {
+          const got = tryHole(holeStart, u.start - 1n);
+          if (got !== undefined) return got;
+        }
+        if (u.last >= w.last) {
+          holeStart = w.last + 1n;
+          break;
+        }
+        holeStart = u.last + 1n;
+      }
+      if (holeStart <= w.last) {
+        const got = tryHole(holeStart, w.last);
+        if (got !== undefined) return got;
+      }
+    }
+    return ENOSPC;
+  }
+
+  /** `iopt_check_iova` for a fixed IOVA. */
+  checkFixedIova(iova: bigint, length: bigint): 0 | Errno {
+    if (iova % this.iovaAlignment) return EINVAL;
+    const last = iova + length - 1n;
+    if (last > ULONG_MAX) return EOVERFLOW;
+    if (this.reserved.some((r) => overlaps(r, iova, last))) return EINVAL;
+    if (this.areasIn(iova, last).length) return EEXIST;
+    return 0;
+  }
+
+  /** Maps `[iova, iova + len)` of `area` into `domain` in the largest aligned page sizes ≤ PAGE_SIZE. */
+  private mapIntoDomain(domain: IommuDomain, area: IoptArea): 0 | Errno {
+    let iova = area.start;
+    while (iova <= area.last) {
+      const pa = area.physOf(iova);
+      const pageEnd = iova + (PAGE_SIZE - (pa % PAGE_SIZE));
+      const chunkLast = pageEnd - 1n < area.last ? pageEnd - 1n : area.last;
+      let len = chunkLast - iova + 1n;
+      // Largest supported page size that divides iova, pa and the chunk.
+      let pgsize = 0n;
+      for (let b = 12n; b >= 0n; b--) {
+        const s = 1n << b;
+        if (domain.pgsizeBitmap & s && iova % s === 0n && pa % s === 0n && len % s === 0n) {
+          pgsize = s;
+          break;
+        }
+      }
+      if (pgsize === 0n || !domain.ops.mapPages) return EINVAL;
+      const r = domain.ops.mapPages(domain, iova, pa, pgsize, Number(len / pgsize), area.iommuProt);
+      if (r.status) {
+        if (r.mapped > 0n) domain.ops.unmapPages?.(domain, iova, pgsize, Number(r.mapped / pgsize));
+        this.unmapFromDomain(domain, area, iova - 1n);
+        return r.status;
+      }
+      len = r.mapped;
+      iova += len;
+    }
+    return 0;
+  }
+
+  /** Unmaps `area` (up to `last`) from `domain`. */
+  private unmapFromDomain(domain: IommuDomain, area: IoptArea, last: bigint = area.last): void {
+    if (last < area.start) return;
+    const len = last - area.start + 1n;
+    const pg = lowestSetBit(domain.pgsizeBitmap);
+    domain.ops.unmapPages?.(domain, area.start, pg, Number(len / pg));
+  }
+
+  /** Pins an area's pages and maps it into every domain; undoes itself on failure. */
+  private fillArea(area: IoptArea, domains: readonly IommuDomain[]): 0 | Errno {
+    if (!domains.length) return 0;
+    const rc = area.pages.pin(this.ictx);
+    if (rc) return rc;
+    const done: IommuDomain[] = [];
+    for (const d of domains) {
+      const r = this.mapIntoDomain(d, area);
+      if (r) {
+        for (const x of done) {
+          this.unmapFromDomain(x, area);
+          area.filled.delete(x);
+        }
+        area.pages.unpin();
+        return r;
+      }
+      area.filled.add(d);
+      done.push(d);
+    }
+    return 0;
+  }
+
+  /** Unmaps an area from every domain and drops its pin. */
+  private unfillArea(area: IoptArea): void {
+    if (!area.filled.size) return;
+    for (const d of area.filled) this.unmapFromDomain(d, area);
+    area.filled.clear();
+    area.pages.unpin();
+  }
+
+  /**
+   * `iopt_map_pages`: inserts areas for `pieces` (consecutive in IOVA from `iova`) and
+   * fills every domain. All or nothing.
+   */
+  mapPieces(
+    iova: bigint,
+    pieces: readonly { pages: IoptPages; byteOffset: bigint; length: bigint }[],
+    iommuProt: number,
+  ): 0 | Errno {
+    const created: IoptArea[] = [];
+    let cur = iova;
+    for (const p of pieces) {
+      if ((iommuProt & IOMMU_WRITE) && !p.pages.writable) return EPERM;
+      if (((p.byteOffset % PAGE_SIZE) % this.iovaAlignment) !== 0n) return EINVAL;
+      if (cur % this.iovaAlignment || p.length % this.iovaAlignment) return EINVAL;
+      created.push(new IoptArea(cur, cur + p.length - 1n, p.pages, p.byteOffset, iommuProt));
+      cur += p.length;
+    }
+    for (let i = 0; i < created.length; i++) {
+      const rc = this.fillArea(created[i]!, this.domains);
+      if (rc) {
+        for (const a of created.slice(0, i)) this.unfillArea(a);
+        return rc;
+      }
+    }
+    for (const a of created) {
+      a.pages.areaUsers++;
+      this.areas.push(a);
+    }
+    this.areas.sort((a, b) => (a.start < b.start ? -1 : 1));
+    return 0;
+  }
+
+  /** New user pages for IOAS_MAP. */
+  static userPages(ictx: IommufdCtxImpl, va: bigint, length: bigint, writable: boolean): { pages: IoptPages; byteOffset: bigint } {
+    const first = va & ~(PAGE_SIZE - 1n);
+    const npages = Number((va + length - first + PAGE_SIZE - 1n) / PAGE_SIZE);
+    return { pages: new IoptPages({ kind: 'user', va: first }, npages, writable, accountModeFor(ictx), ictx.process), byteOffset: va - first };
+  }
+
+  /** New file pages for IOAS_MAP_FILE. */
+  static filePages(ictx: IommufdCtxImpl, file: KernelMemFile, start: bigint, length: bigint, writable: boolean): { pages: IoptPages; byteOffset: bigint } {
+    const firstPage = start / PAGE_SIZE;
+    const off = start % PAGE_SIZE;
+    const npages = Number((off + length + PAGE_SIZE - 1n) / PAGE_SIZE);
+    return {
+      pages: new IoptPages({ kind: 'file', file, startPage: firstPage }, npages, writable, accountModeFor(ictx), ictx.process),
+      byteOffset: off,
+    };
+  }
+
+  /**
+   * `iopt_get_pages`: the pieces covering `[iova, iova + length)`, or ENOENT when not
+   * fully covered by contiguous areas.
+   */
+  getPieces(iova: bigint, length: bigint): { pages: IoptPages; byteOffset: bigint; length: bigint }[] | Errno {
+    const last = iova + length - 1n;
+    const out: { pages: IoptPages; byteOffset: bigint; length: bigint }[] = [];
+    let cur = iova;
+    for (const a of this.areasIn(iova, last)) {
+      if (a.start > cur) return ENOENT;
+      const end = a.last < last ? a.last : last;
+      out.push({ pages: a.pages, byteOffset: a.pagesByteOffset + (cur - a.start), length: end - cur + 1n });
+      cur = end + 1n;
+      if (cur > last) break;
+    }
+    if (cur <= last) return ENOENT;
+    return out;
+  }
+
+  private removeArea(a: IoptArea): void {
+    this.unfillArea(a);
+    this.areas = this.areas.filter((x) => x !== a);
+    a.pages.areaUsers--;
+  }
+
+  /**
+   * `iopt_unmap_iova_range`: whole areas only. Returns the bytes unmapped, or an errno
+   * (areas removed before the error stay removed).
+   */
+  unmapRange(start: bigint, last: bigint, accessesOf: (area: IoptArea) => readonly IoptAccess[]): { unmapped: bigint; rc: 0 | Errno } {
+    let unmapped = 0n;
+    let retries = 0;
+    for (;;) {
+      const a = this.areas.find((x) => overlaps(x, start, last));
+      if (!a) break;
+      if (a.numLocks) return { unmapped, rc: EBUSY };
+      if (a.start < start || a.last > last) return { unmapped, rc: ENOENT };
+      if (a.numAccesses) {
+        if (++retries > 100) return { unmapped, rc: EDEADLK };
+        for (const acc of accessesOf(a)) acc.unmap(a.start, a.last - a.start + 1n);
+        continue;
+      }
+      unmapped += a.last - a.start + 1n;
+      this.removeArea(a);
+    }
+    return { unmapped, rc: unmapped ? 0 : ENOENT };
+  }
+
+  /** `iopt_table_add_domain`: align, reserve the aperture complement, fill. */
+  addDomain(domain: IommuDomain): 0 | Errno {
+    if (lowestSetBit(domain.pgsizeBitmap) > PAGE_SIZE) return EINVAL;
+    const align = this.computeAlignment(domain);
+    let rc = this.checkAlignment(align);
+    if (rc) return rc;
+    const g = domain.geometry;
+    if (g.apertureStart !== 0n) {
+      rc = this.reserveIova(0n, g.apertureStart - 1n, domain);
+      if (rc) return rc;
+    }
+    if (g.apertureEnd !== ULONG_MAX) {
+      rc = this.reserveIova(g.apertureEnd + 1n, ULONG_MAX, domain);
+      if (rc) {
+        this.removeReserved(domain);
+        return rc;
+      }
+    }
+    const filled: IoptArea[] = [];
+    for (const a of this.areas) {
+      rc = this.fillOne(a, domain);
+      if (rc) {
+        for (const f of filled) this.unfillOne(f, domain);
+        this.removeReserved(domain);
+        return rc;
+      }
+      filled.push(a);
+    }
+    this.domains.push(domain);
+    this.iovaAlignment = align;
+    return 0;
+  }
+
+  private fillOne(area: IoptArea, domain: IommuDomain): 0 | Errno {
+    if (!area.filled.size) return this.fillArea(area, [domain]);
+    const rc = this.mapIntoDomain(domain, area);
+    if (!rc) area.filled.add(domain);
+    return rc;
+  }
+
+  private unfillOne(area: IoptArea, domain: IommuDomain): void {
+    if (!area.filled.has(domain)) return;
+    this.unmapFromDomain(domain, area);
+    area.filled.delete(domain);
+    if (!area.filled.size) area.pages.unpin();
+  }
+
+  /** `iopt_table_remove_domain`. */
+  removeDomain(domain: IommuDomain): void {
+    const i = this.domains.indexOf(domain);
+    if (i < 0) return;
+    for (const a of this.areas) this.unfillOne(a, domain);
+    this.domains.splice(i, 1);
+    this.removeReserved(domain);
+    this.recalcAlignment();
+  }
+
+  /** `iopt_add_access`: joins the alignment computation. */
+  addAccess(access: IoptAccess): 0 | Errno {
+    const align = this.computeAlignment(undefined, access);
+    const rc = this.checkAlignment(align);
+    if (rc) return rc;
+    this.accesses.add(access);
+    this.iovaAlignment = align;
+    return 0;
+  }
+
+  /** `iopt_remove_access`. */
+  removeAccess(access: IoptAccess): void {
+    this.accesses.delete(access);
+    this.recalcAlignment();
+  }
+
+  /** `iopt_unmap_all` used at IOAS destroy. */
+  destroyAll(): void {
+    for (const a of [...this.areas]) this.removeArea(a);
+  }
+
+  /** `iopt_table_enforce_dev_resv_regions`: reserve a device's reserved regions. */
+  enforceDeviceRegions(dev: Device, regions: readonly { start: bigint; length: bigint; type: string }[]): 0 | Errno {
+    const hasHwMsi = regions.some((r) => r.type === 'msi');
+    const hasSwMsi = regions.some((r) => r.type === 'sw-msi');
+    if (hasHwMsi && hasSwMsi) return EINVAL;
+    for (const r of regions) {
+      if (r.type === 'direct-relaxable') continue;
+      const rc = this.reserveIova(r.start, r.start + r.length - 1n, dev);
+      if (rc) {
+        this.removeReserved(dev);
+        return rc;
+      }
+    }
+    return 0;
+  }
+}
+
+
+
+/** The account mode a new mapping starts with (§1.1): NONE with CAP_IPC_LOCK, else USER (MM if the ctx is MM). */
+export function accountModeFor(ictx: IommufdCtxImpl): AccountMode {
+  if (ictx.process.capable('CAP_IPC_LOCK')) return ACCOUNT_NONE;
+  return ictx.accountMode === ACCOUNT_MM ? ACCOUNT_MM : ACCOUNT_USER;
+}
+
+/** IOMMU prot of a MAP/COPY (IOMMU_CACHE always). */
+export function iommuProtOf(flags: number, writeable: number, readable: number): number {
+  let prot = IOMMU_CACHE;
+  if (flags & writeable) prot |= IOMMU_WRITE;
+  if (flags & readable) prot |= IOMMU_READ;
+  return prot;
+}

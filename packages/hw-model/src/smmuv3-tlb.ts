@@ -1,0 +1,139 @@
+/**
+ * The SMMUv3 TLB: entries tagged by translation regime (stage 1, stage 2, nested), VMID and
+ * ASID (global entries match any ASID), indexed per page size so a lookup is a few map
+ * probes. Bounded (oldest entry evicted) or strict (never evicts); entries leave only through
+ * eviction or TLBI commands.
+ */
+
+/** A TLB entry. `asid` is -1 for stage-2 entries; `stage` says which regime it caches. */
+export interface TlbEntry {
+  /** 's1' stage 1 only, 's2' stage 2 (IPA→PA), 'nested' combined S1+S2. */
+  readonly stage: 's1' | 's2' | 'nested';
+  /** VMID tag. */
+  readonly vmid: number;
+  /** ASID tag (-1 for stage 2). */
+  readonly asid: number;
+  /** nG = 0: matches any ASID. */
+  readonly global: boolean;
+  /** Input address of the (page/block) base. */
+  readonly iova: bigint;
+  /** Size of the entry: 4 KiB, 2 MiB or 1 GiB. */
+  readonly size: bigint;
+  /** Output address of the base. */
+  readonly oa: bigint;
+  /** For nested entries: the IPA of the base (reported in stage-2 permission faults). */
+  readonly ipa?: bigint;
+  /** Stage-1 permissions (PERM bits; all for 's2'). */
+  readonly s1perm: number;
+  /** Stage-2 permissions (PERM bits; all for 's1'). */
+  readonly s2perm: number;
+}
+
+const STAGES = { s1: 0, s2: 1, nested: 2 } as const;
+/** Page sizes probed, smallest first, with their shift above 4 KiB page numbers. */
+const SIZES = [
+  { size: 0x1000n, div: 1 },
+  { size: 0x20_0000n, div: 512 },
+  { size: 0x4000_0000n, div: 262144 },
+] as const;
+
+function tag(stage: TlbEntry['stage'], vmid: number, asid: number, sizeIdx: number): number {
+  return ((STAGES[stage] * 65536 + vmid) * 65538 + (asid + 2)) * 4 + sizeIdx;
+}
+
+/** Options of {@link SmmuTlb}. */
+export interface SmmuTlbOptions {
+  /** Capacity in entries (ignored when strict). */
+  readonly capacity: number;
+  /** Never evict. */
+  readonly strict: boolean;
+}
+
+/** The TLB of one SMMU. */
+export class SmmuTlb {
+  /** Lookups that hit. */
+  hits = 0;
+  /** Lookups that missed. */
+  misses = 0;
+  /** Entries evicted for capacity. */
+  evictions = 0;
+  private readonly index = new Map<number, Map<number, TlbEntry>>();
+  /** Insertion order (for FIFO eviction and inspection). */
+  private readonly order = new Set<TlbEntry>();
+
+  constructor(private readonly options: SmmuTlbOptions) {}
+
+  /** Number of entries. */
+  get size(): number {
+    return this.order.size;
+  }
+
+  /** The entries, oldest first. */
+  entries(): TlbEntry[] {
+    return [...this.order];
+  }
+
+  /** The entry of (`stage`, `vmid`, `asid` or global) covering `address`. */
+  lookup(stage: TlbEntry['stage'], vmid: number, asid: number, address: bigint): TlbEntry | undefined {
+    const pn = Number(address >> 12n);
+    for (let i = 0; i < SIZES.length; i++) {
+      const key = SIZES[i]!.div === 1 ? pn : Math.floor(pn / SIZES[i]!.div);
+      const e = this.index.get(tag(stage, vmid, asid, i))?.get(key) ?? (asid >= 0 ? this.index.get(tag(stage, vmid, -2, i))?.get(key) : undefined);
+      if (e !== undefined) {
+        this.hits++;
+        return e;
+      }
+    }
+    this.misses++;
+    return undefined;
+  }
+
+  /** Caches `e` (replacing an entry with the same tag and base), evicting the oldest when full. */
+  insert(e: TlbEntry): void {
+    const i = SIZES.findIndex((s) => s.size === e.size);
+    if (i < 0) throw new RangeError(`TLB entry size 0x${e.size.toString(16)} is not 4 KiB, 2 MiB or 1 GiB`);
+    const t = tag(e.stage, e.vmid, e.global ? -2 : e.asid, i);
+    const key = Math.floor(Number(e.iova >> 12n) / SIZES[i]!.div);
+    let inner = this.index.get(t);
+    if (inner === undefined) {
+      inner = new Map();
+      this.index.set(t, inner);
+    }
+    const old = inner.get(key);
+    if (old !== undefined) this.order.delete(old);
+    else if (!this.options.strict && this.order.size >= this.options.capacity) {
+      const oldest = this.order.values().next();
+      if (!oldest.done) {
+        this.remove(oldest.value);
+        this.evictions++;
+      }
+    }
+    inner.set(key, e);
+    this.order.add(e);
+  }
+
+  /** Removes the entries matching `pred`; returns how many. */
+  invalidate(pred: (e: TlbEntry) => boolean): number {
+    let n = 0;
+    for (const e of this.order) {
+      if (pred(e)) {
+        this.remove(e);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Removes everything. */
+  clear(): void {
+    this.index.clear();
+    this.order.clear();
+  }
+
+  private remove(e: TlbEntry): void {
+    this.order.delete(e);
+    const i = SIZES.findIndex((s) => s.size === e.size);
+    const inner = this.index.get(tag(e.stage, e.vmid, e.global ? -2 : e.asid, i));
+    inner?.delete(Math.floor(Number(e.iova >> 12n) / SIZES[i]!.div));
+  }
+}
