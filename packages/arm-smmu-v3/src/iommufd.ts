@@ -93,9 +93,13 @@ export function armSmmuGetViommuSize(smmu: ArmSmmuV3, viommuType: number, impl?:
 
 /** The driver's view of a vSMMU. */
 export interface ArmVsmmu {
+  /** The core vIOMMU. */
   readonly viommu: IommufdViommu;
+  /** Its SMMU. */
   readonly smmu: ArmSmmuV3;
+  /** The nesting-parent stage-2 domain. */
   readonly s2Parent: ArmSmmuDomain;
+  /** The VMID shared with the parent. */
   readonly vmid: number;
 }
 

@@ -45,13 +45,14 @@ const PRI_RESP_DENY = 0;
 
 /** Thrown when an SMMU cannot be driven (Linux's probe failing with -ENXIO etc.). */
 export class ArmSmmuProbeError extends Error {
+  /** Always `ArmSmmuProbeError`. */
   override readonly name = 'ArmSmmuProbeError';
-  constructor(
-    /** The errno Linux's probe returns. */
-    readonly errno: number,
-    message: string,
-  ) {
+  /** The errno Linux's probe returns. */
+  readonly errno: number;
+  /** An error with the errno Linux's probe would return and what was wrong. */
+  constructor(errno: number, message: string) {
     super(message);
+    this.errno = errno;
   }
 }
 
@@ -99,21 +100,37 @@ export interface SmmuImpl {
 
 /** The features the driver derived from the ID registers (`ARM_SMMU_FEAT_*`). */
 export interface ArmSmmuFeatures extends SteFeatures {
+  /** `ARM_SMMU_FEAT_2_LVL_STRTAB`: IDR0.ST_LEVEL and more than 8 StreamID bits. */
   readonly twoLvlStrtab: boolean;
+  /** `ARM_SMMU_FEAT_2_LVL_CDTAB` (IDR0.CD2L) */
   readonly twoLvlCdtab: boolean;
+  /** `ARM_SMMU_FEAT_PRI` */
   readonly pri: boolean;
+  /** `ARM_SMMU_FEAT_ATS` */
   readonly ats: boolean;
+  /** `ARM_SMMU_FEAT_SEV` */
   readonly sev: boolean;
+  /** `ARM_SMMU_FEAT_MSI` */
   readonly msi: boolean;
+  /** `ARM_SMMU_FEAT_HYP` */
   readonly hyp: boolean;
+  /** `ARM_SMMU_FEAT_TRANS_S1` */
   readonly transS1: boolean;
+  /** `ARM_SMMU_FEAT_TRANS_S2` */
   readonly transS2: boolean;
+  /** `ARM_SMMU_FEAT_NESTING`: S1P and S2P, minus the MMU-600/700 errata. */
   readonly nesting: boolean;
+  /** `ARM_SMMU_FEAT_RANGE_INV` (IDR3.RIL) */
   readonly rangeInv: boolean;
+  /** `ARM_SMMU_FEAT_S2FWB` (IDR3.FWB) */
   readonly s2fwb: boolean;
+  /** `ARM_SMMU_FEAT_COHERENCY` (IDR0.COHACC) */
   readonly coherency: boolean;
+  /** `ARM_SMMU_FEAT_HD`: hardware dirty state (IDR0.HTTU = 2). */
   readonly hd: boolean;
+  /** `ARM_SMMU_FEAT_HA`: hardware access flag. */
   readonly ha: boolean;
+  /** `ARM_SMMU_FEAT_STALL_FORCE` */
   readonly stallForce: boolean;
 }
 
@@ -145,14 +162,23 @@ interface ProducerQueue {
 
 /** A PRI page request as decoded from the PRIQ, handed to the IOPF path. */
 export interface PriPageRequest {
+  /** StreamID. */
   readonly sid: number;
+  /** SubstreamID (PASID) when the request carries one. */
   readonly ssid: number | undefined;
+  /** Page request group index. */
   readonly grpid: number;
+  /** Last request of its group (a response is due). */
   readonly last: boolean;
+  /** Read access requested. */
   readonly read: boolean;
+  /** Write access requested. */
   readonly write: boolean;
+  /** Execute access requested. */
   readonly exec: boolean;
+  /** Privileged access requested. */
   readonly priv: boolean;
+  /** Page address. */
   readonly addr: bigint;
 }
 

@@ -304,7 +304,7 @@ export class Tegra241Cmdqv implements SmmuImpl {
     }
   }
 
-  /** `tegra241_vintf_hw_init`: CONFIG {HYP_OWN, VMID}, enable, then map queues in ascending order. */
+  /** `tegra241_vintf_hw_init`: CONFIG = HYP_OWN + VMID, enable, then map queues in ascending order. */
   private vintfHwInit(v: Vintf, hypOwn: boolean): Status {
     this.vintfHwDeinit(v);
     const cfg = Number(VINTF_CONFIG.encode({ HYP_OWN: hypOwn, VMID: v.vmid })[0]!);
@@ -451,7 +451,7 @@ export class Tegra241Cmdqv implements SmmuImpl {
     hwQueueInitPhys: (hw, index, pa) => this.allocLvcmdqUser(hw, index, pa),
   };
 
-  /** `tegra241_vintf_init_vsid`: a free SID slot gets SID_REPLACE = pSID, SID_MATCH = vSID << 1 | 1. */
+  /** `tegra241_vintf_init_vsid`: a free SID slot gets SID_REPLACE = pSID, SID_MATCH = `vSID << 1 | 1`. */
   private initVsid(vdev: IommufdVdevice): Status {
     const master = masterOf(vdeviceToDevice(vdev));
     const v = this.vintfOf(vdev.viommu);
