@@ -494,6 +494,28 @@ export class IoPagetable {
     return { unmapped, rc: unmapped ? 0 : ENOENT };
   }
 
+  /** `iopt_unmap_all`: like unmapRange over everything, but an empty IOAS is not an error. */
+  unmapAll(accessesOf: (area: IoptArea) => readonly IoptAccess[]): { unmapped: bigint; rc: 0 | Errno } {
+    const r = this.unmapRange(0n, ULONG_MAX, accessesOf);
+    return r.rc === ENOENT ? { unmapped: r.unmapped, rc: 0 } : r;
+  }
+
+  /** `iopt_disable_large_pages`: EINVAL once a domain mirrors mappings (their IOPTEs may be huge). */
+  disableLargePagesChecked(): 0 | Errno {
+    if (this.disableLargePages) return 0;
+    if (this.domains.length && this.areas.length) return EINVAL;
+    this.disableLargePages = true;
+    const rc = this.recalcAlignment();
+    if (rc) this.disableLargePages = false;
+    return rc;
+  }
+
+  /** `iopt_enable_large_pages`. */
+  enableLargePages(): void {
+    this.disableLargePages = false;
+    this.recalcAlignment();
+  }
+
   /** `iopt_table_add_domain`: align, reserve the aperture complement, fill. */
   addDomain(domain: IommuDomain): 0 | Errno {
     if (lowestSetBit(domain.pgsizeBitmap) > PAGE_SIZE) return EINVAL;

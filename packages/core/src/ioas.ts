@@ -8,7 +8,6 @@ import {
   EINVAL,
   EMSGSIZE,
   ENODEV,
-  ENOENT,
   EOPNOTSUPP,
   EOVERFLOW,
   IOMMU_IOAS_MAP_FIXED_IOVA,
@@ -255,9 +254,8 @@ export function iommufdIoasUnmap(ucmd: Ucmd<Cmd<typeof iommu_ioas_unmap>>): 0 | 
   try {
     let unmapped: bigint;
     if (cmd.iova === 0n && cmd.length === ULONG_MAX) {
-      const r = ioas.iopt.unmapRange(0n, ULONG_MAX, (a) => ioas.accessesOf(a));
-      // iopt_unmap_all: an empty IOAS is not an error.
-      if (r.rc && r.rc !== ENOENT) return r.rc;
+      const r = ioas.iopt.unmapAll((a) => ioas.accessesOf(a));
+      if (r.rc) return r.rc;
       unmapped = r.unmapped;
     } else {
       if (cmd.iova >= ULONG_MAX || cmd.length >= ULONG_MAX) return EOVERFLOW;
@@ -287,17 +285,9 @@ export function ioasOptionHugePages(ucmd: Ucmd<Cmd<typeof iommu_option>>): 0 | E
       return 0;
     }
     if (cmd.op !== IOMMU_OPTION_OP_SET) return EOPNOTSUPP;
-    if (cmd.val64 === 0n) {
-      if (iopt.disableLargePages) return 0;
-      if (iopt.domains.length && iopt.areas.length) return EINVAL;
-      iopt.disableLargePages = true;
-      const rc = iopt.recalcAlignment();
-      if (rc) iopt.disableLargePages = false;
-      return rc;
-    }
+    if (cmd.val64 === 0n) return iopt.disableLargePagesChecked();
     if (cmd.val64 === 1n) {
-      iopt.disableLargePages = false;
-      iopt.recalcAlignment();
+      iopt.enableLargePages();
       return 0;
     }
     return EINVAL;

@@ -7,7 +7,6 @@ import {
   EFAULT,
   EINVAL,
   ENODEV,
-  ENOENT,
   ENOTTY,
   EOVERFLOW,
   IOMMU_IOAS_MAP_FIXED_IOVA,
@@ -116,14 +115,8 @@ function setIommu(ictx: IommufdCtxImpl, type: number): 0 | Errno {
   const ioas = getCompatIoas(ictx);
   if (typeof ioas === 'number') return ioas;
   let rc: 0 | Errno = 0;
-  if (type === VFIO_TYPE1_IOMMU && !ioas.iopt.disableLargePages) {
-    if (ioas.iopt.domains.length && ioas.iopt.areas.length) rc = EINVAL;
-    else {
-      ioas.iopt.disableLargePages = true;
-      rc = ioas.iopt.recalcAlignment();
-      if (rc) ioas.iopt.disableLargePages = false;
-    }
-  }
+  // TYPE1 may unmap inside a mapping: emulated by never using large IOPTEs.
+  if (type === VFIO_TYPE1_IOMMU) rc = ioas.iopt.disableLargePagesChecked();
   ictx.putObject(ioas);
   return rc;
 }
@@ -162,8 +155,8 @@ function unmapDma(ictx: IommufdCtxImpl, arg: bigint): 0 | Errno {
     let unmapped = 0n;
     if (unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL) {
       if (unmap.iova !== 0n || unmap.size !== 0n) return EINVAL;
-      const r = ioas.iopt.unmapRange(0n, ULONG_MAX, (a) => ioas.accessesOf(a));
-      rc = r.rc === ENOENT ? 0 : r.rc;
+      const r = ioas.iopt.unmapAll((a) => ioas.accessesOf(a));
+      rc = r.rc;
       unmapped = r.unmapped;
     } else {
       if (unmap.size === 0n) rc = EINVAL;

@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
+  EADDRINUSE,
   EINVAL,
   ENOENT,
   ENOMEM,
+  ENOSPC,
+  EOPNOTSUPP,
+  EOVERFLOW,
+  IOMMU_HWPT_GET_DIRTY_BITMAP,
+  iommu_hwpt_get_dirty_bitmap,
   ERANGE,
   IOMMU_HW_QUEUE_ALLOC,
   IOMMU_HW_QUEUE_TYPE_SELFTEST,
@@ -10,6 +16,8 @@ import {
   IOMMU_HWPT_ALLOC_NEST_PARENT,
   IOMMU_HWPT_DATA_SELFTEST,
   IOMMU_IOAS_ALLOC,
+  IOMMU_IOAS_ALLOW_IOVAS,
+  IOMMU_IOAS_UNMAP,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
   IOMMU_IOAS_MAP_READABLE,
@@ -26,6 +34,9 @@ import {
   iommu_hwpt_alloc,
   iommu_hwpt_selftest,
   iommu_ioas_alloc,
+  iommu_ioas_allow_iovas,
+  iommu_ioas_unmap,
+  iommu_iova_range,
   iommu_ioas_map,
   iommu_option,
   iommu_vdevice_alloc,
@@ -33,7 +44,7 @@ import {
   iommu_viommu_alloc,
   iommufd_vevent_header,
 } from '@iommufd/uapi';
-import { MOCK_APERTURE_FIRST_IOVA, MockIommu, mockTriggerVevent } from '@iommufd/mock-iommu';
+import { MOCK_APERTURE_FIRST_IOVA, MockIommu, mockDeviceState, mockTriggerVevent } from '@iommufd/mock-iommu';
 import { iommufdDeviceAttach, iommufdDeviceBind, type IommufdCtxImpl, type Veventq } from '../src/index.js';
 import { setup } from './harness.js';
 
@@ -146,5 +157,50 @@ describe('HW_QUEUE ERANGE and vEVENTQ sequence wrap', () => {
     expect(e.proc.file(q.out.out_veventq_fd).read!(buf, 0)).toBe(24);
     expect(iommufd_vevent_header.decode(buf, 0).sequence).toBe(0x7fffffff);
     expect(iommufd_vevent_header.decode(buf, 12).sequence).toBe(0);
+  });
+});
+
+describe('reserved regions and allowed ranges', () => {
+  it('a device reserved region colliding with a mapping fails the attach with EADDRINUSE; allowed ranges may not cover reserved ones', () => {
+    const e = env();
+    mockDeviceState(e.devs[0]!).resvRegions = [{ start: MOCK_APERTURE_FIRST_IOVA + 0x10000n, length: 0x1000n, type: 'reserved' }];
+    e.map(0x1000n, MOCK_APERTURE_FIRST_IOVA + 0x10000n);
+    const a = e.bind();
+    expect(iommufdDeviceAttach(a.idev, undefined, e.ioas)).toBe(EADDRINUSE);
+    expect(e.ctx.objects().map((o) => o.type)).toEqual(['IOAS', 'DEVICE']);
+    e.ioctl(iommu_ioas_unmap, IOMMU_IOAS_UNMAP, { ioas_id: e.ioas, iova: 0n, length: (1n << 64n) - 1n });
+    expect(iommufdDeviceAttach(a.idev, undefined, e.ioas)).toEqual({ ptId: 3 });
+    // The region is now reserved: a mapping there is EINVAL, an allowed range over it EADDRINUSE.
+    expect(e.map(0x1000n, MOCK_APERTURE_FIRST_IOVA + 0x10000n).rc).toBe(-EINVAL);
+    const arr = e.proc.mmap(4096n);
+    e.proc.copyToUser(arr, iommu_iova_range.encode({ start: MOCK_APERTURE_FIRST_IOVA, last: MOCK_APERTURE_FIRST_IOVA + 0x1ffffn }));
+    expect(e.ioctl(iommu_ioas_allow_iovas, IOMMU_IOAS_ALLOW_IOVAS, { ioas_id: e.ioas, num_iovas: 1, allowed_iovas: arr }).rc).toBe(-EADDRINUSE);
+  });
+});
+
+describe('IOVA allocation exhaustion and dirty bitmap lookups', () => {
+  it('automatic IOVA inside a full allowed window is ENOSPC', () => {
+    const e = env();
+    const arr = e.proc.mmap(4096n);
+    e.proc.copyToUser(arr, iommu_iova_range.encode({ start: 0x10000n, last: 0x11fffn }));
+    expect(e.ioctl(iommu_ioas_allow_iovas, IOMMU_IOAS_ALLOW_IOVAS, { ioas_id: e.ioas, num_iovas: 1, allowed_iovas: arr }).rc).toBe(0);
+    const auto = (length: bigint) =>
+      e.ioctl(iommu_ioas_map, IOMMU_IOAS_MAP, { flags: RW, ioas_id: e.ioas, user_va: e.proc.mmap(length), length });
+    expect(auto(0x1000n).out.iova).toBe(0x10000n);
+    expect(auto(0x1000n).out.iova).toBe(0x11000n);
+    expect(auto(0x1000n).rc).toBe(-ENOSPC);
+  });
+
+  it('GET_DIRTY_BITMAP: ENOENT for a nested or unknown id, EOVERFLOW past the address space', () => {
+    const e = env();
+    const a = e.bind();
+    const h = e.ioctl(iommu_hwpt_alloc, IOMMU_HWPT_ALLOC, { dev_id: a.devId, pt_id: e.ioas, flags: IOMMU_HWPT_ALLOC_NEST_PARENT }).out.out_hwpt_id;
+    const get = (hwpt_id: number, iova: bigint, length: bigint) =>
+      e.ioctl(iommu_hwpt_get_dirty_bitmap, IOMMU_HWPT_GET_DIRTY_BITMAP, { hwpt_id, iova, length, page_size: 4096n, data: 0n }).rc;
+    expect(get(99, 0n, 4096n)).toBe(-ENOENT);
+    expect(get(e.ioas, 0n, 4096n)).toBe(-ENOENT);
+    expect(get(h, (1n << 64n) - 4096n, 8192n)).toBe(-EOVERFLOW);
+    // A domain without dirty ops is EOPNOTSUPP only after the range checks.
+    expect(get(h, 0n, 4096n)).toBe(-EOPNOTSUPP);
   });
 });

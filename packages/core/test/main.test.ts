@@ -57,7 +57,12 @@ describe('dispatch table', () => {
     // nr < 0x80 goes to the VFIO compat handler: VFIO_GET_API_VERSION = 0.
     expect(env.ctx.ioctl!(0x3b64, 0n)).toBe(0);
     expect(env.ctx.ioctl!(0x3b65, 3n)).toBe(1);
-    expect(env.ctx.ioctl!(0x3b70, env.scratch)).toBe(-ENOTTY);
+    // VFIO_IOMMU_ENABLE is not emulated; GET_INFO needs the compat IOAS.
+    expect(env.ctx.ioctl!(0x3b73, env.scratch)).toBe(-ENOTTY);
+    env.proc.copyToUser(env.scratch, new Uint8Array(16));
+    expect(env.ctx.ioctl!(0x3b70, env.scratch)).toBe(-EINVAL);
+    env.proc.copyToUser(env.scratch, new Uint8Array([24, 0, 0, 0]));
+    expect(env.ctx.ioctl!(0x3b70, env.scratch)).toBe(-19);
   });
 });
 
