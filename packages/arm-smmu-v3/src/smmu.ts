@@ -365,29 +365,24 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
     return this.memory.allocPages(pages, { align: bytes > 4096n ? bytes : 4096n })[0]!;
   }
 
+  /** An EVTQ/PRIQ: ring in RAM, PROD/CONS used through register page 1 as Linux does. */
+  private producerQueue(shift: number, entBytes: number, prodReg: number, consReg: number): ProducerQueue {
+    const base = this.allocQueue(shift, entBytes);
+    return { base, log2Size: shift, entBytes, prodReg: SMMU_PAGE1 + prodReg, consReg: SMMU_PAGE1 + consReg, prod: 0, cons: 0 };
+  }
+
+  /** Programs `*Q_BASE` (RWA, ADDR, LOG2SIZE) and the driver's PROD/CONS of a producer queue. */
+  private writeQueueRegs(q: ProducerQueue, baseReg: number): void {
+    this.writeReg64(baseReg, SMMU_Q_BASE.encode({ RA: 1, ADDR: q.base >> 5n, LOG2SIZE: q.log2Size })[0]!);
+    this.writeReg(q.prodReg, q.prod);
+    this.writeReg(q.consReg, q.cons);
+  }
+
   /** `arm_smmu_init_structures`: queues and the stream table. */
   private initStructures(cmdqShift: number, evtqShift: number, priqShift: number): void {
     this.cmdq = new CommandQueue(this, this.allocQueue(cmdqShift, 16), cmdqShift, SMMU_REG.CMDQ_PROD, SMMU_REG.CMDQ_CONS);
-    this.evtq = {
-      base: this.allocQueue(evtqShift, 32),
-      log2Size: evtqShift,
-      entBytes: 32,
-      prodReg: SMMU_PAGE1 + SMMU_REG.EVTQ_PROD,
-      consReg: SMMU_PAGE1 + SMMU_REG.EVTQ_CONS,
-      prod: 0,
-      cons: 0,
-    };
-    if (this.features.pri) {
-      this.priq = {
-        base: this.allocQueue(priqShift, 16),
-        log2Size: priqShift,
-        entBytes: 16,
-        prodReg: SMMU_PAGE1 + SMMU_REG.PRIQ_PROD,
-        consReg: SMMU_PAGE1 + SMMU_REG.PRIQ_CONS,
-        prod: 0,
-        cons: 0,
-      };
-    }
+    this.evtq = this.producerQueue(evtqShift, 32, SMMU_REG.EVTQ_PROD, SMMU_REG.EVTQ_CONS);
+    if (this.features.pri) this.priq = this.producerQueue(priqShift, 16, SMMU_REG.PRIQ_PROD, SMMU_REG.PRIQ_CONS);
     if (this.features.twoLvlStrtab) {
       const lastL1 = ((1 << this.sidBits) - 1) >>> STRTAB_SPLIT;
       this.numL1Ents = Math.min(lastL1 + 1, STRTAB_MAX_L1_ENTRIES);
@@ -431,15 +426,11 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
     this.issueCmdWithSync({ opcode: 'CFGI_ALL' });
     if (this.features.hyp) this.issueCmdWithSync({ opcode: 'TLBI_EL2_ALL' });
     this.issueCmdWithSync({ opcode: 'TLBI_NSNH_ALL' });
-    this.writeReg64(R.EVTQ_BASE, SMMU_Q_BASE.encode({ RA: 1, ADDR: this.evtq.base >> 5n, LOG2SIZE: this.evtq.log2Size })[0]!);
-    this.writeReg(this.evtq.prodReg, this.evtq.prod);
-    this.writeReg(this.evtq.consReg, this.evtq.cons);
+    this.writeQueueRegs(this.evtq, R.EVTQ_BASE);
     en.EVTQEN = 1;
     this.writeRegSync(cr0(), R.CR0, R.CR0ACK);
     if (this.priq !== undefined) {
-      this.writeReg64(R.PRIQ_BASE, SMMU_Q_BASE.encode({ RA: 1, ADDR: this.priq.base >> 5n, LOG2SIZE: this.priq.log2Size })[0]!);
-      this.writeReg(this.priq.prodReg, this.priq.prod);
-      this.writeReg(this.priq.consReg, this.priq.cons);
+      this.writeQueueRegs(this.priq, R.PRIQ_BASE);
       en.PRIQEN = 1;
       this.writeRegSync(cr0(), R.CR0, R.CR0ACK);
     }

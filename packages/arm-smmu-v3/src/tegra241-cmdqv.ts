@@ -278,13 +278,12 @@ export class Tegra241Cmdqv implements SmmuImpl {
     return this.vcmdqWriteConfig(q, 1);
   }
 
-  private mapLvcmdq(q: Vcmdq): void {
-    const v = this.read(R.CMDQ_ALLOC + 4 * q.idx);
-    this.write(R.CMDQ_ALLOC + 4 * q.idx, v | 1);
-  }
-  private unmapLvcmdq(q: Vcmdq): void {
-    const v = this.read(R.CMDQ_ALLOC + 4 * q.idx);
-    this.write(R.CMDQ_ALLOC + 4 * q.idx, v & ~1);
+  /** `tegra241_vcmdq_map_lvcmdq` / `_unmap_lvcmdq`: CMDQ_ALLOC.ALLOCATED of the global queue. */
+  private setLvcmdqMapped(q: Vcmdq, mapped: boolean): void {
+    const reg = R.CMDQ_ALLOC + 4 * q.idx;
+    const w = [BigInt(this.read(reg))];
+    CMDQV_CMDQ_ALLOC.set(w, 'ALLOCATED', mapped);
+    this.write(reg, Number(w[0]!));
   }
 
   /** `tegra241_vintf_hw_deinit`: queues unmapped in descending order, VINTF off, SID slots cleared. */
@@ -293,7 +292,7 @@ export class Tegra241Cmdqv implements SmmuImpl {
       const q = v.lvcmdqs[lidx];
       if (q !== undefined) {
         this.vcmdqHwDeinit(q);
-        this.unmapLvcmdq(q);
+        this.setLvcmdqMapped(q, false);
       }
     }
     this.writeConfig(this.vintfReg(v, R.VINTF_CONFIG), this.vintfReg(v, R.VINTF_STATUS), 0);
@@ -317,7 +316,7 @@ export class Tegra241Cmdqv implements SmmuImpl {
     for (let lidx = 0; lidx < this.numLvcmdqsPerVintf; lidx++) {
       const q = v.lvcmdqs[lidx];
       if (q === undefined) continue;
-      this.mapLvcmdq(q);
+      this.setLvcmdqMapped(q, true);
       const r = this.vcmdqHwInit(q);
       if (r !== 0) {
         this.vintfHwDeinit(v);
@@ -507,7 +506,7 @@ export class Tegra241Cmdqv implements SmmuImpl {
     }
     const q = this.initLvcmdq(v, lidx);
     q.prev = prevHw;
-    this.mapLvcmdq(q);
+    this.setLvcmdqMapped(q, true);
     q.qBase = VCMDQ_BASE.encode({ ADDR: basePa >> 5n, LOG2SIZE: log2size })[0]!;
     // Configure only; the guest enables the queue through its mmapped page.
     this.smmu.memory.write64(this.smmu.base + BigInt(q.page1 + R.VCMDQ_BASE), q.qBase);
@@ -519,7 +518,7 @@ export class Tegra241Cmdqv implements SmmuImpl {
     this.hwQueues.set(q, hw);
     hw.destroy = () => {
       this.vcmdqHwDeinit(q);
-      this.unmapLvcmdq(q);
+      this.setLvcmdqMapped(q, false);
       v.lvcmdqs[lidx] = undefined;
       this.hwQueues.delete(q);
       if (q.prev !== undefined) hwQueueUndepend(hw, q.prev);
