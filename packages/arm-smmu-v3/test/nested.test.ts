@@ -215,4 +215,18 @@ describe('nested domain from a guest STE', () => {
     abt.ops.attachDev!(abt, devs[0]!);
     expect(smmu.readSte(pci[0]!.streamId)).toEqual(SMMU_STE.encode({ V: 1 }));
   });
+
+  it('honours the guest EATS for an S1 vSTE: ATS on, and a nest-parent change flushes the whole ATC', () => {
+    const { nested, vste, devs, pci, smmu, cdTable, s2 } = vm({ ats: true });
+    const d = nested(vste({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n, EATS: 1 })) as ArmSmmuNestedDomain;
+    expect(d.enableAts).toBe(true);
+    expect(d.ste[1]).toBe(0n);
+    d.ops.attachDev!(d, devs[0]!);
+    expect(SMMU_STE.decode(smmu.readSte(pci[0]!.streamId))).toMatchObject({ CONFIG: 7n, EATS: 1n, MEV: 1n });
+    expect(pci[0]!.atsEnabled).toBe(true);
+    const cmds = issued(smmu, () => s2.ops.unmapPages!(s2, IPA0 + 0x3f000n, 4096n, 1));
+    expect(opcodes(cmds)).toEqual([CMDQ_OP.TLBI_S2_IPA, 0, CMDQ_OP.TLBI_NH_ALL, 0, CMDQ_OP.ATC_INV, 0]);
+    expect(SMMU_CMD.decode(cmds[4]!)).toMatchObject({ SID: BigInt(pci[0]!.streamId), SSV: 0n });
+    expect(cmds[4]![1] & 0x3fn).toBe(52n);
+  });
 });
