@@ -176,3 +176,18 @@ describe('hitless STE updates', () => {
     expect(log).toEqual(['w0', 'sync', 'w1', 'w2', 'w3', 'sync', 'w0', 'sync']);
   });
 });
+
+describe('CMDQ error recovery', () => {
+  it('an ATC invalidation timeout fails the SYNC (CERROR_ATC_INV_SYNC); the SYNC is retried and completes', () => {
+    const { smmu, devs, pci, machine } = rig({ ats: true });
+    const d = pagingDomain(devs[0]!) as ArmSmmuDomain;
+    d.ops.attachDev!(d, devs[0]!);
+    d.ops.mapPages!(d, 0x5000n, machine.memory.allocPages(1)[0]!, 4096n, 1, RW);
+    pci[0]!.atcInvalidationTimeout = true;
+    expect(d.ops.unmapPages!(d, 0x5000n, 4096n, 1)).toBe(4096n);
+    expect(smmu.messages.filter((m) => m.includes('CERROR_ATC_INV_SYNC'))).toHaveLength(1);
+    expect(smmu.readReg(0x60)).toBe(smmu.readReg(0x64));
+    expect(smmu.readReg(0x9c) & 0xfffff).toBe(smmu.cmdq.prod);
+  });
+});
+
