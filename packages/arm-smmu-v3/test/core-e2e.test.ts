@@ -1,7 +1,7 @@
 // The VMM scenario through the real @iommufd/core: ioctls with uAPI structs in process memory,
 // the driver reached only through the driver API, DMA through the SMMU model.
 import { describe, expect, it } from 'vitest';
-import { IommuCore, iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceReplace } from '@iommufd/core';
+import { FailNth, IommuCore, iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceReplace, iommufdDeviceUnbind } from '@iommufd/core';
 import { SMMU_CD, SMMU_EVENT, SMMU_STE, TEGRA241_CMDQV_REG as R } from '@iommufd/hw-model';
 import {
   EIO,
@@ -157,4 +157,56 @@ describe('through @iommufd/core', () => {
     expect(b.read()).toBe(0x22);
     region.close();
   });
+
+  it('fail_nth: each allocation point (core and driver) fails cleanly; unbind + close return every page and leave the STE aborting', () => {
+    let n = 1;
+    for (; n < 300; n++) {
+      const r = rig({ devices: 1 });
+      for (const d of r.devs) r.smmu.ops.releaseDevice!(d);
+      const core = new IommuCore();
+      core.registerIommu(r.smmu);
+      const pci = r.pci[0]!;
+      const cdev = core.addDevice({ name: pci.name, iommu: r.smmu, group: 1 });
+      const ram = new GuestRam(r.machine, IPA0, 16);
+      const baseline = r.machine.memory.allocatedPages;
+      const fail = new FailNth(n);
+      core.faultInjector = fail;
+      const vmm = new Vmm(ram);
+      const ctx = core.open(vmm);
+      const call = (req: number, layout: { size: number; encode(v: object): Uint8Array; decode(b: Uint8Array): Record<string, unknown> }, v: object) => {
+        const va = vmm.put(layout.encode({ size: layout.size, ...v }));
+        const rc = ctx.ioctl!(req, va);
+        return rc === 0 ? layout.decode(vmm.get(va, layout.size)) : undefined;
+      };
+      const bound = iommufdDeviceBind(ctx, cdev);
+      if (typeof bound === 'object') {
+        const steps = (): void => {
+          const ioas = call(IOMMU_IOAS_ALLOC, iommu_ioas_alloc, {});
+          if (!ioas) return;
+          const s2 = call(IOMMU_HWPT_ALLOC, iommu_hwpt_alloc, { flags: IOMMU_HWPT_ALLOC_NEST_PARENT, dev_id: bound.devId, pt_id: ioas.out_ioas_id });
+          if (!s2) return;
+          const flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+          if (!call(IOMMU_IOAS_MAP, iommu_ioas_map, { flags, ioas_id: ioas.out_ioas_id, user_va: GUEST_VA, length: 16n * 4096n, iova: IPA0 })) return;
+          if (typeof iommufdDeviceAttach(bound.idev, undefined, s2.out_hwpt_id as number) === 'number') return;
+          const vi = call(IOMMU_VIOMMU_ALLOC, iommu_viommu_alloc, { type: IOMMU_VIOMMU_TYPE_ARM_SMMUV3, dev_id: bound.devId, hwpt_id: s2.out_hwpt_id });
+          if (!vi) return;
+          if (!call(IOMMU_VDEVICE_ALLOC, iommu_vdevice_alloc, { viommu_id: vi.out_viommu_id, dev_id: bound.devId, virt_id: VSID })) return;
+          const ste = SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: IPA0 >> 6n }).slice(0, 2);
+          const data = vmm.put(iommu_hwpt_arm_smmuv3.encode({ ste }));
+          const nested = call(IOMMU_HWPT_ALLOC, iommu_hwpt_alloc, { dev_id: bound.devId, pt_id: vi.out_viommu_id, data_type: IOMMU_HWPT_DATA_ARM_SMMUV3, data_len: 16, data_uptr: data });
+          if (!nested) return;
+          iommufdDeviceReplace(bound.idev, undefined, nested.out_hwpt_id as number);
+        };
+        steps();
+        iommufdDeviceUnbind(bound.idev);
+      }
+      ctx.release();
+      expect(r.machine.memory.allocatedPages, `leak after failing point ${n} (${fail.failedSite})`).toBe(baseline);
+      expect(r.smmu.readSte(pci.streamId)).toEqual(SMMU_STE.encode({ V: 1 }));
+      if (!fail.injected) break;
+    }
+    // Every point was reached and failed once before a run went through untouched.
+    expect(n).toBeGreaterThan(10);
+  });
 });
+
