@@ -191,7 +191,8 @@ export class ArmSmmuMaster {
 
   /** `pci_enable_ats` / `pci_disable_ats`: the endpoint's ATS control register. */
   setEndpointAts(enabled: boolean): void {
-    this.fw.atsEnabled = enabled;
+    if (this.fw.endpoint !== undefined) this.fw.endpoint.atsEnabled = enabled;
+    else this.fw.atsEnabled = enabled;
   }
 
   /** Frees the CD table (`release_device`). */

@@ -56,13 +56,25 @@ export class ArmSmmuProbeError extends Error {
   }
 }
 
-/** A device behind the SMMU as firmware (IORT) describes it: its name and StreamID(s). */
+/** The PCI endpoint's ATS control, as the driver enables and disables it (`pci_enable_ats`). */
+export interface AtsControl {
+  /** ATS Enable of the endpoint's ATS capability. */
+  atsEnabled: boolean;
+}
+
+/**
+ * A device behind the SMMU as firmware (IORT) describes it: the name the core will give it
+ * and its StreamID. A `PciDevice` of `@iommufd/hw-model` is one as it is (its own ATS control);
+ * a plain entry names the endpoint whose ATS control the driver writes.
+ */
 export interface FirmwareStream {
-  /** Device name the core will use (`PciDevice.name`, e.g. `00:01.0`). */
+  /** Device name used with the core (`core.addDevice({ name })`), e.g. `PciDevice.name`. */
   readonly name: string;
   /** Its StreamID. */
   readonly streamId: number;
-  /** The endpoint's ATS enable (the PCI ATS control register); set by the driver when it enables ATS. */
+  /** The endpoint's ATS control register (for a PciDevice: the PciDevice itself). */
+  readonly endpoint?: AtsControl;
+  /** ATS enable, when this entry is the endpoint itself (a PciDevice). */
   atsEnabled?: boolean;
 }
 

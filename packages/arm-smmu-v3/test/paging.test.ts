@@ -4,7 +4,7 @@ import { CMDQ_OP, SMMU_CD, SMMU_CMD_ATC_INV, SMMU_CMD_TLBI, SMMU_STE } from '@io
 import { EEXIST, EINVAL, EOPNOTSUPP, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT } from '@iommufd/uapi';
 import { ArmSmmuDomain, armSmmuBlockedDomain, buildCmd } from '../src/index.js';
 import { getSteUsed, writeEntry } from '../src/entry-writer.js';
-import { issued, opcodes, pagingDomain, rig } from './support/harness.js';
+import { addDevice, issued, opcodes, pagingDomain, rig } from './support/harness.js';
 
 const RW = IOMMU_READ | IOMMU_WRITE | IOMMU_CACHE;
 const SYNC = 0; // a completed MSIPOLL CMD_SYNC reads back with opcode 0
@@ -188,6 +188,20 @@ describe('CMDQ error recovery', () => {
     expect(smmu.messages.filter((m) => m.includes('CERROR_ATC_INV_SYNC'))).toHaveLength(1);
     expect(smmu.readReg(0x60)).toBe(smmu.readReg(0x64));
     expect(smmu.readReg(0x9c) & 0xfffff).toBe(smmu.cmdq.prod);
+  });
+});
+
+describe('firmware description', () => {
+  it('finds the StreamID under the name the core uses and writes ATS enable to the named endpoint', () => {
+    const { smmu, pci } = rig({ ats: true, devices: 3 });
+    const p = pci[2]!;
+    const ep = { atsEnabled: false };
+    smmu.addFirmwareStreams([{ name: `0000:${p.name}`, streamId: 0x2000, endpoint: ep }]);
+    const dev = addDevice(smmu, { name: `0000:${p.name}` }, { ats: true, pasid: false });
+    const d = pagingDomain(dev) as ArmSmmuDomain;
+    expect(d.ops.attachDev!(d, dev)).toBe(0);
+    expect(ep.atsEnabled).toBe(true);
+    expect(SMMU_STE.get(smmu.readSte(0x2000), 'CONFIG')).toBe(5n);
   });
 });
 

@@ -55,11 +55,11 @@ export function rig(o: { smmu?: SmmuV3Options; devices?: number; strict?: boolea
 }
 
 /** iommu_probe_device: a core Device whose probe the driver accepted. */
-export function addDevice(smmu: ArmSmmuV3, p: PciDevice, o: { ats: boolean; pasid: boolean }): Device {
+export function addDevice(smmu: ArmSmmuV3, p: { readonly name: string; readonly requesterId?: number }, o: { ats: boolean; pasid: boolean }): Device {
   const dev: Device = {
     name: p.name,
     iommu: smmu,
-    groupId: p.requesterId,
+    groupId: p.requesterId ?? 0,
     pasid: o.pasid ? { maxPasidLog2: 20, exec: true, priv: true } : undefined,
     pri: true,
     ats: o.ats,
