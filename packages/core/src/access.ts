@@ -20,9 +20,15 @@ export interface AccessOps {
 
 /** One outstanding pin of an access. */
 export interface PinRecord {
+  /** First IOVA pinned. */
   readonly iova: bigint;
+  /** Bytes pinned. */
   readonly length: bigint;
+  /** The areas covered, with the page indexes pinned in each. */
   readonly areas: IoptArea[];
+  /** Page index range pinned in each area (parallel to `areas`). */
+  readonly ranges: [number, number][];
+  /** Also locks the areas against unmap (internal accesses). */
   readonly lock: boolean;
 }
 
@@ -71,11 +77,11 @@ export class Access extends IommufdObject implements IoptAccess {
 }
 
 function releasePin(access: Access, p: PinRecord): void {
-  for (const a of p.areas) {
+  p.areas.forEach((a, i) => {
     a.numAccesses--;
     if (p.lock) a.numLocks--;
-    a.pages.unpin();
-  }
+    a.pages.unpin(p.ranges[i]![0], p.ranges[i]![1]);
+  });
   access.pins.splice(access.pins.indexOf(p), 1);
   const set = access.ioas?.accessPins.get(access);
   if (set) {
@@ -132,14 +138,17 @@ export function accessPinPages(access: Access, iova: bigint, length: bigint, wri
     if (cur > last) break;
   }
   if (cur <= last) return ENOENT;
-  const pinned: IoptArea[] = [];
-  for (const a of areas) {
-    const rc = a.pages.pin(access.ictx);
+  // Only the requested pages are pinned, not the whole areas.
+  const ranges: [number, number][] = areas.map((a) => [
+    a.pageIndexOf(a.start > iova ? a.start : iova),
+    a.pageIndexOf(a.last < last ? a.last : last),
+  ]);
+  for (let i = 0; i < areas.length; i++) {
+    const rc = areas[i]!.pages.pin(access.ictx, ranges[i]![0], ranges[i]![1]);
     if (rc) {
-      for (const p of pinned) p.pages.unpin();
+      for (let j = 0; j < i; j++) areas[j]!.pages.unpin(ranges[j]![0], ranges[j]![1]);
       return rc;
     }
-    pinned.push(a);
   }
   const pfns: bigint[] = [];
   for (let pageIova = iova & ~(PAGE_SIZE - 1n); pageIova <= last; pageIova += PAGE_SIZE) {
@@ -151,7 +160,7 @@ export function accessPinPages(access: Access, iova: bigint, length: bigint, wri
     a.numAccesses++;
     if (lock) a.numLocks++;
   }
-  access.pins.push({ iova, length, areas, lock });
+  access.pins.push({ iova, length, areas, ranges, lock });
   const set = ioas.accessPins.get(access);
   for (const a of areas) set?.add(a);
   return pfns;

@@ -6,7 +6,7 @@
 import { EBUSY, ENOENT, ENOMEM, EINVAL, ENXIO, EPERM } from '@iommufd/uapi';
 import type { IommufdCtx, IommufdDriverServices } from '@iommufd/driver-api';
 import type { Errno, KernelFile, KernelProcess, MmapRegion } from './kernel.js';
-import { OBJECT_TYPE_VALUE, type IommufdObject, type ObjectTypeName } from './object.js';
+import type { IommufdObject, ObjectTypeName } from './object.js';
 import type { IommuCore } from './core.js';
 import type { IommufdGroup } from './device.js';
 import type { Ioas } from './ioas.js';
@@ -268,10 +268,6 @@ export class IommufdCtxImpl implements IommufdContext, IommufdCtx {
   /** Types of reserved slots (allocations in flight and tombstones), for inspection. */
   private readonly reservedTypes = new Map<number, ObjectTypeName>();
 
-  /** Numeric `enum iommufd_object_type` of an object. */
-  static typeValue(obj: IommufdObject): number {
-    return OBJECT_TYPE_VALUE[obj.type];
-  }
 
   // ---- file lifetime -----------------------------------------------------------------
 
@@ -362,7 +358,9 @@ export class IommufdCtxImpl implements IommufdContext, IommufdCtx {
     const e = this.mmaps.get(offset);
     if (!e || e.owner.users === 0) return ENXIO;
     if (e.length !== length) return ENXIO;
+    // The VMA pins the owner and, through vm_file, the ctx file.
     e.owner.users++;
+    this.getFile();
     let closed = false;
     return {
       physAddr: e.physAddr,
@@ -371,6 +369,7 @@ export class IommufdCtxImpl implements IommufdContext, IommufdCtx {
         if (closed) return;
         closed = true;
         e.owner.users--;
+        this.putFile();
       },
     };
   }

@@ -97,6 +97,8 @@ export class BoundDevice extends IommufdObject {
   vdev: Vdevice | undefined;
   /** Unbind in progress (pre_destroy ran). */
   destroying = false;
+  /** Holds a reference on the ctx file (every device but the selftest's mock devices). */
+  holdsCtx = true;
   constructor(
     ictx: IommufdCtxImpl,
     /** The device. */
@@ -126,12 +128,16 @@ export class BoundDevice extends IommufdObject {
     this.igroup.users--;
     if (this.igroup.users === 0) this.ictx.groups.delete(g.id);
     this.dev.bound = undefined;
-    this.ictx.putFile();
+    if (this.holdsCtx) this.ictx.putFile();
   }
 }
 
 /** `iommufd_device_bind`: a DEVICE for `dev` in `ictx` (the binding driver holds a users ref). */
-export function iommufdDeviceBind(ictx: IommufdCtxImpl, dev: CoreDevice): { idev: BoundDevice; devId: number } | Errno {
+export function iommufdDeviceBind(
+  ictx: IommufdCtxImpl,
+  dev: CoreDevice,
+  opts: { selftestMockDevice?: boolean } = {},
+): { idev: BoundDevice; devId: number } | Errno {
   if (!dev.iommu.ops.capable(dev, 'CACHE_COHERENCY')) return EINVAL;
   const g = dev.group;
   if (g.owner && g.owner !== ictx) return EPERM;
@@ -151,7 +157,10 @@ export function iommufdDeviceBind(ictx: IommufdCtxImpl, dev: CoreDevice): { idev
   idev.igroup = igroup;
   idev.enforceCacheCoherency = dev.iommu.ops.capable(dev, 'ENFORCE_CACHE_COHERENCY');
   dev.bound = idev;
-  ictx.getFile();
+  // A selftest mock device is owned by an object of the ctx itself: it must not keep the
+  // ctx open (iommufd_selftest_is_mock_dev in the kernel).
+  idev.holdsCtx = !opts.selftestMockDevice;
+  if (idev.holdsCtx) ictx.getFile();
   // The driver's reference, dropped by unbind.
   idev.users++;
   ictx.finalize(idev);
@@ -410,10 +419,6 @@ export function deviceAttachedDomain(dev: CoreDevice, pasid?: number): IommuDoma
   return pasid === undefined ? dev.group.domain : dev.pasidDomains.get(pasid);
 }
 
-/** The BoundDevice of a DEVICE id (for handlers): ENOENT if not a DEVICE. */
-export function getDevice(ictx: IommufdCtxImpl, id: number): BoundDevice | Errno {
-  return ictx.getObject<BoundDevice>(id, 'DEVICE');
-}
 
 
 type Cmd<L> = L extends { decode(b: Uint8Array): infer V } ? V : never;

@@ -35,7 +35,7 @@ export type { DispatchRow, IoctlHandler } from './main.js';
 export { iommufdVfioCompatIoasCreate } from './vfio-compat.js';
 // The object model's structures, exported for inspection and typing (not for construction).
 export type { AccountMode, IommufdCtxImpl, Ucmd } from './context.js';
-export { IommufdObject, pinObject, unpinObject } from './object.js';
+export { IommufdObject, OBJECT_TYPE_VALUE, pinObject, unpinObject } from './object.js';
 export type { Ioas } from './ioas.js';
 export type { IoptAccess, IoPagetable, IoptArea, IoptPages, IovaRange, ReservedOwner } from './io-pagetable.js';
 export type { Attach, IommuGroup, IommufdGroup } from './device.js';

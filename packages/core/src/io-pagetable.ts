@@ -48,14 +48,16 @@ function lowestSetBit(v: bigint): bigint {
   return v & -v;
 }
 
-/** `iopt_pages`: the pinned-page source of one or more areas (shared by IOAS_COPY). */
+/**
+ * `iopt_pages`: the page source of one or more areas (shared by IOAS_COPY and by the halves
+ * of a split area). Pages are pinned per index while any area fill or access needs them,
+ * each page once (GUP) however many users it has, and charged while pinned.
+ */
 export class IoptPages {
-  /** PFNs while pinned. */
-  pfns: bigint[] | undefined;
-  /** Area fills and access pins keeping the pages pinned. */
-  pinUsers = 0;
-  /** Areas referencing these pages. */
-  areaUsers = 0;
+  /** PFN of each pinned index. */
+  private readonly pfnOf = new Map<number, bigint>();
+  /** Users of each pinned index (area fills and access pins). */
+  private readonly usersOf = new Map<number, number>();
   /** Pages charged to RLIMIT_MEMLOCK while pinned. */
   private charged = 0;
 
@@ -72,44 +74,84 @@ export class IoptPages {
     public process: KernelProcess,
   ) {}
 
-  /** Takes a pin user, pinning on the first. */
-  pin(ictx: IommufdCtxImpl): 0 | Errno {
-    if (this.pinUsers > 0) {
-      this.pinUsers++;
-      return 0;
+  /** Areas referencing these pages. */
+  areaUsers = 0;
+
+  /** Number of distinct pinned pages. */
+  get pinnedCount(): number {
+    return this.pfnOf.size;
+  }
+
+  /** PFN of a pinned index. */
+  pfn(index: number): bigint {
+    const pfn = this.pfnOf.get(index);
+    if (pfn === undefined) throw new Error(`iopt_pages: index ${index} is not pinned`);
+    return pfn;
+  }
+
+  private gup(first: number, count: number): { pfns: bigint[] } | Errno {
+    return this.source.kind === 'user'
+      ? this.process.pinPages(this.source.va + BigInt(first) * PAGE_SIZE, count, this.writable)
+      : this.source.file.pinPages(this.source.startPage + BigInt(first), count, this.writable);
+  }
+
+  private release(pfns: bigint[]): void {
+    if (this.source.kind === 'user') this.process.unpinPages(pfns);
+    else this.source.file.unpinPages(pfns);
+  }
+
+  /** Adds a user to indexes `[first, last]`, pinning (and charging) the ones not pinned yet. */
+  pin(ictx: IommufdCtxImpl, first: number, last: number): 0 | Errno {
+    const missing: number[] = [];
+    for (let i = first; i <= last; i++) if (!this.usersOf.has(i)) missing.push(i);
+    if (missing.length) {
+      if (ictx.shouldFail('pin')) return ENOMEM;
+      if (this.accountMode !== ACCOUNT_NONE) {
+        const rc = this.process.chargeLockedPages(missing.length);
+        if (rc) return rc;
+      }
+      const got: [number, bigint][] = [];
+      // GUP runs of consecutive missing indexes.
+      for (let k = 0; k < missing.length; ) {
+        let run = 1;
+        while (k + run < missing.length && missing[k + run] === missing[k]! + run) run++;
+        const r = this.gup(missing[k]!, run);
+        if (typeof r === 'number') {
+          this.release(got.map(([, pfn]) => pfn));
+          if (this.accountMode !== ACCOUNT_NONE) this.process.unchargeLockedPages(missing.length);
+          return r;
+        }
+        r.pfns.forEach((pfn, n) => got.push([missing[k]! + n, pfn]));
+        k += run;
+      }
+      for (const [i, pfn] of got) this.pfnOf.set(i, pfn);
+      if (this.accountMode !== ACCOUNT_NONE) this.charged += missing.length;
     }
-    if (ictx.shouldFail('pin')) return ENOMEM;
-    if (this.accountMode !== ACCOUNT_NONE) {
-      const rc = this.process.chargeLockedPages(this.npages);
-      if (rc) return rc;
-      this.charged = this.npages;
-    }
-    const r =
-      this.source.kind === 'user'
-        ? this.process.pinPages(this.source.va, this.npages, this.writable)
-        : this.source.file.pinPages(this.source.startPage, this.npages, this.writable);
-    if (typeof r === 'number') {
-      this.uncharge();
-      return r;
-    }
-    this.pfns = r.pfns;
-    this.pinUsers = 1;
+    for (let i = first; i <= last; i++) this.usersOf.set(i, (this.usersOf.get(i) ?? 0) + 1);
     return 0;
   }
 
-  /** Drops a pin user, unpinning after the last. */
-  unpin(): void {
-    this.pinUsers--;
-    if (this.pinUsers > 0 || !this.pfns) return;
-    if (this.source.kind === 'user') this.process.unpinPages(this.pfns);
-    else this.source.file.unpinPages(this.pfns);
-    this.pfns = undefined;
-    this.uncharge();
-  }
-
-  private uncharge(): void {
-    if (this.charged) this.process.unchargeLockedPages(this.charged);
-    this.charged = 0;
+  /** Drops a user of indexes `[first, last]`, unpinning (and uncharging) those left unused. */
+  unpin(first: number, last: number): void {
+    const freed: bigint[] = [];
+    for (let i = first; i <= last; i++) {
+      const n = (this.usersOf.get(i) ?? 0) - 1;
+      if (n > 0) {
+        this.usersOf.set(i, n);
+        continue;
+      }
+      this.usersOf.delete(i);
+      const pfn = this.pfnOf.get(i);
+      if (pfn !== undefined) freed.push(pfn);
+      this.pfnOf.delete(i);
+    }
+    if (!freed.length) return;
+    this.release(freed);
+    if (this.charged) {
+      const n = Math.min(this.charged, freed.length);
+      this.process.unchargeLockedPages(n);
+      this.charged -= n;
+    }
   }
 
   /** Pages currently charged. */
@@ -119,15 +161,15 @@ export class IoptPages {
 
   /** Moves the accounting of pinned pages to `process` (IOAS_CHANGE_PROCESS). */
   recharge(process: KernelProcess, mode: AccountMode): 0 | Errno {
-    if (this.charged && mode !== ACCOUNT_NONE) {
-      const rc = process.chargeLockedPages(this.charged);
+    const want = mode === ACCOUNT_NONE ? 0 : this.pfnOf.size;
+    if (want) {
+      const rc = process.chargeLockedPages(want);
       if (rc) return rc;
     }
-    const old = this.charged;
-    if (old) this.process.unchargeLockedPages(old);
+    if (this.charged) this.process.unchargeLockedPages(this.charged);
     this.process = process;
     this.accountMode = mode;
-    this.charged = mode === ACCOUNT_NONE ? 0 : old;
+    this.charged = want;
     return 0;
   }
 }
@@ -152,11 +194,18 @@ export class IoptArea implements IovaRange {
     /** IOMMU_READ | IOMMU_WRITE | IOMMU_CACHE. */
     readonly iommuProt: number,
   ) {}
-  /** Physical address of `iova` (pages must be pinned). */
+  /** Physical address of `iova` (its page must be pinned). */
   physOf(iova: bigint): bigint {
     const byte = this.pagesByteOffset + (iova - this.start);
-    const pfn = this.pages.pfns![Number(byte / PAGE_SIZE)]!;
-    return pfn * PAGE_SIZE + (byte % PAGE_SIZE);
+    return this.pages.pfn(Number(byte / PAGE_SIZE)) * PAGE_SIZE + (byte % PAGE_SIZE);
+  }
+  /** First page index of the area in its pages. */
+  get firstIndex(): number {
+    return Number(this.pagesByteOffset / PAGE_SIZE);
+  }
+  /** Last page index of the area in its pages. */
+  get lastIndex(): number {
+    return this.pageIndexOf(this.last);
   }
   /** Index of the page containing `iova` in `pages`. */
   pageIndexOf(iova: bigint): number {
@@ -368,7 +417,7 @@ export class IoPagetable {
   /** Pins an area's pages and maps it into every domain; undoes itself on failure. */
   private fillArea(area: IoptArea, domains: readonly IommuDomain[]): 0 | Errno {
     if (!domains.length) return 0;
-    const rc = area.pages.pin(this.ictx);
+    const rc = area.pages.pin(this.ictx, area.firstIndex, area.lastIndex);
     if (rc) return rc;
     const done: IommuDomain[] = [];
     for (const d of domains) {
@@ -378,7 +427,7 @@ export class IoPagetable {
           this.unmapFromDomain(x, area);
           area.filled.delete(x);
         }
-        area.pages.unpin();
+        area.pages.unpin(area.firstIndex, area.lastIndex);
         return r;
       }
       area.filled.add(d);
@@ -392,7 +441,7 @@ export class IoPagetable {
     if (!area.filled.size) return;
     for (const d of area.filled) this.unmapFromDomain(d, area);
     area.filled.clear();
-    area.pages.unpin();
+    area.pages.unpin(area.firstIndex, area.lastIndex);
   }
 
   /**
@@ -494,6 +543,49 @@ export class IoPagetable {
     return { unmapped, rc: unmapped ? 0 : ENOENT };
   }
 
+  /**
+   * `iopt_area_split`: cut the area containing `iova` so that `iova` becomes the last IOVA of
+   * the left part (VFIO type1 compatibility: unmapping inside a mapping). Both parts keep
+   * the same pages; the domains' IOPTEs are untouched, which is only safe without large
+   * pages.
+   */
+  private splitArea(area: IoptArea, iova: bigint): 0 | Errno {
+    const newStart = iova + 1n;
+    if (iova === area.start || iova === area.last) return 0;
+    const align = this.iovaAlignment;
+    const startByte = area.pagesByteOffset + (newStart - area.start);
+    if (newStart % align || startByte % align) return EINVAL;
+    if (this.ictx.shouldFail('area-alloc')) return ENOMEM;
+    // Accesses are not tracked finely enough to be split.
+    if (area.numAccesses) return EINVAL;
+    if (area.filled.size && !this.disableLargePages) return EINVAL;
+    const lhs = new IoptArea(area.start, iova, area.pages, area.pagesByteOffset, area.iommuProt);
+    const rhs = new IoptArea(newStart, area.last, area.pages, startByte, area.iommuProt);
+    for (const d of area.filled) {
+      lhs.filled.add(d);
+      rhs.filled.add(d);
+    }
+    // The halves hold the area's pin; a page shared by both (cut inside it) gets one more user.
+    if (area.filled.size && rhs.firstIndex <= lhs.lastIndex) {
+      const rc = area.pages.pin(this.ictx, rhs.firstIndex, lhs.lastIndex);
+      if (rc) return rc;
+    }
+    area.pages.areaUsers++;
+    this.areas.splice(this.areas.indexOf(area), 1, lhs, rhs);
+    return 0;
+  }
+
+  /** `iopt_cut_iova`: split the areas containing each IOVA (each becomes a last IOVA). */
+  cutIova(iovas: readonly bigint[]): 0 | Errno {
+    for (const iova of iovas) {
+      const area = this.areas.find((a) => a.start <= iova && iova <= a.last);
+      if (!area) continue;
+      const rc = this.splitArea(area, iova);
+      if (rc) return rc;
+    }
+    return 0;
+  }
+
   /** `iopt_unmap_all`: like unmapRange over everything, but an empty IOAS is not an error. */
   unmapAll(accessesOf: (area: IoptArea) => readonly IoptAccess[]): { unmapped: bigint; rc: 0 | Errno } {
     const r = this.unmapRange(0n, ULONG_MAX, accessesOf);
@@ -560,7 +652,7 @@ export class IoPagetable {
     if (!area.filled.has(domain)) return;
     this.unmapFromDomain(domain, area);
     area.filled.delete(domain);
-    if (!area.filled.size) area.pages.unpin();
+    if (!area.filled.size) area.pages.unpin(area.firstIndex, area.lastIndex);
   }
 
   /** `iopt_table_remove_domain`. */
@@ -594,21 +686,32 @@ export class IoPagetable {
     for (const a of [...this.areas]) this.removeArea(a);
   }
 
-  /** `iopt_table_enforce_dev_resv_regions`: reserve a device's reserved regions. */
+  /**
+   * `iopt_table_enforce_dev_resv_regions`: reserve a device's reserved regions (a fault
+   * injection point that fails with EINVAL, as in the kernel). A driver offering both HW and
+   * SW MSI regions, or two SW MSI regions, is refused after the reservations.
+   */
   enforceDeviceRegions(dev: Device, regions: readonly { start: bigint; length: bigint; type: string }[]): 0 | Errno {
-    const hasHwMsi = regions.some((r) => r.type === 'msi');
-    const hasSwMsi = regions.some((r) => r.type === 'sw-msi');
-    if (hasHwMsi && hasSwMsi) return EINVAL;
+    if (this.ictx.shouldFail('resv-regions')) return EINVAL;
+    let hwMsi = 0;
+    let swMsi = 0;
     for (const r of regions) {
       if (r.type === 'direct-relaxable') continue;
+      if (r.type === 'msi') hwMsi++;
+      if (r.type === 'sw-msi') swMsi++;
       const rc = this.reserveIova(r.start, r.start + r.length - 1n, dev);
       if (rc) {
         this.removeReserved(dev);
         return rc;
       }
     }
+    if ((swMsi && hwMsi) || swMsi > 1) {
+      this.removeReserved(dev);
+      return EINVAL;
+    }
     return 0;
   }
+
 }
 
 

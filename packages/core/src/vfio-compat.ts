@@ -159,6 +159,12 @@ function unmapDma(ictx: IommufdCtxImpl, arg: bigint): 0 | Errno {
       rc = r.rc;
       unmapped = r.unmapped;
     } else {
+      if (ioas.iopt.disableLargePages) {
+        // TYPE1 may unmap inside a mapping: cut at both ends of the range first.
+        const cuts = [unmap.iova + unmap.size - 1n, unmap.iova - 1n];
+        const cutRc = ioas.iopt.cutIova(unmap.iova ? cuts : cuts.slice(0, 1));
+        if (cutRc) return cutRc;
+      }
       if (unmap.size === 0n) rc = EINVAL;
       else if (unmap.iova + unmap.size - 1n > ULONG_MAX) rc = EOVERFLOW;
       else {

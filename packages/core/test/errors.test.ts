@@ -88,6 +88,13 @@ describe('pin accounting', () => {
 });
 
 describe('alignment with a domain attached', () => {
+  it('a mapping misaligned for the domain page size makes the attach EADDRINUSE', () => {
+    const e = env();
+    expect(e.map(0x400n).rc).toBe(0);
+    expect(iommufdDeviceAttach(e.bind().idev, undefined, e.ioas)).toBe(EADDRINUSE);
+    expect(e.ctx.objects().map((o) => o.type)).toEqual(['IOAS', 'DEVICE']);
+  });
+
   it('IOAS alignment becomes the mock page size; HUGE_PAGES=0 needs no domain+mapping', () => {
     const e = env();
     iommufdDeviceAttach(e.bind().idev, undefined, e.ioas);

@@ -275,6 +275,42 @@ describe('VFIO type1 compatibility on /dev/iommu', () => {
     expect(unmapDma(0x100000n, 0x1000n, VFIO_DMA_UNMAP_FLAG_ALL).rc).toBe(-EINVAL);
     expect(unmapDma(0x100000n, 0x1000n)).toEqual({ rc: 0, size: 0x1000n });
     expect(unmapDma(0n, 0n, VFIO_DMA_UNMAP_FLAG_ALL)).toEqual({ rc: 0, size: 0x2000n });
+    // TYPE1 (v1) disables large pages, and then a hole may be punched inside a mapping.
+    expect(e.ctx.ioctl!(VFIO_SET_IOMMU, 1n)).toBe(0);
+    expect(mapDma(0x100000n, 0x3000n)).toBe(0);
+    expect(unmapDma(0x101000n, 0x1000n)).toEqual({ rc: 0, size: 0x1000n });
+    expect(unmapDma(0x100000n, 0x1000n)).toEqual({ rc: 0, size: 0x1000n });
+    expect(unmapDma(0x102000n, 0x1000n)).toEqual({ rc: 0, size: 0x1000n });
+    expect(e.proc.pinnedPages).toBe(0);
+  });
+
+  it('TYPE1 holes keep the domain mirror exact and the pins balanced', async () => {
+    const { VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_SET_IOMMU, vfio_iommu_type1_dma_map, vfio_iommu_type1_dma_unmap } = await import('@iommufd/uapi');
+    const { iommufdVfioCompatIoasCreate, iommufdDeviceBind, iommufdDeviceAttach, deviceAttachedDomain } = await import('../src/index.js');
+    const { mockDomainLookup, MOCK_APERTURE_FIRST_IOVA } = await import('@iommufd/mock-iommu');
+    const e = setup();
+    const id = iommufdVfioCompatIoasCreate(e.ctx) as number;
+    expect(e.ctx.ioctl!(VFIO_SET_IOMMU, 1n)).toBe(0);
+    const b = iommufdDeviceBind(e.ctx, e.devs[0]!) as { idev: Parameters<typeof iommufdDeviceAttach>[0] };
+    iommufdDeviceAttach(b.idev, undefined, id);
+    const va = e.proc.mmap(0x4000n);
+    const arg = e.proc.mmap(4096n);
+    const base = MOCK_APERTURE_FIRST_IOVA;
+    e.proc.copyToUser(arg, vfio_iommu_type1_dma_map.encode({ argsz: 32, flags: 3, vaddr: va, iova: base, size: 0x4000n }));
+    expect(e.ctx.ioctl!(VFIO_IOMMU_MAP_DMA, arg)).toBe(0);
+    expect(e.proc.pinnedPages).toBe(4);
+    e.proc.copyToUser(arg, vfio_iommu_type1_dma_unmap.encode({ argsz: 24, iova: base + 0x1000n, size: 0x2000n }));
+    expect(e.ctx.ioctl!(VFIO_IOMMU_UNMAP_DMA, arg)).toBe(0);
+    const dom = deviceAttachedDomain(e.devs[0]!)!;
+    expect(mockDomainLookup(dom, base)).toBeDefined();
+    expect(mockDomainLookup(dom, base + 0x1000n)).toBeUndefined();
+    expect(mockDomainLookup(dom, base + 0x3000n)).toBeDefined();
+    // The hole's pages are unpinned; the two halves keep theirs.
+    expect(e.proc.pinnedPages).toBe(2);
+    e.proc.copyToUser(arg, vfio_iommu_type1_dma_unmap.encode({ argsz: 24, flags: 2 }));
+    expect(e.ctx.ioctl!(VFIO_IOMMU_UNMAP_DMA, arg)).toBe(0);
+    expect(e.proc.pinnedPages).toBe(0);
+    expect(e.mock.warnings).toEqual([]);
   });
 });
 
@@ -302,5 +338,30 @@ describe('VFIO_IOMMU_GET_INFO', () => {
     expect(U.vfio_iommu_type1_info_dma_avail.decode(all, 24)).toEqual({ id: 3, version: 1, next: 40, avail: 0xffffffff });
     expect(U.vfio_iommu_type1_info_cap_iova_range.decode(all, 40)).toEqual({ id: 1, version: 1, next: 0, nr_iovas: 1, reserved: 0 });
     expect(U.vfio_iova_range.decode(all, 56)).toEqual({ start: 0n, end: (1n << 64n) - 1n });
+  });
+});
+
+describe('per-page pinning', () => {
+  it('an access pins only the pages it asks for, once each however many users', async () => {
+    const { iommufdAccessCreate, iommufdAccessPinPages, iommufdAccessUnpinPages, iommufdAccessDestroy } = await import('../src/index.js');
+    const e = env();
+    const va = e.proc.mmap(0x4000n);
+    e.map(va, 0x4000n, 0x100000n);
+    const acc = iommufdAccessCreate(e.ctx, e.ioas, { needsPin: true, unmap: () => undefined });
+    if (typeof acc === 'number') throw new Error(`access ${acc}`);
+    const pfns = iommufdAccessPinPages(acc.access, 0x101800n, 0x1000n, true);
+    expect(pfns).toEqual([e.proc.pages.get(va / 4096n + 1n)!.pfn, e.proc.pages.get(va / 4096n + 2n)!.pfn]);
+    expect(e.proc.pinnedPages).toBe(2);
+    iommufdAccessPinPages(acc.access, 0x102000n, 0x1000n, false);
+    expect(e.proc.pinnedPages).toBe(2);
+    // The area cannot be unmapped under the pins: the owner's unmap callback did not unpin.
+    expect(e.unmap(0x100000n, 0x4000n).rc).toBe(-35);
+    iommufdAccessUnpinPages(acc.access, 0x101800n, 0x1000n);
+    expect(e.proc.pinnedPages).toBe(1);
+    iommufdAccessUnpinPages(acc.access, 0x102000n, 0x1000n);
+    expect(e.proc.pinnedPages).toBe(0);
+    expect(e.unmap(0x100000n, 0x4000n).rc).toBe(0);
+    iommufdAccessDestroy(acc.access);
+    expect(e.ctx.objects().map((o) => o.type)).toEqual(['IOAS']);
   });
 });

@@ -104,6 +104,19 @@ describe('object table', () => {
   });
 });
 
+describe('selftest mock devices', () => {
+  it('do not keep the ctx open, while a VFIO-bound device does', () => {
+    const mockEnv = setup();
+    expect(typeof iommufdDeviceBind(mockEnv.ctx, mockEnv.devs[0]!, { selftestMockDevice: true })).toBe('object');
+    mockEnv.ctx.release();
+    expect(mockEnv.core.openContexts).toBe(0);
+    const vfioEnv = setup();
+    expect(typeof iommufdDeviceBind(vfioEnv.ctx, vfioEnv.devs[0]!)).toBe('object');
+    vfioEnv.ctx.release();
+    expect(vfioEnv.core.openContexts).toBe(1);
+  });
+});
+
 describe('IOMMU_OPTION', () => {
   it('RLIMIT_MODE: GET, SET needs CAP_SYS_RESOURCE and an empty ctx; only val64 is copied back', () => {
     const env = setup();

@@ -45,6 +45,8 @@ import {
 import {
   MOCK_APERTURE_FIRST_IOVA as MOCK_APERTURE_START,
   mockDeviceCache,
+  mockDeviceState,
+  mock_vdevice,
   mockTriggerIopf,
   mockTriggerVevent,
 } from '@iommufd/mock-iommu';
@@ -58,7 +60,7 @@ import {
   iommu_viommu_invalidate_selftest,
   iommu_viommu_selftest,
 } from '@iommufd/uapi';
-import { deviceAttachedDomain, FailNth, iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceDetach, iommufdDeviceUnbind } from '../src/index.js';
+import { deviceAttachedDomain, FailNth, type IommufdCtxImpl, type Viommu, iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceDetach, iommufdDeviceUnbind } from '../src/index.js';
 import { setup } from './harness.js';
 
 const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
@@ -111,10 +113,15 @@ describe('IOMMU_VIOMMU_ALLOC (the seed)', () => {
     const region = e.ctx.mmap!(0x2000n, 3, MAP_SHARED, out.out_mmap_offset);
     if (typeof region === 'number') throw new Error(`mmap ${region}`);
     expect(e.ioctl(iommu_destroy, IOMMU_DESTROY, { id: r.out.out_viommu_id }).rc).toBe(-EBUSY);
-    region.close();
-    expect(e.ioctl(iommu_destroy, IOMMU_DESTROY, { id: r.out.out_viommu_id }).rc).toBe(0);
     // Driver data longer than the driver's struct is EINVAL (not E2BIG).
     expect(e.viommuAlloc({ data_len: 32, data_uptr: data }).rc).toBe(-EINVAL);
+    // The mapping also keeps the ctx file: closing /dev/iommu tears down only after munmap.
+    iommufdDeviceUnbind(e.idev);
+    e.ctx.release();
+    expect(e.core.openContexts).toBe(1);
+    region.close();
+    expect(e.core.openContexts).toBe(0);
+    expect(e.ctx.objects()).toEqual([]);
   });
 
   it('a failing viommuInit unwinds: the ID returns and the parent is unpinned', () => {
@@ -150,6 +157,27 @@ describe('driver bugs are EOPNOTSUPP', () => {
   });
 });
 
+describe('vDEVICE driver contract', () => {
+  it('vdeviceSize below the core struct or without vdeviceInit is EOPNOTSUPP; a failing init unwinds', () => {
+    const e = env();
+    const vid = e.viommuAlloc().out.out_viommu_id;
+    const ictx = e.ctx as IommufdCtxImpl;
+    const viommu = ictx.getObject<Viommu>(vid, 'VIOMMU') as Viommu;
+    ictx.putObject(viommu);
+    const ops = viommu.core.ops!;
+    const alloc = () => e.ioctl(iommu_vdevice_alloc, IOMMU_VDEVICE_ALLOC, { viommu_id: vid, dev_id: e.devId, virt_id: 3n }).rc;
+    viommu.core.ops = { ...ops, vdeviceSize: 8 };
+    expect(alloc()).toBe(-EOPNOTSUPP);
+    viommu.core.ops = { ...ops, vdeviceInit: undefined };
+    expect(alloc()).toBe(-EOPNOTSUPP);
+    viommu.core.ops = { ...ops, vdeviceInit: () => EIO };
+    expect(alloc()).toBe(-EIO);
+    expect(e.ctx.objects().find((o) => o.id === vid)!.users).toBe(1);
+    viommu.core.ops = ops;
+    expect(alloc()).toBe(0);
+  });
+});
+
 describe('vDEVICE', () => {
   it('EEXIST per device and per virt_id; EINVAL across IOMMU instances', () => {
     const e = env();
@@ -164,7 +192,14 @@ describe('vDEVICE', () => {
     expect(alloc(b2.devId, 0x99n).rc).toBe(-EEXIST);
     expect(alloc(b2.devId, 0x88n).rc).toBe(0);
     expect(e.ioctl(iommu_destroy, IOMMU_DESTROY, { id: v }).rc).toBe(-EBUSY);
+    // The driver's vDEVICE struct (vdeviceSize) was allocated by the core and initialized.
+    const drv = mockDeviceState(e.devs[0]!).vdevice!;
+    expect(drv.memory.bytes.byteLength).toBe(mock_vdevice.size);
+    expect(drv.virtId).toBe(0x99n);
+    expect(drv.id).toBe(vd.out.out_vdevice_id);
     expect(e.ioctl(iommu_destroy, IOMMU_DESTROY, { id: vd.out.out_vdevice_id }).rc).toBe(0);
+    // Its destroy callback ran.
+    expect(mockDeviceState(e.devs[0]!).vdevice).toBeUndefined();
   });
 
   it('unbind before destroying the vDEVICE leaves a tombstone until close', () => {

@@ -8,7 +8,6 @@
  */
 import type { Device, Errno, IommuDevice, IommuDomain, IommufdViommuOps, Status } from './ops.js';
 import {
-  coreMember,
   defineCoreStruct,
   du32,
   du64,

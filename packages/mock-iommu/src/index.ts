@@ -7,6 +7,7 @@
 export {
   MockIommu,
   mock_hw_queue,
+  mock_vdevice,
   mock_viommu,
   mockDeviceCache,
   mockDeviceState,

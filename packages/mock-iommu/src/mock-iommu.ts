@@ -35,6 +35,7 @@ import {
   IOMMU_READ,
   IOMMU_WRITE,
   IOMMUFD_HW_QUEUE,
+  IOMMUFD_VDEVICE,
   IOMMUFD_VIOMMU,
   iommuCopyStructFromFullUserArray,
   iommuCopyStructFromUser,
@@ -48,6 +49,8 @@ import {
   viommuFindDev,
   viommuGetVdevId,
   viommuReportEvent,
+  VDEVICE_STRUCT_SIZE,
+  vdeviceToDevice,
   VIOMMU_STRUCT_SIZE,
   type Device,
   type Errno,
@@ -57,6 +60,7 @@ import {
   type IommuDomain,
   type IommuDomainOps,
   type IommufdHwQueue,
+  type IommufdVdevice,
   type IommufdViommu,
   type IommufdViommuOps,
   type IommuOps,
@@ -107,6 +111,8 @@ export interface MockDeviceState {
   domain: IommuDomain | undefined;
   /** Reserved regions the device reports. */
   resvRegions: IommuResvRegion[];
+  /** The device's vDEVICE as the driver sees it (set by vdeviceInit, cleared by its destroy). */
+  vdevice: IommufdVdevice | undefined;
   /** Every page response delivered to the device (IOPF completions). */
   readonly pageResponses: { request: IopfPageRequest; code: number }[];
   /** The pasid-1024 fake-error toggle (every second non-blocking attach fails). */
@@ -323,6 +329,12 @@ export const mock_hw_queue = defineDriverStruct('mock_hw_queue', [
   du32('index'),
 ]);
 
+/** `struct mock_vdevice`: a driver vDEVICE struct (the template for vSID/vRID tables). */
+export const mock_vdevice = defineDriverStruct('mock_vdevice', [
+  coreMember('core', IOMMUFD_VDEVICE),
+  du64('virt_id_shadow'),
+]);
+
 const QUEUE_SLOTS = ['hw_queue0', 'hw_queue1'] as const;
 
 function mockHwQueueDestroy(hwQueue: IommufdHwQueue): void {
@@ -335,6 +347,18 @@ function mockHwQueueDestroy(hwQueue: IommufdHwQueue): void {
 
 function mockViommuOps(mock: MockIommu): IommufdViommuOps {
   return {
+    vdeviceSize: VDEVICE_STRUCT_SIZE(mock_vdevice, 'core'),
+    vdeviceInit(vdev) {
+      // Core fields (viommu, idev, virt_id) are set and the vdevs slot is taken.
+      const v = containerOf(vdev, mock_vdevice, 'core');
+      v.set('virt_id_shadow', vdev.virtId);
+      const state = mdev(vdeviceToDevice(vdev));
+      state.vdevice = vdev;
+      vdev.destroy = () => {
+        state.vdevice = undefined;
+      };
+      return 0;
+    },
     destroy(viommu) {
       const v = containerOf(viommu, mock_viommu, 'core');
       const pa = v.get('page_pa');
@@ -489,6 +513,7 @@ export class MockIommu {
           vdevId: 0n,
           domain: undefined,
           resvRegions: [],
+          vdevice: undefined,
           pageResponses: [],
           pasid1024FakeError: false,
         };
