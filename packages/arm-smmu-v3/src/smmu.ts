@@ -39,6 +39,7 @@ import { writeEntry, getSteUsed, type EntryWriter } from './entry-writer.js';
 import { makeAbortSte, type SteFeatures } from './ste.js';
 import type { ArmSmmuMaster } from './master.js';
 import { armSmmuV3Ops } from './ops.js';
+import { installPriIopf } from './pri.js';
 
 /** `PRI_RESP_DENY` */
 const PRI_RESP_DENY = 0;
@@ -90,6 +91,11 @@ export interface ArmSmmuV3ProbeOptions {
   readonly streams?: readonly FirmwareStream[];
   /** IORT `CANWBS`: the masters are fully cache coherent (enables nesting without S2FWB). */
   readonly canwbs?: boolean;
+  /**
+   * Route PRI page requests to the core's I/O page-fault path (FAULT objects) and page
+   * responses back as PRI_RESP. Default false: Linux 6.17 denies every PRI request.
+   */
+  readonly priIopf?: boolean;
   /** An implementation extension built after the structures and reset last (the Tegra241 CMDQV). */
   readonly impl?: (smmu: ArmSmmuV3) => SmmuImpl;
 }
@@ -340,6 +346,7 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
     this.ias = Math.max(ttf === 3 ? 40 : 0, this.oas);
     this.initStructures(cmdqShift, evtqShift, priqShift);
     if (opts.impl !== undefined) this.impl = opts.impl(this);
+    if (opts.priIopf === true) installPriIopf(this);
     this.reset();
   }
 
