@@ -47,14 +47,19 @@ const GVA = 0x4000_0000n;
  * A VMM up to a nested HWPT on its vIOMMU: bind, IOAS with guest RAM, nest-parent HWPT,
  * vIOMMU of `type`, vDEVICE, the guest's CD and S1 table, nested HWPT from the guest STE.
  */
-function boot(type: number) {
-  const r = rig({ devices: 1, tegra: type === IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV });
-  // The harness probed the device itself; release it so that the core adds it.
+/** One device, added by a real core (the harness's own probe is released first). */
+function coreRig(tegra: boolean) {
+  const r = rig({ devices: 1, tegra });
   for (const d of r.devs) r.smmu.ops.releaseDevice!(d);
   const core = new IommuCore();
   core.registerIommu(r.smmu);
   const pci = r.pci[0]!;
   const cdev = core.addDevice({ name: pci.name, iommu: r.smmu, group: 1 });
+  return { r, core, pci, cdev };
+}
+
+function boot(type: number) {
+  const { r, core, pci, cdev } = coreRig(type === IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV);
   const ram = new GuestRam(r.machine, IPA0, 64);
   const vmm = new Vmm(ram);
   const ctx = core.open(vmm);
@@ -161,12 +166,7 @@ describe('through @iommufd/core', () => {
   it('fail_nth: each allocation point (core and driver) fails cleanly; unbind + close return every page and leave the STE aborting', () => {
     let n = 1;
     for (; n < 300; n++) {
-      const r = rig({ devices: 1 });
-      for (const d of r.devs) r.smmu.ops.releaseDevice!(d);
-      const core = new IommuCore();
-      core.registerIommu(r.smmu);
-      const pci = r.pci[0]!;
-      const cdev = core.addDevice({ name: pci.name, iommu: r.smmu, group: 1 });
+      const { r, core, pci, cdev } = coreRig(false);
       const ram = new GuestRam(r.machine, IPA0, 16);
       const baseline = r.machine.memory.allocatedPages;
       const fail = new FailNth(n);
