@@ -9,6 +9,7 @@ import type { Device, FaultInjector, HwInfoResult, IommuDevice, IommuUserData, S
 import type { ArmVsmmu } from './iommufd.js';
 import {
   CMDQ_ERR,
+  EVT_ID,
   SMMU_CMD_SYNC,
   SMMU_CR0,
   SMMU_EVENT,
@@ -40,6 +41,18 @@ import { makeAbortSte, type SteFeatures } from './ste.js';
 import type { ArmSmmuMaster } from './master.js';
 import { armSmmuV3Ops } from './ops.js';
 import { installPriIopf } from './pri.js';
+
+/** The events `arm_smmu_handle_event` acts on; others are only logged. */
+const FORWARDABLE_EVENTS: ReadonlySet<number> = new Set([
+  EVT_ID.C_BAD_STE,
+  EVT_ID.F_STREAM_DISABLED,
+  EVT_ID.C_BAD_SUBSTREAMID,
+  EVT_ID.C_BAD_CD,
+  EVT_ID.F_TRANSLATION,
+  EVT_ID.F_ADDR_SIZE,
+  EVT_ID.F_ACCESS,
+  EVT_ID.F_PERMISSION,
+]);
 
 /** `PRI_RESP_DENY` */
 const PRI_RESP_DENY = 0;
@@ -709,7 +722,7 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
   private handleEvent(words: readonly bigint[]): Status {
     const id = SMMU_EVENT.num(words, 'ID');
     // Only these events name a fault a user (or a nested guest) can act on.
-    if (![0x04, 0x06, 0x08, 0x0a, 0x10, 0x11, 0x12, 0x13].includes(id)) return EOPNOTSUPP;
+    if (!FORWARDABLE_EVENTS.has(id)) return EOPNOTSUPP;
     const master = this.findMaster(SMMU_EVENT.num(words, 'SID'));
     if (master === undefined) return EINVAL;
     if (SMMU_EVENT.num(words, 'STALL') === 1) return EOPNOTSUPP;
