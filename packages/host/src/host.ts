@@ -69,11 +69,11 @@ type PlatformFactory = (ctx: PlatformContext) => Promise<Platform>;
 const PENDING_PLATFORMS: Partial<Record<PlatformName, string>> = {
   'arm-smmuv3': 'issue #6 (arm-smmu-v3 driver) with issue #8 (presets)',
   'tegra241-cmdqv': 'issue #6 (arm-smmu-v3 driver, Tegra241 CMDQV) with issue #8 (presets)',
-  'intel-vtd': 'issue #7 (intel-vtd driver) with issue #8 (presets)',
 };
 
 const factories: Partial<Record<PlatformName, PlatformFactory>> = {
   mock: async (ctx) => (await import('./platforms/mock.js')).createMockPlatform(ctx),
+  'intel-vtd': async (ctx) => (await import('./platforms/intel-vtd.js')).createIntelVtdPlatform(ctx),
 };
 
 /**

@@ -44,7 +44,8 @@ describe('createHost', () => {
     expect(host.vfioDevices).toEqual(['/dev/vfio/devices/vfio0', '/dev/vfio/devices/vfio1', '/dev/vfio/devices/vfio2']);
     expect(host.platform).toBe('mock');
     await expect(createHost({ platform: 'arm-smmuv3' })).rejects.toThrow(/issue #6/);
-    await expect(createHost({ platform: 'intel-vtd' })).rejects.toThrow(HostError);
+    await expect(createHost({ platform: 'tegra241-cmdqv' })).rejects.toThrow(HostError);
+    expect((await createHost({ platform: 'intel-vtd', devices: 2 })).vfioDevices).toEqual(['/dev/vfio/devices/vfio0', '/dev/vfio/devices/vfio1']);
     await expect(createHost({ platform: 'mock', devices: -1 })).rejects.toThrow(/devices must be/);
     await expect(createHost({ platform: 'mock', ramBytes: 1000 })).rejects.toThrow(/ramBytes/);
     expect(() => host.dma('/dev/vfio/devices/vfio9', { iova: 0n, length: 1, write: false })).toThrow(HostError);
