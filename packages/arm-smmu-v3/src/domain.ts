@@ -3,7 +3,7 @@
  * page tables, TLB and ATC invalidation, and the attach state machine shared with nested
  * domains (`arm_smmu_attach_prepare` / `arm_smmu_attach_commit`).
  */
-import { EINVAL, ENOMEM, ENOSPC } from '@iommufd/uapi';
+import { EBUSY, EINVAL, ENOMEM, ENOSPC } from '@iommufd/uapi';
 import { iommuShouldFail, type Device, type IommuDomain, type IommuDomainGeometry, type IommuDomainOps, type Status } from '@iommufd/driver-api';
 import { ArmLpaeIoPgtable, ARM_LPAE_MAIR } from './io-pgtable-arm.js';
 import { atcInvCmd, type ArmSmmuMaster, type ArmVmaster } from './master.js';
@@ -226,8 +226,7 @@ export function attachPrepare(state: AttachState, newDomain: IommuDomain, vmaste
 /** `arm_smmu_attach_commit`: ATS on/off with the ATC flushes, then leave the old domain's list. */
 export function attachCommit(state: AttachState, newDomain: IommuDomain): void {
   const master = state.master;
-  if (newDomain.type === 'nested') master.vmaster = state.vmaster;
-  else master.vmaster = undefined;
+  if (state.ssid === 0) master.vmaster = newDomain.type === 'nested' ? state.vmaster : undefined;
   if (state.atsEnabled && !master.atsEnabled) {
     // The ATC must be empty before ATS is enabled at the endpoint.
     master.atcInvMaster(0);
@@ -240,7 +239,7 @@ export function attachCommit(state: AttachState, newDomain: IommuDomain): void {
   }
   master.atsEnabled = state.atsEnabled;
   removeMasterDomain(master, state.oldDomain, state.ssid);
-  master.domain = newDomain;
+  if (state.ssid === 0) master.domain = newDomain;
 }
 
 /** `arm_smmu_remove_master_domain` */
@@ -266,6 +265,8 @@ function attachDev(domain: IommuDomain, dev: Device): Status {
   if (d.stage === 1) {
     cdptr = master.allocCdPtr(0);
     if (cdptr === undefined) return ENOMEM;
+  } else if (master.ssidsInUse) {
+    return EBUSY;
   }
   const state: AttachState = { master, oldDomain: master.domain, ssid: 0, disableAts: false, atsEnabled: false };
   const st = attachPrepare(state, domain);
@@ -286,6 +287,7 @@ function attachDev(domain: IommuDomain, dev: Device): Status {
 /** The page-table operations of paging domains (`arm_smmu_ops.default_domain_ops`). */
 export const armSmmuDomainOps: IommuDomainOps = {
   attachDev,
+  setDevPasid,
   mapPages(domain, iova, paddr, pgsize, pgcount, prot) {
     return (domain as ArmSmmuDomain).pgtbl.mapPages(iova, paddr, pgsize, pgcount, prot);
   },
@@ -326,11 +328,49 @@ export const armSmmuBlockedDomain: IommuDomain = {
     attachDev(_domain, dev) {
       const master = masterOf(dev);
       const state: AttachState = { master, oldDomain: master.domain, ssid: 0, disableAts: false, atsEnabled: false };
+      let ste = makeAbortSte();
+      if (master.ssidsInUse) {
+        // PASIDs keep the CD table; RID traffic terminates (S1DSS), PASIDs may still use ATS.
+        ste = makeCdtableSte(master.smmu.features, master.cdTableRef!, { atsEnabled: master.atsSupported, s1dss: S1DSS.TERMINATE, stallEnabled: false });
+        state.atsEnabled = master.atsSupported;
+      }
       attachPrepare(state, armSmmuBlockedDomain);
-      master.installSte(makeAbortSte());
+      master.installSte(ste);
       attachCommit(state, armSmmuBlockedDomain);
       master.clearCd(0);
       return 0;
     },
+    setDevPasid(_domain, dev, pasid, old) {
+      // `arm_smmu_blocking_set_dev_pasid`: drop the PASID's CD, flush its ATC, leave the old domain.
+      const master = masterOf(dev);
+      master.clearCd(pasid);
+      if (master.atsEnabled) master.atcInvMaster(pasid);
+      removeMasterDomain(master, old, pasid);
+      // The last PASID gone: the RID's STE no longer needs the CD table.
+      if (!master.ssidsInUse) armSmmuBlockedDomain.ops.attachDev!(armSmmuBlockedDomain, dev);
+      return 0;
+    },
   },
 };
+
+/** `arm_smmu_s1_set_dev_pasid` + `arm_smmu_set_pasid`: an S1 domain at a PASID of a master whose RID is blocked or S1. */
+function setDevPasid(domain: IommuDomain, dev: Device, pasid: number, old: IommuDomain | undefined): Status {
+  const d = domain as ArmSmmuDomain;
+  const master = masterOf(dev);
+  if (d.smmu !== master.smmu || d.stage !== 1) return EINVAL;
+  const sidDomain = master.domain ?? armSmmuBlockedDomain;
+  if (!master.cdInSte && sidDomain.type !== 'identity' && sidDomain.type !== 'blocked') return EINVAL;
+  const cdptr = master.allocCdPtr(pasid);
+  if (cdptr === undefined) return ENOMEM;
+  const state: AttachState = { master, oldDomain: old, ssid: pasid, disableAts: false, atsEnabled: false };
+  const st = attachPrepare(state, domain);
+  if (st !== 0) return st;
+  master.writeCdEntry(pasid, cdptr, makeS1Cd(d.pgtbl.tcr, { asid: d.asid, ttb: d.pgtbl.pgd, mair: ARM_LPAE_MAIR, stallEnabled: false, hd: false }));
+  // `arm_smmu_update_ste`: a CD-table STE whose RID traffic follows the RID's domain.
+  if (!(master.cdInSte && master.steAtsEnabled === state.atsEnabled)) {
+    const s1dss = sidDomain.type === 'identity' ? S1DSS.BYPASS : S1DSS.TERMINATE;
+    master.installSte(makeCdtableSte(master.smmu.features, master.cdTableRef!, { atsEnabled: state.atsEnabled, s1dss, stallEnabled: false }));
+  }
+  attachCommit(state, domain);
+  return 0;
+}

@@ -8,7 +8,7 @@
  * @packageDocumentation
  */
 export { ArmSmmuProbeError, ArmSmmuV3, armSmmuV3Probe } from './smmu.js';
-export type { ArmSmmuFeatures, ArmSmmuV3ProbeOptions, FirmwareStream, PriPageRequest } from './smmu.js';
+export type { ArmSmmuFeatures, ArmSmmuV3ProbeOptions, AtsControl, FirmwareStream, PriPageRequest } from './smmu.js';
 export { armSmmuV3Ops } from './ops.js';
 export { ArmSmmuDomain, armSmmuBlockedDomain } from './domain.js';
 export { ArmSmmuMaster } from './master.js';

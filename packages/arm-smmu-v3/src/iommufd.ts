@@ -5,6 +5,7 @@
  * of nested masters forwarded as vEVENTs with the virtual StreamID.
  */
 import {
+  EBUSY,
   EINVAL,
   EIO,
   ENOMEM,
@@ -217,6 +218,7 @@ function attachDevNested(domain: IommuDomain, dev: Device): Status {
   const d = domain as ArmSmmuNestedDomain;
   const master = masterOf(dev);
   if (d.vsmmu.smmu !== master.smmu) return EINVAL;
+  if (master.ssidsInUse) return EBUSY;
   // The VM drives the endpoint's ATS state: follow the guest's EATS.
   const state: AttachState = { master, oldDomain: master.domain, ssid: 0, disableAts: !d.enableAts, atsEnabled: false };
   const st = attachPrepare(state, domain, () => {

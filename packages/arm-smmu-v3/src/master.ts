@@ -4,7 +4,7 @@
  * StreamIDs, and ATS state.
  */
 import type { Device, IommuDomain, Status } from '@iommufd/driver-api';
-import { SMMU_CD, SMMU_L1CD } from '@iommufd/hw-model';
+import { SMMU_CD, SMMU_L1CD, SMMU_STE, STE_CFG } from '@iommufd/hw-model';
 import { ATC_INV_SIZE_ALL, type CmdqEnt } from './cmds.js';
 import { getCdUsed, writeEntry, type EntryWriter } from './entry-writer.js';
 import type { ArmSmmuV3, FirmwareStream } from './smmu.js';
@@ -43,6 +43,12 @@ export class ArmSmmuMaster {
   domain: IommuDomain | undefined;
   /** Set while attached to a nested domain through a vDEVICE. */
   vmaster: ArmVmaster | undefined;
+  /** `cd_table.used_ssids`: valid CDs at SubstreamIDs other than 0 (PASID attachments). */
+  usedSsids = 0;
+  /** `cd_table.in_ste`: the installed STE points at the CD table. */
+  cdInSte = false;
+  /** `ste_ats_enabled`: the installed STE has EATS = 1. */
+  steAtsEnabled = false;
   private cdTable: CdTable | undefined;
 
   constructor(
@@ -57,6 +63,11 @@ export class ArmSmmuMaster {
     let ssid = Math.min(smmu.ssidBits, dev.pasid?.maxPasidLog2 ?? 0);
     if (!smmu.features.twoLvlCdtab) ssid = Math.min(ssid, CTXDESC_LINEAR_CDMAX);
     this.ssidBits = ssid;
+  }
+
+  /** `arm_smmu_ssids_in_use` */
+  get ssidsInUse(): boolean {
+    return this.usedSsids > 0;
   }
 
   /** `arm_smmu_ats_supported` */
@@ -136,6 +147,12 @@ export class ArmSmmuMaster {
   /** `arm_smmu_write_cd_entry`: hitless CD update. */
   writeCdEntry(ssid: number, cdptr: bigint, target: readonly bigint[]): void {
     const mem = this.smmu.memory;
+    // PASID CDs becoming valid or invalid are what keeps the CD table in the STE.
+    if (ssid !== 0) {
+      const wasValid = SMMU_CD.get(SMMU_CD.fromBytes(mem.read(cdptr, 64)), 'V') === 1n;
+      const willBeValid = SMMU_CD.get(target, 'V') === 1n;
+      if (wasValid !== willBeValid) this.usedSsids += willBeValid ? 1 : -1;
+    }
     const writer: EntryWriter = {
       getUsed: getCdUsed,
       writeQword: (i, v) => mem.write64(cdptr + BigInt(i * 8), v),
@@ -154,6 +171,8 @@ export class ArmSmmuMaster {
 
   /** `arm_smmu_install_ste_for_dev` */
   installSte(target: readonly bigint[]): void {
+    this.cdInSte = SMMU_STE.num(target, 'CONFIG') === STE_CFG.S1_TRANS;
+    this.steAtsEnabled = SMMU_STE.num(target, 'EATS') === 1;
     const done = new Set<number>();
     for (const sid of this.streams) {
       // Bridged PCI devices may end up with duplicated IDs.
@@ -172,7 +191,8 @@ export class ArmSmmuMaster {
 
   /** `pci_enable_ats` / `pci_disable_ats`: the endpoint's ATS control register. */
   setEndpointAts(enabled: boolean): void {
-    this.fw.atsEnabled = enabled;
+    if (this.fw.endpoint !== undefined) this.fw.endpoint.atsEnabled = enabled;
+    else this.fw.atsEnabled = enabled;
   }
 
   /** Frees the CD table (`release_device`). */

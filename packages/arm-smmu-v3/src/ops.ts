@@ -7,6 +7,7 @@ import { iommuShouldFail, type Device, type IommuOps } from '@iommufd/driver-api
 import { ArmSmmuDomain, armSmmuBlockedDomain, masterOf, removeMasterDomain } from './domain.js';
 import { armSmmuGetViommuSize, armSmmuHwInfo, armVsmmuInit } from './iommufd.js';
 import { ArmSmmuMaster } from './master.js';
+import { priResponse } from './pri.js';
 import type { ArmSmmuV3 } from './smmu.js';
 
 function smmuOf(dev: Device): ArmSmmuV3 {
@@ -97,6 +98,11 @@ export const armSmmuV3Ops: IommuOps = {
         return EOPNOTSUPP;
     }
     return ArmSmmuDomain.finalise(smmu, stage, nestParent);
+  },
+
+  pageResponse(dev, request, code) {
+    const master = masterOf(dev);
+    priResponse(master.smmu, master, request, code);
   },
 
   getViommuSize(dev, viommuType) {

@@ -9,6 +9,7 @@ import type { Device, FaultInjector, HwInfoResult, IommuDevice, IommuUserData, S
 import type { ArmVsmmu } from './iommufd.js';
 import {
   CMDQ_ERR,
+  EVT_ID,
   SMMU_CMD_SYNC,
   SMMU_CR0,
   SMMU_EVENT,
@@ -39,6 +40,19 @@ import { writeEntry, getSteUsed, type EntryWriter } from './entry-writer.js';
 import { makeAbortSte, type SteFeatures } from './ste.js';
 import type { ArmSmmuMaster } from './master.js';
 import { armSmmuV3Ops } from './ops.js';
+import { installPriIopf } from './pri.js';
+
+/** The events `arm_smmu_handle_event` acts on; others are only logged. */
+const FORWARDABLE_EVENTS: ReadonlySet<number> = new Set([
+  EVT_ID.C_BAD_STE,
+  EVT_ID.F_STREAM_DISABLED,
+  EVT_ID.C_BAD_SUBSTREAMID,
+  EVT_ID.C_BAD_CD,
+  EVT_ID.F_TRANSLATION,
+  EVT_ID.F_ADDR_SIZE,
+  EVT_ID.F_ACCESS,
+  EVT_ID.F_PERMISSION,
+]);
 
 /** `PRI_RESP_DENY` */
 const PRI_RESP_DENY = 0;
@@ -56,13 +70,25 @@ export class ArmSmmuProbeError extends Error {
   }
 }
 
-/** A device behind the SMMU as firmware (IORT) describes it: its name and StreamID(s). */
+/** The PCI endpoint's ATS control, as the driver enables and disables it (`pci_enable_ats`). */
+export interface AtsControl {
+  /** ATS Enable of the endpoint's ATS capability. */
+  atsEnabled: boolean;
+}
+
+/**
+ * A device behind the SMMU as firmware (IORT) describes it: the name the core will give it
+ * and its StreamID. A `PciDevice` of `@iommufd/hw-model` is one as it is (its own ATS control);
+ * a plain entry names the endpoint whose ATS control the driver writes.
+ */
 export interface FirmwareStream {
-  /** Device name the core will use (`PciDevice.name`, e.g. `00:01.0`). */
+  /** Device name used with the core (`core.addDevice({ name })`), e.g. `PciDevice.name`. */
   readonly name: string;
   /** Its StreamID. */
   readonly streamId: number;
-  /** The endpoint's ATS enable (the PCI ATS control register); set by the driver when it enables ATS. */
+  /** The endpoint's ATS control register (for a PciDevice: the PciDevice itself). */
+  readonly endpoint?: AtsControl;
+  /** ATS enable, when this entry is the endpoint itself (a PciDevice). */
   atsEnabled?: boolean;
 }
 
@@ -78,6 +104,11 @@ export interface ArmSmmuV3ProbeOptions {
   readonly streams?: readonly FirmwareStream[];
   /** IORT `CANWBS`: the masters are fully cache coherent (enables nesting without S2FWB). */
   readonly canwbs?: boolean;
+  /**
+   * Route PRI page requests to the core's I/O page-fault path (FAULT objects) and page
+   * responses back as PRI_RESP. Default false: Linux 6.17 denies every PRI request.
+   */
+  readonly priIopf?: boolean;
   /** An implementation extension built after the structures and reset last (the Tegra241 CMDQV). */
   readonly impl?: (smmu: ArmSmmuV3) => SmmuImpl;
 }
@@ -328,6 +359,7 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
     this.ias = Math.max(ttf === 3 ? 40 : 0, this.oas);
     this.initStructures(cmdqShift, evtqShift, priqShift);
     if (opts.impl !== undefined) this.impl = opts.impl(this);
+    if (opts.priIopf === true) installPriIopf(this);
     this.reset();
   }
 
@@ -690,7 +722,7 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
   private handleEvent(words: readonly bigint[]): Status {
     const id = SMMU_EVENT.num(words, 'ID');
     // Only these events name a fault a user (or a nested guest) can act on.
-    if (![0x04, 0x06, 0x08, 0x0a, 0x10, 0x11, 0x12, 0x13].includes(id)) return EOPNOTSUPP;
+    if (!FORWARDABLE_EVENTS.has(id)) return EOPNOTSUPP;
     const master = this.findMaster(SMMU_EVENT.num(words, 'SID'));
     if (master === undefined) return EINVAL;
     if (SMMU_EVENT.num(words, 'STALL') === 1) return EOPNOTSUPP;

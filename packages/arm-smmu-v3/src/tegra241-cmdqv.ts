@@ -135,11 +135,6 @@ export const tegra241_vintf_sid = defineDriverStruct('tegra241_vintf_sid', [
   du16('idx'),
 ]);
 
-/** Commands a guest-owned queue takes (`tegra241_guest_vcmdq_supports_cmd`). */
-function guestSupportsCmd(ent: CmdqEnt): boolean {
-  return ent.opcode === 'TLBI_NH_ASID' || ent.opcode === 'TLBI_NH_VA' || ent.opcode === 'ATC_INV';
-}
-
 /** The CMDQV attached to an SMMU (`struct tegra241_cmdqv`). */
 export class Tegra241Cmdqv implements SmmuImpl {
   /** Number of VINTFs. */
@@ -187,9 +182,6 @@ export class Tegra241Cmdqv implements SmmuImpl {
   }
   private write(reg: number, v: number): void {
     this.smmu.writeReg(this.offset + reg, v);
-  }
-  private writeq(reg: number, v: bigint): void {
-    this.smmu.memory.write64(this.basePhys + BigInt(reg), v);
   }
   private vintfReg(v: Vintf, reg: number): number {
     return R.VINTF_BASE + R.VINTF_STRIDE * v.idx + reg;

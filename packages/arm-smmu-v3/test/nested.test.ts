@@ -215,4 +215,57 @@ describe('nested domain from a guest STE', () => {
     abt.ops.attachDev!(abt, devs[0]!);
     expect(smmu.readSte(pci[0]!.streamId)).toEqual(SMMU_STE.encode({ V: 1 }));
   });
+
+  it('honours the guest EATS for an S1 vSTE: ATS on, and a nest-parent change flushes the whole ATC', () => {
+    const { nested, vste, devs, pci, smmu, cdTable, s2 } = vm({ ats: true });
+    const d = nested(vste({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n, EATS: 1 })) as ArmSmmuNestedDomain;
+    expect(d.enableAts).toBe(true);
+    expect(d.ste[1]).toBe(0n);
+    d.ops.attachDev!(d, devs[0]!);
+    expect(SMMU_STE.decode(smmu.readSte(pci[0]!.streamId))).toMatchObject({ CONFIG: 7n, EATS: 1n, MEV: 1n });
+    expect(pci[0]!.atsEnabled).toBe(true);
+    const cmds = issued(smmu, () => s2.ops.unmapPages!(s2, IPA0 + 0x3f000n, 4096n, 1));
+    expect(opcodes(cmds)).toEqual([CMDQ_OP.TLBI_S2_IPA, 0, CMDQ_OP.TLBI_NH_ALL, 0, CMDQ_OP.ATC_INV, 0]);
+    expect(SMMU_CMD.decode(cmds[4]!)).toMatchObject({ SID: BigInt(pci[0]!.streamId), SSV: 0n });
+    expect(cmds[4]![1] & 0x3fn).toBe(52n);
+  });
+
+  it('confines a hostile guest: its NSNH_ALL and foreign vSIDs never reach another VM (second vIOMMU, VMID 2)', () => {
+    const a = vm();
+    // VM B: the second device, its own nest parent (VMID 2), vIOMMU and vDEVICE with the same vSID value.
+    const coreB = new FakeCore();
+    const s2b = pagingDomain(a.devs[1]!, IOMMU_HWPT_ALLOC_NEST_PARENT) as ArmSmmuDomain;
+    const ramB = new GuestRam(a.machine, IPA0, 16);
+    s2b.ops.mapPages!(s2b, IPA0, ramB.pa, 4096n, 16, IOMMU_READ | IOMMU_WRITE | IOMMU_CACHE);
+    const vB = coreB.viommuAlloc(a.devs[1]!, s2b, IOMMU_VIOMMU_TYPE_ARM_SMMUV3) as IommufdViommu;
+    coreB.vdeviceAlloc(vB, a.devs[1]!, VSID);
+    const s1b = new GuestS1(ramB);
+    const cdB = ramB.allocPage();
+    a.machine.memory.write(ramB.toPa(cdB), SMMU_CD.toBytes(s1b.cd(7)));
+    const b1 = ramB.allocPage();
+    const b2 = ramB.allocPage();
+    a.machine.memory.write(ramB.toPa(b1), new Uint8Array([0xb1]));
+    a.machine.memory.write(ramB.toPa(b2), new Uint8Array([0xb2]));
+    s1b.map(0x6000_0000n, b1);
+    const steB = iommu_hwpt_arm_smmuv3.encode({ ste: a.vste({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdB >> 6n }) });
+    const dB = vB.ops!.allocDomainNested!(vB, 0, a.user.data(IOMMU_HWPT_DATA_ARM_SMMUV3, steB)) as IommuDomain;
+    expect(dB.ops.attachDev!(dB, a.devs[1]!)).toBe(0);
+    expect(s2b.vmid).toBe(2);
+    const readB = () => {
+      const x = a.pci[1]!.dma({ iova: 0x6000_0000n, length: 1, write: false });
+      return x.ok ? x.data![0] : -1;
+    };
+    expect(readB()).toBe(0xb1);
+    s1b.map(0x6000_0000n, b2);
+    // Guest A flushes "everything" and names ASID 7 / VMID 2 explicitly: only VMID 1 is touched.
+    expect(a.invalidate([buildCmd({ opcode: 'TLBI_NSNH_ALL' }), buildCmd({ opcode: 'TLBI_NH_ASID', asid: 7, vmid: 2 })])).toEqual({ st: 0, entryNum: 2 });
+    expect(readB()).toBe(0xb1);
+    // B's own invalidation (through its vIOMMU) is what refreshes B.
+    const arr = a.user.array(IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, 16, [iommu_viommu_arm_smmuv3_invalidate.encode({ cmd: [...buildCmd({ opcode: 'TLBI_NSNH_ALL' })] })]);
+    expect(vB.ops!.cacheInvalidate!(vB, arr)).toBe(0);
+    expect(readB()).toBe(0xb2);
+    // A cannot name B's device: vSID lookup is per vIOMMU, and a pSID is never accepted.
+    expect(a.invalidate([buildCmd({ opcode: 'CFGI_CD_ALL', sid: a.pci[1]!.streamId })])).toEqual({ st: EIO, entryNum: 0 });
+  });
 });
+

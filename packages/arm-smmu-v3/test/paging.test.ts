@@ -4,7 +4,7 @@ import { CMDQ_OP, SMMU_CD, SMMU_CMD_ATC_INV, SMMU_CMD_TLBI, SMMU_STE } from '@io
 import { EEXIST, EINVAL, EOPNOTSUPP, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT } from '@iommufd/uapi';
 import { ArmSmmuDomain, armSmmuBlockedDomain, buildCmd } from '../src/index.js';
 import { getSteUsed, writeEntry } from '../src/entry-writer.js';
-import { issued, opcodes, pagingDomain, rig } from './support/harness.js';
+import { addDevice, issued, opcodes, pagingDomain, rig } from './support/harness.js';
 
 const RW = IOMMU_READ | IOMMU_WRITE | IOMMU_CACHE;
 const SYNC = 0; // a completed MSIPOLL CMD_SYNC reads back with opcode 0
@@ -176,3 +176,32 @@ describe('hitless STE updates', () => {
     expect(log).toEqual(['w0', 'sync', 'w1', 'w2', 'w3', 'sync', 'w0', 'sync']);
   });
 });
+
+describe('CMDQ error recovery', () => {
+  it('an ATC invalidation timeout fails the SYNC (CERROR_ATC_INV_SYNC); the SYNC is retried and completes', () => {
+    const { smmu, devs, pci, machine } = rig({ ats: true });
+    const d = pagingDomain(devs[0]!) as ArmSmmuDomain;
+    d.ops.attachDev!(d, devs[0]!);
+    d.ops.mapPages!(d, 0x5000n, machine.memory.allocPages(1)[0]!, 4096n, 1, RW);
+    pci[0]!.atcInvalidationTimeout = true;
+    expect(d.ops.unmapPages!(d, 0x5000n, 4096n, 1)).toBe(4096n);
+    expect(smmu.messages.filter((m) => m.includes('CERROR_ATC_INV_SYNC'))).toHaveLength(1);
+    expect(smmu.readReg(0x60)).toBe(smmu.readReg(0x64));
+    expect(smmu.readReg(0x9c) & 0xfffff).toBe(smmu.cmdq.prod);
+  });
+});
+
+describe('firmware description', () => {
+  it('finds the StreamID under the name the core uses and writes ATS enable to the named endpoint', () => {
+    const { smmu, pci } = rig({ ats: true, devices: 3 });
+    const p = pci[2]!;
+    const ep = { atsEnabled: false };
+    smmu.addFirmwareStreams([{ name: `0000:${p.name}`, streamId: 0x2000, endpoint: ep }]);
+    const dev = addDevice(smmu, { name: `0000:${p.name}` }, { ats: true, pasid: false });
+    const d = pagingDomain(dev) as ArmSmmuDomain;
+    expect(d.ops.attachDev!(d, dev)).toBe(0);
+    expect(ep.atsEnabled).toBe(true);
+    expect(SMMU_STE.get(smmu.readSte(0x2000), 'CONFIG')).toBe(5n);
+  });
+});
+

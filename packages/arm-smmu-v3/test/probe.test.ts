@@ -81,4 +81,26 @@ describe('probe and bring-up', () => {
     expect(smmu.readReg(SMMU_REG.CMDQ_CONS) & 0x7f00_0000).toBe(0x0100_0000);
     expect(opcodes(issued(smmu, () => smmu.issueCmdWithSync({ opcode: 'TLBI_NSNH_ALL' })))).toEqual([0x30, 0]);
   });
+
+  it('re-probing an enabled SMMU first aborts incoming traffic through GBPA, as Linux warns', () => {
+    const { machine } = rig();
+    const again = armSmmuV3Probe({ memory: machine.memory, base: SMMU_BASE });
+    expect(again.messages[0]).toBe('SMMU currently enabled! Resetting...');
+    expect((again.readReg(SMMU_REG.GBPA) >>> 20) & 1).toBe(1);
+    expect(again.readReg(SMMU_REG.CR0)).toBe(0x1f);
+  });
+
+  it('detects an event queue overflow, reports it and acknowledges OVFLG', () => {
+    const { smmu, pci } = rig({ smmu: { evtqLog2: 1 } });
+    // An abort STE records nothing; a V=0 STE makes every access a recorded C_BAD_STE.
+    smmu.memory.write(smmu.steAddress(pci[0]!.streamId), SMMU_STE.toBytes(SMMU_STE.encode({ V: 0 })));
+    smmu.issueCmdWithSync({ opcode: 'CFGI_STE', sid: pci[0]!.streamId, leaf: true });
+    for (let i = 0; i < 3; i++) pci[0]!.dma({ iova: BigInt(i) << 12n, length: 4, write: false });
+    smmu.serviceInterrupts();
+    expect(smmu.messages.filter((m) => m.startsWith('event 0x04 received'))).toHaveLength(2);
+    expect(smmu.messages).toContain('EVTQ overflow detected -- events lost');
+    const prod = smmu.readReg(0x100a8);
+    expect(smmu.readReg(0x100ac) >>> 31).toBe(prod >>> 31);
+  });
 });
+

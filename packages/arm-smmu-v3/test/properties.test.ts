@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE } from '@iommufd/driver-api';
+import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, type IopfGroup } from '@iommufd/driver-api';
 import { ENOMEM } from '@iommufd/uapi';
 import type { ArmSmmuDomain } from '../src/index.js';
 import { pagingDomain, rig } from './support/harness.js';
@@ -84,4 +84,32 @@ describe('fault injection and PRI', () => {
     expect(r.pci[0]!.pageResponses).toEqual([{ pasid: undefined, prgi: 5, code: 0 }]);
     expect(r.smmu.messages[0]).toBe(`unexpected PRI request received: sid 0x${r.pci[0]!.streamId.toString(16)}.0x0: [5L] unprivileged W 0x0000000012345000`);
   });
+
+  it('with priIopf, routes a PRI group to the IOPF handler of the RID domain and answers with PRI_RESP', () => {
+    const r = rig({ priIopf: true, pasid: true });
+    const d = pagingDomain(r.devs[0]!);
+    d.ops.attachDev!(d, r.devs[0]!);
+    const groups: IopfGroup[] = [];
+    d.iopfHandler = (g) => {
+      groups.push(g);
+      return 0;
+    };
+    r.pci[0]!.pageRequest({ iova: 0x1000n, write: false, prgi: 3, last: false, pasid: 4 });
+    r.pci[0]!.pageRequest({ iova: 0x2000n, write: true, prgi: 3, last: true, pasid: 4 });
+    r.smmu.serviceInterrupts();
+    expect(groups).toHaveLength(1);
+    expect(groups[0]!.faults).toEqual([
+      { flags: 1, pasid: 4, grpid: 3, perm: 1, addr: 0x1000n },
+      { flags: 3, pasid: 4, grpid: 3, perm: 2, addr: 0x2000n },
+    ]);
+    expect(r.pci[0]!.pageResponses).toEqual([]);
+    r.smmu.ops.pageResponse!(r.devs[0]!, groups[0]!.faults[1]!, 0);
+    expect(r.pci[0]!.pageResponses).toEqual([{ pasid: 4, prgi: 3, code: 2 }]);
+    // A domain without a FAULT object: answered INVALID (PRI_RESP deny) at once.
+    d.iopfHandler = undefined;
+    r.pci[0]!.pageRequest({ iova: 0x3000n, write: false, prgi: 7, last: true });
+    r.smmu.serviceInterrupts();
+    expect(r.pci[0]!.pageResponses.at(-1)).toEqual({ pasid: undefined, prgi: 7, code: 0 });
+  });
 });
+

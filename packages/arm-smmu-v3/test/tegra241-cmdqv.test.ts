@@ -67,6 +67,19 @@ describe('Tegra241 CMDQV host side', () => {
     expect(ops.at(-1)).toBe(CMDQ_OP.PREFETCH_CONFIG);
   });
 
+  it('recovers an illegal command on a VINTF0 queue through the CMDQV interrupt (skip + GERRORN)', () => {
+    const r = rig({ tegra: true });
+    const q = r.smmu.getCmdq({ opcode: 'TLBI_NSNH_ALL' });
+    expect(q).not.toBe(r.smmu.cmdq);
+    const at = q.slot(q.prod);
+    expect(q.issueCmdlist([[0x7fn, 0n], buildCmd({ opcode: 'TLBI_NSNH_ALL' })], true)).toBe(0);
+    // Replaced by a CS=NONE CMD_SYNC (busy-polled queue), errors acknowledged on the VCMDQ.
+    // CMD_SYNC (0x46), CS=NONE, MSH=ISH (0xc0_0000), MSIATTR=OIWB (0x0f00_0000).
+    expect(r.machine.memory.read64(at)).toBe(0x0fc0_0046n);
+    expect(reg(r, R.VINTF_PAGE0 + R.VCMDQ_GERROR)).toBe(reg(r, R.VINTF_PAGE0 + R.VCMDQ_GERRORN));
+    expect(r.smmu.messages.some((m) => m.startsWith('CMDQV: unexpected error reported'))).toBe(true);
+  });
+
   it('reports iommu_hw_info_tegra241_cmdqv for the TEGRA241_CMDQV type', () => {
     const r = rig({ tegra: true });
     const info = r.devs[0]!.iommu.ops.hwInfo!(r.devs[0]!, IOMMU_HW_INFO_TYPE_TEGRA241_CMDQV);

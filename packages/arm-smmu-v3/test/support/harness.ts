@@ -15,7 +15,8 @@ import {
   type UserMemory,
 } from '@iommufd/driver-api';
 import { ARM_PTE, SMMU_CD, createMachine, type Machine, type PciDevice, type SmmuV3, type SmmuV3Options } from '@iommufd/hw-model';
-import { EFAULT } from '@iommufd/uapi';
+import { EBADF, EFAULT } from '@iommufd/uapi';
+import type { KernelFile, KernelProcess } from '@iommufd/core';
 import { armSmmuV3Probe, tegra241CmdqvImpl, type ArmSmmuV3 } from '../../src/index.js';
 
 export const SMMU_BASE = 0x900_0000n;
@@ -29,7 +30,7 @@ export interface Rig {
 }
 
 /** A machine with one SMMUv3 and `devices` PCI functions 00:0n.0, the driver probed and each device added. */
-export function rig(o: { smmu?: SmmuV3Options; devices?: number; strict?: boolean; ats?: boolean; pasid?: boolean; canwbs?: boolean; tegra?: boolean } = {}): Rig {
+export function rig(o: { smmu?: SmmuV3Options; devices?: number; strict?: boolean; ats?: boolean; pasid?: boolean; canwbs?: boolean; tegra?: boolean; priIopf?: boolean } = {}): Rig {
   const machine = createMachine({
     ramBytes: 0x1000_0000n,
     strict: o.strict ?? true,
@@ -47,6 +48,7 @@ export function rig(o: { smmu?: SmmuV3Options; devices?: number; strict?: boolea
     name: 'smmu0',
     streams: machine.devices,
     canwbs: o.canwbs ?? false,
+    priIopf: o.priIopf ?? false,
     ...(o.tegra === true ? { impl: tegra241CmdqvImpl() } : {}),
   });
   const devs = machine.devices.map((p) => addDevice(smmu, p, { ats: o.ats ?? false, pasid: o.pasid ?? false }));
@@ -54,11 +56,11 @@ export function rig(o: { smmu?: SmmuV3Options; devices?: number; strict?: boolea
 }
 
 /** iommu_probe_device: a core Device whose probe the driver accepted. */
-export function addDevice(smmu: ArmSmmuV3, p: PciDevice, o: { ats: boolean; pasid: boolean }): Device {
+export function addDevice(smmu: ArmSmmuV3, p: { readonly name: string; readonly requesterId?: number }, o: { ats: boolean; pasid: boolean }): Device {
   const dev: Device = {
     name: p.name,
     iommu: smmu,
-    groupId: p.requesterId,
+    groupId: p.requesterId ?? 0,
     pasid: o.pasid ? { maxPasidLog2: 20, exec: true, priv: true } : undefined,
     pri: true,
     ats: o.ats,
@@ -281,3 +283,73 @@ export function issued(smmu: ArmSmmuV3, fn: () => void): [bigint, bigint][] {
 
 /** The opcodes of issued commands. */
 export const opcodes = (cmds: readonly (readonly [bigint, bigint])[]): number[] => cmds.map(([a]) => Number(a & 0xffn));
+
+/** Scratch VA area of a {@link Vmm} for ioctl structs. */
+export const SCRATCH = 0x1000_0000n;
+/** Where a {@link Vmm} maps its guest RAM. */
+export const GUEST_VA = 0x7f00_0000_0000n;
+
+/** A VMM process: a scratch area for ioctl structs and its guest RAM mapped at GUEST_VA. */
+export class Vmm implements KernelProcess {
+  readonly scratch = new Uint8Array(1 << 16);
+  readonly files = new Map<number, KernelFile>();
+  private top = 0;
+  private nextFd = 3;
+  constructor(private readonly ram: GuestRam) {}
+  private pa(va: bigint): bigint | undefined {
+    const off = va - GUEST_VA;
+    return off >= 0n && off < BigInt(this.ram.pages) * 4096n ? this.ram.pa + off : undefined;
+  }
+  copyFromUser(va: bigint, length: number): Uint8Array | number {
+    if (va >= SCRATCH && va + BigInt(length) <= SCRATCH + BigInt(this.scratch.length)) return this.scratch.slice(Number(va - SCRATCH), Number(va - SCRATCH) + length);
+    const pa = this.pa(va);
+    return pa === undefined ? EFAULT : this.ram.machine.memory.read(pa, length);
+  }
+  copyToUser(va: bigint, bytes: Uint8Array): 0 | number {
+    if (va >= SCRATCH && va + BigInt(bytes.length) <= SCRATCH + BigInt(this.scratch.length)) {
+      this.scratch.set(bytes, Number(va - SCRATCH));
+      return 0;
+    }
+    return EFAULT;
+  }
+  pinPages(va: bigint, npages: number): { pfns: bigint[] } | number {
+    const pfns: bigint[] = [];
+    for (let i = 0; i < npages; i++) {
+      const pa = this.pa(va + BigInt(i) * 4096n);
+      if (pa === undefined) return EFAULT;
+      pfns.push(pa >> 12n);
+    }
+    return { pfns };
+  }
+  unpinPages(): void {}
+  fileForFd(): number {
+    return EBADF;
+  }
+  reserveFd(): number {
+    return this.nextFd++;
+  }
+  installFd(fd: number, file: KernelFile): void {
+    this.files.set(fd, file);
+  }
+  releaseFd(fd: number): void {
+    this.files.delete(fd);
+  }
+  capable(): boolean {
+    return true;
+  }
+  chargeLockedPages(): 0 {
+    return 0;
+  }
+  unchargeLockedPages(): void {}
+  /** Places a struct in scratch memory; returns its VA. */
+  put(bytes: Uint8Array): bigint {
+    const at = this.top;
+    this.scratch.set(bytes, at);
+    this.top += (bytes.length + 15) & ~15;
+    return SCRATCH + BigInt(at);
+  }
+  get(va: bigint, len: number): Uint8Array {
+    return this.scratch.slice(Number(va - SCRATCH), Number(va - SCRATCH) + len);
+  }
+}
+
