@@ -210,6 +210,31 @@ describe.each(PRESETS)("portable selftest cases on '%s'", (platform) => {
     teardown(f);
   });
 
+  it('PASID attach: a PASID-tagged DMA goes through the HWPT attached at that PASID, the untagged one through the RID’s', async () => {
+    const f = await fixture(platform);
+    const { t, ioas, base, host } = f;
+    const ioas2 = t.ioasAlloc();
+    expect(t.map(ioas, f.buffer, PAGE, { iova: base }).rc).toBe(0);
+    expect(t.map(ioas2, f.buffer + 3n * PAGE, PAGE, { iova: base }).rc).toBe(0);
+    // Only a HWPT allocated with IOMMU_HWPT_ALLOC_PASID may be attached at a PASID.
+    const plain = t.hwptAlloc(f.devIds[0]!, ioas2, 0);
+    const pasidCapable = t.hwptAlloc(f.devIds[0]!, ioas2, U.IOMMU_HWPT_ALLOC_PASID);
+    expect([plain.rc, pasidCapable.rc]).toEqual([0, 0]);
+    const attachPasid = (pt: number, pasid: number) =>
+      host.process.ioctl(f.devFds[0]!, U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, U.vfio_device_attach_iommufd_pt.encode({ argsz: U.vfio_device_attach_iommufd_pt.size, flags: U.VFIO_DEVICE_ATTACH_PASID, pt_id: pt, pasid }));
+    expect(attachPasid(plain.id, 5)).toBe(-U.EINVAL);
+    // … and only while the RID's HWPT is PASID-compatible too (the auto domain is not).
+    expect(attachPasid(pasidCapable.id, 5)).toBe(-U.EINVAL);
+    const rid = t.hwptAlloc(f.devIds[0]!, ioas, U.IOMMU_HWPT_ALLOC_PASID);
+    expect(attach(host, f.devFds[0]!, rid.id)).toEqual({ rc: 0, ptId: rid.id });
+    expect(attachPasid(pasidCapable.id, 5)).toBe(0);
+    const pasidRead = host.dma(host.vfioDevices[0]!, { iova: base, length: 8, write: false, pasid: 5 });
+    expect(pasidRead).toEqual({ ok: true, data: bytesAt(f, 3n * PAGE, 8) });
+    expect(f.read(0, base, 8)).toEqual(bytesAt(f, 0n, 8));
+    expect(t.destroy(pasidCapable.id)).toBe(-U.EBUSY);
+    teardown(f);
+  });
+
   it('DESTROY matrix: an explicit HWPT holds its IOAS, a bound device is not destroyable, ID 0 is nothing', async () => {
     const f = await fixture(platform);
     const { t } = f;
