@@ -75,9 +75,9 @@ export async function platformAvailable(platform) {
 
 /**
  * A VMM on a fresh host: /dev/iommu open, every VFIO cdev bound, an IOAS; `guestRam` bytes
- * of shared anonymous memory mapped at IOVA 0 when given.
+ * of shared anonymous memory mapped at IOVA `iova` (default 0) when given.
  */
-export async function bootVmm(options, guestRam = 0n) {
+export async function bootVmm(options, guestRam = 0n, iova = 0n) {
   const host = await createHost(options);
   const p = userProcess(host);
   const fd = host.process.open('/dev/iommu');
@@ -89,9 +89,9 @@ export async function bootVmm(options, guestRam = 0n) {
   if (guestRam > 0n) {
     ram = p.mmap(guestRam, U.PROT_READ | U.PROT_WRITE, U.MAP_SHARED | U.MAP_ANONYMOUS, -1, 0);
     if (ram < 0n) throw new Error(`mmap ${guestRam}: ${U.errnoName(Number(-ram))}`);
-    U.ioasMap(p, fd, { ioasId: ioas, userVa: ram, length: guestRam, iova: 0n });
+    U.ioasMap(p, fd, { ioasId: ioas, userVa: ram, length: guestRam, iova });
   }
-  return { host, p, fd, deviceFds, devIds, ram, ioas };
+  return { host, p, fd, deviceFds, devIds, ram, ioas, iova };
 }
 
 /** Places `bytes` in fresh anonymous process memory; its VA. */

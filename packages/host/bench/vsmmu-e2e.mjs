@@ -87,4 +87,4 @@ console.log(
   `vsmmu-e2e impl=engine ops_per_s=${fmt(engPerS)} cmds_per_s=${fmt((executed * 1e9) / engineNs)} ` +
   `checksum=${mix.checksum().toString(16).padStart(16, '0')} n=${N} seed=${SEED} engine=${engine.impl}`,
 );
-console.log(`vsmmu-e2e ratios host/engine=${(hostPerS / engPerS).toPrecision(3)} engine/host=${fmt(engPerS / hostPerS)} (guest commands per second) best_of=${RUNS}`);
+console.log(`vsmmu-e2e ratios host/engine=${(hostPerS / engPerS).toPrecision(3)} engine/host=${fmt(engPerS / hostPerS)} basis=guest_commands_per_s best_of=${RUNS}`);
