@@ -131,19 +131,30 @@ if (await platformAvailable('tegra241-cmdqv')) {
   });
   console.log(`scale impl=mock what=sparse_unmap bytes=${SPARSE} ops_per_s=${fmt(1e9 / unmapNs)} rc=${rc < 0 ? U.errnoName(-rc) : rc} unmap_ms=${ms(unmapNs)} ${frames(host)} ${memoryFigures()}`);
 }
-// arm-smmuv3 with a domain: the device is attached first, so IOAS_MAP must pin every page.
+// arm-smmuv3 with a domain: the device is attached first, so IOAS_MAP must pin every page;
+// with RAM far below the size the right answer is -ENOMEM with nothing left pinned. A size
+// whose map throws out of the ioctl instead (a crash of the simulated kernel) is reported
+// with the exception, and the size halved until the ioctl returns an errno.
 if (await platformAvailable('arm-smmuv3')) {
   const ramBytes = tiny ? 64n << 20n : 1n << 30n;
-  const vmm = await bootVmm({ platform: 'arm-smmuv3', devices: 1, ramBytes });
-  const { p, fd, deviceFds, ioas } = vmm;
-  U.vfioDeviceAttachIommufdPt(p, deviceFds[0], { ptId: ioas });
-  const va = p.mmap(SPARSE, U.PROT_READ | U.PROT_WRITE, U.MAP_PRIVATE | U.MAP_ANONYMOUS, -1, 0);
-  const arg = place(p, U.iommu_ioas_map.encode({ size: U.iommu_ioas_map.size, flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE, ioas_id: ioas, user_va: va, length: SPARSE, iova: 0n }));
-  let rc = 0;
-  const ns = timeNs(() => {
-    rc = p.ioctl(fd, U.IOMMU_IOAS_MAP, arg);
-  });
-  summary.push(`sparse_map_arm-smmuv3_attached=${rc === 0 ? 'ok' : U.errnoName(-rc)}`);
-  console.log(`scale impl=arm-smmuv3 what=sparse_map domain=attached bytes=${SPARSE} ops_per_s=${fmt(1e9 / ns)} ram_bytes=${ramBytes} rc=${rc < 0 ? U.errnoName(-rc) : rc} map_ms=${ms(ns)} ${frames(vmm.host)} ${memoryFigures()}`);
+  for (let size = SPARSE; size >= 1n << 30n; size /= 2n) {
+    const vmm = await bootVmm({ platform: 'arm-smmuv3', devices: 1, ramBytes });
+    const { p, fd, deviceFds, ioas } = vmm;
+    U.vfioDeviceAttachIommufdPt(p, deviceFds[0], { ptId: ioas });
+    const va = p.mmap(size, U.PROT_READ | U.PROT_WRITE, U.MAP_PRIVATE | U.MAP_ANONYMOUS, -1, 0);
+    const arg = place(p, U.iommu_ioas_map.encode({ size: U.iommu_ioas_map.size, flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE, ioas_id: ioas, user_va: va, length: size, iova: 0n }));
+    let rc = 0, thrown;
+    const ns = timeNs(() => {
+      try {
+        rc = p.ioctl(fd, U.IOMMU_IOAS_MAP, arg);
+      } catch (e) {
+        thrown = `${e?.name}:${JSON.stringify(String(e?.message))}@${/at (\S+) /.exec(String(e?.stack).split('\n')[1] ?? '')?.[1] ?? '?'}`;
+      }
+    });
+    const result = thrown ? `THROWN` : rc < 0 ? U.errnoName(-rc) : String(rc);
+    if (size === SPARSE) summary.push(`sparse_map_arm-smmuv3_attached=${result}`);
+    console.log(`scale impl=arm-smmuv3 what=sparse_map domain=attached bytes=${size} ops_per_s=${fmt(1e9 / ns)} ram_bytes=${ramBytes} rc=${result} map_ms=${ms(ns)}${thrown ? ` thrown=${thrown}` : ''} ${frames(vmm.host)} ${memoryFigures()}`);
+    if (!thrown) break;
+  }
 }
 console.log(`scale ratios ${summary.join(' ')} sparse_bytes=${SPARSE}`);
