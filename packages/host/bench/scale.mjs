@@ -148,7 +148,7 @@ if (await platformAvailable('arm-smmuv3')) {
       try {
         rc = p.ioctl(fd, U.IOMMU_IOAS_MAP, arg);
       } catch (e) {
-        thrown = `${e?.name}:${JSON.stringify(String(e?.message))}@${/at (\S+) /.exec(String(e?.stack).split('\n')[1] ?? '')?.[1] ?? '?'}`;
+        thrown = `${e?.name}:${JSON.stringify(String(e?.message))}@${/at (\S+) \(file:/.exec(String(e?.stack))?.[1] ?? '?'}`;
       }
     });
     const result = thrown ? `THROWN` : rc < 0 ? U.errnoName(-rc) : String(rc);
