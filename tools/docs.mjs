@@ -25,9 +25,10 @@ const outDir = join(root, 'docs/api');
 const modelsDir = join(root, 'temp/api-models');
 const genDir = check ? join(root, 'temp/api-docs-check') : outDir;
 
-const run = (cmd, args) => {
-  const r = spawnSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+const run = (cmd, args, quiet = false) => {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: ['ignore', quiet ? 'pipe' : 'inherit', quiet ? 'pipe' : 'inherit'], encoding: 'utf8' });
   if (r.status !== 0) {
+    if (quiet) process.stderr.write(`${r.stdout}${r.stderr}`);
     console.error(`docs: \`${cmd} ${args.join(' ')}\` failed (exit ${r.status})`);
     process.exit(1);
   }
@@ -72,7 +73,8 @@ for (const d of published) {
 }
 
 rmSync(genDir, { recursive: true, force: true });
-run(join(root, 'node_modules/.bin/api-documenter'), ['markdown', '--input-folder', modelsDir, '--output-folder', genDir]);
+// In --check mode (inside `pnpm check`) api-documenter's progress lines are noise.
+run(join(root, 'node_modules/.bin/api-documenter'), ['markdown', '--input-folder', modelsDir, '--output-folder', genDir], check);
 // api-documenter writes an index.md that links to every package page; keep a stable note on top.
 const indexPath = join(genDir, 'index.md');
 writeFileSync(
@@ -83,7 +85,7 @@ writeFileSync(
   ),
 );
 
-if (warnings.length) {
+if (warnings.length && !check) {
   console.log(`docs: ${warnings.length} api-extractor/TSDoc warning(s) in the sources:`);
   for (const w of warnings) console.log(`  ${w}`);
 }
