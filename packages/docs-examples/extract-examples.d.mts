@@ -11,4 +11,5 @@ export interface Example {
 }
 export const guidesDir: string;
 export const examplesDir: string;
-export function extractExamples(): Example[];
+export const testExamplesDir: string;
+export function extractExamples(outDir?: string): Example[];

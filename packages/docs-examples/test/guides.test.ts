@@ -1,9 +1,9 @@
 // Every `// example: <name>` block of docs/guides/*.md is one test: it is extracted to
-// examples/ and imported, so its top-level code (and the node:assert checks in it) runs.
+// temp/examples/ and imported, so its top-level code (and the node:assert checks in it) runs.
 import { describe, expect, it } from 'vitest';
-import { extractExamples } from '../extract-examples.mjs';
+import { extractExamples, testExamplesDir } from '../extract-examples.mjs';
 
-const examples = extractExamples();
+const examples = extractExamples(testExamplesDir);
 const guides = [...new Set(examples.map((e) => e.guide))];
 
 it('finds the examples of all three guides', () => {
