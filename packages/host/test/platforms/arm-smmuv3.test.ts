@@ -98,6 +98,10 @@ describe("preset 'arm-smmuv3': the VMM scenario", () => {
     // A hostile guest: CFGI_STE (the host's business) is EIO at its index. A short entry is
     // zero-extended (iommu_copy_struct_from_full_user_array): opcode 0 is EIO at entry 0.
     expect(inv(cmds(buildCmd({ opcode: 'TLBI_NH_ASID', asid: ASID, vmid: 0 }), buildCmd({ opcode: 'CFGI_STE', sid: 0, leaf: true })))).toEqual([U.EIO, 1]);
+    // Its own vSID converts (CFGI_CD is the guest's); a SID that is no vDEVICE of this vIOMMU
+    // (here the host SID of the second function, 00:02.0 = 0x10) is EIO.
+    expect(inv(cmds(buildCmd({ opcode: 'CFGI_CD', sid: Number(VSID), ssid: 0, leaf: true }), buildCmd({ opcode: 'CFGI_CD', sid: 0x10, ssid: 0, leaf: true })))).toEqual([U.EIO, 1]);
+    expect(inv(cmds(buildCmd({ opcode: 'CFGI_CD', sid: Number(VSID), ssid: 0, leaf: true })))).toEqual([0, 1]);
     expect(invalidateResult(p, fd, { hwptId: viommu.id, dataType: U.IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, entryLen: 8, entries: [new Uint8Array(8)] })).toEqual([U.EIO, 0]);
   });
 
