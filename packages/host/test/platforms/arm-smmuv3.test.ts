@@ -161,7 +161,7 @@ describe("preset 'tegra241-cmdqv': the guest's VCMDQ through the mmapped VINTF p
     const hwq = U.hwQueueAlloc(p, fd, { viommuId: viommu.id, type: U.IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index: 0, nestingParentIova: qIpa, length: 4096n });
     expect(hwq).toBeGreaterThan(0);
     const w32 = (off: number, v: number) => p.poke(vintf + BigInt(off), Uint8Array.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >>> 24]));
-    const r32 = (off: number) => new DataView(p.peek(vintf + BigInt(off), 4).buffer).getUint32(0, true);
+    const r32 = (off: number) => new DataView(U.peekUser(p, vintf + BigInt(off), 4).buffer).getUint32(0, true);
     poke64(p, ram + qIpa, ...buildCmd({ opcode: 'TLBI_NH_VA', asid: ASID, vmid: 0, addr: GVA, leaf: true }), BigInt(CMDQ_OP.CMD_SYNC), 0n);
     w32(R.VCMDQ_CONFIG, 1);
     w32(R.VCMDQ_PROD, 2);
