@@ -1,26 +1,17 @@
 /**
  * What the hardware presets (`intel-vtd`, `arm-smmuv3`, `tegra241-cmdqv`) share: the core
  * with a fault injector that can be armed later, a PCI function per device on the machine's
- * physical memory, and the {@link Platform} face over the core (contexts, VFIO ops,
- * inspection) whose DMA is the PCI function's own DMA engine, translated by the IOMMU model.
+ * physical memory, and the {@link Platform} face over the core whose DMA is the PCI
+ * function's own DMA engine, translated by the IOMMU model.
  */
-import {
-  iommufdDeviceAttach,
-  iommufdDeviceBind,
-  iommufdDeviceDetach,
-  iommufdDeviceReplace,
-  iommufdDeviceUnbind,
-  IommuCore,
-  type BoundDevice,
-  type CoreDevice,
-  type IommufdContext,
-} from '@iommufd/core';
+import { IommuCore, type CoreDevice } from '@iommufd/core';
 import type { FaultInjector } from '@iommufd/driver-api';
 import { PciDevice, type Bdf, type DmaTranslator, type PciCapabilities, type PhysicalMemory } from '@iommufd/hw-model';
 import { ENOMEM } from '@iommufd/uapi';
 import type { KernelFile } from '../kernel-types.js';
 import { MachineMemory } from '../physical.js';
-import type { DmaResult, HostObjectInfo, Platform, PlatformContext, PlatformDevice, PlatformName } from '../platform.js';
+import { IommufdContexts } from './contexts.js';
+import type { DmaRequest, DmaResult, Platform, PlatformContext, PlatformDevice, PlatformName } from '../platform.js';
 import type { ProcessImpl } from '../process.js';
 
 /** The machine memory of a platform context (every preset runs on hw-model's memory). */
@@ -69,7 +60,8 @@ export interface HardwareDevice {
 }
 
 /**
- * The {@link Platform} of a hardware preset. `afterDma` runs after each device DMA (the
+ * The {@link Platform} of a hardware preset. `afterDma` runs after each device DMA with the
+ * function, the request and the result (the device's reaction to a failed translation, the
  * interrupt handlers of IOMMUs whose models raise wired interrupts without a callback).
  */
 export function hardwarePlatform(opts: {
@@ -77,10 +69,10 @@ export function hardwarePlatform(opts: {
   readonly core: IommuCore;
   readonly devices: readonly HardwareDevice[];
   readonly setInjector: (i: FaultInjector | undefined) => void;
-  readonly afterDma?: () => void;
+  readonly afterDma?: (pci: PciDevice, req: DmaRequest, result: DmaResult) => void;
 }): Platform {
   const { core } = opts;
-  const contexts: IommufdContext[] = [];
+  const contexts = new IommufdContexts();
   let injector: FaultInjector | undefined;
   const byHandle = new Map<unknown, PciDevice>(opts.devices.map((d) => [d.handle, d.pci]));
   const devices: PlatformDevice[] = opts.devices.map((d) => ({ name: d.handle.name, handle: d.handle }));
@@ -89,20 +81,11 @@ export function hardwarePlatform(opts: {
     devices,
     openIommufd(process: ProcessImpl, vfioCompat: boolean): KernelFile | number {
       if (injector?.shouldFail('file-alloc')) return ENOMEM;
-      const c = core.open(process.kernel, { vfioCompat });
-      contexts.push(c);
-      return c;
+      return contexts.open(core, process.kernel, vfioCompat);
     },
-    vfio: {
-      isIommufd: (file) => contexts.includes(file as IommufdContext),
-      bind: (c, dev) => iommufdDeviceBind(c as IommufdContext, dev as CoreDevice),
-      attach: (idev, pasid, pt) => iommufdDeviceAttach(idev as BoundDevice, pasid, pt),
-      replace: (idev, pasid, pt) => iommufdDeviceReplace(idev as BoundDevice, pasid, pt),
-      detach: (idev, pasid) => iommufdDeviceDetach(idev as BoundDevice, pasid),
-      unbind: (idev) => iommufdDeviceUnbind(idev as BoundDevice),
-    },
-    objects: (file) => (contexts.includes(file as IommufdContext) ? objectsOf(file as IommufdContext) : undefined),
-    contexts: () => contexts.map((c) => ({ released: (c as IommufdContext & { isReleased?: boolean }).isReleased === true, objects: objectsOf(c) })),
+    vfio: contexts.vfio,
+    objects: (file) => contexts.objects(file),
+    contexts: () => contexts.list(),
     setFaultInjector(i) {
       injector = i;
       opts.setInjector(i);
@@ -110,12 +93,9 @@ export function hardwarePlatform(opts: {
     dma(device, req): DmaResult {
       const pci = byHandle.get(device.handle)!;
       const r = pci.dma({ iova: req.iova, length: req.length, write: req.write, ...(req.data !== undefined ? { data: req.data } : {}), ...(req.pasid !== undefined ? { pasid: req.pasid } : {}) });
-      opts.afterDma?.();
-      return r.ok ? (r.data !== undefined ? { ok: true, data: r.data } : { ok: true }) : { ok: false, fault: r.fault };
+      const result: DmaResult = r.ok ? (r.data !== undefined ? { ok: true, data: r.data } : { ok: true }) : { ok: false, fault: r.fault };
+      opts.afterDma?.(pci, req, result);
+      return result;
     },
   };
-}
-
-function objectsOf(c: IommufdContext): HostObjectInfo[] {
-  return c.objects().map((o) => ({ id: o.id, type: o.type, users: o.users, state: o.state, refs: [...o.refs] }));
 }

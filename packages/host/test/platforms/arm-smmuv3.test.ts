@@ -98,6 +98,10 @@ describe("preset 'arm-smmuv3': the VMM scenario", () => {
     // A hostile guest: CFGI_STE (the host's business) is EIO at its index. A short entry is
     // zero-extended (iommu_copy_struct_from_full_user_array): opcode 0 is EIO at entry 0.
     expect(inv(cmds(buildCmd({ opcode: 'TLBI_NH_ASID', asid: ASID, vmid: 0 }), buildCmd({ opcode: 'CFGI_STE', sid: 0, leaf: true })))).toEqual([U.EIO, 1]);
+    // Its own vSID converts (CFGI_CD is the guest's); a SID that is no vDEVICE of this vIOMMU
+    // (here the host SID of the second function, 00:02.0 = 0x10) is EIO.
+    expect(inv(cmds(buildCmd({ opcode: 'CFGI_CD', sid: Number(VSID), ssid: 0, leaf: true }), buildCmd({ opcode: 'CFGI_CD', sid: 0x10, ssid: 0, leaf: true })))).toEqual([U.EIO, 1]);
+    expect(inv(cmds(buildCmd({ opcode: 'CFGI_CD', sid: Number(VSID), ssid: 0, leaf: true })))).toEqual([0, 1]);
     expect(invalidateResult(p, fd, { hwptId: viommu.id, dataType: U.IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, entryLen: 8, entries: [new Uint8Array(8)] })).toEqual([U.EIO, 0]);
   });
 
@@ -157,7 +161,7 @@ describe("preset 'tegra241-cmdqv': the guest's VCMDQ through the mmapped VINTF p
     const hwq = U.hwQueueAlloc(p, fd, { viommuId: viommu.id, type: U.IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index: 0, nestingParentIova: qIpa, length: 4096n });
     expect(hwq).toBeGreaterThan(0);
     const w32 = (off: number, v: number) => p.poke(vintf + BigInt(off), Uint8Array.from([v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >>> 24]));
-    const r32 = (off: number) => new DataView(p.peek(vintf + BigInt(off), 4).buffer).getUint32(0, true);
+    const r32 = (off: number) => new DataView(U.peekUser(p, vintf + BigInt(off), 4).buffer).getUint32(0, true);
     poke64(p, ram + qIpa, ...buildCmd({ opcode: 'TLBI_NH_VA', asid: ASID, vmid: 0, addr: GVA, leaf: true }), BigInt(CMDQ_OP.CMD_SYNC), 0n);
     w32(R.VCMDQ_CONFIG, 1);
     w32(R.VCMDQ_PROD, 2);

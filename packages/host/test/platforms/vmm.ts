@@ -46,7 +46,7 @@ export async function bootVmm(options: HostOptions & { guestRam?: bigint }) {
 
 /** Little-endian u64 at `va`. */
 export function peek64(p: U.UserProcess, va: bigint): bigint {
-  return new DataView(p.peek(va, 8).buffer).getBigUint64(0, true);
+  return new DataView(U.peekUser(p, va, 8).buffer).getBigUint64(0, true);
 }
 
 /** Writes little-endian u64 words at `va`. */
