@@ -44,24 +44,6 @@ export function ok(what, rc) {
   if (rc !== 0) throw new Error(`${what}: ${rc < 0 ? U.errnoName(-rc) : rc}`);
 }
 
-/** The Host process as the uapi wrappers' `UserProcess`. */
-export function userProcess(host) {
-  const p = host.process;
-  return {
-    ioctl: (fd, request, arg) => p.ioctl(fd, request, arg),
-    mmap: (length, prot, flags, fd, offset) => p.mmap(length, prot, flags, fd, offset),
-    munmap: (va, length) => p.munmap(va, length),
-    poke: (va, bytes) => ok(`poke at 0x${va.toString(16)}`, p.poke(va, bytes)),
-    peek: (va, length) => {
-      const r = p.peek(va, length);
-      if (typeof r === 'number') throw new Error(`peek at 0x${va.toString(16)}: ${U.errnoName(-r)}`);
-      return r;
-    },
-    read: (fd, buf) => p.read(fd, buf),
-    write: (fd, buf) => p.write(fd, buf),
-  };
-}
-
 /** Whether `createHost` knows `platform` in this build (presets land separately). */
 export async function platformAvailable(platform) {
   try {
@@ -79,7 +61,7 @@ export async function platformAvailable(platform) {
  */
 export async function bootVmm(options, guestRam = 0n, iova = 0n) {
   const host = await createHost(options);
-  const p = userProcess(host);
+  const p = host.process; // the uapi wrappers take the Host's process as it is
   const fd = host.process.open('/dev/iommu');
   if (fd < 0) throw new Error(`open /dev/iommu: ${U.errnoName(-fd)}`);
   const deviceFds = host.vfioDevices.map((path) => host.process.open(path));
@@ -98,7 +80,7 @@ export async function bootVmm(options, guestRam = 0n, iova = 0n) {
 export function place(p, bytes) {
   const va = p.mmap(BigInt(Math.max(bytes.length, 1)), U.PROT_READ | U.PROT_WRITE, U.MAP_PRIVATE | U.MAP_ANONYMOUS, -1, 0);
   if (va < 0n) throw new Error(`mmap ${bytes.length}: ${U.errnoName(Number(-va))}`);
-  p.poke(va, bytes);
+  U.pokeUser(p, va, bytes);
   return va;
 }
 

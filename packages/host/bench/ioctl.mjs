@@ -27,7 +27,7 @@ function iovaRanges(impl, vmm) {
   const rangesVa = place(p, new Uint8Array(8 * 16));
   const va = place(p, U.iommu_ioas_iova_ranges.encode({ size: U.iommu_ioas_iova_ranges.size, ioas_id: ioas, num_iovas: 8, allowed_iovas: rangesVa }));
   const perS = measure(impl, 'IOMMU_IOAS_IOVA_RANGES', p, fd, U.IOMMU_IOAS_IOVA_RANGES, va);
-  const out = U.iommu_ioas_iova_ranges.decode(p.peek(va, U.iommu_ioas_iova_ranges.size));
+  const out = U.iommu_ioas_iova_ranges.decode(U.peekUser(p, va, U.iommu_ioas_iova_ranges.size));
   if (out.num_iovas < 1 || out.num_iovas > 8) throw new Error(`IOVA_RANGES returned num_iovas=${out.num_iovas}`);
   return perS;
 }
@@ -37,7 +37,7 @@ function invalidate(impl, p, fd, hwptId, dataType, entry, what) {
   const data = place(p, entry);
   const va = place(p, U.iommu_hwpt_invalidate.encode({ size: U.iommu_hwpt_invalidate.size, hwpt_id: hwptId, data_uptr: data, data_type: dataType, entry_len: entry.length, entry_num: 1 }));
   const perS = measure(impl, 'IOMMU_HWPT_INVALIDATE', p, fd, U.IOMMU_HWPT_INVALIDATE, va, ` entries=1 entry=${what}`);
-  const num = U.iommu_hwpt_invalidate.decode(p.peek(va, U.iommu_hwpt_invalidate.size)).entry_num;
+  const num = U.iommu_hwpt_invalidate.decode(U.peekUser(p, va, U.iommu_hwpt_invalidate.size)).entry_num;
   if (num !== 1) throw new Error(`HWPT_INVALIDATE handled ${num} entries, expected 1`);
   return perS;
 }

@@ -34,7 +34,7 @@ for (const [size, reps] of SIZES) {
   const unmapVa = place(p, U.iommu_ioas_unmap.encode({ size: U.iommu_ioas_unmap.size, ioas_id: ioas, iova: IOVA, length }));
   // A check outside the timing: the device reads the buffer's last byte through the mapping.
   ok('IOAS_MAP', p.ioctl(fd, U.IOMMU_IOAS_MAP, mapVa));
-  p.poke(buffer + length - 1n, new Uint8Array([0x5a]));
+  U.pokeUser(p, buffer + length - 1n, new Uint8Array([0x5a]));
   const dma = host.dma(host.vfioDevices[0], { iova: IOVA + length - 1n, length: 1, write: false });
   if (!dma.ok || dma.data[0] !== 0x5a) throw new Error(`DMA through the ${size}-byte mapping: ${JSON.stringify(dma)}`);
   ok('IOAS_UNMAP', p.ioctl(fd, U.IOMMU_IOAS_UNMAP, unmapVa));

@@ -63,7 +63,7 @@ hostPass();
 let hostNs = Infinity;
 for (let r = 0; r < RUNS; r++) hostNs = Math.min(hostNs, timeNs(hostPass));
 for (const va of argVas) {
-  const num = U.iommu_hwpt_invalidate.decode(p.peek(va, U.iommu_hwpt_invalidate.size)).entry_num;
+  const num = U.iommu_hwpt_invalidate.decode(U.peekUser(p, va, U.iommu_hwpt_invalidate.size)).entry_num;
   if (num !== PER_CALL) throw new Error(`a call handled ${num} entries, expected ${PER_CALL}`);
 }
 const hostPerS = (N * 1e9) / hostNs;
