@@ -4,7 +4,8 @@
 // (the kernel copies it in and back) — for a cheap ioctl (IOMMU_IOAS_IOVA_RANGES) and for
 // IOMMU_HWPT_INVALIDATE of one entry: on 'mock' a nested HWPT with the selftest invalidate
 // data, on 'arm-smmuv3' a vIOMMU with one TLBI_NH_VA (converted, issued on the CMDQ with a
-// CMD_SYNC and consumed by the SMMU model). IOVA_RANGES also runs on every other preset.
+// CMD_SYNC and consumed by the SMMU model), on 'intel-vtd' a nested VTD_S1 HWPT with one
+// page-selective entry (descriptors on the invalidation queue). IOVA_RANGES on every preset.
 import * as U from '@iommufd/uapi';
 import { buildCmd } from '@iommufd/arm-smmu-v3';
 import { bestNs, bootVmm, bootVsmmu, cmdArray, fmt, ok, parseArgs, place, platformAvailable } from './common.mjs';
@@ -68,12 +69,27 @@ if (await platformAvailable('arm-smmuv3')) {
   console.log(`ioctl impl=arm-smmuv3 skipped=preset_not_in_this_build`);
 }
 
-// The cheap ioctl on the other presets (the dispatch path is the same; the fd/object lookup too).
-for (const platform of ['tegra241-cmdqv', 'intel-vtd']) {
-  if (!(await platformAvailable(platform))) continue;
-  figures[platform] = { ranges: iovaRanges(platform, await bootVmm({ platform, devices: 1 })) };
+// tegra241-cmdqv: the cheap ioctl (its trapped invalidation path is arm-smmuv3's).
+if (await platformAvailable('tegra241-cmdqv')) {
+  figures['tegra241-cmdqv'] = { ranges: iovaRanges('tegra241-cmdqv', await bootVmm({ platform: 'tegra241-cmdqv', devices: 1 })) };
+}
+
+// intel-vtd: a nested HWPT (VTD_S1, guest PML4 at GPA 0x1000) with the device attached;
+// one page-selective entry per call (PASID-based IOTLB + device-TLB descriptors on the IQ).
+if (await platformAvailable('intel-vtd')) {
+  const vmm = await bootVmm({ platform: 'intel-vtd', devices: 1 }, 2n << 20n);
+  const { p, fd, deviceFds, devIds, ioas } = vmm;
+  const ranges = iovaRanges('intel-vtd', vmm);
+  const parent = U.hwptAlloc(p, fd, { devId: devIds[0], ptId: ioas, flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT });
+  U.vfioDeviceAttachIommufdPt(p, deviceFds[0], { ptId: parent });
+  const s1 = U.iommu_hwpt_vtd_s1.encode({ flags: 0n, pgtbl_addr: 0x1000n, addr_width: 48, __reserved: 0 });
+  const nested = U.hwptAlloc(p, fd, { devId: devIds[0], ptId: parent, data: { type: U.IOMMU_HWPT_DATA_VTD_S1, bytes: s1 } });
+  U.vfioDeviceAttachIommufdPt(p, deviceFds[0], { ptId: nested });
+  const entry = U.iommu_hwpt_vtd_s1_invalidate.encode({ addr: 0x4000_0000n, npages: 1n, flags: 0, __reserved: 0 });
+  const inv = invalidate('intel-vtd', p, fd, nested, U.IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, entry, 'vtd_s1_page');
+  figures['intel-vtd'] = { ranges, inv };
 }
 
 const parts = Object.entries(figures).filter(([, f]) => f.inv).map(([k, f]) => `invalidate/iova_ranges_${k}=${(f.inv / f.ranges).toFixed(3)}`);
-if (figures['arm-smmuv3']) parts.push(`invalidate_arm-smmuv3/mock=${(figures['arm-smmuv3'].inv / figures.mock.inv).toFixed(3)}`);
+for (const k of ['arm-smmuv3', 'intel-vtd']) if (figures[k]?.inv) parts.push(`invalidate_${k}/mock=${(figures[k].inv / figures.mock.inv).toFixed(3)}`);
 console.log(`ioctl ratios ${parts.join(' ')} best_of=5`);

@@ -54,7 +54,7 @@ describe('pnpm bench (host) at tiny sizes', () => {
     for (const f of ['ioctl', 'vsmmu-e2e', 'map', 'scale']) expect(runBench(f, 'translate', '--tiny')).toEqual([]);
   });
 
-  it('ioctl: IOVA_RANGES on every preset, one-entry HWPT_INVALIDATE on mock and arm-smmuv3, then ratios', () => {
+  it('ioctl: IOVA_RANGES on every preset, one-entry HWPT_INVALIDATE on mock, arm-smmuv3 and intel-vtd, then ratios', () => {
     const lines = wellFormed(runBench('ioctl', 'ioctl', '--tiny'), 'ioctl');
     const got = lines.map((l) => `${l.fields.impl}/${l.fields.op}`);
     expect(got).toEqual([
@@ -64,12 +64,20 @@ describe('pnpm bench (host) at tiny sizes', () => {
       'arm-smmuv3/IOMMU_HWPT_INVALIDATE',
       'tegra241-cmdqv/IOMMU_IOAS_IOVA_RANGES',
       'intel-vtd/IOMMU_IOAS_IOVA_RANGES',
+      'intel-vtd/IOMMU_HWPT_INVALIDATE',
     ]);
     for (const l of lines) positive(l.fields.ns_per_op);
     // The harness itself throws (exit ≠ 0) unless every call returned 0 and entry_num came back 1.
-    expect(lines.filter((l) => l.fields.op === 'IOMMU_HWPT_INVALIDATE').map((l) => l.fields.entries)).toEqual(['1', '1']);
+    expect(lines.filter((l) => l.fields.op === 'IOMMU_HWPT_INVALIDATE').map((l) => l.fields.entries)).toEqual(['1', '1', '1']);
     const ratios = runBench('ioctl', '--tiny').at(-1)!.fields;
-    expect(Object.keys(ratios)).toEqual(['invalidate/iova_ranges_mock', 'invalidate/iova_ranges_arm-smmuv3', 'invalidate_arm-smmuv3/mock', 'best_of']);
+    expect(Object.keys(ratios)).toEqual([
+      'invalidate/iova_ranges_mock',
+      'invalidate/iova_ranges_arm-smmuv3',
+      'invalidate/iova_ranges_intel-vtd',
+      'invalidate_arm-smmuv3/mock',
+      'invalidate_intel-vtd/mock',
+      'best_of',
+    ]);
   });
 
   it('vsmmu-e2e: host entries/s next to the engine cmds/s; the engine ran BENCH.md vsmmu-mix exactly', async () => {
