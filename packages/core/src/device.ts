@@ -252,15 +252,16 @@ function releaseReserved(idev: BoundDevice, hwpt: Hwpt, pasid: number | undefine
 export function hwptAttach(hwpt: Hwpt, idev: BoundDevice, pasid: number | undefined): 0 | Errno {
   const igroup = idev.igroup;
   const key = pasidKey(pasid);
-  let rc = attachCompatible(idev, hwpt, pasid);
-  if (rc) return rc;
   const attach = igroup.attach.get(key);
-  if (attach && attach.hwpt !== hwpt) return EINVAL;
+  // Kernel order: the device slot is claimed first (a second attach of the same device is
+  // EBUSY whatever the HWPT), then the group's HWPT must match, then reserved regions; the
+  // FAULT/PASID compatibility is checked only by the first attach of the group.
   if (attach?.devices.has(idev)) return EBUSY;
-  rc = attachReserved(idev, hwpt, pasid);
+  if (attach && attach.hwpt !== hwpt) return EINVAL;
+  let rc = attachReserved(idev, hwpt, pasid);
   if (rc) return rc;
   if (!attach) {
-    rc = driverAttach(idev, hwpt.domain, pasid, undefined);
+    rc = attachCompatible(idev, hwpt, pasid) || driverAttach(idev, hwpt.domain, pasid, undefined);
     if (rc) {
       releaseReserved(idev, hwpt, pasid);
       return rc;

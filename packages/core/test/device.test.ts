@@ -170,6 +170,23 @@ describe('bind / attach / detach with automatic domains', () => {
     expect(deviceAttachedDomain(e.devs[0]!, 5)).toBeUndefined();
   });
 
+  it('attaching an attached PASID again is EBUSY, to the same or another HWPT (kernel claims the device slot first)', () => {
+    const e = env();
+    const a = e.bind(0);
+    const h1 = e.hwptAlloc({ dev_id: a.devId, pt_id: e.ioas, flags: IOMMU_HWPT_ALLOC_PASID }).out.out_hwpt_id;
+    const h2 = e.hwptAlloc({ dev_id: a.devId, pt_id: e.ioas, flags: IOMMU_HWPT_ALLOC_PASID }).out.out_hwpt_id;
+    const plain = e.hwptAlloc({ dev_id: a.devId, pt_id: e.ioas }).out.out_hwpt_id;
+    expect(iommufdDeviceAttach(a.idev, 100, h1)).toEqual({ ptId: h1 });
+    expect(iommufdDeviceAttach(a.idev, 100, h2)).toBe(EBUSY);
+    expect(iommufdDeviceAttach(a.idev, 100, h1)).toBe(EBUSY);
+    // Even a PASID-incompatible HWPT: the busy slot is found before compatibility is checked.
+    expect(iommufdDeviceAttach(a.idev, 100, plain)).toBe(EBUSY);
+    expect(deviceAttachedDomain(e.devs[0]!, 100)).toBeDefined();
+    iommufdDeviceDetach(a.idev, 100);
+    expect(iommufdDeviceAttach(a.idev, 100, h2)).toEqual({ ptId: h2 });
+    iommufdDeviceDetach(a.idev, 100);
+  });
+
   it('unbind tears everything down so the context releases cleanly', () => {
     const e = env();
     const a = e.bind(0);
@@ -247,7 +264,8 @@ describe('IOMMU_HWPT_ALLOC', () => {
     expect(nested(notParent).rc).toBe(-EINVAL);
     expect(nested(parent, { flags: IOMMU_HWPT_ALLOC_NEST_PARENT }).rc).toBe(-EOPNOTSUPP);
     expect(nested(parent, { data_len: 8 }).rc).toBe(-EINVAL);
-    expect(nested(parent, { data_type: 1 }).rc).toBe(-EINVAL);
+    // The mock rejects an unknown data type before copying it (EOPNOTSUPP, not EINVAL).
+    expect(nested(parent, { data_type: 1 }).rc).toBe(-EOPNOTSUPP);
     const n = nested(parent);
     expect(n.rc).toBe(0);
     const nid = n.out.out_hwpt_id;
