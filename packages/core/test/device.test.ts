@@ -50,6 +50,7 @@ import {
   iommu_hwpt_invalidate_selftest,
   iommu_hwpt_selftest,
   iommu_test_hw_info,
+  MOCK_FLAGS_DEVICE_HUGE_IOVA,
   MOCK_FLAGS_DEVICE_NO_DIRTY,
 } from '@iommufd/uapi';
 import {
@@ -185,6 +186,34 @@ describe('bind / attach / detach with automatic domains', () => {
     iommufdDeviceDetach(a.idev, 100);
     expect(iommufdDeviceAttach(a.idev, 100, h2)).toEqual({ ptId: h2 });
     iommufdDeviceDetach(a.idev, 100);
+  });
+
+  it('a physically contiguous, aligned run maps as huge IOPTEs where the driver offers them (iommu_pgsize)', () => {
+    const e = env();
+    mockSetDeviceFlags(e.devs[0]!, MOCK_FLAGS_DEVICE_HUGE_IOVA);
+    const a = e.bind(0);
+    const huge = 512n * 2048n;
+    // Start the buffer on a huge-page aligned frame.
+    const framesPerHuge = huge / 4096n;
+    e.proc.nextPfn = ((e.proc.nextPfn + framesPerHuge - 1n) / framesPerHuge) * framesPerHuge;
+    const va = e.proc.mmap(2n * huge + 0x1000n);
+    const pa0 = e.proc.pages.get(va / 4096n)!.pfn * 4096n;
+    expect(pa0 % huge).toBe(0n);
+    const scattered = e.proc.mmap(0x2000n, { scatter: true });
+    expect(e.map(va, 2n * huge + 0x1000n, MOCK_APERTURE_START).rc).toBe(0);
+    expect(e.map(scattered, 0x2000n, MOCK_APERTURE_START + 4n * huge).rc).toBe(0);
+    iommufdDeviceAttach(a.idev, undefined, e.ioas);
+    const domain = deviceAttachedDomain(e.devs[0]!)!;
+    // Two 1 MiB huge IOPTEs, then the 4 KiB tail in 2 KiB pages.
+    expect(mockDomainLookup(domain, MOCK_APERTURE_START)).toMatchObject({ pa: pa0, huge: true, start: true });
+    expect(mockDomainLookup(domain, MOCK_APERTURE_START + 2n * huge - 0x800n)).toMatchObject({ huge: true, last: true });
+    expect(mockDomainLookup(domain, MOCK_APERTURE_START + 2n * huge)).toMatchObject({ pa: pa0 + 2n * huge, huge: false });
+    // Non-contiguous pages are mapped one CPU page at a time.
+    expect(mockDomainLookup(domain, MOCK_APERTURE_START + 4n * huge + 0x800n)).toMatchObject({ huge: false, last: true });
+    expect(mockDomainLookup(domain, MOCK_APERTURE_START + 4n * huge + 0x1000n)).toMatchObject({ huge: false, start: true });
+    iommufdDeviceDetach(a.idev, undefined);
+    iommufdDeviceUnbind(a.idev);
+    expect(e.mock.warnings).toEqual([]);
   });
 
   it('unbind tears everything down so the context releases cleanly', () => {
