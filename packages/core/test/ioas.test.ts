@@ -331,13 +331,27 @@ describe('VFIO_IOMMU_GET_INFO', () => {
     expect(call(24)).toBe(0);
     const short = U.vfio_iommu_type1_info.decode(e.proc.copyFromUser(arg, 24) as Uint8Array);
     // 24 + dma_avail (12 → 16) + iova_range (16 + 1 range of 16).
-    expect(short).toMatchObject({ argsz: 72, flags: 3, iova_pgsizes: (1n << 64n) - 1n, cap_offset: 0 });
+    // No domain: every size, with the sub-page ones folded into PAGE_SIZE (iommufd_get_pagesizes).
+    expect(short).toMatchObject({ argsz: 72, flags: 3, iova_pgsizes: 0xffff_ffff_ffff_f000n, cap_offset: 0 });
     expect(call(72)).toBe(0);
     const all = e.proc.copyFromUser(arg, 72) as Uint8Array;
     expect(U.vfio_iommu_type1_info.decode(all)).toMatchObject({ argsz: 72, cap_offset: 24 });
     expect(U.vfio_iommu_type1_info_dma_avail.decode(all, 24)).toEqual({ id: 3, version: 1, next: 40, avail: 0xffffffff });
     expect(U.vfio_iommu_type1_info_cap_iova_range.decode(all, 40)).toEqual({ id: 1, version: 1, next: 0, nr_iovas: 1, reserved: 0 });
     expect(U.vfio_iova_range.decode(all, 56)).toEqual({ start: 0n, end: (1n << 64n) - 1n });
+  });
+
+  it('reports a 2 KiB-page domain as PAGE_SIZE', async () => {
+    const U = await import('@iommufd/uapi');
+    const { iommufdVfioCompatIoasCreate, iommufdDeviceBind, iommufdDeviceAttach } = await import('../src/index.js');
+    const e = setup();
+    const arg = e.proc.mmap(4096n);
+    const id = iommufdVfioCompatIoasCreate(e.ctx) as number;
+    const b = iommufdDeviceBind(e.ctx, e.devs[0]!) as { idev: Parameters<typeof iommufdDeviceAttach>[0] };
+    iommufdDeviceAttach(b.idev, undefined, id);
+    e.proc.copyToUser(arg, U.vfio_iommu_type1_info.encode({ argsz: 24 }));
+    expect(e.ctx.ioctl!(U.VFIO_IOMMU_GET_INFO, arg)).toBe(0);
+    expect(U.vfio_iommu_type1_info.decode(e.proc.copyFromUser(arg, 24) as Uint8Array).iova_pgsizes).toBe(0x1000n);
   });
 });
 
