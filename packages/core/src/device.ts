@@ -310,11 +310,11 @@ function hwptPut(ictx: IommufdCtxImpl, idev: BoundDevice, hwpt: Hwpt): void {
 type AttachFn = (idev: BoundDevice, pasid: number | undefined, hwpt: Hwpt) => Hwpt | undefined | Errno;
 
 /** `iommufd_device_auto_get_domain`: reuse a compatible automatic HWPT of the IOAS or make one. */
-function autoGetDomain(idev: BoundDevice, pasid: number | undefined, ioas: Ioas, doAttach: AttachFn): { hwpt: Hwpt; old: Hwpt | undefined } | Errno {
+function autoGetDomain(idev: BoundDevice, pasid: number | undefined, ioas: Ioas, attachFn: AttachFn): { hwpt: Hwpt; old: Hwpt | undefined } | Errno {
   const ictx = idev.ictx;
   for (const hwpt of [...ioas.hwptList]) {
     if (!hwpt.autoDomain) continue;
-    const r = doAttach(idev, pasid, hwpt);
+    const r = attachFn(idev, pasid, hwpt);
     if (typeof r === 'number') {
       // EINVAL from attach means "incompatible domain": try the next one.
       if (r === EINVAL) continue;
@@ -322,11 +322,24 @@ function autoGetDomain(idev: BoundDevice, pasid: number | undefined, ioas: Ioas,
     }
     return { hwpt, old: r };
   }
-  const hwpt = hwptPagingAlloc(ictx, ioas, idev, pasid, 0, true, undefined, doAttach);
-  if (typeof hwpt === 'number') return hwpt;
-  hwpt.hwpt.autoDomain = true;
-  ictx.finalize(hwpt.hwpt);
-  return { hwpt: hwpt.hwpt, old: hwpt.old };
+  // Only a plain attach attaches before the domain joins the IOAS (immediate_attach); a
+  // replace allocates a complete HWPT first and moves the device onto it afterwards, so a
+  // failure on either side leaves the device where it was.
+  const immediate = attachFn === doAttach;
+  const r = hwptPagingAlloc(ictx, ioas, idev, pasid, 0, immediate, undefined, attachFn);
+  if (typeof r === 'number') return r;
+  let old = r.old;
+  if (!immediate) {
+    const moved = attachFn(idev, pasid, r.hwpt);
+    if (typeof moved === 'number') {
+      ictx.abortAndDestroy(r.hwpt);
+      return moved;
+    }
+    old = moved;
+  }
+  r.hwpt.autoDomain = true;
+  ictx.finalize(r.hwpt);
+  return { hwpt: r.hwpt, old };
 }
 
 /** `iommufd_device_change_pt`: resolve `ptId` (HWPT or IOAS) and attach or replace. */
@@ -394,6 +407,7 @@ const doReplace: AttachFn = (idev, pasid, hwpt) => {
   return old;
 };
 
+// Immediate attach is only ever a plain attach (nothing to restore but the detach).
 setUndoImmediateAttach((idev, pasid) => {
   const hwpt = hwptDetach(idev, pasid);
   if (hwpt) unpinObject(idev, hwpt);

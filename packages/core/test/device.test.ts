@@ -376,5 +376,48 @@ describe('fail_nth over attach', () => {
       expect(n).toBeLessThan(100);
     }
   });
+
+  it('a replace onto an IOAS whose new automatic domain fails to fill keeps the old HWPT, and every failure unwinds', () => {
+    // The second IOAS's page is pinned only by the new domain: failing that pin is the
+    // failure that used to strand the device (detached, still holding the old HWPT).
+    const ioas2Of = (e: ReturnType<typeof env>) => e.ioctl(iommu_ioas_alloc, IOMMU_IOAS_ALLOC, {}).out.out_ioas_id;
+    let sawPinFailure = false;
+    for (let n = 1; ; n++) {
+      // Counts every allocation point; fails the n-th one once armed.
+      const inj = { calls: 0, failAt: Infinity, failedSite: undefined as string | undefined };
+      const injector = {
+        shouldFail: (site: string) => {
+          if (++inj.calls !== inj.failAt) return false;
+          inj.failedSite = site;
+          return true;
+        },
+      };
+      const e = env({ faultInjection: injector });
+      const ioas2 = ioas2Of(e);
+      const va = e.proc.mmap(0x1000n);
+      e.map(va, 0x1000n, MOCK_APERTURE_START);
+      e.ioctl(iommu_ioas_map, IOMMU_IOAS_MAP, { flags: RW | IOMMU_IOAS_MAP_FIXED_IOVA, ioas_id: ioas2, user_va: va, length: 0x1000n, iova: MOCK_APERTURE_START });
+      const b = iommufdDeviceBind(e.ctx, e.devs[0]!) as Exclude<ReturnType<typeof iommufdDeviceBind>, number>;
+      const first = iommufdDeviceAttach(b.idev, undefined, e.ioas) as { ptId: number };
+      const before = deviceAttachedDomain(e.devs[0]!);
+      // Arm the n-th allocation point from the replace on.
+      inj.failAt = inj.calls + n;
+      const r = iommufdDeviceReplace(b.idev, undefined, ioas2);
+      if (typeof r === 'number') {
+        if (inj.failedSite === 'pin') sawPinFailure = true;
+        expect(deviceAttachedDomain(e.devs[0]!)).toBe(before);
+        expect(e.ctx.objects().filter((o) => o.type === 'HWPT_PAGING').map((o) => o.id)).toEqual([first.ptId]);
+        expect(iommufdDeviceReplace(b.idev, undefined, first.ptId)).toEqual({ ptId: first.ptId });
+      }
+      iommufdDeviceDetach(b.idev, undefined);
+      iommufdDeviceUnbind(b.idev);
+      e.ctx.release();
+      expect(e.ctx.objects()).toEqual([]);
+      expect(e.proc.pinnedPages).toBe(0);
+      if (typeof r !== 'number') break;
+      expect(n).toBeLessThan(50);
+    }
+    expect(sawPinFailure).toBe(true);
+  });
 });
 
