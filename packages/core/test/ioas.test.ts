@@ -215,6 +215,42 @@ describe('IOMMU_IOAS_MAP_FILE and CHANGE_PROCESS', () => {
   });
 });
 
+describe('the calling process (current)', () => {
+  it('an ioctl copies and pins through its caller, and CHANGE_PROCESS moves the accounting to the caller', async () => {
+    const { FakeProcess } = await import('./harness.js');
+    const { iommufdDeviceBind, iommufdDeviceAttach, iommufdDeviceDetach, iommufdDeviceUnbind } = await import('../src/index.js');
+    const e = env();
+    const child = new FakeProcess();
+    child.nextVa = 0x5000_0000_0000n;
+    child.nextPfn = 0x8000n;
+    const b = iommufdDeviceBind(e.ctx, e.devs[0]!) as Exclude<ReturnType<typeof iommufdDeviceBind>, number>;
+    iommufdDeviceAttach(b.idev, undefined, e.ioas);
+    // A memfd mapped by the opener: pinned by the domain, charged to the opener.
+    const fd = e.proc.memfd(2);
+    expect(e.ioctl(iommu_ioas_map_file, IOMMU_IOAS_MAP_FILE, { flags: RW, ioas_id: e.ioas, fd, start: 0n, length: 0x2000n }).rc).toBe(0);
+    expect(e.proc.locked).toBe(2);
+    // The struct lives only in the child's memory: the opener cannot read it there.
+    const arg = child.mmap(0x1000n);
+    child.copyToUser(arg, iommu_ioas_change_process.encode({ size: iommu_ioas_change_process.size }));
+    expect(e.ctx.ioctl(IOMMU_IOAS_CHANGE_PROCESS, arg)).toBe(-14);
+    expect(e.ctx.ioctl(IOMMU_IOAS_CHANGE_PROCESS, arg, child)).toBe(0);
+    expect([e.proc.locked, child.locked]).toEqual([0, 2]);
+    // A mapping made by the child pins the child's pages.
+    const va = child.mmap(0x1000n);
+    child.copyToUser(arg, iommu_ioas_map.encode({ size: iommu_ioas_map.size, flags: RW, ioas_id: e.ioas, user_va: va, length: 0x1000n, iova: 0n }));
+    expect(e.ctx.ioctl(IOMMU_IOAS_MAP, arg, child)).toBe(0);
+    // (The opener's two are its memfd's pages, pinned through the file.)
+    expect([e.proc.pinnedPages, child.pinnedPages]).toEqual([2, 1]);
+    expect(child.locked).toBe(3);
+    // After the call the opener is current again.
+    expect(e.ioctl(iommu_ioas_change_process, IOMMU_IOAS_CHANGE_PROCESS, {}).rc).toBe(-EINVAL);
+    iommufdDeviceDetach(b.idev, undefined);
+    iommufdDeviceUnbind(b.idev);
+    e.ctx.release();
+    expect([child.pinnedPages, child.locked, e.proc.locked]).toEqual([0, 0, 0]);
+  });
+});
+
 describe('IOMMU_VFIO_IOAS', () => {
   it('GET without a compat IOAS is ENODEV; SET/GET/CLEAR; destroy clears it', () => {
     const e = env();
