@@ -381,15 +381,15 @@ const doReplace: AttachFn = (idev, pasid, hwpt) => {
   if (!attach || !attach.devices.has(idev)) return EINVAL;
   const old = attach.hwpt;
   if (old === hwpt) return undefined;
-  let rc = attachCompatible(idev, hwpt, pasid);
-  if (rc) return rc;
-  // Reserved regions move only when the IOAS changes.
+  // Reserved regions move only when the IOAS changes; as in the kernel they are claimed
+  // before the new HWPT's FAULT/PASID compatibility is checked.
   const moveIoas = pasid === undefined && ioasOf(old) !== ioasOf(hwpt);
+  let rc: 0 | Errno = 0;
   if (moveIoas) {
     rc = attachReserved(idev, hwpt, pasid);
     if (rc) return rc;
   }
-  rc = driverAttach(idev, hwpt.domain, pasid, old.domain);
+  rc = attachCompatible(idev, hwpt, pasid) || driverAttach(idev, hwpt.domain, pasid, old.domain);
   if (rc) {
     if (moveIoas) releaseReserved(idev, hwpt, pasid);
     return rc;
