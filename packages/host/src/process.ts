@@ -147,13 +147,14 @@ export class ProcessImpl implements HostProcess {
     if (!of) return -EBADF;
     const f = of.file;
     if (!f.ioctl) return -ENOTTY;
-    if (typeof arg === 'bigint') return f.ioctl(request, arg);
+    // The kernel acts on `current`: copies, pins and new fds belong to the calling process.
+    if (typeof arg === 'bigint') return f.ioctl(request, arg, this.kernel);
     const len = scratchAlign(arg.length);
     const va = this.mm.mmap(0n, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, { kind: 'anon' });
     if (typeof va === 'number') return -va;
     this.mm.write(va, arg);
     try {
-      return f.ioctl(request, va);
+      return f.ioctl(request, va, this.kernel);
     } finally {
       const back = this.mm.read(va, arg.length);
       if (typeof back !== 'number') arg.set(back);

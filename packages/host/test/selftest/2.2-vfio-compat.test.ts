@@ -115,6 +115,47 @@ describe.each([
     for (const iova of iovas) expect(unmap(iova, PAGE).rc).toBe(0);
   });
 
+  /** ioctl_check_buf: GET_INFO on a buffer whose bytes past `argsz` are 0xAA, which must stay so. */
+  const getInfo = (argsz: number) => {
+    const buf = new Uint8Array(4096).fill(0xaa);
+    U.vfio_iommu_type1_info.encode({ argsz, flags: 0, iova_pgsizes: 0n, cap_offset: 0, pad: 0 }, buf);
+    buf.fill(0xaa, argsz);
+    expect(t.p.ioctl(t.fd, U.VFIO_IOMMU_GET_INFO, buf)).toBe(0);
+    expect(buf.subarray(argsz).every((b) => b === 0xaa)).toBe(true);
+    return { buf, info: U.vfio_iommu_type1_info.decode(buf) };
+  };
+
+  it('get_info', () => {
+    const INFO = U.vfio_iommu_type1_info;
+    const flags = U.VFIO_IOMMU_INFO_PGSIZES | U.VFIO_IOMMU_INFO_CAPS;
+    // Pre-cap ABI
+    let r = getInfo(INFO.offsetOf('cap_offset'));
+    expect(r.info.iova_pgsizes).not.toBe(0n);
+    expect(r.info.flags).toBe(flags);
+    // Read the cap chain size
+    r = getInfo(INFO.size);
+    expect(r.info.iova_pgsizes).not.toBe(0n);
+    expect(r.info.flags).toBe(flags);
+    expect(r.info.cap_offset).toBe(0);
+    expect(r.info.argsz).toBeGreaterThan(INFO.size);
+    // Read the caps, the kernel never writes a corrupt chain. The kernel test's bound is
+    // exclusive and a short argsz never gets cap_offset (so its check_vfio_info_cap_chain
+    // never runs): every short size learns the full size and nothing past argsz is touched.
+    const caplen = r.info.argsz;
+    for (let i = INFO.size; i < caplen; i++) {
+      const c = getInfo(i);
+      expect([c.info.flags, c.info.cap_offset, c.info.argsz]).toEqual([flags, 0, caplen]);
+    }
+    // The chain at full size, as vfio_compat.c lays it out: each cap's size rounded up to
+    // 8 bytes (so DMA_AVAIL, a 12-byte struct, takes 16), `next` offsets from the struct start.
+    const full = getInfo(caplen);
+    expect(full.info.cap_offset).toBe(INFO.size);
+    expect(caplen).toBe(INFO.size + 16 + 32);
+    expect(U.vfio_info_cap_header.decode(full.buf, INFO.size)).toEqual({ id: U.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, version: 1, next: INFO.size + 16 });
+    expect(U.vfio_iommu_type1_info_dma_avail.decode(full.buf, INFO.size).avail).toBe(0xffffffff);
+    expect(U.vfio_info_cap_header.decode(full.buf, INFO.size + 16)).toEqual({ id: U.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE, version: 1, next: 0 });
+  });
+
   it('huge_map', () => {
     const size = HUGEPAGE * 2n;
     const buf = t.p.mmap(size, PROT_RW, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB | MAP_POPULATE);

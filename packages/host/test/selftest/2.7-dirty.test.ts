@@ -96,9 +96,6 @@ describe.each(VARIANTS)('fixture iommufd_dirty_tracking / $name', (v) => {
     }
   };
 
-  // Huge IOPTE variants: the mock reports a dirty huge IOPTE per 2 KiB page, not as a whole
-  // (listed in the package report).
-  if (!v.huge)
   for (const [name, flags] of [
     ['get_dirty_bitmap', 0],
     ['get_dirty_bitmap_no_clear', U.IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR],

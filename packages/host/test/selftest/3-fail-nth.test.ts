@@ -10,6 +10,9 @@ import { AP, Iommufd, makeGlobals, PAGE, U, type Globals } from './helpers.js';
 interface NthState extends Globals {
   t: Iommufd | undefined;
   accessFd: number;
+  /** The mock device and the PASID the body left attached (FIXTURE(basic_fail_nth)). */
+  stdev: number;
+  pasid: number;
   /** ⟂ in the catalogue: from here on the n-th allocation fails. */
   enable(): void;
   /** open("/dev/iommu"), recorded in the fixture as the C body does. */
@@ -32,6 +35,8 @@ async function runNth(body: Body, n: number): Promise<{ ok: boolean; fired: bool
     ...g,
     t: undefined,
     accessFd: 0,
+    stdev: 0,
+    pasid: 0,
     enable: () => {
       if (n > 0) host.setFaultInjector(injector);
     },
@@ -44,8 +49,9 @@ async function runNth(body: Body, n: number): Promise<{ ok: boolean; fired: bool
   };
   const ok = body(s);
   host.setFaultInjector(undefined);
-    // FIXTURE_TEARDOWN: the access fd holds the iommufd open until it closes.
+  // FIXTURE_TEARDOWN: the access fd holds the iommufd open until it closes.
   if (s.accessFd) expect(host.process.close(s.accessFd)).toBe(0);
+  if (s.t && s.pasid && s.stdev) s.t.pasid(U.IOMMU_TEST_OP_PASID_DETACH, s.stdev, s.pasid);
   if (s.t) expect(s.t.close()).toBe(0);
   for (const { fd, kind } of host.process.fds()) if (kind !== '[memfd]') host.process.close(fd);
   expect(host.pinnedPages).toBe(0);
@@ -186,4 +192,47 @@ describe('fixture basic_fail_nth', () => {
   // pages.c access functions, iopt_pages_fill_xarray()
   failNth('access_pin', accessPin(false));
   failNth('access_pin_domain', accessPin(true));
+
+  // device.c
+  failNth('device', (s) => {
+    const o = openIoas(s);
+    if (!o) return false;
+    const { t, id } = o;
+    const ioas2 = t.call(U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, {});
+    if (ioas2.rc) return false;
+    const id2 = ioas2.out.out_ioas_id;
+    if (t.map(id, s.buffer, PAGE, { iova: AP, flags: rw }).rc) return false;
+    if (t.map(id2, s.buffer, PAGE, { iova: AP, flags: rw }).rc) return false;
+    s.enable();
+    const d = t.mockDomain(id, U.MOCK_FLAGS_DEVICE_PASID);
+    if (d.rc) return false;
+    s.stdev = d.stdev;
+    if (t.hwInfo(d.idev, U.iommu_test_hw_info.size).rc) return false;
+    const hwpt = t.hwptAlloc(d.idev, id, U.IOMMU_HWPT_ALLOC_PASID);
+    if (hwpt.rc) return false;
+    if (t.replace(d.stdev, id2).rc) return false;
+    if (t.replace(d.stdev, hwpt.id).rc) return false;
+    // Tests for pasid attach/replace/detach; the teardown detaches pasid 200 if left. An IOAS
+    // cannot be a PASID's target here (its automatic domain is not PASID-compatible: EINVAL),
+    // so the PASID goes to the ALLOC_PASID HWPT; the replace's result is ignored, as in C.
+    s.pasid = 200;
+    if (t.pasid(U.IOMMU_TEST_OP_PASID_ATTACH, d.stdev, s.pasid, hwpt.id).rc) {
+      s.pasid = 0;
+      return false;
+    }
+    t.pasid(U.IOMMU_TEST_OP_PASID_REPLACE, d.stdev, s.pasid, id2);
+    if (t.pasid(U.IOMMU_TEST_OP_PASID_DETACH, d.stdev, s.pasid).rc) return false;
+    s.pasid = 0;
+    const parent = t.hwptAlloc(d.idev, id, U.IOMMU_HWPT_ALLOC_NEST_PARENT);
+    if (parent.rc) return false;
+    const viommu = t.viommuAlloc(d.idev, parent.id, U.IOMMU_VIOMMU_TYPE_SELFTEST);
+    if (viommu.rc) return false;
+    if (t.vdeviceAlloc(viommu.id, d.idev, 0n).rc) return false;
+    if (t.hwQueueAlloc(viommu.id, U.IOMMU_HW_QUEUE_TYPE_SELFTEST, 0, AP, PAGE).rc) return false;
+    const fault = t.faultAlloc();
+    if (fault.rc) return false;
+    t.p.close(fault.fd);
+    const data = U.iommu_hwpt_selftest.encode({ iotlb: U.IOMMU_TEST_IOTLB_DEFAULT });
+    return t.hwptAlloc(d.idev, parent.id, U.IOMMU_HWPT_FAULT_ID_VALID, { type: U.IOMMU_HWPT_DATA_SELFTEST, bytes: data }, fault.id).rc === 0;
+  });
 });
