@@ -99,6 +99,9 @@ function iommuMapRun(domain: IommuDomain, iova: bigint, pa: bigint, size: bigint
  * of a split area). Pages are pinned per index while any area fill or access needs them,
  * each page once (GUP) however many users it has, and charged while pinned.
  */
+/** Pages pinned per batch before the next is looked at (the kernel's GUP batch is of this order). */
+const PIN_BATCH_PAGES = 1024;
+
 export class IoptPages {
   /** PFN of each pinned index. */
   private readonly pfnOf = new Map<number, bigint>();
@@ -146,33 +149,48 @@ export class IoptPages {
     else this.source.file.unpinPages(pfns);
   }
 
-  /** Adds a user to indexes `[first, last]`, pinning (and charging) the ones not pinned yet. */
+  /**
+   * Adds a user to indexes `[first, last]`, pinning (and charging) the ones not pinned yet.
+   * Pins in batches and stops at the first failure, as the kernel's GUP batching does, so
+   * the work and memory grow with what is actually pinned (bounded by RAM), not with the
+   * size asked for: a 1 TiB request on a small machine fails with ENOMEM quickly.
+   */
   pin(ictx: IommufdCtxImpl, first: number, last: number): 0 | Errno {
-    const missing: number[] = [];
-    for (let i = first; i <= last; i++) if (!this.usersOf.has(i)) missing.push(i);
-    if (missing.length) {
-      if (ictx.shouldFail('pin')) return ENOMEM;
+    const got: [number, bigint][] = [];
+    let charged = 0;
+    let injected = false;
+    const undo = (rc: Errno): Errno => {
+      this.release(got.map(([, pfn]) => pfn));
+      if (charged) this.process.unchargeLockedPages(charged);
+      return rc;
+    };
+    for (let batchFirst = first; batchFirst <= last; batchFirst += PIN_BATCH_PAGES) {
+      const batchLast = Math.min(last, batchFirst + PIN_BATCH_PAGES - 1);
+      const missing: number[] = [];
+      for (let i = batchFirst; i <= batchLast; i++) if (!this.usersOf.has(i)) missing.push(i);
+      if (!missing.length) continue;
+      // One injection site per pin call that has pages to pin (fail_nth counts calls).
+      if (!injected) {
+        injected = true;
+        if (ictx.shouldFail('pin')) return ENOMEM;
+      }
       if (this.accountMode !== ACCOUNT_NONE) {
         const rc = this.process.chargeLockedPages(missing.length);
-        if (rc) return rc;
+        if (rc) return undo(rc);
+        charged += missing.length;
       }
-      const got: [number, bigint][] = [];
       // GUP runs of consecutive missing indexes.
       for (let k = 0; k < missing.length; ) {
         let run = 1;
         while (k + run < missing.length && missing[k + run] === missing[k]! + run) run++;
         const r = this.gup(missing[k]!, run);
-        if (typeof r === 'number') {
-          this.release(got.map(([, pfn]) => pfn));
-          if (this.accountMode !== ACCOUNT_NONE) this.process.unchargeLockedPages(missing.length);
-          return r;
-        }
+        if (typeof r === 'number') return undo(r);
         r.pfns.forEach((pfn, n) => got.push([missing[k]! + n, pfn]));
         k += run;
       }
-      for (const [i, pfn] of got) this.pfnOf.set(i, pfn);
-      if (this.accountMode !== ACCOUNT_NONE) this.charged += missing.length;
     }
+    for (const [i, pfn] of got) this.pfnOf.set(i, pfn);
+    this.charged += charged;
     for (let i = first; i <= last; i++) this.usersOf.set(i, (this.usersOf.get(i) ?? 0) + 1);
     return 0;
   }

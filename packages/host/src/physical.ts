@@ -47,9 +47,16 @@ export class MachineMemory implements HostPhysicalMemory {
   }
 
   freePage(pfn: bigint): void {
+    this.inUse--;
+    // Keep at most one refill's worth; the rest goes back to the machine allocator, which
+    // the drivers share for their tables and queues (else freed process RAM stays out of
+    // their reach and a later page-table allocation fails with ENOMEM).
+    if (this.spare.length >= REFILL_PAGES) {
+      this.machine.freePages([pfn << HOST_PAGE_SHIFT]);
+      return;
+    }
     this.machine.store.freeFrame(Number(pfn));
     this.spare.push(pfn);
-    this.inUse--;
   }
 
   read(pa: bigint, length: number): Uint8Array {
