@@ -32,9 +32,9 @@ export function coreWithInjector(): { core: IommuCore; setInjector(i: FaultInjec
   };
 }
 
-/** Bus 0, device `index + 1`, function 0: one slot per passed-through function. */
+/** Slots 1–31 of each bus (slot 0 is the host bridge's), function 0, bus after bus. */
 export function presetBdf(index: number): Bdf {
-  return { bus: 0, dev: index + 1, fn: 0 };
+  return { bus: Math.floor(index / 31), dev: (index % 31) + 1, fn: 0 };
 }
 
 /** The Linux name of a PCI function (`0000:00:01.0`). */
