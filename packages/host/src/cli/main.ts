@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { formatSummary, runDemo } from '../demo.js';
+import { runPresetDemo } from './preset-demo.js';
 import { HostError } from '../errors.js';
 import { createHost, type Host } from '../host.js';
 import { renderInspectHtml } from '../inspect/render.js';
@@ -82,7 +83,7 @@ Options:
       try {
         const base = await createHost({ platform: platform as PlatformName, devices });
         const host = tracer ? traceHost(base, tracer) : base;
-        const summary = runDemo(host, log);
+        const summary = (platform === 'mock' ? runDemo : runPresetDemo)(host, log);
         io.out(`${formatSummary(summary)}\n`);
         if (tracer) writeTrace(String(v.trace), tracer.toFile(source), io);
         if (summary.pinnedPagesAfterClose !== 0) {
@@ -265,7 +266,7 @@ async function replay(file: string, io: CliIo): Promise<number> {
   if (source.kind === 'demo') {
     const host = traceHost(await createHost({ platform: source.platform as PlatformName, devices: source.devices }), tracer);
     try {
-      runDemo(host, () => {});
+      (source.platform === 'mock' ? runDemo : runPresetDemo)(host, () => {});
     } catch (e) {
       if (!(e instanceof Error && e.name === 'DemoError')) throw e;
     }
