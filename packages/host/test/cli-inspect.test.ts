@@ -41,3 +41,30 @@ describe('iommufd-sim bench', () => {
     expect(r.out).toMatch(/vsmmu-mix, translate, ioctl, map, scale/);
   });
 });
+
+describe('iommufd-sim inspect: decoded hardware state', () => {
+  it('arm-smmuv3: queue registers with CONS caught up with PROD, and the stage-2 STE of each attached device', async () => {
+    const r = await cli('inspect', join(examplesDir, 'arm-smmuv3-basic.yaml'));
+    expect(r.code).toBe(0);
+    const prod = /<td>CMDQ_PROD<\/td><td>(0x[0-9a-f]+)<\/td>/.exec(r.out)?.[1];
+    expect(prod).toBeDefined();
+    expect(r.out).toContain(`<td>CMDQ_CONS</td><td>${prod}</td>`);
+    expect(r.out).toMatch(/<caption>SMMUv3 STEs that translate or bypass \(stream table at 0x[0-9a-f]+, 2-level; \d+ more valid STE\(s\) abort\)<\/caption>/);
+    // Device 00:01.0 is StreamID 8: on the nest parent, a stage-2 STE (CONFIG 0b110).
+    expect(r.out).toMatch(/<tr><td>8<\/td><td>0x[0-9a-f]+<\/td><td>STE\{V=0x1,CONFIG=0x6,[^<]*S2TTB=0x[0-9a-f]+\}<\/td><\/tr>/);
+  });
+
+  it('intel-vtd: scalable-mode context entries and the RID_PASID entry (second-stage, present for the attached device)', async () => {
+    const r = await cli('inspect', join(examplesDir, 'intel-vtd-basic.yaml'));
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/<caption>VT-d scalable-mode context entries of bus 0/);
+    expect(r.out).toMatch(/<td>00:01\.0<\/td><td>0x[0-9a-f]+<\/td><td>sm_context_entry\{P=1 [^<]*PASIDDIRPTR=0x[0-9a-f]+/);
+    expect(r.out).toMatch(/<td>00:01\.0<\/td><td>0<\/td><td>pasid_entry\{P=1 FPD=0 AW=2 PGTT=2 /);
+    // Device 00:02.0 was detached at the end of the scenario: its RID_PASID entry is cleared.
+    expect(r.out).toMatch(/<td>00:02\.0<\/td><td>0<\/td><td>pasid_entry\{P=0 /);
+  });
+
+  it('mock: says there is no hardware model', async () => {
+    expect((await cli('inspect', join(examplesDir, 'mock-nested.yaml'))).out).toContain('The mock platform has no hardware model.');
+  });
+});

@@ -1,10 +1,12 @@
 /**
  * `iommufd-sim inspect`: the object graph of a run as a self-contained HTML page with an
  * inline SVG (one box per iommufd object, one arrow per reference from `ObjectInfo.refs`),
- * plus tables of the objects, the VFIO devices and the VMM process's fds and mappings.
+ * plus tables of the objects, the VFIO devices, the VMM process's fds and mappings, and the
+ * IOMMU's decoded hardware state (registers, STEs, context and PASID entries).
  */
 import type { Host } from '../host.js';
 import type { HostObjectInfo } from '../platform.js';
+import { hardwareTables } from './hardware.js';
 
 /** The order of the graph's columns: what holds references sits right of what it refers to. */
 const COLUMNS: readonly (readonly string[])[] = [
@@ -125,6 +127,9 @@ ${sections.join('\n') || '<p>No /dev/iommu context was open.</p>'}
 ${table('VFIO devices', ['cdev', 'DEVICE object'], devices)}
 ${table('VMM process fds', ['fd', 'kind'], fds)}
 ${table('VMM process mappings', ['start', 'end', 'prot', 'sharing', 'kind', 'name'], vmaRows)}
+</section>
+<section class="hardware"><h2>IOMMU hardware state</h2>
+${hardwareTables(host).map((t) => table(t.caption, t.head, t.rows)).join('\n') || '<p>The mock platform has no hardware model.</p>'}
 </section>
 </body></html>
 `;
