@@ -44,6 +44,19 @@ describe('iommufd-sim trace', () => {
     expect(events.find((e) => e.name === '+VIOMMU 6')?.args).toEqual({ id: 6, type: 'VIOMMU', refs: '5' });
   });
 
+  it('on a hardware preset the trace counts the commands the IOMMU consumed (a counter track), and replays', async () => {
+    for (const [file, queue] of [['arm-smmuv3-basic.yaml', 'CMDQ'], ['intel-vtd-basic.yaml', 'IQ']] as const) {
+      const f = join(tmp(), 'hw.json');
+      expect((await cli('run', join(examplesDir, file), '--quiet', '--trace', f)).code).toBe(0);
+      const counters = load(f).traceEvents.filter((e) => e.ph === 'C');
+      expect(counters.length).toBeGreaterThan(0);
+      expect(new Set(counters.map((e) => e.name))).toEqual(new Set([`${queue} commands consumed`]));
+      const counts = counters.map((e) => Number(e.args?.commands));
+      expect(counts.every((c, i) => c > (i === 0 ? 0 : counts[i - 1]!))).toBe(true);
+      expect((await cli('trace', '--replay', f)).code).toBe(0);
+    }
+  });
+
   it('--replay of a scenario trace and of a demo trace matches (exit 0)', async () => {
     const dir = tmp();
     const s = join(dir, 's.json');

@@ -155,3 +155,24 @@ export function hardwareTables(host: Host): HardwareTable[] {
   if (host.platform === 'intel-vtd') return vtdTables(host);
   return [];
 }
+
+/**
+ * The IOMMU's command-queue consumer position and the size of its index space (SMMUv3
+ * CMDQ_CONS index + wrap bit; VT-d IQH in descriptors), or undefined for the mock platform.
+ * The tracer samples it to count the commands the hardware consumed per ioctl.
+ */
+export function commandQueueConsumer(host: Host): { readonly queue: string; readonly index: number; readonly modulus: number } | undefined {
+  if (host.platform === 'arm-smmuv3' || host.platform === 'tegra241-cmdqv') {
+    const log2 = Number(reg64(host, SMMU_BASE + BigInt(SMMU_REG.CMDQ_BASE)) & 0x1fn);
+    const modulus = 2 << log2; // index bits plus the wrap bit; CONS.ERR (30:24) is masked off
+    return { queue: 'CMDQ', index: Number(reg32(host, SMMU_BASE + BigInt(SMMU_REG.CMDQ_CONS))) & (modulus - 1), modulus };
+  }
+  if (host.platform === 'intel-vtd') {
+    const iqa = reg64(host, VTD_BASE + BigInt(VTD_REG.IQA));
+    // IQH counts 128-bit units; a 256-bit descriptor (IQA.DW) takes two.
+    const unitsPerDesc = (iqa >> 11n) & 1n ? 2 : 1;
+    const units = (4096 << Number(iqa & 7n)) / 16;
+    return { queue: 'IQ', index: Number(reg64(host, VTD_BASE + BigInt(VTD_REG.IQH)) >> 4n) / unitsPerDesc, modulus: units / unitsPerDesc };
+  }
+  return undefined;
+}

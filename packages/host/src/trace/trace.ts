@@ -7,14 +7,15 @@ import * as U from '@iommufd/uapi';
 import type { Host } from '../host.js';
 import type { HostObjectInfo } from '../platform.js';
 import type { HostProcess } from '../process.js';
+import { commandQueueConsumer } from '../inspect/hardware.js';
 import { ioctlLayout, ioctlName } from '../scenario/run.js';
 
 /** One trace event (the Trace Event Format's fields that we use). */
 export interface TraceEvent {
   readonly name: string;
   readonly cat: string;
-  /** `X` complete event, `i` instant, `M` metadata. */
-  readonly ph: 'X' | 'i' | 'M';
+  /** `X` complete event, `i` instant, `C` counter, `M` metadata. */
+  readonly ph: 'X' | 'i' | 'C' | 'M';
   /** Deterministic clock ticks (shown as µs). */
   readonly ts: number;
   readonly dur?: number;
@@ -73,6 +74,11 @@ export class Tracer {
     this.list.push({ name, cat, ph: 'i', s: 't', ts: this.clock++, pid: PID, tid, args });
   }
 
+  /** A counter sample (Perfetto draws it as a track). */
+  counter(cat: string, name: string, args: Record<string, number>): void {
+    this.list.push({ name, cat, ph: 'C', ts: this.clock++, pid: PID, tid: 0, args });
+  }
+
   /** The trace file. */
   toFile(source: TraceSource): TraceFile {
     return { traceEvents: this.list, displayTimeUnit: 'ns', otherData: { generator: 'iommufd-sim', clock: 'deterministic', source } };
@@ -112,6 +118,18 @@ export function traceHost(host: Host, tracer: Tracer): Host {
     for (const [id, o] of before) if (!now.has(id)) tracer.instant('object', `-${o.type} ${id}`, TID.objects, { id, type: o.type });
     seen.set(fd, now);
   };
+  // Commands the IOMMU consumed from its queue, sampled after every ioctl (a wrapping index:
+  // the difference modulo the index space is the count, as long as one ioctl consumes less
+  // than a whole queue).
+  let lastConsumer = commandQueueConsumer(host);
+  let consumed = 0;
+  const sampleQueue = (): void => {
+    const now = commandQueueConsumer(host);
+    if (!now || !lastConsumer || now.index === lastConsumer.index) return;
+    consumed += (now.index - lastConsumer.index + now.modulus) % now.modulus;
+    lastConsumer = now;
+    tracer.counter('hw', `${now.queue} commands consumed`, { commands: consumed });
+  };
   const sys = <T extends number | bigint>(name: string, args: Record<string, string | number | boolean>, fn: () => T): T =>
     tracer.span('syscall', name, TID.syscall, args, fn, errnoResult);
 
@@ -142,6 +160,7 @@ export function traceHost(host: Host, tracer: Tracer): Host {
             }));
             // VFIO ioctls (bind, attach) change the iommufd's objects too.
             for (const ctx of iommufds) diffObjects(ctx);
+            sampleQueue();
             return rc;
           };
         case 'read':
