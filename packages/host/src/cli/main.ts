@@ -31,7 +31,9 @@ export const EXIT_CODES = Object.freeze({
 
 /** Where the command line writes. */
 export interface CliIo {
+  /** Standard output. */
   out(text: string): void;
+  /** Standard error. */
   err(text: string): void;
 }
 

@@ -98,6 +98,7 @@ const table = (caption: string, head: readonly string[], rows: readonly (readonl
 export interface InspectInput {
   /** Page title (the scenario's name or file). */
   readonly title: string;
+  /** The host after the run. */
   readonly host: Host;
   /** Objects of each /dev/iommu context (by fd), as last seen while it was open. */
   readonly objects: ReadonlyMap<number, readonly HostObjectInfo[]>;

@@ -20,8 +20,11 @@ interface Named {
 
 /** One step's outcome. */
 export interface StepOutcome {
+  /** 0-based step index. */
   readonly index: number;
+  /** 1-based source line, when known. */
   readonly line?: number;
+  /** The step's action. */
   readonly action: ScenarioStep['action'];
   /** What the step did, one line. */
   readonly summary: string;
@@ -29,7 +32,9 @@ export interface StepOutcome {
 
 /** A step whose result did not match what the scenario expected. */
 export interface StepFailure {
+  /** 0-based step index. */
   readonly index: number;
+  /** 1-based source line, when known. */
   readonly line?: number;
   /** `step 4 (line 20) ioctl IOMMU_DESTROY: expected errno EBUSY, got success (0)`. */
   readonly message: string;
@@ -128,7 +133,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     };
 
     const resolve = (v: ScenarioValue): bigint => {
-      if (Array.isArray(v)) return v.reduce<bigint>((acc, x) => acc | resolve(x), 0n);
+      if (typeof v === 'object') return v.reduce<bigint>((acc, x) => acc | resolve(x), 0n);
       if (typeof v === 'boolean') return v ? 1n : 0n;
       if (typeof v === 'number') {
         if (!Number.isSafeInteger(v)) bad(`${v} is not an integer; write large values as "0x…" strings`);

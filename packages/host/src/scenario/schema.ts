@@ -33,7 +33,7 @@ const expectSpec = z.strictObject({
 const common = { as: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a name of letters, digits and _').optional(), expect: expectSpec.optional() };
 
 /** Zod schemas per step action, keyed by the action's key. */
-export const STEP_SCHEMAS = {
+const STEP_SCHEMAS: { readonly [K in StepAction]: z.ZodType } = {
   open: z.strictObject({ open: z.string(), ...common }),
   close: z.strictObject({ close: scalar, ...common }),
   mmap: z.strictObject({
@@ -67,16 +67,110 @@ export const STEP_SCHEMAS = {
     ...common,
   }),
   read: z.strictObject({ read: z.strictObject({ fd: scalar, length: z.number().int().positive() }), ...common }),
-} as const;
+};
 
 /** The action of a step (its one key besides `as` and `expect`). */
-export type StepAction = keyof typeof STEP_SCHEMAS;
-/** One validated step. */
-export type ScenarioStep = { [K in StepAction]: z.infer<(typeof STEP_SCHEMAS)[K]> & { readonly action: K; readonly index: number; readonly line?: number } }[StepAction];
-/** An expectation of a step. */
-export type StepExpect = z.infer<typeof expectSpec>;
-/** A field value as written in the scenario. */
-export type ScenarioValue = z.infer<typeof value>;
+export type StepAction = 'open' | 'close' | 'mmap' | 'memfd' | 'poke' | 'peek' | 'ioctl' | 'bind' | 'attach' | 'detach' | 'dma' | 'read';
+
+/** A value as written in a scenario: a number, a string (`0x…`, `$name`, `$name.field`, `NAME+0x10`, a uAPI constant), a boolean, or a list ORed together. */
+export type ScenarioValue = number | string | boolean | readonly (number | string)[];
+/** Struct fields by C name. */
+export type ScenarioFields = Readonly<Record<string, ScenarioValue>>;
+
+/** What a step expects; without `errno` it must succeed. */
+export interface StepExpect {
+  /** An errno name (`EBUSY`) the step must fail with, or 0 for success. */
+  readonly errno?: string | 0;
+  /** Output fields of an ioctl. */
+  readonly fields?: ScenarioFields;
+  /** Bytes (as UTF-8 text) a peek, DMA read or read must return first. */
+  readonly text?: string;
+  /** Bytes (hex) a peek, DMA read or read must return first. */
+  readonly hex?: string;
+  /** A DMA must fault (`true`) or fault with this kind (`'F_TRANSLATION'`). */
+  readonly fault?: boolean | string;
+  /** The vEVENT a read of a vEVENTQ must return: header fields and the payload's struct fields. */
+  readonly vevent?: { readonly sequence?: number; readonly flags?: number; readonly struct?: string; readonly fields?: ScenarioFields };
+}
+
+/** Bytes written by a poke at `at`: text, hex, or a uAPI struct with fields. */
+export interface PokeBytes {
+  /** The VA. */
+  readonly at: number | string | boolean;
+  /** UTF-8 text. */
+  readonly text?: string;
+  /** Hex bytes (`"de ad be ef"`). */
+  readonly hex?: string;
+  /** A @iommufd/uapi layout name, encoded from `fields`. */
+  readonly struct?: string;
+  /** Fields of `struct`. */
+  readonly fields?: ScenarioFields;
+}
+
+/** The arguments of each action, as written. */
+export interface StepArgs {
+  /** open(path). */
+  open: { readonly open: string };
+  /** close(fd). */
+  close: { readonly close: number | string | boolean };
+  /** mmap: anonymous, or of a memfd (`fd`). */
+  mmap: { readonly mmap: { readonly length: number | string | boolean; readonly fd?: number | string | boolean; readonly offset?: number | string | boolean; readonly shared?: boolean } };
+  /** memfd_create + ftruncate. */
+  memfd: { readonly memfd: { readonly name: string; readonly size: number | string | boolean } };
+  /** The process writes its memory. */
+  poke: { readonly poke: PokeBytes };
+  /** The process reads its memory. */
+  peek: { readonly peek: { readonly at: number | string | boolean; readonly length: number } };
+  /** An ioctl by C name with struct fields. */
+  ioctl: { readonly ioctl: string; readonly fd?: number | string | boolean; readonly struct?: string; readonly fields?: ScenarioFields };
+  /** Open a VFIO cdev and VFIO_DEVICE_BIND_IOMMUFD. */
+  bind: { readonly bind: { readonly device: number | string; readonly iommufd?: number | string | boolean } };
+  /** VFIO_DEVICE_ATTACH_IOMMUFD_PT of a bound device. */
+  attach: { readonly attach: { readonly device: string; readonly pt: number | string | boolean; readonly pasid?: number } };
+  /** VFIO_DEVICE_DETACH_IOMMUFD_PT of a bound device. */
+  detach: { readonly detach: { readonly device: string; readonly pasid?: number } };
+  /** A device-initiated DMA. */
+  dma: {
+    readonly dma: {
+      readonly device: number | string;
+      readonly iova: number | string | boolean;
+      readonly length: number;
+      readonly write?: boolean;
+      readonly text?: string;
+      readonly hex?: string;
+      readonly pasid?: number;
+    };
+  };
+  /** read() of an event fd. */
+  read: { readonly read: { readonly fd: number | string | boolean; readonly length: number } };
+}
+
+/** One validated step: its action's arguments, `as` (the name of its result), `expect`, and where it is. */
+export type ScenarioStep = {
+  [K in StepAction]: StepArgs[K] & {
+    readonly action: K;
+    /** 0-based index in `steps`. */
+    readonly index: number;
+    /** 1-based source line, when known. */
+    readonly line?: number;
+    readonly as?: string;
+    readonly expect?: StepExpect;
+  };
+}[StepAction];
+
+/** The machine a scenario runs on (createHost's options). */
+export interface ScenarioMachine {
+  /** The preset. */
+  readonly platform: 'mock' | 'arm-smmuv3' | 'tegra241-cmdqv' | 'intel-vtd';
+  /** VFIO devices (default 1). */
+  readonly devices?: number;
+  /** A number or a decimal / `0x…` string. */
+  readonly ramBytes?: number | string;
+  /** Caches never evict. */
+  readonly strict?: boolean;
+  /** Seed of anything randomised. */
+  readonly seed?: number;
+}
 
 const machineSchema = z.strictObject({
   platform: z.enum(['mock', 'arm-smmuv3', 'tegra241-cmdqv', 'intel-vtd']),
@@ -85,28 +179,30 @@ const machineSchema = z.strictObject({
   strict: z.boolean().optional(),
   seed: z.number().int().optional(),
 });
-/** The machine a scenario runs on (createHost's options). */
-export type ScenarioMachine = z.infer<typeof machineSchema>;
 
 /** A validated scenario. */
 export interface Scenario {
   /** Optional one-line description. */
   readonly name?: string;
+  /** The machine to build. */
   readonly machine: ScenarioMachine;
+  /** The steps, in order. */
   readonly steps: readonly ScenarioStep[];
 }
 
 /** The scenario file is not valid: what was expected, where. */
 export class ScenarioError extends Error {
+  /** Always `'ScenarioError'`. */
   override readonly name = 'ScenarioError';
-  constructor(
-    message: string,
-    /** 1-based source line, when known. */
-    readonly line?: number,
-    /** 0-based step index, when the problem is in a step (messages show it 1-based). */
-    readonly step?: number,
-  ) {
+  /** 1-based source line, when known. */
+  readonly line: number | undefined;
+  /** 0-based step index, when the problem is in a step (messages show it 1-based). */
+  readonly step: number | undefined;
+  /** `message` says what was expected and where; `line` and `step` locate it. */
+  constructor(message: string, line?: number, step?: number) {
     super(message);
+    this.line = line;
+    this.step = step;
   }
 }
 
@@ -169,7 +265,8 @@ export function parseScenario(text: string): Scenario {
       const l = lineOf(['steps', index, ...sub]);
       throw new ScenarioError(`${where(index, l)}: ${action}${sub.length ? ` → ${sub.join('.')}` : ''}: ${issue.message}`, l, index);
     }
-    return { ...r.data, action, index, line } as ScenarioStep;
+    return { ...(r.data as object), action, index, ...(line !== undefined ? { line } : {}) } as ScenarioStep;
   });
-  return { ...(typeof top.name === 'string' ? { name: top.name } : {}), machine: m.data, steps };
+  const machine: ScenarioMachine = m.data;
+  return { ...(typeof top.name === 'string' ? { name: top.name } : {}), machine, steps };
 }

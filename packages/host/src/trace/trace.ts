@@ -12,17 +12,23 @@ import { ioctlLayout, ioctlName } from '../scenario/run.js';
 
 /** One trace event (the Trace Event Format's fields that we use). */
 export interface TraceEvent {
+  /** What happened: a syscall or ioctl name, `DMA read`, `+IOAS 1`, a counter name. */
   readonly name: string;
+  /** Category: `syscall`, `ioctl`, `dma`, `object`, `hw`, `__metadata`. */
   readonly cat: string;
   /** `X` complete event, `i` instant, `C` counter, `M` metadata. */
   readonly ph: 'X' | 'i' | 'C' | 'M';
   /** Deterministic clock ticks (shown as µs). */
   readonly ts: number;
+  /** Ticks the complete event spans. */
   readonly dur?: number;
+  /** Always 1 (the VMM process). */
   readonly pid: number;
+  /** Track: 1 syscalls, 2 device DMA, 3 iommufd objects (0 for counters). */
   readonly tid: number;
   /** Instant scope (thread). */
   readonly s?: 't';
+  /** Arguments and results (`result` is the return value or the errno name). */
   readonly args?: Readonly<Record<string, string | number | boolean>>;
 }
 
@@ -33,8 +39,11 @@ export type TraceSource =
 
 /** The JSON document written by `--trace`. */
 export interface TraceFile {
+  /** The events, in clock order after the metadata. */
   readonly traceEvents: readonly TraceEvent[];
+  /** How viewers label the ticks. */
   readonly displayTimeUnit: 'ns';
+  /** What produced the trace (replayed by `trace --replay`). */
   readonly otherData: { readonly generator: 'iommufd-sim'; readonly clock: 'deterministic'; readonly source: TraceSource };
 }
 
