@@ -7,7 +7,7 @@
  */
 import * as U from '@iommufd/uapi';
 import type { StructLayout } from '@iommufd/uapi';
-import { DemoError, type DemoSummary } from '../demo.js';
+import { bindAndAttachAll, DemoError, dmaRoundTrip, type DemoSummary } from '../demo.js';
 import type { Host } from '../host.js';
 
 const GUEST_RAM = 2n << 20n;
@@ -49,42 +49,14 @@ export function runPresetDemo(host: Host, log: (line: string) => void): DemoSumm
   });
   log(`IOAS ${ioas}: ${GUEST_RAM >> 20n} MiB guest RAM mapped at IOVA 0x0..${hex(GUEST_RAM - 1n)}`);
 
-  const devices: { path: string; fd: number; devId: number; ptId: number }[] = [];
-  for (const path of host.vfioDevices) {
-    const fd = p.open(path);
-    step(`open(${path})`, fd);
-    const bind = U.vfio_device_bind_iommufd.encode({ argsz: U.vfio_device_bind_iommufd.size, iommufd });
-    step(`VFIO_DEVICE_BIND_IOMMUFD(${path})`, p.ioctl(fd, U.VFIO_DEVICE_BIND_IOMMUFD, bind));
-    const devId = U.vfio_device_bind_iommufd.get(bind, 'out_devid');
-    const attach = U.vfio_device_attach_iommufd_pt.encode({ argsz: U.vfio_device_attach_iommufd_pt.size, pt_id: ioas });
-    step(`VFIO_DEVICE_ATTACH_IOMMUFD_PT(${path})`, p.ioctl(fd, U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, attach));
-    const ptId = U.vfio_device_attach_iommufd_pt.get(attach, 'pt_id');
-    devices.push({ path, fd, devId, ptId });
-    log(`${path}: bound as DEVICE ${devId}, attached to IOAS ${ioas} through HWPT ${ptId}`);
-  }
-  const dev0 = devices[0];
-  if (!dev0) throw new DemoError('the demo needs at least one device: run with --devices 1 or more');
+  const devices = bindAndAttachAll(host, iommufd, ioas, step, log);
+  const dev0 = devices[0]!;
   const info = call(iommufd, 'IOMMU_GET_HW_INFO', U.IOMMU_GET_HW_INFO, U.iommu_hw_info, { dev_id: dev0.devId });
   log(`IOMMU_GET_HW_INFO(DEVICE ${dev0.devId}): type ${HW_INFO_NAMES[info.out_data_type] ?? info.out_data_type}, max PASID log2 ${info.out_max_pasid_log2}`);
 
-  let transfers = 0;
-  let faults = 0;
-  const read = host.dma(dev0.path, { iova: 0x1000n, length: greeting.length, write: false });
-  if (!read.ok) throw new DemoError(`DMA read at IOVA 0x1000 faulted: ${read.fault.kind}`);
-  transfers++;
-  log(`DMA ${dev0.path} read  IOVA 0x1000: "${new TextDecoder().decode(read.data)}"`);
-  const last = devices[devices.length - 1]!;
-  const payload = new TextEncoder().encode('written by the device');
-  const write = host.dma(last.path, { iova: 0x2000n, length: payload.length, write: true, data: payload });
-  if (!write.ok) throw new DemoError(`DMA write at IOVA 0x2000 faulted: ${write.fault.kind}`);
-  transfers++;
-  const seen = p.peek(ram + 0x2000n, payload.length);
-  if (typeof seen === 'number' || new TextDecoder().decode(seen) !== 'written by the device') throw new DemoError('the guest did not see the device write');
-  log(`DMA ${last.path} write IOVA 0x2000: guest RAM now reads "written by the device"`);
-  const outside = host.dma(dev0.path, { iova: GUEST_RAM, length: 4, write: false });
-  if (outside.ok) throw new DemoError('a DMA outside the IOAS mappings was not blocked');
-  faults++;
-  log(`DMA ${dev0.path} read  IOVA ${hex(GUEST_RAM)}: blocked (${outside.fault.kind})`);
+  const checked = dmaRoundTrip(host, devices, ram, 0n, GUEST_RAM, greeting, log);
+  let transfers = checked.transfers;
+  const faults = checked.faults;
 
   const parent = call(iommufd, 'IOMMU_HWPT_ALLOC(NEST_PARENT)', U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, {
     flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT,

@@ -1,6 +1,6 @@
 /**
  * Runs a validated scenario on a fresh host: each step is a syscall, an ioctl by name with
- * fields packed through the @iommufd/uapi layouts, a VFIO bind/attach/detach, a device DMA or
+ * fields packed through the `@iommufd/uapi` layouts, a VFIO bind/attach/detach, a device DMA or
  * a memory access, followed by its expectation. `$name` refers to an earlier step's result.
  */
 import * as U from '@iommufd/uapi';

@@ -101,7 +101,7 @@ export interface PokeBytes {
   readonly text?: string;
   /** Hex bytes (`"de ad be ef"`). */
   readonly hex?: string;
-  /** A @iommufd/uapi layout name, encoded from `fields`. */
+  /** A `@iommufd/uapi` layout name, encoded from `fields`. */
   readonly struct?: string;
   /** Fields of `struct`. */
   readonly fields?: ScenarioFields;
