@@ -42,15 +42,7 @@ const GUEST_RAM = 2n << 20n;
 /** Runs the demo on `host`, reporting progress through `log`. Throws {@link DemoError}. */
 export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
   const p = host.process;
-  const step = (what: string, rc: number): void => {
-    if (rc < 0) throw new DemoError(`${what} failed: ${U.errnoName(-rc)} (${rc})`);
-  };
-  const call = <L extends StructLayout>(fd: number, what: string, request: number, layout: L, value: Record<string, number | bigint>) => {
-    const bytes = layout.encode({ size: layout.size, ...value } as never);
-    step(what, p.ioctl(fd, request, bytes));
-    return layout.decode(bytes) as ReturnType<L['decode']>;
-  };
-  const hex = (n: bigint | number) => `0x${n.toString(16)}`;
+  const { step, call, hex } = demoSteps(host);
 
   log(`host: platform ${host.platform}, ${host.vfioDevices.length} VFIO device(s)`);
 
@@ -184,6 +176,24 @@ export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
     objects,
     pinnedPagesAfterClose: host.pinnedPages,
   };
+}
+
+/**
+ * The demos' step helpers: `step` throws {@link DemoError} naming the step on a negative
+ * return, `call` packs a uAPI struct (size filled in), issues the ioctl and decodes the result.
+ */
+export function demoSteps(host: Host) {
+  const p = host.process;
+  const step = (what: string, rc: number | bigint): void => {
+    if (rc < 0) throw new DemoError(`${what} failed: ${U.errnoName(-Number(rc))} (${rc})`);
+  };
+  const call = <L extends StructLayout>(fd: number, what: string, request: number, layout: L, value: Record<string, number | bigint>) => {
+    const bytes = layout.encode({ size: layout.size, ...value } as never);
+    step(what, p.ioctl(fd, request, bytes));
+    return layout.decode(bytes) as ReturnType<L['decode']>;
+  };
+  const hex = (n: bigint | number) => `0x${n.toString(16)}`;
+  return { step, call, hex };
 }
 
 /** A VFIO device of the demo: its cdev fd, DEVICE ID and the page table it is attached to. */

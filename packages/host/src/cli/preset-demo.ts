@@ -6,8 +6,7 @@
  * the SMMU presets) — and a teardown that must leave no page pinned.
  */
 import * as U from '@iommufd/uapi';
-import type { StructLayout } from '@iommufd/uapi';
-import { bindAndAttachAll, DemoError, dmaRoundTrip, type DemoSummary } from '../demo.js';
+import { bindAndAttachAll, DemoError, demoSteps, dmaRoundTrip, type DemoSummary } from '../demo.js';
 import type { Host } from '../host.js';
 
 const GUEST_RAM = 2n << 20n;
@@ -20,15 +19,7 @@ const HW_INFO_NAMES: Readonly<Record<number, string>> = {
 /** Runs the portable VMM session on a hardware preset. Throws {@link DemoError} naming the failed step. */
 export function runPresetDemo(host: Host, log: (line: string) => void): DemoSummary {
   const p = host.process;
-  const step = (what: string, rc: number | bigint): void => {
-    if (rc < 0) throw new DemoError(`${what} failed: ${U.errnoName(-Number(rc))} (${rc})`);
-  };
-  const call = <L extends StructLayout>(fd: number, what: string, request: number, layout: L, value: Record<string, number | bigint>) => {
-    const bytes = layout.encode({ size: layout.size, ...value } as never);
-    step(what, p.ioctl(fd, request, bytes));
-    return layout.decode(bytes) as ReturnType<L['decode']>;
-  };
-  const hex = (n: bigint | number) => `0x${n.toString(16)}`;
+  const { step, call, hex } = demoSteps(host);
   log(`host: platform ${host.platform}, ${host.vfioDevices.length} VFIO device(s)`);
 
   const ramFd = p.memfdCreate('guest-ram', GUEST_RAM);
