@@ -2,13 +2,14 @@
  * The `arm-smmuv3` preset: an Arm machine (the `virt` board's SMMU at 0x0900_0000) with one
  * SMMUv3 probed by `@iommufd/arm-smmu-v3` and N PCI functions behind it. The SMMU model raises
  * wired interrupts without a callback, so the platform runs the driver's handlers (GERROR,
- * EVTQ, PRIQ) after every device DMA, as the CPU would take the interrupt. The same builder
+ * EVTQ, PRIQ) after every device DMA, as the CPU would take the interrupt; a function's PRI
+ * page request after a failed ATS translation is issued there too. The same builder
  * gives the `tegra241-cmdqv` preset with the CMDQV frame after the SMMU's registers.
  */
-import { IOMMU_FACTORIES, type IommuInstance, type PciCapabilities } from '@iommufd/hw-model';
+import { IOMMU_FACTORIES, type IommuInstance, type PciCapabilities, type PciDevice } from '@iommufd/hw-model';
 import { armSmmuV3Probe, tegra241CmdqvImpl, type ArmSmmuV3 } from '@iommufd/arm-smmu-v3';
 import type { HostPhysicalMemory } from '../physical.js';
-import type { Platform, PlatformContext } from '../platform.js';
+import type { DmaRequest, DmaResult, Platform, PlatformContext } from '../platform.js';
 import { coreCapabilities, coreWithInjector, hardwarePlatform, machineOf, pciName, plugPciDevice, presetBdf, type HardwareDevice } from './hardware.js';
 
 /** Register base of the SMMU (the Arm `virt` board's); the Tegra241 CMDQV frame follows its 128 KiB. */
@@ -49,7 +50,18 @@ export async function createSmmuPlatform(ctx: PlatformContext, tegra = false): P
     const handle = core.addDevice({ name: streams[i]!.name, iommu: smmu, group: i + 1, ...coreCapabilities(pci.capabilities) });
     return { handle, pci };
   });
-  return hardwarePlatform({ name, core, devices, setInjector, afterDma: () => smmu.serviceInterrupts() });
+  const groupIndex = new Map<PciDevice, number>();
+  const afterDma = (pci: PciDevice, req: DmaRequest, result: DmaResult): void => {
+    // A PRI-capable function whose ATS translation request came back without a translation
+    // asks for the page (PCIe PRI); the SMMU model takes that as a separate device request.
+    if (!result.ok && !result.fault.recorded && result.fault.kind === 'F_TRANSLATION' && pci.capabilities.pri === true && pci.atsEnabled) {
+      const prgi = groupIndex.get(pci) ?? 0;
+      groupIndex.set(pci, (prgi + 1) & 0x1ff);
+      pci.pageRequest({ iova: result.fault.iova, write: req.write, ...(req.pasid !== undefined ? { pasid: req.pasid } : {}), prgi, last: true });
+    }
+    smmu.serviceInterrupts();
+  };
+  return hardwarePlatform({ name, core, devices, setInjector, afterDma });
 }
 
 /** Builds the `arm-smmuv3` platform. */

@@ -11,7 +11,7 @@ import { ENOMEM } from '@iommufd/uapi';
 import type { KernelFile } from '../kernel-types.js';
 import { MachineMemory } from '../physical.js';
 import { IommufdContexts } from './contexts.js';
-import type { DmaResult, Platform, PlatformContext, PlatformDevice, PlatformName } from '../platform.js';
+import type { DmaRequest, DmaResult, Platform, PlatformContext, PlatformDevice, PlatformName } from '../platform.js';
 import type { ProcessImpl } from '../process.js';
 
 /** The machine memory of a platform context (every preset runs on hw-model's memory). */
@@ -60,7 +60,8 @@ export interface HardwareDevice {
 }
 
 /**
- * The {@link Platform} of a hardware preset. `afterDma` runs after each device DMA (the
+ * The {@link Platform} of a hardware preset. `afterDma` runs after each device DMA with the
+ * function, the request and the result (the device's reaction to a failed translation, the
  * interrupt handlers of IOMMUs whose models raise wired interrupts without a callback).
  */
 export function hardwarePlatform(opts: {
@@ -68,7 +69,7 @@ export function hardwarePlatform(opts: {
   readonly core: IommuCore;
   readonly devices: readonly HardwareDevice[];
   readonly setInjector: (i: FaultInjector | undefined) => void;
-  readonly afterDma?: () => void;
+  readonly afterDma?: (pci: PciDevice, req: DmaRequest, result: DmaResult) => void;
 }): Platform {
   const { core } = opts;
   const contexts = new IommufdContexts();
@@ -92,8 +93,9 @@ export function hardwarePlatform(opts: {
     dma(device, req): DmaResult {
       const pci = byHandle.get(device.handle)!;
       const r = pci.dma({ iova: req.iova, length: req.length, write: req.write, ...(req.data !== undefined ? { data: req.data } : {}), ...(req.pasid !== undefined ? { pasid: req.pasid } : {}) });
-      opts.afterDma?.();
-      return r.ok ? (r.data !== undefined ? { ok: true, data: r.data } : { ok: true }) : { ok: false, fault: r.fault };
+      const result: DmaResult = r.ok ? (r.data !== undefined ? { ok: true, data: r.data } : { ok: true }) : { ok: false, fault: r.fault };
+      opts.afterDma?.(pci, req, result);
+      return result;
     },
   };
 }

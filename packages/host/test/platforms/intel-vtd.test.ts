@@ -73,6 +73,16 @@ describe("preset 'intel-vtd': the machine", () => {
     expect(info.maxPasidLog2).toBe(20);
   });
 
+  it('ramBytes bounds the machine: pinning more guest RAM than the machine has is ENOMEM, and nothing stays pinned', async () => {
+    const { host, p, fd, ioas, deviceFds } = await bootVmm({ platform: 'intel-vtd', devices: 1, ramBytes: 4n << 20n, guestRam: 1n << 20n });
+    // With a domain attached, IOAS_MAP pins (without one it would only record the range).
+    expect(U.vfioDeviceAttachIommufdPt(p, deviceFds[0]!, { ptId: ioas })).toBeGreaterThan(0);
+    expect(host.pinnedPages).toBe(256);
+    const big = p.mmap(8n << 20n, U.PROT_READ | U.PROT_WRITE, U.MAP_SHARED | U.MAP_ANONYMOUS, -1, 0);
+    expect(errnoOf(() => U.ioasMap(p, fd, { ioasId: ioas, userVa: big, length: 8n << 20n, iova: 1n << 30n }))).toBe(U.ENOMEM);
+    expect(host.pinnedPages).toBe(256);
+  });
+
   it('translates DMA at IOVAs through the second-stage table of a paging HWPT, byte for byte', async () => {
     const { p, ram, dma } = await boot();
     expect(dma(0x3004n, pattern(8, 0x10))).toEqual({ ok: true });

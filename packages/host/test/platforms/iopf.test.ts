@@ -1,4 +1,4 @@
-// I/O page faults on the VT-d preset, through the Host contract: a PRI-capable function
+// I/O page faults on the hardware presets, through the Host contract: a PRI-capable function
 // attached to a HWPT with a FAULT object touches an unmapped IOVA, the page request arrives
 // on the FAULT fd, the VMM maps the page and answers, and the retried DMA completes.
 import * as U from '@iommufd/uapi';
@@ -7,10 +7,7 @@ import { bootVmm, pattern } from './vmm.js';
 
 const IOVA = 0x40_0000n; // past the 2 MiB of guest RAM mapped at IOVA 0
 
-// On the SMMU presets a failed ATS translation comes back to the function without a page
-// request (hw-model's SMMUv3 takes PRI requests only as a separate device action, which the
-// Host contract's dma() does not issue), so the case runs on intel-vtd only.
-describe.each(['intel-vtd'] as const)("I/O page faults on '%s'", (platform) => {
+describe.each(['intel-vtd', 'arm-smmuv3', 'tegra241-cmdqv'] as const)("I/O page faults on '%s'", (platform) => {
   it('a page request reaches the FAULT fd; after the VMM maps the page and responds, the retried DMA completes', async () => {
     const { host, p, fd, ram, devIds, deviceFds, ioas } = await bootVmm({ platform, devices: 1, strict: true });
     const fault = U.faultQueueAlloc(p, fd);
