@@ -40,6 +40,10 @@ describe('iommufd-sim bench', () => {
     expect(r.out).toMatch(/tools\/bench\.mjs/);
     expect(r.out).toMatch(/vsmmu-mix, translate, ioctl, map, scale/);
   });
+
+  it('an unknown benchmark name is a usage error (exit 2) before anything runs', async () => {
+    expect(await cli('bench', 'map', 'frob')).toMatchObject({ code: 2, err: expect.stringMatching(/unknown benchmark 'frob' \(expected vsmmu-mix, translate, ioctl, map, scale\)/) });
+  });
 });
 
 describe('iommufd-sim inspect: decoded hardware state', () => {

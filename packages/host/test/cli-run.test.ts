@@ -94,9 +94,10 @@ describe('iommufd-sim run: scenario validation (exit 3, naming the line and step
 });
 
 describe('iommufd-sim run: examples', () => {
-  it('ships an example for the mock preset and one deliberate failure', () => {
+  it('ships examples for the mock preset (YAML and JSON) and one deliberate failure', () => {
     expect(exampleFiles()).toContain('mock-nested.yaml');
     expect(exampleFiles()).toContain('mock-expect-fails.yaml');
+    expect(exampleFiles()).toContain('mock-iova-alloc.json');
   });
 
   for (const file of exampleFiles().filter((f) => !f.includes('fails'))) {

@@ -45,6 +45,9 @@ const EXIT_TEXT = `Exit codes:
   2  bad command line
   3  invalid scenario or trace file (the message names the line and step)`;
 
+/** The benchmarks of BENCH.md, by the names the package bench scripts take. */
+const BENCHMARKS: readonly string[] = ['vsmmu-mix', 'translate', 'ioctl', 'map', 'scale'];
+
 const PLATFORMS: readonly PlatformName[] = ['mock', 'arm-smmuv3', 'tegra241-cmdqv', 'intel-vtd'];
 
 interface Command {
@@ -192,7 +195,7 @@ Options:
     usage: `Usage: iommufd-sim bench [NAME...]
 
 Runs the repository's benchmarks (tools/bench.mjs: builds, then each package's bench
-script with the optional NAMEs, e.g. vsmmu-mix, translate, ioctl, map, scale) and prints
+script with the optional NAMEs: vsmmu-mix, translate, ioctl, map, scale) and prints
 their lines. Needs a checkout of the iommufd.ts repository (it is found from the current
 directory or from this package's location).
 
@@ -201,6 +204,8 @@ Options:
     options: { help },
     positionals: { min: 0, max: 16 },
     async run(_v, names, io) {
+      const unknown = names.filter((n) => !BENCHMARKS.includes(n));
+      if (unknown.length > 0) throw new UsageError(`unknown benchmark ${unknown.map((n) => `'${n}'`).join(', ')} (expected ${BENCHMARKS.join(', ')})`);
       const script = findBenchScript();
       if (!script) throw new UsageError('tools/bench.mjs not found: run bench inside a checkout of the iommufd.ts repository');
       const r = spawnSync(process.execPath, [script, ...names], { cwd: dirname(dirname(script)), encoding: 'utf8', maxBuffer: 64 << 20 });
