@@ -77,6 +77,12 @@ describe('iommufd-sim run: scenario validation (exit 3, naming the line and step
     expect(e.message).toMatch(/^step 2 \(line 5\): close → close: Invalid input/);
   });
 
+  it('a machine that createHost rejects is an invalid scenario (exit 3)', async () => {
+    const r = await cli('run', scenarioFile('machine: { platform: mock, ramBytes: 4097 }\nsteps: []\n'));
+    expect(r.code).toBe(3);
+    expect(r.err).toBe('iommufd-sim run: invalid scenario: machine: ramBytes must be a multiple of 4096 and at least 1 MiB, got 4097\n');
+  });
+
   it('an unknown ioctl, struct field or $reference is an invalid scenario (exit 3) at run time', async () => {
     const head = 'machine: { platform: mock }\nsteps:\n  - open: /dev/iommu\n';
     const cases: [string, RegExp][] = [

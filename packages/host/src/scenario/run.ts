@@ -5,6 +5,7 @@
  */
 import * as U from '@iommufd/uapi';
 import type { StructLayout } from '@iommufd/uapi';
+import { HostError } from '../errors.js';
 import { createHost, type Host } from '../host.js';
 import type { HostObjectInfo } from '../platform.js';
 import type { Scenario, ScenarioStep, ScenarioValue, StepExpect } from './schema.js';
@@ -111,13 +112,20 @@ class StepFailed extends Error {}
  */
 export async function runScenario(scenario: Scenario, options: RunOptions = {}): Promise<RunReport> {
   const m = scenario.machine;
-  const base = await createHost({
-    platform: m.platform,
-    devices: m.devices ?? 1,
-    ...(m.ramBytes !== undefined ? { ramBytes: BigInt(m.ramBytes) } : {}),
-    ...(m.strict !== undefined ? { strict: m.strict } : {}),
-    ...(m.seed !== undefined ? { seed: m.seed } : {}),
-  });
+  let base: Host;
+  try {
+    base = await createHost({
+      platform: m.platform,
+      devices: m.devices ?? 1,
+      ...(m.ramBytes !== undefined ? { ramBytes: BigInt(m.ramBytes) } : {}),
+      ...(m.strict !== undefined ? { strict: m.strict } : {}),
+      ...(m.seed !== undefined ? { seed: m.seed } : {}),
+    });
+  } catch (e) {
+    // A machine createHost rejects (e.g. ramBytes not a multiple of 4096) is a fault of the file.
+    if (e instanceof HostError && e.code === 'BAD_OPTION') throw new ScenarioError(`machine: ${e.message}`);
+    throw e;
+  }
   const host = options.wrapHost ? options.wrapHost(base) : base;
   const p = host.process;
   const names = new Map<string, Named>();
