@@ -20,6 +20,15 @@ describe('iommufd-sim inspect', () => {
     expect(html).toMatch(/<h1>mock nested translation<\/h1>/);
   });
 
+  it('tegra241-cmdqv: the HW queue holds its vIOMMU, and its internal ACCESS holds the IOAS', async () => {
+    const r = await cli('inspect', join(examplesDir, 'tegra241-cmdqv-vcmdq.yaml'));
+    expect(r.code).toBe(0);
+    const boxes = [...r.out.matchAll(/<g class="object" data-id="(\d+)" data-type="(\w+)">/g)].map((m) => `${m[2]} ${m[1]}`);
+    expect(boxes.sort()).toEqual(['ACCESS 6', 'DEVICE 2', 'HWPT_PAGING 3', 'HW_QUEUE 5', 'IOAS 1', 'VIOMMU 4']);
+    const arrows = [...r.out.matchAll(/<path class="ref" data-from="(\d+)" data-to="(\d+)"/g)].map((m) => `${m[1]}->${m[2]}`);
+    expect(arrows.sort()).toEqual(['2->3', '3->1', '4->3', '5->4', '6->1']);
+  });
+
   it('run --inspect writes the same page to a file', async () => {
     const f = join(tmp(), 'g.html');
     expect((await cli('run', join(examplesDir, 'mock-nested.yaml'), '--quiet', '--inspect', f)).code).toBe(0);

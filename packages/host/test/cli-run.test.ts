@@ -104,6 +104,8 @@ describe('iommufd-sim run: examples', () => {
     expect(exampleFiles()).toContain('mock-nested.yaml');
     expect(exampleFiles()).toContain('mock-expect-fails.yaml');
     expect(exampleFiles()).toContain('mock-iova-alloc.json');
+    for (const preset of ['arm-smmuv3', 'tegra241-cmdqv', 'intel-vtd']) expect(exampleFiles()).toContain(`${preset}-basic.yaml`);
+    expect(exampleFiles()).toContain('tegra241-cmdqv-vcmdq.yaml');
   });
 
   for (const file of exampleFiles().filter((f) => !f.includes('fails'))) {

@@ -293,7 +293,14 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
           const va = resolve(step.peek.at);
           const got = p.peek(va, step.peek.length);
           expectRc(typeof got === 'number' ? got : 0, step.expect);
-          if (typeof got !== 'number') expectBytes(got, step.expect);
+          if (typeof got !== 'number') {
+            expectBytes(got, step.expect);
+            if (step.peek.struct !== undefined) {
+              const fields = decoded(layoutNamed(step.peek.struct), got);
+              expectFields(fields, step.expect);
+              result = { primary: va, fields };
+            }
+          }
           summary = `peek ${step.peek.length} byte(s) at ${hex(va)}`;
           break;
         }

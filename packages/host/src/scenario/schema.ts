@@ -49,7 +49,7 @@ const STEP_SCHEMAS: { readonly [K in StepAction]: z.ZodType } = {
       }),
     ...common,
   }),
-  peek: z.strictObject({ peek: z.strictObject({ at: scalar, length: z.number().int().positive() }), ...common }),
+  peek: z.strictObject({ peek: z.strictObject({ at: scalar, length: z.number().int().positive(), struct: z.string().optional() }), ...common }),
   ioctl: z.strictObject({ ioctl: z.string(), fd: scalar.optional(), struct: z.string().optional(), fields: fields.optional(), ...common }),
   bind: z.strictObject({ bind: z.strictObject({ device: z.union([z.number().int().nonnegative(), z.string()]), iommufd: scalar.optional() }), ...common }),
   attach: z.strictObject({ attach: z.strictObject({ device: z.string(), pt: scalar, pasid: z.number().int().optional() }), ...common }),
@@ -119,8 +119,8 @@ export interface StepArgs {
   memfd: { readonly memfd: { readonly name: string; readonly size: number | string | boolean } };
   /** The process writes its memory. */
   poke: { readonly poke: PokeBytes };
-  /** The process reads its memory. */
-  peek: { readonly peek: { readonly at: number | string | boolean; readonly length: number } };
+  /** The process reads its memory; with `struct`, `$name.field` reads the decoded fields (and `expect.fields` checks them). */
+  peek: { readonly peek: { readonly at: number | string | boolean; readonly length: number; readonly struct?: string } };
   /** An ioctl by C name with struct fields. */
   ioctl: { readonly ioctl: string; readonly fd?: number | string | boolean; readonly struct?: string; readonly fields?: ScenarioFields };
   /** Open a VFIO cdev and VFIO_DEVICE_BIND_IOMMUFD. */
