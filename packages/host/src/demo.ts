@@ -42,15 +42,7 @@ const GUEST_RAM = 2n << 20n;
 /** Runs the demo on `host`, reporting progress through `log`. Throws {@link DemoError}. */
 export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
   const p = host.process;
-  const step = (what: string, rc: number): void => {
-    if (rc < 0) throw new DemoError(`${what} failed: ${U.errnoName(-rc)} (${rc})`);
-  };
-  const call = <L extends StructLayout>(fd: number, what: string, request: number, layout: L, value: Record<string, number | bigint>) => {
-    const bytes = layout.encode({ size: layout.size, ...value } as never);
-    step(what, p.ioctl(fd, request, bytes));
-    return layout.decode(bytes) as ReturnType<L['decode']>;
-  };
-  const hex = (n: bigint | number) => `0x${n.toString(16)}`;
+  const { step, call, hex } = demoSteps(host);
 
   log(`host: platform ${host.platform}, ${host.vfioDevices.length} VFIO device(s)`);
 
@@ -78,40 +70,9 @@ export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
   });
   log(`IOAS ${ioas}: guest RAM mapped at IOVA ${hex(iovaBase)}..${hex(iovaBase + GUEST_RAM - 1n)}`);
 
-  const devices: { path: string; fd: number; devId: number; ptId: number }[] = [];
-  for (const path of host.vfioDevices) {
-    const fd = p.open(path);
-    step(`open(${path})`, fd);
-    const bind = U.vfio_device_bind_iommufd.encode({ argsz: U.vfio_device_bind_iommufd.size, iommufd });
-    step(`VFIO_DEVICE_BIND_IOMMUFD(${path})`, p.ioctl(fd, U.VFIO_DEVICE_BIND_IOMMUFD, bind));
-    const devId = U.vfio_device_bind_iommufd.get(bind, 'out_devid');
-    const attach = U.vfio_device_attach_iommufd_pt.encode({ argsz: U.vfio_device_attach_iommufd_pt.size, pt_id: ioas });
-    step(`VFIO_DEVICE_ATTACH_IOMMUFD_PT(${path})`, p.ioctl(fd, U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, attach));
-    const ptId = U.vfio_device_attach_iommufd_pt.get(attach, 'pt_id');
-    devices.push({ path, fd, devId, ptId });
-    log(`${path}: bound as DEVICE ${devId}, attached to IOAS ${ioas} through HWPT ${ptId}`);
-  }
-  if (devices.length === 0) throw new DemoError('the demo needs at least one device: run with --devices 1 or more');
-
-  let transfers = 0;
-  let faults = 0;
-  const dev0 = devices[0];
-  const read = host.dma(dev0.path, { iova: iovaBase + 0x1000n, length: greeting.length, write: false });
-  if (!read.ok) throw new DemoError(`DMA read at IOVA ${hex(iovaBase + 0x1000n)} faulted: ${read.fault.kind}`);
-  transfers++;
-  log(`DMA ${dev0.path} read  IOVA ${hex(iovaBase + 0x1000n)}: "${new TextDecoder().decode(read.data)}"`);
-  const last = devices[devices.length - 1];
-  const payload = new TextEncoder().encode('written by the device');
-  const write = host.dma(last.path, { iova: iovaBase + 0x2000n, length: payload.length, write: true, data: payload });
-  if (!write.ok) throw new DemoError(`DMA write at IOVA ${hex(iovaBase + 0x2000n)} faulted: ${write.fault.kind}`);
-  transfers++;
-  const seen = p.peek(ram + 0x2000n, payload.length);
-  if (typeof seen === 'number' || new TextDecoder().decode(seen) !== 'written by the device') throw new DemoError('the guest did not see the device write');
-  log(`DMA ${last.path} write IOVA ${hex(iovaBase + 0x2000n)}: guest RAM now reads "written by the device"`);
-  const outside = host.dma(dev0.path, { iova: iovaBase + GUEST_RAM, length: 4, write: false });
-  if (outside.ok) throw new DemoError('a DMA outside the IOAS mappings was not blocked');
-  faults++;
-  log(`DMA ${dev0.path} read  IOVA ${hex(iovaBase + GUEST_RAM)}: blocked (${outside.fault.kind})`);
+  const devices = bindAndAttachAll(host, iommufd, ioas, step, log);
+  const dev0 = devices[0]!;
+  let { transfers, faults } = dmaRoundTrip(host, devices, ram, iovaBase, GUEST_RAM, greeting, log);
 
   // Nested translation: stage 2 = the IOAS, stage 1 = a guest-owned nested HWPT.
   const parent = call(iommufd, 'IOMMU_HWPT_ALLOC(NEST_PARENT)', U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, {
@@ -215,6 +176,83 @@ export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
     objects,
     pinnedPagesAfterClose: host.pinnedPages,
   };
+}
+
+/**
+ * The demos' step helpers: `step` throws {@link DemoError} naming the step on a negative
+ * return, `call` packs a uAPI struct (size filled in), issues the ioctl and decodes the result.
+ */
+export function demoSteps(host: Host) {
+  const p = host.process;
+  const step = (what: string, rc: number | bigint): void => {
+    if (rc < 0) throw new DemoError(`${what} failed: ${U.errnoName(-Number(rc))} (${rc})`);
+  };
+  const call = <L extends StructLayout>(fd: number, what: string, request: number, layout: L, value: Record<string, number | bigint>) => {
+    const bytes = layout.encode({ size: layout.size, ...value } as never);
+    step(what, p.ioctl(fd, request, bytes));
+    return layout.decode(bytes) as ReturnType<L['decode']>;
+  };
+  const hex = (n: bigint | number) => `0x${n.toString(16)}`;
+  return { step, call, hex };
+}
+
+/** A VFIO device of the demo: its cdev fd, DEVICE ID and the page table it is attached to. */
+export interface DemoDevice {
+  readonly path: string;
+  readonly fd: number;
+  readonly devId: number;
+  ptId: number;
+}
+
+/** Opens, binds and attaches every VFIO device of `host` to `ptId` (the demos' common start). */
+export function bindAndAttachAll(host: Host, iommufd: number, ptId: number, step: (what: string, rc: number) => void, log: (line: string) => void): DemoDevice[] {
+  const p = host.process;
+  const devices: DemoDevice[] = [];
+  for (const path of host.vfioDevices) {
+    const fd = p.open(path);
+    step(`open(${path})`, fd);
+    const bind = U.vfio_device_bind_iommufd.encode({ argsz: U.vfio_device_bind_iommufd.size, iommufd });
+    step(`VFIO_DEVICE_BIND_IOMMUFD(${path})`, p.ioctl(fd, U.VFIO_DEVICE_BIND_IOMMUFD, bind));
+    const devId = U.vfio_device_bind_iommufd.get(bind, 'out_devid');
+    const attach = U.vfio_device_attach_iommufd_pt.encode({ argsz: U.vfio_device_attach_iommufd_pt.size, pt_id: ptId });
+    step(`VFIO_DEVICE_ATTACH_IOMMUFD_PT(${path})`, p.ioctl(fd, U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, attach));
+    const attached = U.vfio_device_attach_iommufd_pt.get(attach, 'pt_id');
+    devices.push({ path, fd, devId, ptId: attached });
+    log(`${path}: bound as DEVICE ${devId}, attached to IOAS ${ptId} through HWPT ${attached}`);
+  }
+  if (devices.length === 0) throw new DemoError('the demo needs at least one device: run with --devices 1 or more');
+  return devices;
+}
+
+/**
+ * The demos' DMA checks with guest RAM at `iovaBase`: the first device reads the greeting
+ * at +0x1000, the last writes at +0x2000 and the guest sees it, a read past RAM is blocked.
+ */
+export function dmaRoundTrip(
+  host: Host,
+  devices: readonly DemoDevice[],
+  ram: bigint,
+  iovaBase: bigint,
+  ramBytes: bigint,
+  greeting: Uint8Array,
+  log: (line: string) => void,
+): { transfers: number; faults: number } {
+  const hex = (n: bigint | number) => `0x${n.toString(16)}`;
+  const dev0 = devices[0]!;
+  const read = host.dma(dev0.path, { iova: iovaBase + 0x1000n, length: greeting.length, write: false });
+  if (!read.ok) throw new DemoError(`DMA read at IOVA ${hex(iovaBase + 0x1000n)} faulted: ${read.fault.kind}`);
+  log(`DMA ${dev0.path} read  IOVA ${hex(iovaBase + 0x1000n)}: "${new TextDecoder().decode(read.data)}"`);
+  const last = devices[devices.length - 1]!;
+  const payload = new TextEncoder().encode('written by the device');
+  const write = host.dma(last.path, { iova: iovaBase + 0x2000n, length: payload.length, write: true, data: payload });
+  if (!write.ok) throw new DemoError(`DMA write at IOVA ${hex(iovaBase + 0x2000n)} faulted: ${write.fault.kind}`);
+  const seen = host.process.peek(ram + 0x2000n, payload.length);
+  if (typeof seen === 'number' || new TextDecoder().decode(seen) !== 'written by the device') throw new DemoError('the guest did not see the device write');
+  log(`DMA ${last.path} write IOVA ${hex(iovaBase + 0x2000n)}: guest RAM now reads "written by the device"`);
+  const outside = host.dma(dev0.path, { iova: iovaBase + ramBytes, length: 4, write: false });
+  if (outside.ok) throw new DemoError('a DMA outside the IOAS mappings was not blocked');
+  log(`DMA ${dev0.path} read  IOVA ${hex(iovaBase + ramBytes)}: blocked (${outside.fault.kind})`);
+  return { transfers: 2, faults: 1 };
 }
 
 /** The readable end-of-run summary. */

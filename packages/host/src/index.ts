@@ -18,3 +18,13 @@ export type { DemoSummary } from './demo.js';
 export * from '@iommufd/uapi';
 
 
+export { cliMain, EXIT_CODES } from './cli/main.js';
+export type { CliIo } from './cli/main.js';
+export { parseScenario, ScenarioError } from './scenario/schema.js';
+export type { PokeBytes, Scenario, ScenarioFields, ScenarioMachine, ScenarioStep, ScenarioValue, StepAction, StepArgs, StepExpect } from './scenario/schema.js';
+export { runScenario } from './scenario/run.js';
+export type { RunOptions, RunReport, StepFailure, StepOutcome } from './scenario/run.js';
+export { compareTraces, traceHost, Tracer } from './trace/trace.js';
+export type { TraceEvent, TraceFile, TraceSource } from './trace/trace.js';
+export { objectGraphSvg, renderInspectHtml } from './inspect/render.js';
+export type { InspectInput } from './inspect/render.js';

@@ -26,6 +26,13 @@ describe('iommufd-sim', () => {
     expect(run('frobnicate')).toMatchObject({ status: 2, stderr: expect.stringMatching(/unknown command 'frobnicate'/) });
     expect(run('demo', '--devices', 'x')).toMatchObject({ status: 2, stderr: expect.stringMatching(/--devices must be an integer/) });
     expect(run('demo', '--bogus')).toMatchObject({ status: 2 });
-    expect(run('demo', '--platform', 'intel-vtd')).toMatchObject({ status: 1, stderr: expect.stringMatching(/IOMMU_VIOMMU_ALLOC failed: EOPNOTSUPP/) });
+    expect(run('demo', '--platform', 'vax')).toMatchObject({ status: 2, stderr: expect.stringMatching(/unknown platform 'vax'/) });
+  });
+
+  it('the binary exits with the documented codes for run: 0 pass, 1 failed expectation, 3 invalid scenario', () => {
+    const examples = fileURLToPath(new URL('../../../examples/', import.meta.url));
+    expect(run('run', `${examples}mock-nested.yaml`, '--quiet')).toMatchObject({ status: 0, stderr: '' });
+    expect(run('run', `${examples}mock-expect-fails.yaml`, '--quiet')).toMatchObject({ status: 1, stderr: expect.stringMatching(/step 5 \(line 13\) ioctl IOMMU_DESTROY: expected success, got EBUSY/) });
+    expect(run('run', cli)).toMatchObject({ status: 3, stderr: expect.stringMatching(/invalid scenario/) });
   });
 });

@@ -1,0 +1,234 @@
+/**
+ * Chrome / Perfetto trace-event JSON of a run. Timestamps come from a deterministic clock (a
+ * counter advanced once per event), so the same run always writes the same file and a trace
+ * can be replayed and compared event by event.
+ */
+import * as U from '@iommufd/uapi';
+import type { Host } from '../host.js';
+import type { HostObjectInfo } from '../platform.js';
+import type { HostProcess } from '../process.js';
+import { commandQueueConsumer } from '../inspect/hardware.js';
+import { ioctlLayout, ioctlName } from '../scenario/run.js';
+
+/** One trace event (the Trace Event Format's fields that we use). */
+export interface TraceEvent {
+  /** What happened: a syscall or ioctl name, `DMA read`, `+IOAS 1`, a counter name. */
+  readonly name: string;
+  /** Category: `syscall`, `ioctl`, `dma`, `object`, `hw`, `__metadata`. */
+  readonly cat: string;
+  /** `X` complete event, `i` instant, `C` counter, `M` metadata. */
+  readonly ph: 'X' | 'i' | 'C' | 'M';
+  /** Deterministic clock ticks (shown as µs). */
+  readonly ts: number;
+  /** Ticks the complete event spans. */
+  readonly dur?: number;
+  /** Always 1 (the VMM process). */
+  readonly pid: number;
+  /** Track: 1 syscalls, 2 device DMA, 3 iommufd objects (0 for counters). */
+  readonly tid: number;
+  /** Instant scope (thread). */
+  readonly s?: 't';
+  /** Arguments and results (`result` is the return value or the errno name). */
+  readonly args?: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** What produced a trace, so `trace --replay` can produce it again. */
+export type TraceSource =
+  | { readonly kind: 'demo'; readonly platform: string; readonly devices: number }
+  | { readonly kind: 'scenario'; readonly file: string; readonly text: string };
+
+/** The JSON document written by `--trace`. */
+export interface TraceFile {
+  /** The events, in clock order after the metadata. */
+  readonly traceEvents: readonly TraceEvent[];
+  /** How viewers label the ticks. */
+  readonly displayTimeUnit: 'ns';
+  /** What produced the trace (replayed by `trace --replay`). */
+  readonly otherData: { readonly generator: 'iommufd-sim'; readonly clock: 'deterministic'; readonly source: TraceSource };
+}
+
+const PID = 1;
+/** Trace threads: syscalls of the VMM process, device DMA, iommufd objects. */
+const TID = { syscall: 1, dma: 2, objects: 3 } as const;
+
+const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
+
+/** Records events with the deterministic clock. */
+export class Tracer {
+  private clock = 0;
+  private readonly list: TraceEvent[] = [
+    { name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: PID, tid: 0, args: { name: 'iommufd-sim' } },
+    { name: 'thread_name', cat: '__metadata', ph: 'M', ts: 0, pid: PID, tid: TID.syscall, args: { name: 'VMM syscalls' } },
+    { name: 'thread_name', cat: '__metadata', ph: 'M', ts: 0, pid: PID, tid: TID.dma, args: { name: 'device DMA' } },
+    { name: 'thread_name', cat: '__metadata', ph: 'M', ts: 0, pid: PID, tid: TID.objects, args: { name: 'iommufd objects' } },
+  ];
+
+  /** Every event so far. */
+  get events(): readonly TraceEvent[] {
+    return this.list;
+  }
+
+  /** Runs `fn` as a complete event; `describe` turns its result into the end arguments. */
+  span<T>(cat: string, name: string, tid: number, args: Record<string, string | number | boolean>, fn: () => T, describe: (r: T) => Record<string, string | number | boolean>): T {
+    const ts = this.clock++;
+    const index = this.list.length;
+    this.list.push({ name, cat, ph: 'X', ts, dur: 1, pid: PID, tid, args });
+    const r = fn();
+    this.list[index] = { ...this.list[index]!, dur: Math.max(1, this.clock - ts), args: { ...args, ...describe(r) } };
+    return r;
+  }
+
+  /** An instant event. */
+  instant(cat: string, name: string, tid: number, args: Record<string, string | number | boolean>): void {
+    this.list.push({ name, cat, ph: 'i', s: 't', ts: this.clock++, pid: PID, tid, args });
+  }
+
+  /** A counter sample (Perfetto draws it as a track). */
+  counter(cat: string, name: string, args: Record<string, number>): void {
+    this.list.push({ name, cat, ph: 'C', ts: this.clock++, pid: PID, tid: 0, args });
+  }
+
+  /** The trace file. */
+  toFile(source: TraceSource): TraceFile {
+    return { traceEvents: this.list, displayTimeUnit: 'ns', otherData: { generator: 'iommufd-sim', clock: 'deterministic', source } };
+  }
+}
+
+const errnoResult = (rc: number | bigint): Record<string, string | number> =>
+  rc < 0 ? { result: Number(rc) > -4096 ? U.errnoName(-Number(rc)) : String(rc) } : { result: typeof rc === 'bigint' ? hex(rc) : rc };
+
+/** The struct's non-zero fields (or, with `before`, the fields that changed) as `prefix.field` arguments. */
+function structArgs(prefix: string, bytes: Uint8Array, request: number, before?: Record<string, string>): Record<string, string> {
+  const layout = ioctlLayout(request);
+  if (!layout) return {};
+  const d = layout.decode(bytes) as Record<string, unknown>;
+  const out: Record<string, string> = {};
+  for (const f of layout.fieldList) {
+    const v = d[f.name];
+    if (typeof v !== 'number' && typeof v !== 'bigint') continue;
+    const was = before?.[`in.${f.name}`] ?? (before ? '0x0' : undefined);
+    if (before ? hex(v) !== was : v !== 0 && v !== 0n) out[`${prefix}${f.name}`] = hex(v);
+  }
+  return out;
+}
+
+/**
+ * Wraps `host` so every syscall of its process, every DMA and every change of an iommufd
+ * object table is recorded in `tracer`. The wrapped host behaves exactly like `host`.
+ */
+export function traceHost(host: Host, tracer: Tracer): Host {
+  const p = host.process;
+  const iommufds = new Set<number>();
+  const seen = new Map<number, Map<number, HostObjectInfo>>();
+  const diffObjects = (fd: number): void => {
+    const before = seen.get(fd) ?? new Map<number, HostObjectInfo>();
+    const now = new Map(host.objects(fd).map((o) => [o.id, o] as const));
+    for (const [id, o] of now) if (!before.has(id)) tracer.instant('object', `+${o.type} ${id}`, TID.objects, { id, type: o.type, refs: o.refs.join(',') });
+    for (const [id, o] of before) if (!now.has(id)) tracer.instant('object', `-${o.type} ${id}`, TID.objects, { id, type: o.type });
+    seen.set(fd, now);
+  };
+  // Commands the IOMMU consumed from its queue, sampled after every ioctl (a wrapping index:
+  // the difference modulo the index space is the count, as long as one ioctl consumes less
+  // than a whole queue).
+  let lastConsumer = commandQueueConsumer(host);
+  let consumed = 0;
+  const sampleQueue = (): void => {
+    const now = commandQueueConsumer(host);
+    if (!now || !lastConsumer || now.index === lastConsumer.index) return;
+    consumed += (now.index - lastConsumer.index + now.modulus) % now.modulus;
+    lastConsumer = now;
+    tracer.counter('hw', `${now.queue} commands consumed`, { commands: consumed });
+  };
+  const sys = <T extends number | bigint>(name: string, args: Record<string, string | number | boolean>, fn: () => T): T =>
+    tracer.span('syscall', name, TID.syscall, args, fn, errnoResult);
+
+  const process: HostProcess = new Proxy(p, {
+    get(target, key, receiver) {
+      switch (key) {
+        case 'open':
+          return (path: string) => {
+            const fd = sys('open', { path }, () => target.open(path));
+            if (fd >= 0 && path === '/dev/iommu') iommufds.add(fd);
+            return fd;
+          };
+        case 'close':
+          return (fd: number) => {
+            const rc = sys('close', { fd }, () => target.close(fd));
+            if (rc === 0) {
+              iommufds.delete(fd);
+              seen.delete(fd);
+            }
+            return rc;
+          };
+        case 'ioctl':
+          return (fd: number, request: number, arg?: bigint | Uint8Array) => {
+            const inArgs: Record<string, string> = arg instanceof Uint8Array ? structArgs('in.', arg, request) : arg === undefined ? {} : { arg: hex(arg) };
+            const rc = tracer.span('ioctl', ioctlName(request), TID.syscall, { fd, ...inArgs }, () => target.ioctl(fd, request, arg), (r) => ({
+              ...errnoResult(r),
+              ...(arg instanceof Uint8Array && r >= 0 ? structArgs('out.', arg, request, inArgs) : {}),
+            }));
+            // VFIO ioctls (bind, attach) change the iommufd's objects too.
+            for (const ctx of iommufds) diffObjects(ctx);
+            sampleQueue();
+            return rc;
+          };
+        case 'read':
+          return (fd: number, buf: Uint8Array) => sys('read', { fd, length: buf.length }, () => target.read(fd, buf));
+        case 'write':
+          return (fd: number, buf: Uint8Array) => sys('write', { fd, length: buf.length }, () => target.write(fd, buf));
+        case 'mmap':
+          return (length: bigint | number, prot: number, flags: number, fd?: number, offset?: bigint | number, addr?: bigint) =>
+            sys('mmap', { length: hex(length), prot, flags: hex(flags), fd: fd ?? -1 }, () => target.mmap(length, prot, flags, fd, offset, addr));
+        case 'munmap':
+          return (va: bigint, length: bigint | number) => sys('munmap', { va: hex(va), length: hex(length) }, () => target.munmap(va, length));
+        case 'memfdCreate':
+          return (name: string, size?: bigint | number) => sys('memfd_create', { name }, () => target.memfdCreate(name, size));
+        default: {
+          const v: unknown = Reflect.get(target, key, receiver);
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        }
+      }
+    },
+  });
+
+  return {
+    ...host,
+    platform: host.platform,
+    vfioDevices: host.vfioDevices,
+    memory: host.memory,
+    process,
+    get pinnedPages() {
+      return host.pinnedPages;
+    },
+    objects: (fd) => host.objects(fd),
+    dma: (path, req) =>
+      tracer.span(
+        'dma',
+        `DMA ${req.write ? 'write' : 'read'}`,
+        TID.dma,
+        { device: path, iova: hex(req.iova), length: req.length, ...(req.pasid !== undefined ? { pasid: req.pasid } : {}) },
+        () => host.dma(path, req),
+        (r): Record<string, string> => (r.ok ? { result: 'ok' } : { result: 'fault', fault: r.fault.kind }),
+      ),
+  };
+}
+
+/** The part of an event that a replay must reproduce (name, category, arguments). */
+const signature = (e: TraceEvent): string => JSON.stringify([e.cat, e.name, e.args ?? {}]);
+
+/**
+ * Compares a recorded trace with a new one: undefined when they match, else the first
+ * mismatch as a readable message.
+ */
+export function compareTraces(recorded: readonly TraceEvent[], replayed: readonly TraceEvent[]): string | undefined {
+  const a = recorded.filter((e) => e.ph !== 'M');
+  const b = replayed.filter((e) => e.ph !== 'M');
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    if (signature(a[i]!) !== signature(b[i]!)) {
+      return `event ${i} (ts ${a[i]!.ts}) differs:\n  recorded ${signature(a[i]!)}\n  replayed ${signature(b[i]!)}`;
+    }
+  }
+  if (a.length !== b.length) return `the recorded trace has ${a.length} events, the replay ${b.length}; first extra: ${signature((a.length > b.length ? a : b)[n]!)}`;
+  return undefined;
+}
