@@ -94,14 +94,14 @@ function iommuMapRun(domain: IommuDomain, iova: bigint, pa: bigint, size: bigint
   return 0;
 }
 
+/** Pages pinned per batch before the next is looked at (the kernel's GUP batch is of this order). */
+const PIN_BATCH_PAGES = 1024;
+
 /**
  * `iopt_pages`: the page source of one or more areas (shared by IOAS_COPY and by the halves
  * of a split area). Pages are pinned per index while any area fill or access needs them,
  * each page once (GUP) however many users it has, and charged while pinned.
  */
-/** Pages pinned per batch before the next is looked at (the kernel's GUP batch is of this order). */
-const PIN_BATCH_PAGES = 1024;
-
 export class IoptPages {
   /** PFN of each pinned index. */
   private readonly pfnOf = new Map<number, bigint>();
