@@ -2,12 +2,14 @@
  * A machine description (RAM, IOMMUs, devices behind them) and {@link createMachine}, which
  * builds the memory map and the hardware instances. The host's presets use it.
  */
-import { PhysicalStore } from '@iommufd/queue-engine';
+import { PhysicalStore, createQueueEngine, type QueueEngine } from '@iommufd/queue-engine';
+import { EngineCommandQueueConsumer, EngineInvalidationQueueConsumer, loadQueueEngineSync } from './engine-consumers.js';
 import { PhysicalMemory, type MmioDevice } from './memory.js';
 import { PciDevice, type Bdf, type PciCapabilities } from './pci.js';
 import { SmmuV3, type SmmuV3Options } from './smmuv3.js';
 import { Tegra241Smmu, type Tegra241SmmuOptions } from './tegra241-cmdqv.js';
 import { identityTranslator, type DmaTranslator } from './translator.js';
+import type { VtdIqConfig } from './vtd-iq.js';
 import { createVtdIommu, type VtdIommuOptions } from './vtd.js';
 
 /** The IOMMU models a machine can contain. */
@@ -65,7 +67,17 @@ export interface MachineDescription {
   readonly strict?: boolean;
   /** Seed for pseudo-random choices of the models (the SMMUv3 caches evict oldest-first and ignore it). Default 0. */
   readonly seed?: number;
+  /**
+   * Who consumes the command / invalidation queues: `'engine'` (default) the WebAssembly
+   * queue engine of `@iommufd/queue-engine` reading the rings in the machine's
+   * `PhysicalStore`, falling back to `'typescript'` where WebAssembly (or the built engine)
+   * is unavailable; `'typescript'` the model's TypeScript consumers. Both behave the same.
+   */
+  readonly queueConsumers?: QueueConsumerKind;
 }
+
+/** The queue consumers of a machine: the WebAssembly queue engine or the model's TypeScript consumers. */
+export type QueueConsumerKind = 'engine' | 'typescript';
 
 /** An IOMMU instance: its register file plus its translation port. */
 export interface IommuInstance extends MmioDevice, DmaTranslator {
@@ -87,6 +99,8 @@ export interface IommuFactoryContext {
   readonly strict: boolean;
   /** Machine seed. */
   readonly seed: number;
+  /** The queue engine the IOMMU's queues use (absent: its TypeScript consumers). */
+  readonly queueEngine?: QueueEngine;
 }
 
 /** Builds one IOMMU instance of a kind. */
@@ -108,6 +122,10 @@ export interface Machine {
   readonly iommus: ReadonlyMap<string, IommuInstance>;
   /** Devices in description order. */
   readonly devices: readonly PciDevice[];
+  /** Who consumes the IOMMUs' queues (`'typescript'` also when the engine was asked for but could not load). */
+  readonly queueConsumers: QueueConsumerKind;
+  /** The queue engine over `memory.store`, when `queueConsumers` is `'engine'`. */
+  readonly queueEngine?: QueueEngine;
 }
 
 /**
@@ -115,23 +133,67 @@ export interface Machine {
  * row here; `createMachine` can also be given extra factories.
  */
 export const IOMMU_FACTORIES: Partial<Record<IommuKind, IommuFactory>> = {
-  smmuv3: ({ memory, description, strict }) => smmuWith(SmmuV3, memory, description.options as SmmuV3Options | undefined, strict),
-  'tegra241-cmdqv': ({ memory, description, strict }) =>
-    smmuWith(Tegra241Smmu, memory, description.options as Tegra241SmmuOptions | undefined, strict),
-  vtd: createVtdIommu,
+  smmuv3: (context) => smmuWith(SmmuV3, context),
+  'tegra241-cmdqv': (context) => smmuWith(Tegra241Smmu, context),
+  vtd: (context) => {
+    const options = context.description.options as VtdIommuOptions | undefined;
+    const engine = context.queueEngine;
+    // An explicit queueConsumer option wins over the machine's engine.
+    if (engine === undefined || options?.queueConsumer !== undefined) return createVtdIommu(context);
+    const queueConsumer = (config: VtdIqConfig) => new EngineInvalidationQueueConsumer(engine, context.memory, config);
+    return createVtdIommu({ ...context, description: { ...context.description, kind: 'vtd', options: { ...options, queueConsumer } } });
+  },
 };
 
-/** Builds an SMMU model; the machine's strict mode wins over a model option of false. */
-function smmuWith<O extends SmmuV3Options, T>(Model: new (memory: PhysicalMemory, options: O) => T, memory: PhysicalMemory, options: O | undefined, strict: boolean): T {
-  return new Model(memory, { ...(options ?? ({} as O)), strict: strict || options?.strict === true });
+/**
+ * Builds an SMMU model; the machine's strict mode wins over a model option of false, and
+ * the machine's queue engine consumes its queues unless the options name a consumer.
+ */
+function smmuWith<O extends SmmuV3Options, T extends SmmuV3>(Model: new (memory: PhysicalMemory, options: O) => T, context: IommuFactoryContext): T {
+  const options = context.description.options as O | undefined;
+  const smmu = new Model(context.memory, { ...(options ?? ({} as O)), strict: context.strict || options?.strict === true });
+  if (context.queueEngine !== undefined && options?.commandQueueConsumer === undefined) {
+    smmu.commandQueueConsumer = new EngineCommandQueueConsumer(context.queueEngine, smmu);
+  }
+  return smmu;
 }
 
-/** Builds the memory map, IOMMUs and devices of `desc`. */
+/**
+ * Builds the memory map, IOMMUs and devices of `desc`. With `queueConsumers: 'engine'` (the
+ * default) the WebAssembly queue engine is instantiated synchronously over the machine's
+ * store (see {@link createMachineWithEngine} for the asynchronous loader); where it cannot
+ * load, the TypeScript consumers run and {@link Machine.queueConsumers} says so.
+ */
 export function createMachine(
   desc: MachineDescription,
   factories: Partial<Record<IommuKind, IommuFactory>> = IOMMU_FACTORIES,
 ): Machine {
-  const memory = new PhysicalMemory(new PhysicalStore());
+  const store = new PhysicalStore();
+  return buildMachine(desc, factories, store, (desc.queueConsumers ?? 'engine') === 'engine' ? loadQueueEngineSync(store) : undefined);
+}
+
+/**
+ * {@link createMachine} with the queue engine obtained through `@iommufd/queue-engine`'s
+ * asynchronous `createQueueEngine` (WebAssembly only; the TypeScript consumers where it
+ * cannot load), for hosts that load the engine the way the package documents it.
+ */
+export async function createMachineWithEngine(
+  desc: MachineDescription,
+  factories: Partial<Record<IommuKind, IommuFactory>> = IOMMU_FACTORIES,
+): Promise<Machine> {
+  const store = new PhysicalStore();
+  let engine: QueueEngine | undefined;
+  if ((desc.queueConsumers ?? 'engine') === 'engine') engine = await createQueueEngine(store, { impl: 'wasm' }).catch(() => undefined);
+  return buildMachine(desc, factories, store, engine);
+}
+
+function buildMachine(
+  desc: MachineDescription,
+  factories: Partial<Record<IommuKind, IommuFactory>>,
+  store: PhysicalStore,
+  queueEngine: QueueEngine | undefined,
+): Machine {
+  const memory = new PhysicalMemory(store);
   const ramBase = desc.ramBase ?? 0x4000_0000n;
   memory.addRam(ramBase, desc.ramBytes);
   const strict = desc.strict ?? false;
@@ -142,7 +204,7 @@ export function createMachine(
     if (iommus.has(name)) throw new MachineDescriptionError(`two IOMMUs are named '${name}'; give each a unique name`);
     const factory = factories[d.kind];
     if (factory === undefined) throw new MachineDescriptionError(`IOMMU kind '${d.kind}' has no model in this build of @iommufd/hw-model`);
-    const inst = factory({ memory, description: d, strict, seed });
+    const inst = factory({ memory, description: d, strict, seed, ...(queueEngine !== undefined ? { queueEngine } : {}) });
     memory.addMmio(d.base, inst.mmioSize, inst);
     for (const x of inst.extraMmio ?? []) memory.addMmio(d.base + x.offset, x.size, x.device);
     iommus.set(name, inst);
@@ -164,5 +226,12 @@ export function createMachine(
     seen.add(dev.requesterId);
     return dev;
   });
-  return { description: desc, memory, iommus, devices };
+  return {
+    description: desc,
+    memory,
+    iommus,
+    devices,
+    queueConsumers: queueEngine !== undefined ? 'engine' : 'typescript',
+    ...(queueEngine !== undefined ? { queueEngine } : {}),
+  };
 }

@@ -484,7 +484,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     const log2Size = Math.min(SMMU_Q_BASE.num([r.cmdqBase], 'LOG2SIZE'), this.qMax('CMDQS'));
     const base = SMMU_Q_BASE.get([r.cmdqBase], 'ADDR') << 5n;
     const res = this.commandQueueConsumer.consume(
-      { base, log2Size, prod: queuePointer(r.cmdqProd, log2Size), cons: queuePointer(r.cmdqCons, log2Size) },
+      { base, log2Size, prod: queuePointer(r.cmdqProd, log2Size), cons: queuePointer(r.cmdqCons, log2Size), id: 'cmdq' },
       this.memory,
       this.executor,
     );
@@ -530,6 +530,15 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
   /** @internal Forwards ATC_INV to the devices of a StreamID; remembers an incomplete one for the next CMD_SYNC. */
   cmdAtcInv(sid: number, pasid: number | undefined, address: bigint, size: bigint | undefined): void {
     for (const ep of this.endpoints.get(sid) ?? []) if (!ep.atcInvalidate(pasid, address, size)) this.atcSyncPending = true;
+  }
+  /**
+   * @internal Reports and forgets an ATC_INV that did not complete (the engine consumer
+   * carries it to the next CMD_SYNC of the same queue itself).
+   */
+  takeAtcSyncPending(): boolean {
+    const pending = this.atcSyncPending;
+    this.atcSyncPending = false;
+    return pending;
   }
   /** @internal Delivers PRI_RESP to the devices of a StreamID. */
   cmdPriResp(sid: number, pasid: number | undefined, prgi: number, code: number): void {

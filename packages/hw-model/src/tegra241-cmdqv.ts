@@ -378,7 +378,7 @@ export class Tegra241Cmdqv implements MmioDevice {
     const base = VCMDQ_BASE.get([q.base], 'ADDR') << 5n;
     const executor = VINTF_CONFIG.num([BigInt(vi.config)], 'HYP_OWN') === 1 ? this.smmu.executor : this.guestExecutor(vi);
     const res = this.smmu.commandQueueConsumer.consume(
-      { base, log2Size, prod: queuePointer(q.prod, log2Size), cons: queuePointer(q.cons, log2Size) },
+      { base, log2Size, prod: queuePointer(q.prod, log2Size), cons: queuePointer(q.cons, log2Size), id: `vcmdq${index}` },
       this.smmu.memory,
       executor,
     );
@@ -398,7 +398,17 @@ export class Tegra241Cmdqv implements MmioDevice {
 
   /** A guest VINTF's view of the SMMU: restricted opcodes, VMID stamped, vSID → pSID. */
   private guestExecutor(vi: Vintf): CommandExecutor {
+    const streams: [number, number][] = [];
+    const seen = new Set<number>();
+    vi.sidMatch.forEach((m, slot) => {
+      const vsid = VINTF_SID_MATCH.num([BigInt(m)], 'VIRT_SID');
+      if (VINTF_SID_MATCH.num([BigInt(m)], 'ENABLE') === 1 && !seen.has(vsid)) {
+        seen.add(vsid);
+        streams.push([vsid, vi.sidReplace[slot]!]);
+      }
+    });
     return {
+      guest: { vmid: VINTF_CONFIG.num([BigInt(vi.config)], 'VMID'), streams, host: this.smmu.executor },
       execute: (dw0, dw1) => {
         const w = [dw0, dw1];
         const op = SMMU_CMD.num(w, 'OPCODE');

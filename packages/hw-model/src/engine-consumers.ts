@@ -1,0 +1,403 @@
+/**
+ * The queue consumers backed by the WebAssembly queue engine of `@iommufd/queue-engine`: the
+ * SMMUv3 CMDQ, the Tegra241 VCMDQs (host-owned and guest) and the VT-d invalidation queue.
+ * The engine reads the rings in place in the machine's `PhysicalStore`, validates and
+ * rewrites commands, and hands back batches of effect records; these adapters apply every
+ * record, in queue order, through the model's own executors (the same cache invalidations,
+ * MSI / status writes and page responses as the TypeScript consumers), so swapping the
+ * engine in changes no observable behaviour.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import {
+  FSTS_ICE,
+  FSTS_IQE,
+  FSTS_ITE,
+  QueueEngine,
+  QueueEngineError,
+  type CacheEffects,
+  type Effect,
+  type EffectBatch,
+  type EngineCore,
+  type InvalidationFault,
+  type InvalidationQueue,
+  type PhysicalStore,
+  type SmmuQueue,
+} from '@iommufd/queue-engine';
+import type { BitLayout, BitFieldSpec } from './bitfield.js';
+import { typescriptCommandQueueConsumer, type CommandExecutor, type CommandQueueConsumer, type CommandQueueResult, type CommandRing, type GuestQueueContext } from './cmdq.js';
+import type { PhysicalMemory } from './memory.js';
+import { queuePointer } from './queue.js';
+import {
+  CMDQ_ERR,
+  CMDQ_OP,
+  SMMU_CMD,
+  SMMU_CMD_ATC_INV,
+  SMMU_CMD_CFGI_RANGE,
+  SMMU_CMD_PRI_RESP,
+  SMMU_CMD_RESUME,
+  SMMU_CMD_SYNC,
+  SMMU_CMD_TLBI,
+} from './smmuv3-layouts.js';
+import type { SmmuV3 } from './smmuv3.js';
+import type { FieldSpec } from './vtd-bitfields.js';
+import {
+  VTD_DESC,
+  VTD_DESC_LAYOUTS,
+  VTD_IQEI,
+  VtdTsInvalidationQueueConsumer,
+  validateVtdDescriptor,
+  type VtdDescriptorLayout,
+  type VtdInvalidationQueueConsumer,
+  type VtdIqConfig,
+  type VtdIqConsumeResult,
+  type VtdIqExecutor,
+  type VtdIqRing,
+} from './vtd-iq.js';
+
+/** Thrown when the engine accepted a command that the model's executor refuses (an engine / model disagreement). */
+export class QueueEngineMismatchError extends Error {
+  /** Error name for `instanceof`-free checks. */
+  override readonly name = 'QueueEngineMismatchError';
+}
+
+// ------------------------------------------------------------------ loading the engine
+
+let compiledEngine: WebAssembly.Module | null | undefined;
+
+/**
+ * A WebAssembly queue engine over `store`, instantiated synchronously (Node instantiates
+ * modules of any size synchronously) from the `dist/engine.wasm` that `@iommufd/queue-engine`
+ * builds, so that the synchronous `createMachine` can use it; undefined where WebAssembly or
+ * the built module is unavailable (callers then keep the TypeScript consumers).
+ * `createQueueEngine` of `@iommufd/queue-engine` is the asynchronous equivalent.
+ */
+export function loadQueueEngineSync(store: PhysicalStore): QueueEngine | undefined {
+  if (compiledEngine === undefined) {
+    try {
+      const entry = createRequire(import.meta.url).resolve('@iommufd/queue-engine');
+      compiledEngine = new WebAssembly.Module(readFileSync(new URL('./engine.wasm', `file://${entry}`)));
+    } catch {
+      compiledEngine = null;
+    }
+  }
+  if (compiledEngine === null) return undefined;
+  try {
+    const instance = new WebAssembly.Instance(compiledEngine, { env: { memory: store.memory } });
+    return new QueueEngine(store, instance.exports as unknown as EngineCore, 'wasm');
+  } catch {
+    return undefined;
+  }
+}
+
+// ------------------------------------------------------------------ effect records → entries
+
+/** How one effect field becomes a field of a command / descriptor layout: its name there and a right shift. */
+type FieldMap = Readonly<Record<string, readonly [field: string, shift?: number]>>;
+
+const SMMU_SID: FieldMap = { sid: ['SID'], ssid: ['SSID'], ssv: ['SSV'] };
+const SMMU_TLBI: FieldMap = {
+  vmid: ['VMID'], asid: ['ASID'], addr: ['ADDR', 12], leaf: ['LEAF'], ttl: ['TTL'], tg: ['TG'], num: ['NUM'], scale: ['SCALE'],
+};
+type AnyBitLayout = BitLayout<readonly BitFieldSpec[]>;
+const asLayout = (l: unknown): AnyBitLayout => l as AnyBitLayout;
+
+/**
+ * SMMU effect kind (= opcode) → the command layout and field mapping that rebuild the
+ * command the engine executed (after guest substitution), as data.
+ */
+const SMMU_COMMAND_OF_EFFECT: ReadonlyMap<number, readonly [AnyBitLayout, FieldMap]> = new Map<number, readonly [AnyBitLayout, FieldMap]>([
+  [CMDQ_OP.PREFETCH_CONFIG, [asLayout(SMMU_CMD), SMMU_SID]],
+  [CMDQ_OP.PREFETCH_ADDR, [asLayout(SMMU_CMD), { ...SMMU_SID, addr: ['ADDR', 12] }]],
+  [CMDQ_OP.CFGI_STE, [asLayout(SMMU_CMD), { sid: ['SID'], leaf: ['LEAF'] }]],
+  [CMDQ_OP.CFGI_STE_RANGE, [asLayout(SMMU_CMD_CFGI_RANGE), { sid: ['SID'], range: ['RANGE'] }]],
+  [CMDQ_OP.CFGI_CD, [asLayout(SMMU_CMD), { ...SMMU_SID, leaf: ['LEAF'] }]],
+  [CMDQ_OP.CFGI_CD_ALL, [asLayout(SMMU_CMD), { sid: ['SID'] }]],
+  ...[
+    CMDQ_OP.TLBI_NH_ALL, CMDQ_OP.TLBI_NH_ASID, CMDQ_OP.TLBI_NH_VA, CMDQ_OP.TLBI_NH_VAA, CMDQ_OP.TLBI_EL3_ALL, CMDQ_OP.TLBI_EL3_VA,
+    CMDQ_OP.TLBI_EL2_ALL, CMDQ_OP.TLBI_EL2_ASID, CMDQ_OP.TLBI_EL2_VA, CMDQ_OP.TLBI_EL2_VAA, CMDQ_OP.TLBI_S12_VMALL, CMDQ_OP.TLBI_S2_IPA,
+    CMDQ_OP.TLBI_NSNH_ALL,
+  ].map((op) => [op, [asLayout(SMMU_CMD_TLBI), SMMU_TLBI]] as const),
+  [CMDQ_OP.ATC_INV, [asLayout(SMMU_CMD_ATC_INV), { ...SMMU_SID, global: ['GLOBAL'], addr: ['ADDR', 12], size: ['SIZE'] }]],
+  [CMDQ_OP.PRI_RESP, [asLayout(SMMU_CMD_PRI_RESP), { ...SMMU_SID, prgi: ['PRGI'], resp: ['RESP'] }]],
+  [CMDQ_OP.RESUME, [asLayout(SMMU_CMD_RESUME), { sid: ['SID'], stag: ['STAG'], action: ['ACTION'] }]],
+  [CMDQ_OP.STALL_TERM, [asLayout(SMMU_CMD), { sid: ['SID'] }]],
+  [CMDQ_OP.CMD_SYNC, [asLayout(SMMU_CMD_SYNC), { cs: ['CS'], msh: ['MSH'], msiAttr: ['MSIATTR'], msiData: ['MSIDATA'], msiAddr: ['MSIADDR', 2] }]],
+]);
+
+/** The 16-byte command (dw0, dw1) an SMMU effect record stands for. */
+export function smmuCommandOfEffect(e: Effect): [bigint, bigint] {
+  const row = SMMU_COMMAND_OF_EFFECT.get(e.kind);
+  if (row === undefined) throw new QueueEngineMismatchError(`effect kind 0x${e.kind.toString(16)} (${e.name}) is not an SMMU command`);
+  const [layout, map] = row;
+  const values: Record<string, bigint> = { OPCODE: BigInt(e.kind) };
+  for (const [name, value] of Object.entries(e.fields)) {
+    const to = map[name];
+    if (to !== undefined) values[to[0]] = value >> BigInt(to[1] ?? 0);
+  }
+  const w = layout.encode(values);
+  return [w[0]!, w[1]!];
+}
+
+/** VT-d effect kind (0x100 + type) → descriptor field of each effect field, as data (PFSID is split in two). */
+const VTD_FIELDS_OF_EFFECT: ReadonlyMap<number, FieldMap> = new Map<number, FieldMap>([
+  [VTD_DESC.CC, { granularity: ['G'], fm: ['FM'], did: ['DID'], sid: ['SID'] }],
+  [VTD_DESC.IOTLB, { granularity: ['G'], drainWrites: ['DW'], drainReads: ['DR'], did: ['DID'], addr: ['ADDR'], am: ['AM'], ih: ['IH'] }],
+  [VTD_DESC.DEV_TLB, { sid: ['SID'], mip: ['MIP'], addr: ['ADDR'], size: ['S'] }],
+  [VTD_DESC.IEC, { indexSelective: ['G'], im: ['IM'], iidx: ['IIDX'] }],
+  [VTD_DESC.WAIT, { interruptFlag: ['IF'], statusWrite: ['SW'], fence: ['FN'], pageDrain: ['PD'], statusData: ['SDATA'], statusAddr: ['SADDR'] }],
+  [VTD_DESC.PIOTLB, { granularity: ['G'], did: ['DID'], pasid: ['PASID'], addr: ['ADDR'], am: ['AM'], ih: ['IH'] }],
+  [VTD_DESC.PC, { granularity: ['G'], did: ['DID'], pasid: ['PASID'] }],
+  [VTD_DESC.PDEV_TLB, { sid: ['SID'], pasid: ['PASID'], mip: ['MIP'], addr: ['ADDR'], global: ['G'], size: ['S'] }],
+  [
+    VTD_DESC.PGRP_RESP,
+    { rid: ['RID'], code: ['RC'], pasidPresent: ['P'], privatePresent: ['PDP'], lpig: ['LPIG'], prgi: ['PRGI'], pasid: ['PASID'], private0: ['PRIV0'], private1: ['PRIV1'] },
+  ],
+]);
+/** Effect kinds of VT-d descriptors start here (queue-engine's FX_VTD_BASE). */
+const VTD_EFFECT_BASE = 0x100;
+
+/** The descriptor words (always four; the upper two are zero unless private data) a VT-d effect record stands for. */
+export function vtdDescriptorOfEffect(e: Effect): bigint[] {
+  const type = e.kind - VTD_EFFECT_BASE;
+  const layout: VtdDescriptorLayout | undefined = VTD_DESC_LAYOUTS.get(type);
+  const map = VTD_FIELDS_OF_EFFECT.get(type);
+  if (layout === undefined || map === undefined) throw new QueueEngineMismatchError(`effect kind 0x${e.kind.toString(16)} (${e.name}) is not a VT-d descriptor`);
+  const kinds = new Map<string, FieldSpec['kind']>(layout.specs.map((s) => [s.name, s.kind]));
+  const values: Record<string, number | bigint> = { TYPE: type };
+  const put = (field: string, v: bigint) => (values[field] = kinds.get(field) === 'num' ? Number(v) : v);
+  for (const [name, value] of Object.entries(e.fields)) {
+    const to = map[name];
+    if (to !== undefined) put(to[0], value);
+  }
+  // PFSID[15:4] and [3:0] sit in two fields of the descriptor.
+  const pfsid = e.fields['pfsid'];
+  if (pfsid !== undefined) {
+    put('PFSID_LO', pfsid & 0xfn);
+    put('PFSID_HI', pfsid >> 4n);
+  }
+  const w = layout.encode(values as never);
+  while (w.length < 4) w.push(0n);
+  return w;
+}
+
+// ------------------------------------------------------------------ ring mapping
+
+/** The ring of an engine queue as last programmed, and the frames it resolved to. */
+interface ProgrammedRing {
+  base: bigint;
+  bytes: number;
+  /** Store offset of each ring page at programming time (-1: not RAM). */
+  frames: number[];
+}
+
+/** Pages of `[base, base + bytes)` (the engine maps rings page by page). */
+function ringPfns(base: bigint, bytes: number): number[] {
+  const first = Number(base >> 12n);
+  const last = Number((base + BigInt(bytes) - 1n) >> 12n);
+  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+}
+
+/**
+ * Programs `program(isRam)` when the ring moved or one of its frames was freed and
+ * re-allocated since (allocPages / freePages drop frames; the engine's mapping would point
+ * at stale bytes). Returns false when the engine cannot map this ring (then the caller
+ * falls back to the TypeScript consumer for this call).
+ */
+function mapRing(
+  memory: PhysicalMemory,
+  current: ProgrammedRing | undefined,
+  base: bigint,
+  bytes: number,
+  program: (isRam: (pfn: number) => boolean) => void,
+): ProgrammedRing | undefined {
+  const pfns = ringPfns(base, bytes);
+  const isRam = (pfn: number) => memory.isRam(BigInt(pfn) << 12n, 4096);
+  const store = memory.store;
+  if (current !== undefined && current.base === base && current.bytes === bytes && pfns.every((p, i) => (current.frames[i]! < 0 ? !isRam(p) : store.frameOffset(p) === current.frames[i]))) {
+    return current;
+  }
+  try {
+    program(isRam);
+  } catch (e) {
+    if (e instanceof QueueEngineError) return undefined;
+    throw e;
+  }
+  return { base, bytes, frames: pfns.map((p) => (isRam(p) ? store.frameOffset(p) : -1)) };
+}
+
+// ------------------------------------------------------------------ SMMU CMDQ / VCMDQ
+
+interface SmmuEngineRing {
+  readonly queue: SmmuQueue;
+  ring?: ProgrammedRing;
+  log2?: number;
+  guestKey?: string;
+}
+
+/**
+ * The SMMUv3 CMDQ and Tegra241 VCMDQ consumer on the queue engine, for one SMMU: one engine
+ * {@link SmmuQueue} per hardware queue ({@link CommandRing.id}; a guest-owned VCMDQ gets a
+ * `'vcmdq-guest'` queue with the VINTF's VMID and SID slots). Each effect record is rebuilt
+ * into its command and executed by the SMMU's executor, in queue order; an ATC_INV the
+ * endpoint does not complete is handed back to the engine as a timeout, which fails the
+ * next CMD_SYNC of that queue with CERROR_ATC_INV_SYNC. Rings the engine cannot map (a
+ * single-entry queue, a base not aligned to a ring smaller than a page) are consumed by
+ * {@link typescriptCommandQueueConsumer}.
+ */
+export class EngineCommandQueueConsumer implements CommandQueueConsumer {
+  private readonly queues = new Map<string, SmmuEngineRing>();
+
+  /**
+   * @param engine - the engine bound to the SMMU's memory's `PhysicalStore`
+   * @param smmu - the SMMU whose caches and endpoints the commands act on
+   */
+  constructor(
+    /** The queue engine. */
+    readonly engine: QueueEngine,
+    private readonly smmu: SmmuV3,
+  ) {
+    if (engine.store !== smmu.memory.store) throw new QueueEngineError("the engine must run on the SMMU memory's PhysicalStore (create it with memory.store)");
+  }
+
+  /** {@inheritDoc CommandQueueConsumer.consume} */
+  consume(ring: CommandRing, memory: PhysicalMemory, executor: CommandExecutor): CommandQueueResult {
+    const q = this.queueFor(ring, memory, executor.guest);
+    if (q === undefined) return typescriptCommandQueueConsumer.consume(ring, memory, executor);
+    const host = executor.guest?.host ?? executor;
+    let executed = 0;
+    const sink: CacheEffects = {
+      applyEffects: (batch: EffectBatch): InvalidationFault | undefined => {
+        let fault: InvalidationFault | undefined;
+        for (let i = 0; i < batch.count; i++) {
+          const e = batch.get(i);
+          const [dw0, dw1] = smmuCommandOfEffect(e);
+          const err = host.execute(dw0, dw1);
+          if (err !== CMDQ_ERR.NONE) {
+            throw new QueueEngineMismatchError(`the engine executed ${e.name} at CONS 0x${e.position.toString(16)} but the SMMU model answers CONS.ERR ${err}`);
+          }
+          executed++;
+          if (e.kind === CMDQ_OP.ATC_INV && this.smmu.takeAtcSyncPending()) fault = { kind: 'timeout', sid: Number(e.fields['sid']) };
+        }
+        return fault;
+      },
+    };
+    const cons = q.consume(ring.prod, ring.cons, sink);
+    const error = q.stop === 'error' ? q.error : CMDQ_ERR.NONE;
+    return { cons: queuePointer(cons, ring.log2Size), error, executed };
+  }
+
+  /** The engine queue of `ring`, programmed for its current base, size and guest context. */
+  private queueFor(ring: CommandRing, memory: PhysicalMemory, guest: GuestQueueContext | undefined): SmmuQueue | undefined {
+    if (ring.log2Size < 1 || ring.log2Size > 19) return undefined;
+    const key = `${ring.id ?? 'cmdq'}${guest ? '/guest' : ''}`;
+    let slot = this.queues.get(key);
+    if (slot === undefined) {
+      const s = this.smmu;
+      const queue = this.engine.createSmmuQueue({ kind: guest ? 'vcmdq-guest' : 'cmdq', s1p: s.feature('S1P'), s2p: s.feature('S2P'), ats: s.feature('ATS') });
+      slot = { queue };
+      this.queues.set(key, slot);
+    }
+    const { queue } = slot;
+    const log2 = ring.log2Size;
+    const mapped = mapRing(memory, slot.log2 === log2 ? slot.ring : undefined, ring.base, 16 << log2, (isRam) => queue.setBase(ring.base, log2, isRam));
+    if (mapped === undefined) return undefined;
+    slot.ring = mapped;
+    slot.log2 = log2;
+    if (guest) {
+      const guestKey = `${guest.vmid}:${guest.streams.map(([v, p]) => `${v}>${p}`).join(',')}`;
+      if (slot.guestKey !== guestKey) {
+        queue.setVmid(guest.vmid);
+        queue.setStreams(guest.streams);
+        slot.guestKey = guestKey;
+      }
+    }
+    return queue;
+  }
+}
+
+// ------------------------------------------------------------------ VT-d invalidation queue
+
+/**
+ * The VT-d invalidation-queue consumer on the queue engine: IQH/IQT are handed over as
+ * byte offsets, each effect record is rebuilt into its descriptor and executed by the
+ * unit's executor in queue order (cache invalidations, device-TLB invalidations with their
+ * ICE, wait status writes and completion interrupts). A device-TLB invalidation that times
+ * out ends the call right behind it, as {@link VtdTsInvalidationQueueConsumer} does (the
+ * unit then aborts up to the next wait and raises ITE); the descriptors the engine ran past
+ * it are not applied. A unit without scalable mode validates the scalable-only descriptor
+ * types itself, so its queue stays with the TypeScript consumer (the engine has no legacy
+ * mode).
+ */
+export class EngineInvalidationQueueConsumer implements VtdInvalidationQueueConsumer {
+  private readonly queue: InvalidationQueue;
+  private readonly fallback: VtdTsInvalidationQueueConsumer;
+  private ring: ProgrammedRing | undefined;
+  private wide = false;
+
+  /**
+   * @param engine - the engine bound to `memory.store`
+   * @param memory - the machine memory the ring lives in
+   * @param config - the capabilities descriptors are validated against
+   */
+  constructor(
+    /** The queue engine. */
+    readonly engine: QueueEngine,
+    private readonly memory: PhysicalMemory,
+    /** The capabilities descriptors are validated against. */
+    readonly config: VtdIqConfig,
+  ) {
+    if (engine.store !== memory.store) throw new QueueEngineError("the engine must run on the machine memory's PhysicalStore (create it with memory.store)");
+    this.queue = engine.createInvalidationQueue({ dit: config.deviceTlbThrottling, pds: config.pageRequestDrain, mamv: config.mamv });
+    this.fallback = new VtdTsInvalidationQueueConsumer(config);
+  }
+
+  /** {@inheritDoc VtdInvalidationQueueConsumer.consume} */
+  consume(ring: VtdIqRing, executor: VtdIqExecutor): VtdIqConsumeResult {
+    const width = ring.wide ? 32 : 16;
+    const bytes = ring.entries * width;
+    if (!this.config.scalable || ring.mem !== this.memory || !this.program(ring, bytes)) return this.fallback.consume(ring, executor);
+    const q = this.queue;
+    // The unit calls only while its FSTS.IQE / ITE are clear; ICE is the unit's own business.
+    q.clearFaults(FSTS_IQE | FSTS_ITE | FSTS_ICE);
+    let executed = 0;
+    let timeout: { sid: number; head: number } | undefined;
+    const sink: CacheEffects = {
+      applyEffects: (batch: EffectBatch): undefined => {
+        for (let i = 0; i < batch.count && timeout === undefined; i++) {
+          const e = batch.get(i);
+          const words = vtdDescriptorOfEffect(e);
+          const out = executor.execute(e.kind - VTD_EFFECT_BASE, words);
+          executed++;
+          if (out.kind === 'timeout') timeout = { sid: out.sid, head: (e.position + 1) % ring.entries };
+        }
+        return undefined;
+      },
+    };
+    const iqh = q.consume(ring.tail * width, ring.head * width, sink);
+    if (timeout !== undefined) return { head: timeout.head, executed, timeout: { sid: timeout.sid } };
+    const head = (iqh & (bytes - 1)) / width;
+    if ((q.fsts & FSTS_IQE) === 0) return { head, executed };
+    const iqei = Number(q.iqer & 0xfn);
+    return { head, executed, error: { iqei, reason: this.reason(ring, head, iqei) } };
+  }
+
+  /** (Re)programs the engine ring for IQA; false when the engine cannot map it. */
+  private program(ring: VtdIqRing, bytes: number): boolean {
+    const current = this.wide === ring.wide ? this.ring : undefined;
+    const qs = Math.log2(bytes / 4096);
+    const mapped = mapRing(this.memory, current, ring.base, bytes, (isRam) => this.queue.setBase(ring.base, qs, ring.wide, isRam));
+    if (mapped === undefined) return false;
+    this.ring = mapped;
+    this.wide = ring.wide;
+    return true;
+  }
+
+  /** The reason text of an IQE at `head`, as the TypeScript consumer words it. */
+  private reason(ring: VtdIqRing, head: number, iqei: number): string {
+    const at = ring.base + BigInt(head * (ring.wide ? 32 : 16));
+    if (iqei === VTD_IQEI.FETCH_ERROR) return `descriptor address 0x${at.toString(16)} is not memory`;
+    const words = [0, 1, 2, 3].map((i) => (i < 2 || ring.wide ? this.memory.read64(at + BigInt(i * 8)) : 0n));
+    return validateVtdDescriptor(words, ring.wide, this.config)?.reason ?? `IQEI ${iqei}`;
+  }
+}
