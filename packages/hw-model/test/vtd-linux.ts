@@ -3,6 +3,7 @@
 // constants here are the kernel's (DMA_GCMD_*, QI_*, PASID entry bits), spelled out so that
 // the tests do not read the model's own layouts back.
 import { createMachine, type DmaRequest, type Machine, type PciCapabilities, type VtdIommu, type VtdIommuOptions } from '../src/index.js';
+import { expectQueueConsumer, machineQueueConsumers } from './support/consumers.js';
 
 export const VTD_BASE = 0xfed9_0000n;
 const GCMD = 0x18;
@@ -45,9 +46,11 @@ export class LinuxVtd {
     this.machine = createMachine({
       ramBytes: 0x1000_0000n,
       strict,
+      queueConsumers: machineQueueConsumers(),
       iommus: [{ kind: 'vtd', base: VTD_BASE, name: 'dmar0', options }],
       devices: devices.map((d) => ({ bdf: { bus: d.bus, dev: d.dev, fn: d.fn }, iommu: 'dmar0', ...(d.capabilities ? { capabilities: d.capabilities } : {}) })),
     });
+    expectQueueConsumer(this.machine);
     this.iommu = this.machine.iommus.get('dmar0') as VtdIommu;
     this.wide = options.scalableMode ?? true;
   }
