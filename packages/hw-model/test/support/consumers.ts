@@ -29,3 +29,14 @@ export function expectQueueConsumer(m: Machine): void {
   expect(m.queueConsumers).toBe(KIND[current]);
   if (current === 'wasm') expect(m.queueEngine?.impl).toBe('wasm');
 }
+
+/** Runs `build` with consumer `name` (for tests that build one machine per consumer side by side). */
+export function withQueueConsumer<T>(name: QueueConsumerName, build: () => T): T {
+  const saved = current;
+  current = name;
+  try {
+    return build();
+  } finally {
+    current = saved;
+  }
+}
