@@ -237,7 +237,7 @@ interface SmmuEngineRing {
 
 /**
  * The SMMUv3 CMDQ and Tegra241 VCMDQ consumer on the queue engine, for one SMMU: one engine
- * {@link SmmuQueue} per hardware queue ({@link CommandRing.id}; a guest-owned VCMDQ gets a
+ * `SmmuQueue` per hardware queue ({@link CommandRing.id}; a guest-owned VCMDQ gets a
  * `'vcmdq-guest'` queue with the VINTF's VMID and SID slots). Each effect record is rebuilt
  * into its command and executed by the SMMU's executor, in queue order; an ATC_INV the
  * endpoint does not complete is handed back to the engine as a timeout, which fails the
