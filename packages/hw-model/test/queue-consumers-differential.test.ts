@@ -203,20 +203,28 @@ function encodeSmmu(w: SmmuWorld, c: SmmuCommandSpec): [bigint, bigint] {
 const smmuStep = fc.record({
   queue: fc.nat(2),
   commands: fc.array(smmuCommand, { minLength: 1, maxLength: 12 }),
-  atcTimeout: fc.nat(4).map((n) => n === 0),
+  // Often end with ATC_INV of device 0 (vSID 1 on the guest queue) + CMD_SYNC, so that time-outs meet a SYNC.
+  atcThenSync: fc.nat(2).map((n) => n === 0),
+  atcTimeout: fc.boolean(),
   probe: fc.boolean(),
 });
+
+/** ATC_INV of the whole ATC of StreamID `sid` followed by a CMD_SYNC without completion signal. */
+const atcThenSync = (sid: number): [bigint, bigint][] => [
+  SMMU_CMD_ATC_INV.encode({ OPCODE: CMDQ_OP.ATC_INV, SID: sid, SIZE: 52 }) as [bigint, bigint],
+  [BigInt(CMDQ_OP.CMD_SYNC), 0n],
+];
 
 // ------------------------------------------------------------------ VT-d
 
 const SID3 = sidOf(0, 3, 0);
 
 /** A scalable-mode VT-d with two ATS endpoints, first-stage tables for PASIDs 0 and 1, and every cache warm. */
-function vtdWorld() {
+function vtdWorld(wide: boolean) {
   const v = new LinuxVtd({}, [
     { bus: 0, dev: 2, fn: 0, capabilities: { ats: true, pri: true, pasid: { maxPasidLog2: 20, exec: false, priv: false } } },
     { bus: 0, dev: 3, fn: 0, capabilities: { ats: true } },
-  ]);
+  ], false, wide);
   v.bringUp();
   v.smContext(0, 0x10, { dte: true });
   v.smContext(0, 0x18, { dte: true });
@@ -299,6 +307,8 @@ function pair<T>(build: () => T): Record<QueueConsumerName, T> {
 
 describe('TypeScript consumers and the WebAssembly queue engine agree (fast-check differential)', () => {
   it('SMMU CMDQ, host-owned and guest VCMDQs: same CONS, GERROR, error maps, caches, ATC, MSI writes after every doorbell', () => {
+    // CONS.ERR codes and GERROR bits met on the way: the runs must reach every error path.
+    const seen = new Set<string>();
     fc.assert(
       fc.property(fc.array(smmuStep, { minLength: 1, maxLength: 8 }), (steps) => {
         const w = pair(smmuWorld);
@@ -306,10 +316,14 @@ describe('TypeScript consumers and the WebAssembly queue engine agree (fast-chec
         for (const step of steps) {
           for (const s of Object.values(w)) {
             s.m.devices[0]!.atcInvalidationTimeout = step.atcTimeout;
-            s.issue(step.queue, step.commands.map((c) => encodeSmmu(s, c)));
+            const tail = step.atcThenSync ? atcThenSync(step.queue === 2 ? 1 : 8) : [];
+            s.issue(step.queue, [...step.commands.map((c) => encodeSmmu(s, c)), ...tail]);
             s.m.devices[0]!.atcInvalidationTimeout = false;
           }
-          expect(w.wasm.snapshot()).toEqual(w.typescript.snapshot());
+          const after = w.wasm.snapshot();
+          expect(after).toEqual(w.typescript.snapshot());
+          for (const cons of [after.cmdq[0]!, ...after.vcmdqs.map((q) => q[0] as number)]) seen.add(`ERR${cons >>> 24}`);
+          if ((after.cmdq[1]! ^ after.cmdq[2]!) & 0x10) seen.add('MSI_CMDQ_ABT');
           for (const s of Object.values(w)) s.recover(step.queue);
           expect(w.wasm.snapshot()).toEqual(w.typescript.snapshot());
           if (step.probe) expect(w.wasm.probe()).toEqual(w.typescript.probe());
@@ -317,19 +331,27 @@ describe('TypeScript consumers and the WebAssembly queue engine agree (fast-chec
       }),
       { numRuns: 120 },
     );
+    expect([...seen].sort()).toEqual(['ERR0', 'ERR1', 'ERR3', 'MSI_CMDQ_ABT']);
   });
 
-  it('VT-d invalidation queue: same IQH, FSTS, IQER, ICS, interrupts, caches, device-TLBs, status writes after every IQT write', () => {
+  it.each([
+    ['256-bit', true],
+    ['128-bit', false],
+  ])('VT-d invalidation queue (%s descriptors): same IQH, FSTS, IQER, ICS, interrupts, caches, device-TLBs, status writes after every IQT write', (_, wide) => {
+    const seen = new Set<string>();
     fc.assert(
       fc.property(fc.array(vtdStep, { minLength: 1, maxLength: 8 }), (steps) => {
-        const w = pair(vtdWorld);
+        const w = pair(() => vtdWorld(wide));
         for (const step of steps) {
           for (const s of Object.values(w)) {
             if (step.inject !== null) s.v.iommu.injectDeviceTlbError(...step.inject);
             // Wait status addresses are offsets into the status page.
             s.v.enqueue(step.descriptors.map((d) => ((d[0]! & 0xfn) === 5n && (d[0]! & 0xe00n) === 0n && d[1]! < 256n ? [d[0]!, s.v.statusPage + d[1]!, ...d.slice(2)] : d)));
           }
-          expect(w.wasm.snapshot()).toEqual(w.typescript.snapshot());
+          const after = w.wasm.snapshot();
+          expect(after).toEqual(w.typescript.snapshot());
+          for (const [bit, name] of [[0x10, 'IQE'], [0x20, 'ICE'], [0x40, 'ITE']] as const) if (after.regs32[0]! & bit) seen.add(name);
+          if (after.regs32[1]! & 1) seen.add('IWC');
           for (const s of Object.values(w)) s.recover();
           expect(w.wasm.snapshot()).toEqual(w.typescript.snapshot());
           if (step.probe) expect(w.wasm.probe()).toEqual(w.typescript.probe());
@@ -337,5 +359,6 @@ describe('TypeScript consumers and the WebAssembly queue engine agree (fast-chec
       }),
       { numRuns: 120 },
     );
+    expect([...seen].sort()).toEqual(['ICE', 'IQE', 'ITE', 'IWC']);
   });
 });
