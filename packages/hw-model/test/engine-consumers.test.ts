@@ -1,6 +1,7 @@
 import { EFFECT_KINDS, type Effect } from '@iommufd/queue-engine';
 import { describe, expect, it } from 'vitest';
 import {
+  CMDQ_ERR,
   CMDQ_OP,
   EngineCommandQueueConsumer,
   EngineInvalidationQueueConsumer,
@@ -21,6 +22,7 @@ import {
   type SmmuV3,
   type VtdIommu,
 } from '../src/index.js';
+import { QUEUE_CONSUMERS, withQueueConsumer } from './support/consumers.js';
 import { SmmuDriver } from './support/smmu-driver.js';
 
 const description = {
@@ -102,6 +104,27 @@ describe('engine ring mapping follows the memory', () => {
       expect(d.reg32(SMMU_REG.CMDQ_CONS) & ((2 << log2) - 1)).toBe(d.reg32(SMMU_REG.CMDQ_PROD));
       expect(d.smmu.commandCounts.get(CMDQ_OP.TLBI_NSNH_ALL)).toBe(before + 1);
     }
+  });
+});
+
+describe('consumption longer than one effect batch (256 records)', () => {
+  it('a 400-command ring with an ATC_INV time-out after the first batch ends the same on both consumers', () => {
+    const run = (consumer: (typeof QUEUE_CONSUMERS)[number]) =>
+      withQueueConsumer(consumer, () => {
+        const d = new SmmuDriver({ cmdqLog2: 9 });
+        d.bringUp();
+        const tlbi = (asid: number) => SMMU_CMD_TLBI.encode({ OPCODE: CMDQ_OP.TLBI_NH_ASID, ASID: asid }) as [bigint, bigint];
+        const cmds: [bigint, bigint][] = Array.from({ length: 300 }, (_, i) => tlbi(i));
+        cmds.push(SMMU_CMD_ATC_INV.encode({ OPCODE: CMDQ_OP.ATC_INV, SID: 8, SIZE: 52 }) as [bigint, bigint], ...Array.from({ length: 50 }, (_, i) => tlbi(i)));
+        cmds.push([SMMU_CMD_SYNC.encode({ OPCODE: CMDQ_OP.CMD_SYNC, CS: 2 })[0]!, 0n]);
+        d.machine.devices[0]!.atcInvalidationTimeout = true;
+        d.issue(cmds);
+        return { cons: d.reg32(SMMU_REG.CMDQ_CONS), gerror: d.reg32(SMMU_REG.GERROR), counts: [...d.smmu.commandCounts], sev: d.smmu.interrupts.sev };
+      });
+    const wasm = run('wasm');
+    expect(wasm).toEqual(run('typescript'));
+    // CONS stops on the CMD_SYNC (bring-up used 4 entries) with CERROR_ATC_INV_SYNC.
+    expect(wasm.cons).toBe((4 + 351) | (CMDQ_ERR.ATC_INV_SYNC << 24));
   });
 });
 
