@@ -27,7 +27,7 @@ import {
 import type { BitLayout, BitFieldSpec } from './bitfield.js';
 import { typescriptCommandQueueConsumer, type CommandExecutor, type CommandQueueConsumer, type CommandQueueResult, type CommandRing, type GuestQueueContext } from './cmdq.js';
 import type { PhysicalMemory } from './memory.js';
-import { queuePointer } from './queue.js';
+import { queueFull, queueIndex, queuePointer } from './queue.js';
 import {
   CMDQ_ERR,
   CMDQ_OP,
@@ -198,32 +198,41 @@ function ringPfns(base: bigint, bytes: number): number[] {
   return Array.from({ length: last - first + 1 }, (_, i) => first + i);
 }
 
+/** Which pages of a ring (indices from its first page) `count` entries from index `first` occupy. */
+function touchedPages(first: number, count: number, entries: number, entryBytes: number): number[] {
+  const perPage = Math.max(1, 4096 / entryBytes);
+  const pages = new Set<number>();
+  for (let k = 0; k < count; k += perPage) pages.add(Math.floor(((first + k) % entries) / perPage));
+  if (count > 0) pages.add(Math.floor(((first + count - 1) % entries) / perPage));
+  return [...pages];
+}
+
 /**
- * Programs `program(isRam)` when the ring moved or one of its frames was freed and
- * re-allocated since (allocPages / freePages drop frames; the engine's mapping would point
- * at stale bytes). Returns false when the engine cannot map this ring (then the caller
- * falls back to the TypeScript consumer for this call).
+ * Programs `program(isRam)` when the ring moved, or when one of the pages this call will read
+ * (`touched`) had its frame freed and re-allocated since (allocPages / freePages drop frames;
+ * the engine's mapping would point at stale bytes). Returns undefined when the engine cannot
+ * map this ring (then the caller falls back to the TypeScript consumer for this call).
  */
 function mapRing(
   memory: PhysicalMemory,
   current: ProgrammedRing | undefined,
   base: bigint,
   bytes: number,
+  touched: readonly number[],
   program: (isRam: (pfn: number) => boolean) => void,
 ): ProgrammedRing | undefined {
-  const pfns = ringPfns(base, bytes);
   const isRam = (pfn: number) => memory.isRam(BigInt(pfn) << 12n, 4096);
   const store = memory.store;
-  if (current !== undefined && current.base === base && current.bytes === bytes && pfns.every((p, i) => (current.frames[i]! < 0 ? !isRam(p) : store.frameOffset(p) === current.frames[i]))) {
-    return current;
-  }
+  const first = Number(base >> 12n);
+  const unchanged = (i: number) => (current!.frames[i]! < 0 ? !isRam(first + i) : store.frameOffset(first + i) === current!.frames[i]);
+  if (current !== undefined && current.base === base && current.bytes === bytes && touched.every(unchanged)) return current;
   try {
     program(isRam);
   } catch (e) {
     if (e instanceof QueueEngineError) return undefined;
     throw e;
   }
-  return { base, bytes, frames: pfns.map((p) => (isRam(p) ? store.frameOffset(p) : -1)) };
+  return { base, bytes, frames: ringPfns(base, bytes).map((p) => (isRam(p) ? store.frameOffset(p) : -1)) };
 }
 
 // ------------------------------------------------------------------ SMMU CMDQ / VCMDQ
@@ -300,7 +309,11 @@ export class EngineCommandQueueConsumer implements CommandQueueConsumer {
     }
     const { queue } = slot;
     const log2 = ring.log2Size;
-    const mapped = mapRing(memory, slot.log2 === log2 ? slot.ring : undefined, ring.base, 16 << log2, (isRam) => queue.setBase(ring.base, log2, isRam));
+    const entries = 1 << log2;
+    const from = queueIndex(ring.cons, log2);
+    const pending = queueFull(ring.prod, ring.cons, log2) ? entries : (queueIndex(ring.prod, log2) - from + entries) % entries;
+    const touched = touchedPages(from, pending, entries, 16);
+    const mapped = mapRing(memory, slot.log2 === log2 ? slot.ring : undefined, ring.base, 16 << log2, touched, (isRam) => queue.setBase(ring.base, log2, isRam));
     if (mapped === undefined) return undefined;
     slot.ring = mapped;
     slot.log2 = log2;
@@ -356,7 +369,8 @@ export class EngineInvalidationQueueConsumer implements VtdInvalidationQueueCons
   consume(ring: VtdIqRing, executor: VtdIqExecutor): VtdIqConsumeResult {
     const width = ring.wide ? 32 : 16;
     const bytes = ring.entries * width;
-    if (!this.config.scalable || ring.mem !== this.memory || !this.program(ring, bytes)) return this.fallback.consume(ring, executor);
+    const touched = touchedPages(ring.head, (ring.tail - ring.head + ring.entries) % ring.entries, ring.entries, width);
+    if (!this.config.scalable || ring.mem !== this.memory || !this.program(ring, bytes, touched)) return this.fallback.consume(ring, executor);
     const q = this.queue;
     // The unit calls only while its FSTS.IQE / ITE are clear; ICE is the unit's own business.
     q.clearFaults(FSTS_IQE | FSTS_ITE | FSTS_ICE);
@@ -383,10 +397,10 @@ export class EngineInvalidationQueueConsumer implements VtdInvalidationQueueCons
   }
 
   /** (Re)programs the engine ring for IQA; false when the engine cannot map it. */
-  private program(ring: VtdIqRing, bytes: number): boolean {
+  private program(ring: VtdIqRing, bytes: number, touched: readonly number[]): boolean {
     const current = this.wide === ring.wide ? this.ring : undefined;
     const qs = Math.log2(bytes / 4096);
-    const mapped = mapRing(this.memory, current, ring.base, bytes, (isRam) => this.queue.setBase(ring.base, qs, ring.wide, isRam));
+    const mapped = mapRing(this.memory, current, ring.base, bytes, touched, (isRam) => this.queue.setBase(ring.base, qs, ring.wide, isRam));
     if (mapped === undefined) return false;
     this.ring = mapped;
     this.wide = ring.wide;
