@@ -235,6 +235,19 @@ function mapRing(
   return { base, bytes, frames: ringPfns(base, bytes).map((p) => (isRam(p) ? store.frameOffset(p) : -1)) };
 }
 
+/**
+ * A new engine queue, or undefined when the engine's reserved memory is exhausted (many
+ * IOMMUs in one store): that queue then stays with the TypeScript consumer.
+ */
+function engineQueue<Q>(create: () => Q): Q | undefined {
+  try {
+    return create();
+  } catch (e) {
+    if (e instanceof QueueEngineError) return undefined;
+    throw e;
+  }
+}
+
 // ------------------------------------------------------------------ SMMU CMDQ / VCMDQ
 
 interface SmmuEngineRing {
@@ -303,7 +316,8 @@ export class EngineCommandQueueConsumer implements CommandQueueConsumer {
     let slot = this.queues.get(key);
     if (slot === undefined) {
       const s = this.smmu;
-      const queue = this.engine.createSmmuQueue({ kind: guest ? 'vcmdq-guest' : 'cmdq', s1p: s.feature('S1P'), s2p: s.feature('S2P'), ats: s.feature('ATS') });
+      const queue = engineQueue(() => this.engine.createSmmuQueue({ kind: guest ? 'vcmdq-guest' : 'cmdq', s1p: s.feature('S1P'), s2p: s.feature('S2P'), ats: s.feature('ATS') }));
+      if (queue === undefined) return undefined;
       slot = { queue };
       this.queues.set(key, slot);
     }
@@ -343,7 +357,7 @@ export class EngineCommandQueueConsumer implements CommandQueueConsumer {
  * mode).
  */
 export class EngineInvalidationQueueConsumer implements VtdInvalidationQueueConsumer {
-  private readonly queue: InvalidationQueue;
+  private queue: InvalidationQueue | undefined;
   private readonly fallback: VtdTsInvalidationQueueConsumer;
   private ring: ProgrammedRing | undefined;
   private wide = false;
@@ -361,7 +375,6 @@ export class EngineInvalidationQueueConsumer implements VtdInvalidationQueueCons
     readonly config: VtdIqConfig,
   ) {
     if (engine.store !== memory.store) throw new QueueEngineError("the engine must run on the machine memory's PhysicalStore (create it with memory.store)");
-    this.queue = engine.createInvalidationQueue({ dit: config.deviceTlbThrottling, pds: config.pageRequestDrain, mamv: config.mamv });
     this.fallback = new VtdTsInvalidationQueueConsumer(config);
   }
 
@@ -371,7 +384,7 @@ export class EngineInvalidationQueueConsumer implements VtdInvalidationQueueCons
     const bytes = ring.entries * width;
     const touched = touchedPages(ring.head, (ring.tail - ring.head + ring.entries) % ring.entries, ring.entries, width);
     if (!this.config.scalable || ring.mem !== this.memory || !this.program(ring, bytes, touched)) return this.fallback.consume(ring, executor);
-    const q = this.queue;
+    const q = this.queue!;
     // The unit calls only while its FSTS.IQE / ITE are clear; ICE is the unit's own business.
     q.clearFaults(FSTS_IQE | FSTS_ITE | FSTS_ICE);
     let executed = 0;
@@ -398,9 +411,13 @@ export class EngineInvalidationQueueConsumer implements VtdInvalidationQueueCons
 
   /** (Re)programs the engine ring for IQA; false when the engine cannot map it. */
   private program(ring: VtdIqRing, bytes: number, touched: readonly number[]): boolean {
+    const c = this.config;
+    this.queue ??= engineQueue(() => this.engine.createInvalidationQueue({ dit: c.deviceTlbThrottling, pds: c.pageRequestDrain, mamv: c.mamv }));
+    const queue = this.queue;
+    if (queue === undefined) return false;
     const current = this.wide === ring.wide ? this.ring : undefined;
     const qs = Math.log2(bytes / 4096);
-    const mapped = mapRing(this.memory, current, ring.base, bytes, touched, (isRam) => this.queue.setBase(ring.base, qs, ring.wide, isRam));
+    const mapped = mapRing(this.memory, current, ring.base, bytes, touched, (isRam) => queue.setBase(ring.base, qs, ring.wide, isRam));
     if (mapped === undefined) return false;
     this.ring = mapped;
     this.wide = ring.wide;

@@ -112,6 +112,25 @@ describe('engine ring mapping follows the memory', () => {
   });
 });
 
+describe('engine memory exhaustion', () => {
+  it('queues beyond the engine reserve stay with the TypeScript consumer and still work', () => {
+    const units = 120;
+    const base = (i: number) => 0xf000_0000n + BigInt(i) * 0x1000n;
+    const m = createMachine({ ramBytes: 0x100_0000n, iommus: Array.from({ length: units }, (_, i) => ({ kind: 'vtd' as const, base: base(i) })) });
+    for (let i = 0; i < units; i++) {
+      const ring = m.memory.allocPages(1)[0]!;
+      const status = ring + 0x800n;
+      m.memory.write64(base(i) + 0x90n, ring); // IQA: 128-bit descriptors, one page
+      m.memory.write32(base(i) + 0x18n, 1 << 26); // GCMD.QIE
+      m.memory.write64(ring, 0x5n | (1n << 5n) | (BigInt(i + 1) << 32n)); // wait, SW, data i + 1
+      m.memory.write64(ring + 8n, status);
+      m.memory.write64(base(i) + 0x88n, 0x10n); // IQT
+      expect(m.memory.read32(status)).toBe(i + 1);
+      expect(m.memory.read64(base(i) + 0x80n)).toBe(0x10n); // IQH
+    }
+  });
+});
+
 describe('consumption longer than one effect batch (256 records)', () => {
   it('a 400-command ring with an ATC_INV time-out after the first batch ends the same on both consumers', () => {
     const run = (consumer: (typeof QUEUE_CONSUMERS)[number]) =>
