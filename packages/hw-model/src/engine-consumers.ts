@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import {
   FSTS_ICE,
   FSTS_IQE,
@@ -76,7 +77,7 @@ export function loadQueueEngineSync(store: PhysicalStore): QueueEngine | undefin
   if (compiledEngine === undefined) {
     try {
       const entry = createRequire(import.meta.url).resolve('@iommufd/queue-engine');
-      compiledEngine = new WebAssembly.Module(readFileSync(new URL('./engine.wasm', `file://${entry}`)));
+      compiledEngine = new WebAssembly.Module(readFileSync(new URL('./engine.wasm', pathToFileURL(entry))));
     } catch {
       compiledEngine = null;
     }
@@ -284,7 +285,7 @@ export class EngineCommandQueueConsumer implements CommandQueueConsumer {
 
   /** {@inheritDoc CommandQueueConsumer.consume} */
   consume(ring: CommandRing, memory: PhysicalMemory, executor: CommandExecutor): CommandQueueResult {
-    const q = this.queueFor(ring, memory, executor.guest);
+    const q = memory.store === this.engine.store ? this.queueFor(ring, memory, executor.guest) : undefined;
     if (q === undefined) return typescriptCommandQueueConsumer.consume(ring, memory, executor);
     const host = executor.guest?.host ?? executor;
     let executed = 0;
