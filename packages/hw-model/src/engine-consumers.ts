@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import {
+  EFFECT_KINDS,
   FSTS_ICE,
   FSTS_IQE,
   FSTS_ITE,
@@ -41,7 +42,6 @@ import {
   SMMU_CMD_TLBI,
 } from './smmuv3-layouts.js';
 import type { SmmuV3 } from './smmuv3.js';
-import type { FieldSpec } from './vtd-bitfields.js';
 import {
   VTD_DESC,
   VTD_DESC_LAYOUTS,
@@ -126,19 +126,71 @@ const SMMU_COMMAND_OF_EFFECT: ReadonlyMap<number, readonly [AnyBitLayout, FieldM
   [CMDQ_OP.CMD_SYNC, [asLayout(SMMU_CMD_SYNC), { cs: ['CS'], msh: ['MSH'], msiAttr: ['MSIATTR'], msiData: ['MSIDATA'], msiAddr: ['MSIADDR', 2] }]],
 ]);
 
-/** The 16-byte command (dw0, dw1) an SMMU effect record stands for. */
-export function smmuCommandOfEffect(e: Effect): [bigint, bigint] {
-  const row = SMMU_COMMAND_OF_EFFECT.get(e.kind);
-  if (row === undefined) throw new QueueEngineMismatchError(`effect kind 0x${e.kind.toString(16)} (${e.name}) is not an SMMU command`);
-  const [layout, map] = row;
-  const values: Record<string, bigint> = { OPCODE: BigInt(e.kind) };
-  for (const [name, value] of Object.entries(e.fields)) {
-    const to = map[name];
-    if (to !== undefined) values[to[0]] = value >> BigInt(to[1] ?? 0);
-  }
-  const w = layout.encode(values);
-  return [w[0]!, w[1]!];
+/**
+ * One compiled rule: bits `[shift, shift + width)` of effect word `from` go to bit `at` of
+ * entry word `to` (derived once from the effect kind's field declarations and the target
+ * layout's, so the per-record work is a few shifts and masks).
+ */
+interface BitMove {
+  readonly from: number;
+  readonly shift: bigint;
+  readonly mask: bigint;
+  readonly to: number;
+  readonly at: bigint;
 }
+
+/** How to rebuild the entry of one effect kind: its first word's constant part (opcode / type) and the moves. */
+interface Rebuild {
+  readonly words: number;
+  readonly head: bigint;
+  readonly moves: readonly BitMove[];
+}
+
+/** A target field: where it sits and whether it holds an address in place (VT-d `addr` fields). */
+interface TargetField {
+  readonly word: number;
+  readonly hi: number;
+  readonly lo: number;
+  readonly inPlace: boolean;
+}
+
+/** Effect kinds of VT-d descriptors start here (queue-engine's FX_VTD_BASE). */
+const VTD_EFFECT_BASE = 0x100;
+
+/** PFSID[3:0] and PFSID[15:4] sit in two fields of the device-TLB descriptors. */
+const PFSID_PARTS: readonly (readonly [field: string, shift: number])[] = [['PFSID_LO', 0], ['PFSID_HI', 4]];
+
+function compileRebuild(kind: number, words: number, head: bigint, targets: ReadonlyMap<string, TargetField>, map: FieldMap): Rebuild {
+  const decl = EFFECT_KINDS.get(kind);
+  if (decl === undefined) throw new QueueEngineMismatchError(`the queue engine has no effect kind 0x${kind.toString(16)}`);
+  const moves: BitMove[] = [];
+  for (const f of decl.fields) {
+    const rules = [...(map[f.name] !== undefined ? [map[f.name]!] : []), ...(f.name === 'pfsid' ? PFSID_PARTS : [])];
+    for (const [name, ruleShift] of rules) {
+      const t = targets.get(name);
+      if (t === undefined) throw new QueueEngineMismatchError(`rebuild rule of ${decl.name}: the entry has no field ${name}`);
+      const shift = t.inPlace ? t.lo : (ruleShift ?? 0);
+      const width = Math.min(f.width - shift, t.hi - t.lo + 1);
+      moves.push({ from: f.word, shift: BigInt(f.lo + shift), mask: (1n << BigInt(width)) - 1n, to: t.word, at: BigInt(t.lo) });
+    }
+  }
+  return { words, head, moves };
+}
+
+/** Applies a rebuild rule to effect words w0..w3. */
+function rebuild(r: Rebuild, w: readonly bigint[]): bigint[] {
+  const out = new Array<bigint>(r.words).fill(0n);
+  out[0] = r.head;
+  for (const m of r.moves) out[m.to]! |= ((w[m.from]! >> m.shift) & m.mask) << m.at;
+  return out;
+}
+
+const SMMU_REBUILD: ReadonlyMap<number, Rebuild> = new Map(
+  [...SMMU_COMMAND_OF_EFFECT].map(([op, [layout, map]]) => {
+    const targets = new Map<string, TargetField>(layout.fields.map(([name, word, hi, lo]) => [name, { word, hi, lo, inPlace: false }]));
+    return [op, compileRebuild(op, 2, BigInt(op), targets, map)] as const;
+  }),
+);
 
 /** VT-d effect kind (0x100 + type) → descriptor field of each effect field, as data (PFSID is split in two). */
 const VTD_FIELDS_OF_EFFECT: ReadonlyMap<number, FieldMap> = new Map<number, FieldMap>([
@@ -155,31 +207,42 @@ const VTD_FIELDS_OF_EFFECT: ReadonlyMap<number, FieldMap> = new Map<number, Fiel
     { rid: ['RID'], code: ['RC'], pasidPresent: ['P'], privatePresent: ['PDP'], lpig: ['LPIG'], prgi: ['PRGI'], pasid: ['PASID'], private0: ['PRIV0'], private1: ['PRIV1'] },
   ],
 ]);
-/** Effect kinds of VT-d descriptors start here (queue-engine's FX_VTD_BASE). */
-const VTD_EFFECT_BASE = 0x100;
+
+const VTD_REBUILD: ReadonlyMap<number, Rebuild> = new Map(
+  [...VTD_FIELDS_OF_EFFECT].map(([type, map]) => {
+    const layout: VtdDescriptorLayout = VTD_DESC_LAYOUTS.get(type)!;
+    const targets = new Map<string, TargetField>(layout.specs.map((f) => [f.name, { word: f.word, hi: f.hi, lo: f.lo, inPlace: f.kind === 'addr' }]));
+    return [VTD_EFFECT_BASE + type, compileRebuild(VTD_EFFECT_BASE + type, 4, BigInt(type), targets, map)] as const;
+  }),
+);
+
+/** The four record words of a decoded effect. */
+function wordsOfEffect(e: Effect): bigint[] {
+  const w = [BigInt(e.kind) | (BigInt(e.position) << 32n), 0n, 0n, 0n];
+  for (const f of EFFECT_KINDS.get(e.kind)?.fields ?? []) w[f.word]! |= (e.fields[f.name] ?? 0n) << BigInt(f.lo);
+  return w;
+}
+
+/** The 16-byte command (dw0, dw1) an SMMU effect record stands for (after guest substitution). */
+export function smmuCommandOfEffect(e: Effect): [bigint, bigint] {
+  const r = SMMU_REBUILD.get(e.kind);
+  if (r === undefined) throw new QueueEngineMismatchError(`effect kind 0x${e.kind.toString(16)} (${e.name}) is not an SMMU command`);
+  const [dw0, dw1] = rebuild(r, wordsOfEffect(e));
+  return [dw0!, dw1!];
+}
 
 /** The descriptor words (always four; the upper two are zero unless private data) a VT-d effect record stands for. */
 export function vtdDescriptorOfEffect(e: Effect): bigint[] {
-  const type = e.kind - VTD_EFFECT_BASE;
-  const layout: VtdDescriptorLayout | undefined = VTD_DESC_LAYOUTS.get(type);
-  const map = VTD_FIELDS_OF_EFFECT.get(type);
-  if (layout === undefined || map === undefined) throw new QueueEngineMismatchError(`effect kind 0x${e.kind.toString(16)} (${e.name}) is not a VT-d descriptor`);
-  const kinds = new Map<string, FieldSpec['kind']>(layout.specs.map((s) => [s.name, s.kind]));
-  const values: Record<string, number | bigint> = { TYPE: type };
-  const put = (field: string, v: bigint) => (values[field] = kinds.get(field) === 'num' ? Number(v) : v);
-  for (const [name, value] of Object.entries(e.fields)) {
-    const to = map[name];
-    if (to !== undefined) put(to[0], value);
-  }
-  // PFSID[15:4] and [3:0] sit in two fields of the descriptor.
-  const pfsid = e.fields['pfsid'];
-  if (pfsid !== undefined) {
-    put('PFSID_LO', pfsid & 0xfn);
-    put('PFSID_HI', pfsid >> 4n);
-  }
-  const w = layout.encode(values as never);
-  while (w.length < 4) w.push(0n);
-  return w;
+  const r = VTD_REBUILD.get(e.kind);
+  if (r === undefined) throw new QueueEngineMismatchError(`effect kind 0x${e.kind.toString(16)} (${e.name}) is not a VT-d descriptor`);
+  return rebuild(r, wordsOfEffect(e));
+}
+
+/** Reads the four words of record `i` of a batch straight from engine memory. */
+function recordWords(store: PhysicalStore, batch: EffectBatch, i: number): bigint[] {
+  const view = store.view;
+  const at = batch.offset + i * 32;
+  return [view.getBigUint64(at, true), view.getBigUint64(at + 8, true), view.getBigUint64(at + 16, true), view.getBigUint64(at + 24, true)];
 }
 
 // ------------------------------------------------------------------ ring mapping
@@ -293,14 +356,17 @@ export class EngineCommandQueueConsumer implements CommandQueueConsumer {
       applyEffects: (batch: EffectBatch): InvalidationFault | undefined => {
         let fault: InvalidationFault | undefined;
         for (let i = 0; i < batch.count; i++) {
-          const e = batch.get(i);
-          const [dw0, dw1] = smmuCommandOfEffect(e);
-          const err = host.execute(dw0, dw1);
+          const w = recordWords(this.engine.store, batch, i);
+          const kind = Number(w[0]! & 0xffffn);
+          const rule = SMMU_REBUILD.get(kind);
+          const cmd = rule === undefined ? undefined : rebuild(rule, w);
+          const err = cmd === undefined ? CMDQ_ERR.ILL : host.execute(cmd[0]!, cmd[1]!);
           if (err !== CMDQ_ERR.NONE) {
+            const e = batch.get(i);
             throw new QueueEngineMismatchError(`the engine executed ${e.name} at CONS 0x${e.position.toString(16)} but the SMMU model answers CONS.ERR ${err}`);
           }
           executed++;
-          if (e.kind === CMDQ_OP.ATC_INV && this.smmu.takeAtcSyncPending()) fault = { kind: 'timeout', sid: Number(e.fields['sid']) };
+          if (kind === CMDQ_OP.ATC_INV && this.smmu.takeAtcSyncPending()) fault = { kind: 'timeout', sid: Number(w[1]! & 0xffff_ffffn) };
         }
         return fault;
       },
@@ -393,11 +459,13 @@ export class EngineInvalidationQueueConsumer implements VtdInvalidationQueueCons
     const sink: CacheEffects = {
       applyEffects: (batch: EffectBatch): undefined => {
         for (let i = 0; i < batch.count && timeout === undefined; i++) {
-          const e = batch.get(i);
-          const words = vtdDescriptorOfEffect(e);
-          const out = executor.execute(e.kind - VTD_EFFECT_BASE, words);
+          const w = recordWords(this.engine.store, batch, i);
+          const kind = Number(w[0]! & 0xffffn);
+          const rule = VTD_REBUILD.get(kind);
+          if (rule === undefined) throw new QueueEngineMismatchError(`the engine executed ${batch.get(i).name}, which is not a VT-d descriptor`);
+          const out = executor.execute(kind - VTD_EFFECT_BASE, rebuild(rule, w));
           executed++;
-          if (out.kind === 'timeout') timeout = { sid: out.sid, head: (e.position + 1) % ring.entries };
+          if (out.kind === 'timeout') timeout = { sid: out.sid, head: (Number(w[0]! >> 32n) + 1) % ring.entries };
         }
         return undefined;
       },
