@@ -17,6 +17,9 @@ const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit' })
 const tasks = ['build', 'typecheck', 'test', 'api', 'lint:pkg'];
 const turboStatus = run('pnpm', ['exec', 'turbo', 'run', ...tasks, '--continue', '--output-logs=errors-only']);
 const changesetStatus = run('node', [join(root, 'tools/check-changesets.mjs')]);
+// The committed API reference (docs/api/) must match the code: regenerate it from the
+// packages turbo just built and compare (a few seconds).
+const docsStatus = turboStatus === 0 ? run('node', [join(root, 'tools/docs.mjs'), '--check', '--no-build']) : 0;
 
 let passed = 0;
 let failed = 0;
@@ -41,7 +44,8 @@ console.log('\nTests by package:');
 console.log(rows.join('\n'));
 if (turboStatus !== 0) console.log(`turbo: some tasks failed (exit ${turboStatus})`);
 if (changesetStatus !== 0) console.log('changesets: an API change has no changeset (see above)');
-const ok = turboStatus === 0 && changesetStatus === 0 && failed === 0;
+if (docsStatus !== 0) console.log('docs: docs/api/ is out of date (run `pnpm run docs` and commit docs/api/)');
+const ok = turboStatus === 0 && changesetStatus === 0 && docsStatus === 0 && failed === 0;
 if (!ok && failed === 0) failed = 1; // a failed build/api/lint task counts as a failure
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(ok ? 0 : 1);

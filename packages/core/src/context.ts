@@ -29,6 +29,13 @@ export interface ObjectInfo {
 export interface IommufdContext extends KernelFile {
   /** Every occupied ID slot, lowest ID first. */
   objects(): readonly ObjectInfo[];
+  /**
+   * The /dev/iommu ioctl (`arg` = user VA of the struct): 0 / positive or -errno. `caller` is
+   * the process issuing it (the kernel's `current`: whose memory is copied and pinned, whose
+   * fd table gets new fds, whom IOAS_CHANGE_PROCESS moves the accounting to); without it,
+   * the process that opened the file.
+   */
+  ioctl(request: number, arg: bigint, caller?: KernelProcess): number;
 }
 
 /** `iommufd_object_remove` flags. */
@@ -97,7 +104,10 @@ export class IommufdCtxImpl implements IommufdContext, IommufdCtx {
   constructor(
     /** The core that owns the devices and drivers. */
     readonly core: IommuCore,
-    /** The process that opened the file (its mm is used for pinning and copies). */
+    /**
+     * `current` for the core: the process that opened the file, or the caller of the ioctl
+     * in progress. New mappings pin through (and account to) the process current at map time.
+     */
     public process: KernelProcess,
     opts: { vfioCompat?: boolean } = {},
   ) {
@@ -319,9 +329,16 @@ export class IommufdCtxImpl implements IommufdContext, IommufdCtx {
 
   // ---- ioctl and mmap ----------------------------------------------------------------
 
-  /** The /dev/iommu ioctl: 0 / positive or -errno. */
-  ioctl(request: number, arg: bigint): number {
-    return this.core.dispatch(this, request, arg);
+  /** The /dev/iommu ioctl: 0 / positive or -errno; `process` is `caller` while it runs. */
+  ioctl(request: number, arg: bigint, caller?: KernelProcess): number {
+    if (!caller || caller === this.process) return this.core.dispatch(this, request, arg);
+    const opener = this.process;
+    this.process = caller;
+    try {
+      return this.core.dispatch(this, request, arg);
+    } finally {
+      this.process = opener;
+    }
   }
 
   /**

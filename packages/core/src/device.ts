@@ -252,15 +252,16 @@ function releaseReserved(idev: BoundDevice, hwpt: Hwpt, pasid: number | undefine
 export function hwptAttach(hwpt: Hwpt, idev: BoundDevice, pasid: number | undefined): 0 | Errno {
   const igroup = idev.igroup;
   const key = pasidKey(pasid);
-  let rc = attachCompatible(idev, hwpt, pasid);
-  if (rc) return rc;
   const attach = igroup.attach.get(key);
-  if (attach && attach.hwpt !== hwpt) return EINVAL;
+  // Kernel order: the device slot is claimed first (a second attach of the same device is
+  // EBUSY whatever the HWPT), then the group's HWPT must match, then reserved regions; the
+  // FAULT/PASID compatibility is checked only by the first attach of the group.
   if (attach?.devices.has(idev)) return EBUSY;
-  rc = attachReserved(idev, hwpt, pasid);
+  if (attach && attach.hwpt !== hwpt) return EINVAL;
+  let rc = attachReserved(idev, hwpt, pasid);
   if (rc) return rc;
   if (!attach) {
-    rc = driverAttach(idev, hwpt.domain, pasid, undefined);
+    rc = attachCompatible(idev, hwpt, pasid) || driverAttach(idev, hwpt.domain, pasid, undefined);
     if (rc) {
       releaseReserved(idev, hwpt, pasid);
       return rc;
@@ -309,11 +310,11 @@ function hwptPut(ictx: IommufdCtxImpl, idev: BoundDevice, hwpt: Hwpt): void {
 type AttachFn = (idev: BoundDevice, pasid: number | undefined, hwpt: Hwpt) => Hwpt | undefined | Errno;
 
 /** `iommufd_device_auto_get_domain`: reuse a compatible automatic HWPT of the IOAS or make one. */
-function autoGetDomain(idev: BoundDevice, pasid: number | undefined, ioas: Ioas, doAttach: AttachFn): { hwpt: Hwpt; old: Hwpt | undefined } | Errno {
+function autoGetDomain(idev: BoundDevice, pasid: number | undefined, ioas: Ioas, attachFn: AttachFn): { hwpt: Hwpt; old: Hwpt | undefined } | Errno {
   const ictx = idev.ictx;
   for (const hwpt of [...ioas.hwptList]) {
     if (!hwpt.autoDomain) continue;
-    const r = doAttach(idev, pasid, hwpt);
+    const r = attachFn(idev, pasid, hwpt);
     if (typeof r === 'number') {
       // EINVAL from attach means "incompatible domain": try the next one.
       if (r === EINVAL) continue;
@@ -321,11 +322,24 @@ function autoGetDomain(idev: BoundDevice, pasid: number | undefined, ioas: Ioas,
     }
     return { hwpt, old: r };
   }
-  const hwpt = hwptPagingAlloc(ictx, ioas, idev, pasid, 0, true, undefined, doAttach);
-  if (typeof hwpt === 'number') return hwpt;
-  hwpt.hwpt.autoDomain = true;
-  ictx.finalize(hwpt.hwpt);
-  return { hwpt: hwpt.hwpt, old: hwpt.old };
+  // Only a plain attach attaches before the domain joins the IOAS (immediate_attach); a
+  // replace allocates a complete HWPT first and moves the device onto it afterwards, so a
+  // failure on either side leaves the device where it was.
+  const immediate = attachFn === doAttach;
+  const r = hwptPagingAlloc(ictx, ioas, idev, pasid, 0, immediate, undefined, attachFn);
+  if (typeof r === 'number') return r;
+  let old = r.old;
+  if (!immediate) {
+    const moved = attachFn(idev, pasid, r.hwpt);
+    if (typeof moved === 'number') {
+      ictx.abortAndDestroy(r.hwpt);
+      return moved;
+    }
+    old = moved;
+  }
+  r.hwpt.autoDomain = true;
+  ictx.finalize(r.hwpt);
+  return { hwpt: r.hwpt, old };
 }
 
 /** `iommufd_device_change_pt`: resolve `ptId` (HWPT or IOAS) and attach or replace. */
@@ -367,15 +381,15 @@ const doReplace: AttachFn = (idev, pasid, hwpt) => {
   if (!attach || !attach.devices.has(idev)) return EINVAL;
   const old = attach.hwpt;
   if (old === hwpt) return undefined;
-  let rc = attachCompatible(idev, hwpt, pasid);
-  if (rc) return rc;
-  // Reserved regions move only when the IOAS changes.
+  // Reserved regions move only when the IOAS changes; as in the kernel they are claimed
+  // before the new HWPT's FAULT/PASID compatibility is checked.
   const moveIoas = pasid === undefined && ioasOf(old) !== ioasOf(hwpt);
+  let rc: 0 | Errno = 0;
   if (moveIoas) {
     rc = attachReserved(idev, hwpt, pasid);
     if (rc) return rc;
   }
-  rc = driverAttach(idev, hwpt.domain, pasid, old.domain);
+  rc = attachCompatible(idev, hwpt, pasid) || driverAttach(idev, hwpt.domain, pasid, old.domain);
   if (rc) {
     if (moveIoas) releaseReserved(idev, hwpt, pasid);
     return rc;
@@ -393,6 +407,7 @@ const doReplace: AttachFn = (idev, pasid, hwpt) => {
   return old;
 };
 
+// Immediate attach is only ever a plain attach (nothing to restore but the detach).
 setUndoImmediateAttach((idev, pasid) => {
   const hwpt = hwptDetach(idev, pasid);
   if (hwpt) unpinObject(idev, hwpt);

@@ -48,6 +48,52 @@ function lowestSetBit(v: bigint): bigint {
   return v & -v;
 }
 
+/** Index of the highest set bit of a non-zero bigint. */
+function highestBitIndex(v: bigint): bigint {
+  return BigInt(v.toString(2).length - 1);
+}
+
+/**
+ * `iommu_pgsize`: the largest driver page size that fits `size` and the alignment of
+ * `iova | pa`, and how many of them to map before a larger size becomes usable.
+ */
+function iommuPgsize(bitmap: bigint, iova: bigint, pa: bigint, size: bigint): { pgsize: bigint; count: number } | undefined {
+  let sizes = bitmap & ((1n << (highestBitIndex(size) + 1n)) - 1n);
+  const merged = iova | pa;
+  if (merged) sizes &= (lowestSetBit(merged) << 1n) - 1n;
+  if (!sizes) return undefined;
+  const idx = highestBitIndex(sizes);
+  const pgsize = 1n << idx;
+  let span = size;
+  const bigger = bitmap & ~((1n << (idx + 1n)) - 1n);
+  if (bigger) {
+    const next = lowestSetBit(bigger);
+    // A bigger page only helps when iova and pa share the same offset inside it.
+    if (((iova ^ pa) & (next - 1n)) === 0n) {
+      const toBoundary = next - (merged & (next - 1n));
+      if (toBoundary + next <= size) span = toBoundary;
+    }
+  }
+  return { pgsize, count: Number(span >> idx) };
+}
+
+/** `iommu_map` of one contiguous run; on failure what this call mapped is unmapped again. */
+function iommuMapRun(domain: IommuDomain, iova: bigint, pa: bigint, size: bigint, prot: number): 0 | Errno {
+  const min = lowestSetBit(domain.pgsizeBitmap);
+  if ((iova | pa | size) % min || !domain.ops.mapPages) return EINVAL;
+  let done = 0n;
+  while (done < size) {
+    const p = iommuPgsize(domain.pgsizeBitmap, iova + done, pa + done, size - done);
+    const r = p ? domain.ops.mapPages(domain, iova + done, pa + done, p.pgsize, p.count, prot) : { mapped: 0n, status: EINVAL };
+    done += r.mapped;
+    if (r.status || r.mapped === 0n) {
+      if (done > 0n) domain.ops.unmapPages?.(domain, iova, min, Number(done / min));
+      return r.status || EINVAL;
+    }
+  }
+  return 0;
+}
+
 /**
  * `iopt_pages`: the page source of one or more areas (shared by IOAS_COPY and by the halves
  * of a split area). Pages are pinned per index while any area fill or access needs them,
@@ -376,32 +422,26 @@ export class IoPagetable {
     return 0;
   }
 
-  /** Maps `[iova, iova + len)` of `area` into `domain` in the largest aligned page sizes ≤ PAGE_SIZE. */
+  /**
+   * Maps `area` into `domain` as `batch_to_domain` does: each run of physically contiguous
+   * pages is one `iommu_map`, which `iommuMapRun` splits into the driver's page sizes (so a
+   * contiguous, suitably aligned run becomes huge IOPTEs where the driver offers them).
+   * With large pages disabled (IOMMU_OPTION_HUGE_PAGES = 0, VFIO type1 v0) every CPU page is
+   * its own `iommu_map` (`batch_iommu_map_small`), so any page can be unmapped alone.
+   */
   private mapIntoDomain(domain: IommuDomain, area: IoptArea): 0 | Errno {
     let iova = area.start;
     while (iova <= area.last) {
       const pa = area.physOf(iova);
-      const pageEnd = iova + (PAGE_SIZE - (pa % PAGE_SIZE));
-      const chunkLast = pageEnd - 1n < area.last ? pageEnd - 1n : area.last;
-      let len = chunkLast - iova + 1n;
-      // Largest supported page size that divides iova, pa and the chunk.
-      let pgsize = 0n;
-      for (let b = 12n; b >= 0n; b--) {
-        const s = 1n << b;
-        if (domain.pgsizeBitmap & s && iova % s === 0n && pa % s === 0n && len % s === 0n) {
-          pgsize = s;
-          break;
-        }
-      }
-      if (pgsize === 0n || !domain.ops.mapPages) return EINVAL;
-      const r = domain.ops.mapPages(domain, iova, pa, pgsize, Number(len / pgsize), area.iommuProt);
-      if (r.status) {
-        if (r.mapped > 0n) domain.ops.unmapPages?.(domain, iova, pgsize, Number(r.mapped / pgsize));
+      let runEnd = iova + (PAGE_SIZE - (pa % PAGE_SIZE));
+      while (!this.disableLargePages && runEnd <= area.last && area.physOf(runEnd) === pa + (runEnd - iova)) runEnd += PAGE_SIZE;
+      if (runEnd > area.last + 1n) runEnd = area.last + 1n;
+      const rc = iommuMapRun(domain, iova, pa, runEnd - iova, area.iommuProt);
+      if (rc) {
         this.unmapFromDomain(domain, area, iova - 1n);
-        return r.status;
+        return rc;
       }
-      len = r.mapped;
-      iova += len;
+      iova = runEnd;
     }
     return 0;
   }

@@ -30,8 +30,11 @@ export interface MmapRegion {
 export interface KernelFile {
   /** `'[iommufd]'`, `'[iommufd-pgfault]'`, `'[iommufd-viommu-event]'`. */
   readonly kind: string;
-  /** ioctl(): 0 / positive, or -errno. `arg` is a user VA. */
-  ioctl?(request: number, arg: bigint): number;
+  /**
+   * ioctl(): 0 / positive, or -errno. `arg` is a user VA of `caller` (the process issuing
+   * the call, the kernel's `current`); files that do not care may ignore it.
+   */
+  ioctl?(request: number, arg: bigint, caller?: KernelProcess): number;
   /** read(): bytes, or -errno. */
   read?(buf: Uint8Array, position: number): number;
   /** write(): bytes, or -errno. */

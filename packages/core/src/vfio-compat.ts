@@ -41,7 +41,7 @@ import {
 import type { Errno } from './kernel.js';
 import type { IommufdContext, IommufdCtxImpl } from './context.js';
 import { ioasAlloc, mapUserPages, type Ioas } from './ioas.js';
-import { ULONG_MAX } from './io-pagetable.js';
+import { PAGE_SIZE, ULONG_MAX } from './io-pagetable.js';
 
 /** `get_compat_ioas`: the compat IOAS with a short-term reference, or ENODEV. */
 function getCompatIoas(ictx: IommufdCtxImpl): Ioas | Errno {
@@ -230,6 +230,10 @@ function getInfo(ictx: IommufdCtxImpl, arg: bigint): 0 | Errno {
     // FIXME in the kernel too: the intersection of the domains' page sizes.
     let pgsizes = ULONG_MAX;
     for (const h of ioas.hwptList) pgsizes &= h.domain.pgsizeBitmap;
+    // iommufd_get_pagesizes, as vfio_update_pgsize_bitmap: sizes below a CPU page are
+    // reported as PAGE_SIZE; never below the IOAS's IOVA alignment.
+    if (pgsizes & (PAGE_SIZE - 1n)) pgsizes = (pgsizes & ~(PAGE_SIZE - 1n) & ULONG_MAX) | PAGE_SIZE;
+    if (ioas.iopt.iovaAlignment > pgsizes) pgsizes = ioas.iopt.iovaAlignment;
     info.iova_pgsizes = pgsizes;
     info.cap_offset = 0;
     let total = vfio_iommu_type1_info.size;

@@ -50,6 +50,7 @@ import {
   iommu_hwpt_invalidate_selftest,
   iommu_hwpt_selftest,
   iommu_test_hw_info,
+  MOCK_FLAGS_DEVICE_HUGE_IOVA,
   MOCK_FLAGS_DEVICE_NO_DIRTY,
 } from '@iommufd/uapi';
 import {
@@ -170,6 +171,51 @@ describe('bind / attach / detach with automatic domains', () => {
     expect(deviceAttachedDomain(e.devs[0]!, 5)).toBeUndefined();
   });
 
+  it('attaching an attached PASID again is EBUSY, to the same or another HWPT (kernel claims the device slot first)', () => {
+    const e = env();
+    const a = e.bind(0);
+    const h1 = e.hwptAlloc({ dev_id: a.devId, pt_id: e.ioas, flags: IOMMU_HWPT_ALLOC_PASID }).out.out_hwpt_id;
+    const h2 = e.hwptAlloc({ dev_id: a.devId, pt_id: e.ioas, flags: IOMMU_HWPT_ALLOC_PASID }).out.out_hwpt_id;
+    const plain = e.hwptAlloc({ dev_id: a.devId, pt_id: e.ioas }).out.out_hwpt_id;
+    expect(iommufdDeviceAttach(a.idev, 100, h1)).toEqual({ ptId: h1 });
+    expect(iommufdDeviceAttach(a.idev, 100, h2)).toBe(EBUSY);
+    expect(iommufdDeviceAttach(a.idev, 100, h1)).toBe(EBUSY);
+    // Even a PASID-incompatible HWPT: the busy slot is found before compatibility is checked.
+    expect(iommufdDeviceAttach(a.idev, 100, plain)).toBe(EBUSY);
+    expect(deviceAttachedDomain(e.devs[0]!, 100)).toBeDefined();
+    iommufdDeviceDetach(a.idev, 100);
+    expect(iommufdDeviceAttach(a.idev, 100, h2)).toEqual({ ptId: h2 });
+    iommufdDeviceDetach(a.idev, 100);
+  });
+
+  it('a physically contiguous, aligned run maps as huge IOPTEs where the driver offers them (iommu_pgsize)', () => {
+    const e = env();
+    mockSetDeviceFlags(e.devs[0]!, MOCK_FLAGS_DEVICE_HUGE_IOVA);
+    const a = e.bind(0);
+    const huge = 512n * 2048n;
+    // Start the buffer on a huge-page aligned frame.
+    const framesPerHuge = huge / 4096n;
+    e.proc.nextPfn = ((e.proc.nextPfn + framesPerHuge - 1n) / framesPerHuge) * framesPerHuge;
+    const va = e.proc.mmap(2n * huge + 0x1000n);
+    const pa0 = e.proc.pages.get(va / 4096n)!.pfn * 4096n;
+    expect(pa0 % huge).toBe(0n);
+    const scattered = e.proc.mmap(0x2000n, { scatter: true });
+    expect(e.map(va, 2n * huge + 0x1000n, MOCK_APERTURE_START).rc).toBe(0);
+    expect(e.map(scattered, 0x2000n, MOCK_APERTURE_START + 4n * huge).rc).toBe(0);
+    iommufdDeviceAttach(a.idev, undefined, e.ioas);
+    const domain = deviceAttachedDomain(e.devs[0]!)!;
+    // Two 1 MiB huge IOPTEs, then the 4 KiB tail in 2 KiB pages.
+    expect(mockDomainLookup(domain, MOCK_APERTURE_START)).toMatchObject({ pa: pa0, huge: true, start: true });
+    expect(mockDomainLookup(domain, MOCK_APERTURE_START + 2n * huge - 0x800n)).toMatchObject({ huge: true, last: true });
+    expect(mockDomainLookup(domain, MOCK_APERTURE_START + 2n * huge)).toMatchObject({ pa: pa0 + 2n * huge, huge: false });
+    // Non-contiguous pages are mapped one CPU page at a time.
+    expect(mockDomainLookup(domain, MOCK_APERTURE_START + 4n * huge + 0x800n)).toMatchObject({ huge: false, last: true });
+    expect(mockDomainLookup(domain, MOCK_APERTURE_START + 4n * huge + 0x1000n)).toMatchObject({ huge: false, start: true });
+    iommufdDeviceDetach(a.idev, undefined);
+    iommufdDeviceUnbind(a.idev);
+    expect(e.mock.warnings).toEqual([]);
+  });
+
   it('unbind tears everything down so the context releases cleanly', () => {
     const e = env();
     const a = e.bind(0);
@@ -247,7 +293,8 @@ describe('IOMMU_HWPT_ALLOC', () => {
     expect(nested(notParent).rc).toBe(-EINVAL);
     expect(nested(parent, { flags: IOMMU_HWPT_ALLOC_NEST_PARENT }).rc).toBe(-EOPNOTSUPP);
     expect(nested(parent, { data_len: 8 }).rc).toBe(-EINVAL);
-    expect(nested(parent, { data_type: 1 }).rc).toBe(-EINVAL);
+    // The mock rejects an unknown data type before copying it (EOPNOTSUPP, not EINVAL).
+    expect(nested(parent, { data_type: 1 }).rc).toBe(-EOPNOTSUPP);
     const n = nested(parent);
     expect(n.rc).toBe(0);
     const nid = n.out.out_hwpt_id;
@@ -328,6 +375,49 @@ describe('fail_nth over attach', () => {
       if (!inj.injected) break;
       expect(n).toBeLessThan(100);
     }
+  });
+
+  it('a replace onto an IOAS whose new automatic domain fails to fill keeps the old HWPT, and every failure unwinds', () => {
+    // The second IOAS's page is pinned only by the new domain: failing that pin is the
+    // failure that used to strand the device (detached, still holding the old HWPT).
+    const ioas2Of = (e: ReturnType<typeof env>) => e.ioctl(iommu_ioas_alloc, IOMMU_IOAS_ALLOC, {}).out.out_ioas_id;
+    let sawPinFailure = false;
+    for (let n = 1; ; n++) {
+      // Counts every allocation point; fails the n-th one once armed.
+      const inj = { calls: 0, failAt: Infinity, failedSite: undefined as string | undefined };
+      const injector = {
+        shouldFail: (site: string) => {
+          if (++inj.calls !== inj.failAt) return false;
+          inj.failedSite = site;
+          return true;
+        },
+      };
+      const e = env({ faultInjection: injector });
+      const ioas2 = ioas2Of(e);
+      const va = e.proc.mmap(0x1000n);
+      e.map(va, 0x1000n, MOCK_APERTURE_START);
+      e.ioctl(iommu_ioas_map, IOMMU_IOAS_MAP, { flags: RW | IOMMU_IOAS_MAP_FIXED_IOVA, ioas_id: ioas2, user_va: va, length: 0x1000n, iova: MOCK_APERTURE_START });
+      const b = iommufdDeviceBind(e.ctx, e.devs[0]!) as Exclude<ReturnType<typeof iommufdDeviceBind>, number>;
+      const first = iommufdDeviceAttach(b.idev, undefined, e.ioas) as { ptId: number };
+      const before = deviceAttachedDomain(e.devs[0]!);
+      // Arm the n-th allocation point from the replace on.
+      inj.failAt = inj.calls + n;
+      const r = iommufdDeviceReplace(b.idev, undefined, ioas2);
+      if (typeof r === 'number') {
+        if (inj.failedSite === 'pin') sawPinFailure = true;
+        expect(deviceAttachedDomain(e.devs[0]!)).toBe(before);
+        expect(e.ctx.objects().filter((o) => o.type === 'HWPT_PAGING').map((o) => o.id)).toEqual([first.ptId]);
+        expect(iommufdDeviceReplace(b.idev, undefined, first.ptId)).toEqual({ ptId: first.ptId });
+      }
+      iommufdDeviceDetach(b.idev, undefined);
+      iommufdDeviceUnbind(b.idev);
+      e.ctx.release();
+      expect(e.ctx.objects()).toEqual([]);
+      expect(e.proc.pinnedPages).toBe(0);
+      if (typeof r !== 'number') break;
+      expect(n).toBeLessThan(50);
+    }
+    expect(sawPinFailure).toBe(true);
   });
 });
 

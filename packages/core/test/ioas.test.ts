@@ -215,6 +215,42 @@ describe('IOMMU_IOAS_MAP_FILE and CHANGE_PROCESS', () => {
   });
 });
 
+describe('the calling process (current)', () => {
+  it('an ioctl copies and pins through its caller, and CHANGE_PROCESS moves the accounting to the caller', async () => {
+    const { FakeProcess } = await import('./harness.js');
+    const { iommufdDeviceBind, iommufdDeviceAttach, iommufdDeviceDetach, iommufdDeviceUnbind } = await import('../src/index.js');
+    const e = env();
+    const child = new FakeProcess();
+    child.nextVa = 0x5000_0000_0000n;
+    child.nextPfn = 0x8000n;
+    const b = iommufdDeviceBind(e.ctx, e.devs[0]!) as Exclude<ReturnType<typeof iommufdDeviceBind>, number>;
+    iommufdDeviceAttach(b.idev, undefined, e.ioas);
+    // A memfd mapped by the opener: pinned by the domain, charged to the opener.
+    const fd = e.proc.memfd(2);
+    expect(e.ioctl(iommu_ioas_map_file, IOMMU_IOAS_MAP_FILE, { flags: RW, ioas_id: e.ioas, fd, start: 0n, length: 0x2000n }).rc).toBe(0);
+    expect(e.proc.locked).toBe(2);
+    // The struct lives only in the child's memory: the opener cannot read it there.
+    const arg = child.mmap(0x1000n);
+    child.copyToUser(arg, iommu_ioas_change_process.encode({ size: iommu_ioas_change_process.size }));
+    expect(e.ctx.ioctl(IOMMU_IOAS_CHANGE_PROCESS, arg)).toBe(-14);
+    expect(e.ctx.ioctl(IOMMU_IOAS_CHANGE_PROCESS, arg, child)).toBe(0);
+    expect([e.proc.locked, child.locked]).toEqual([0, 2]);
+    // A mapping made by the child pins the child's pages.
+    const va = child.mmap(0x1000n);
+    child.copyToUser(arg, iommu_ioas_map.encode({ size: iommu_ioas_map.size, flags: RW, ioas_id: e.ioas, user_va: va, length: 0x1000n, iova: 0n }));
+    expect(e.ctx.ioctl(IOMMU_IOAS_MAP, arg, child)).toBe(0);
+    // (The opener's two are its memfd's pages, pinned through the file.)
+    expect([e.proc.pinnedPages, child.pinnedPages]).toEqual([2, 1]);
+    expect(child.locked).toBe(3);
+    // After the call the opener is current again.
+    expect(e.ioctl(iommu_ioas_change_process, IOMMU_IOAS_CHANGE_PROCESS, {}).rc).toBe(-EINVAL);
+    iommufdDeviceDetach(b.idev, undefined);
+    iommufdDeviceUnbind(b.idev);
+    e.ctx.release();
+    expect([child.pinnedPages, child.locked, e.proc.locked]).toEqual([0, 0, 0]);
+  });
+});
+
 describe('IOMMU_VFIO_IOAS', () => {
   it('GET without a compat IOAS is ENODEV; SET/GET/CLEAR; destroy clears it', () => {
     const e = env();
@@ -331,13 +367,27 @@ describe('VFIO_IOMMU_GET_INFO', () => {
     expect(call(24)).toBe(0);
     const short = U.vfio_iommu_type1_info.decode(e.proc.copyFromUser(arg, 24) as Uint8Array);
     // 24 + dma_avail (12 → 16) + iova_range (16 + 1 range of 16).
-    expect(short).toMatchObject({ argsz: 72, flags: 3, iova_pgsizes: (1n << 64n) - 1n, cap_offset: 0 });
+    // No domain: every size, with the sub-page ones folded into PAGE_SIZE (iommufd_get_pagesizes).
+    expect(short).toMatchObject({ argsz: 72, flags: 3, iova_pgsizes: 0xffff_ffff_ffff_f000n, cap_offset: 0 });
     expect(call(72)).toBe(0);
     const all = e.proc.copyFromUser(arg, 72) as Uint8Array;
     expect(U.vfio_iommu_type1_info.decode(all)).toMatchObject({ argsz: 72, cap_offset: 24 });
     expect(U.vfio_iommu_type1_info_dma_avail.decode(all, 24)).toEqual({ id: 3, version: 1, next: 40, avail: 0xffffffff });
     expect(U.vfio_iommu_type1_info_cap_iova_range.decode(all, 40)).toEqual({ id: 1, version: 1, next: 0, nr_iovas: 1, reserved: 0 });
     expect(U.vfio_iova_range.decode(all, 56)).toEqual({ start: 0n, end: (1n << 64n) - 1n });
+  });
+
+  it('reports a 2 KiB-page domain as PAGE_SIZE', async () => {
+    const U = await import('@iommufd/uapi');
+    const { iommufdVfioCompatIoasCreate, iommufdDeviceBind, iommufdDeviceAttach } = await import('../src/index.js');
+    const e = setup();
+    const arg = e.proc.mmap(4096n);
+    const id = iommufdVfioCompatIoasCreate(e.ctx) as number;
+    const b = iommufdDeviceBind(e.ctx, e.devs[0]!) as { idev: Parameters<typeof iommufdDeviceAttach>[0] };
+    iommufdDeviceAttach(b.idev, undefined, id);
+    e.proc.copyToUser(arg, U.vfio_iommu_type1_info.encode({ argsz: 24 }));
+    expect(e.ctx.ioctl!(U.VFIO_IOMMU_GET_INFO, arg)).toBe(0);
+    expect(U.vfio_iommu_type1_info.decode(e.proc.copyFromUser(arg, 24) as Uint8Array).iova_pgsizes).toBe(0x1000n);
   });
 });
 

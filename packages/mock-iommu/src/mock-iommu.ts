@@ -249,15 +249,31 @@ const dirtyOps: IommuDirtyOps = {
   },
   readAndClearDirty(domain, iova, size, flags, dirty) {
     const d = domain as MockPagingDomain;
-    for (let off = 0n; off < size; off += MOCK_IO_PAGE_SIZE) {
-      const e = d.ptes.get((iova + off) / MOCK_IO_PAGE_SIZE);
-      if (!e?.dirty) continue;
-      dirty.record(iova + off, MOCK_IO_PAGE_SIZE);
-      if (!(flags & IOMMU_DIRTY_NO_CLEAR)) e.dirty = false;
-    }
+    const end = iova + size;
+    // The kernel mock walks at the granule an entry was mapped with: a huge entry is tested
+    // (and cleared) as a whole MOCK_HUGE_PAGE_SIZE page and reported as one dirty range.
+    let cur = iova;
+    do {
+      const e = d.ptes.get(cur / MOCK_IO_PAGE_SIZE);
+      const pgsize = e?.huge ? MOCK_HUGE_PAGE_SIZE : MOCK_IO_PAGE_SIZE;
+      if (e && testAndClearDirty(d, cur & ~(pgsize - 1n), pgsize, flags)) dirty.record(cur, pgsize);
+      cur += pgsize;
+    } while (cur < end);
     return 0;
   },
 };
+
+/** `mock_test_and_clear_dirty`: any dirty entry of `[head, head + pgsize)`, clearing unless NO_CLEAR. */
+function testAndClearDirty(d: MockPagingDomain, head: bigint, pgsize: bigint, flags: number): boolean {
+  let found = false;
+  for (let off = 0n; off < pgsize; off += MOCK_IO_PAGE_SIZE) {
+    const e = d.ptes.get((head + off) / MOCK_IO_PAGE_SIZE);
+    if (!e?.dirty) continue;
+    found = true;
+    if (!(flags & IOMMU_DIRTY_NO_CLEAR)) e.dirty = false;
+  }
+  return found;
+}
 
 /** `mock_domain_cache_invalidate_user`: clears IOTLB slots; entry_num = entries handled. */
 function nestedCacheInvalidateUser(domain: IommuDomain, array: IommuUserDataArray): Status {
@@ -295,8 +311,12 @@ const nestedOps: IommuDomainOps = {
   cacheInvalidateUser: nestedCacheInvalidateUser,
 };
 
-/** `__mock_domain_alloc_nested`: the selftest data type with `iotlb` (longer data is EINVAL). */
+/**
+ * `__mock_domain_alloc_nested`: only the selftest data type (any other is EOPNOTSUPP, before
+ * anything is copied), with `iotlb` (longer data is EINVAL).
+ */
 function allocNested(parent: MockPagingDomain, userData: IommuUserData, viommu: IommufdViommu | undefined): MockNestedDomain | Errno {
+  if (userData.type !== IOMMU_HWPT_DATA_SELFTEST) return EOPNOTSUPP;
   const data = iommuCopyStructFromUser(iommu_hwpt_selftest, userData, IOMMU_HWPT_DATA_SELFTEST, 'iotlb');
   if (typeof data === 'number') return data;
   return {

@@ -13,6 +13,7 @@ import {
 } from '@iommufd/driver-api';
 import {
   MOCK_APERTURE_FIRST_IOVA as MOCK_APERTURE_START,
+  MOCK_HUGE_PAGE_SIZE,
   MOCK_IO_PAGE_SIZE,
   mock_viommu,
   MockIommu,
@@ -28,6 +29,7 @@ import {
   iommu_hwpt_invalidate_selftest,
   iommu_hwpt_selftest,
   iommu_viommu_selftest,
+  MOCK_FLAGS_DEVICE_HUGE_IOVA,
   MOCK_FLAGS_DEVICE_NO_DIRTY,
 } from '@iommufd/uapi';
 
@@ -104,9 +106,39 @@ describe('mock paging domain', () => {
     expect(mock.ops.capable(dev, 'DIRTY_TRACKING')).toBe(false);
     expect(d.ops.attachDev!(d, dev)).toBe(EINVAL);
   });
+  it('a dirty 2 KiB page inside a huge entry reports (and clears) the whole huge page, as the kernel mock', () => {
+    const mock = new MockIommu();
+    const dev = device(mock);
+    mockSetDeviceFlags(dev, MOCK_FLAGS_DEVICE_HUGE_IOVA);
+    const d = mock.ops.domainAllocPagingFlags!(dev, IOMMU_HWPT_ALLOC_DIRTY_TRACKING, undefined) as IommuDomain;
+    expect(d.pgsizeBitmap).toBe(MOCK_IO_PAGE_SIZE | MOCK_HUGE_PAGE_SIZE);
+    const base = MOCK_APERTURE_START;
+    expect(d.ops.mapPages!(d, base, 0x4000_0000n, MOCK_HUGE_PAGE_SIZE, 2, IOMMU_READ | IOMMU_WRITE).status).toBe(0);
+    d.dirtyOps!.setDirtyTracking(d, true);
+    expect(mockDomainSetDirty(d, base + MOCK_HUGE_PAGE_SIZE + 3n * MOCK_IO_PAGE_SIZE, MOCK_IO_PAGE_SIZE)).toBe(1);
+    const seen: [bigint, bigint][] = [];
+    const record = { record: (iova: bigint, len: bigint) => seen.push([iova, len]) };
+    d.dirtyOps!.readAndClearDirty(d, base, 2n * MOCK_HUGE_PAGE_SIZE, 1, record);
+    expect(seen).toEqual([[base + MOCK_HUGE_PAGE_SIZE, MOCK_HUGE_PAGE_SIZE]]);
+    d.dirtyOps!.readAndClearDirty(d, base, 2n * MOCK_HUGE_PAGE_SIZE, 0, record);
+    d.dirtyOps!.readAndClearDirty(d, base, 2n * MOCK_HUGE_PAGE_SIZE, 0, record);
+    expect(seen).toEqual([
+      [base + MOCK_HUGE_PAGE_SIZE, MOCK_HUGE_PAGE_SIZE],
+      [base + MOCK_HUGE_PAGE_SIZE, MOCK_HUGE_PAGE_SIZE],
+    ]);
+    expect(mockDomainLookup(d, base + MOCK_HUGE_PAGE_SIZE + 3n * MOCK_IO_PAGE_SIZE)?.dirty).toBe(false);
+  });
 });
 
 describe('mock nested domain', () => {
+  it('an unknown nested data type is EOPNOTSUPP before any user data is read (even from a bad pointer)', () => {
+    const mock = new MockIommu();
+    const dev = device(mock);
+    const parent = mock.ops.domainAllocPagingFlags!(dev, 0, undefined) as IommuDomain;
+    expect(mock.ops.domainAllocNested!(dev, parent, 0, { type: IOMMU_HWPT_DATA_SELFTEST + 1, uptr: 0n, len: 4, user: user() })).toBe(EOPNOTSUPP);
+    expect(mock.ops.domainAllocNested!(dev, parent, 0, { type: IOMMU_HWPT_DATA_SELFTEST, uptr: 0n, len: 4, user: user() })).toBe(EFAULT);
+  });
+
   it('takes iommu_hwpt_selftest (longer is EINVAL) and invalidates IOTLB slots with entry_num = handled', () => {
     const mock = new MockIommu();
     const dev = device(mock);

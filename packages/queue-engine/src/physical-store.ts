@@ -181,7 +181,9 @@ export class PhysicalStore {
 
   /** Writes a naturally aligned little-endian u32. */
   write32(pa: bigint | number, value: number): void {
-    this.view.setUint32(this.offsetOf(pa, true), value >>> 0, true);
+    // The offset first: allocating the frame may grow the memory and detach older views.
+    const off = this.offsetOf(pa, true);
+    this.view.setUint32(off, value >>> 0, true);
   }
 
   /** Reads a naturally aligned little-endian u64 (must not cross a page). */
@@ -192,7 +194,8 @@ export class PhysicalStore {
 
   /** Writes a naturally aligned little-endian u64. */
   write64(pa: bigint | number, value: bigint): void {
-    this.view.setBigUint64(this.offsetOf(pa, true), BigInt.asUintN(64, value), true);
+    const off = this.offsetOf(pa, true);
+    this.view.setBigUint64(off, BigInt.asUintN(64, value), true);
   }
 
   private growTo(needed: number): void {

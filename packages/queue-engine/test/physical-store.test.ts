@@ -34,6 +34,24 @@ describe('PhysicalStore', () => {
     expect(s.read32(9 * PAGE_SIZE)).toBe(0);
   });
 
+  it('writes 32/64-bit values to a new page even when that grows the memory', () => {
+    const s = new PhysicalStore({ reservedBytes: 0, initialFrames: 1 });
+    s.ensureFrame(0);
+    const grownBefore = s.memory.buffer.byteLength;
+    // Fill the initial memory so the next frame forces grow().
+    for (let pfn = 1; s.memory.buffer.byteLength === grownBefore && pfn < 64; pfn++) {
+      if ((pfn + 1) * PAGE_SIZE > grownBefore) {
+        s.write32(pfn * PAGE_SIZE, 0xcafef00d);
+        expect(s.read32(pfn * PAGE_SIZE)).toBe(0xcafef00d);
+        s.write64((pfn + 1) * PAGE_SIZE, 0x1122334455667788n);
+        expect(s.read64((pfn + 1) * PAGE_SIZE)).toBe(0x1122334455667788n);
+        break;
+      }
+      s.ensureFrame(pfn);
+    }
+    expect(s.memory.buffer.byteLength).toBeGreaterThan(grownBefore);
+  });
+
   it('agrees with a Map model over random writes', () => {
     fc.assert(
       fc.property(

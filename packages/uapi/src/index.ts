@@ -36,7 +36,7 @@ export type { IommufdIoctl, IommufdIoctlName } from './dispatch.js';
 export * from './vfio.js';
 export * from './selftest.js';
 export * from './sys.js';
-export { IommufdError, UserScratch, withScratch } from './process.js';
+export { IommufdError, peekUser, pokeUser, UserScratch, withScratch } from './process.js';
 export type { UserProcess } from './process.js';
 export * from './wrappers.js';
 export * from './events.js';

@@ -17,10 +17,10 @@ export interface UserProcess {
   mmap(length: bigint | number, prot: number, flags: number, fd: number, offset: bigint | number): bigint;
   /** `munmap(va, length)`. */
   munmap(va: bigint, length: bigint | number): number;
-  /** The process writing its own memory. */
-  poke(va: bigint, bytes: Uint8Array): void;
-  /** The process reading its own memory. */
-  peek(va: bigint, length: number): Uint8Array;
+  /** The process writing its own memory: nothing or 0 on success, `-errno` (EFAULT) if unmapped. */
+  poke(va: bigint, bytes: Uint8Array): void | number;
+  /** The process reading its own memory: the bytes, or `-errno` (EFAULT) if unmapped. */
+  peek(va: bigint, length: number): Uint8Array | number;
   /** `read(fd, buf)`: bytes read or `-errno`. */
   read(fd: number, buf: Uint8Array): number;
   /** `write(fd, buf)`: bytes written or `-errno`. */
@@ -76,14 +76,14 @@ export class UserScratch {
   /** Reserves `length` zeroed bytes and returns their VA. */
   reserve(length: number, align = 8): bigint {
     const va = this.take(Math.max(length, 1), align);
-    if (length > 0) this.process.poke(va, new Uint8Array(length));
+    if (length > 0) pokeUser(this.process, va, new Uint8Array(length));
     return va;
   }
 
   /** Copies `bytes` into scratch memory and returns their VA. */
   place(bytes: Uint8Array, align = 8): bigint {
     const va = this.take(Math.max(bytes.length, 1), align);
-    if (bytes.length > 0) this.process.poke(va, bytes);
+    if (bytes.length > 0) pokeUser(this.process, va, bytes);
     return va;
   }
 
@@ -141,5 +141,20 @@ export function withScratch<T>(process: UserProcess, fn: (scratch: UserScratch) 
     return fn(scratch);
   } finally {
     scratch.reset();
+  }
+}
+
+/** `peek` that throws {@link IommufdError} (`'peek'`) when the process reports `-errno`. */
+export function peekUser(p: UserProcess, va: bigint, length: number): Uint8Array {
+  const r = p.peek(va, length);
+  if (typeof r === 'number') throw new IommufdError('peek', -r, { detail: `reading ${length} bytes at 0x${va.toString(16)}` });
+  return r;
+}
+
+/** `poke` that throws {@link IommufdError} (`'poke'`) when the process reports `-errno`. */
+export function pokeUser(p: UserProcess, va: bigint, bytes: Uint8Array): void {
+  const r = p.poke(va, bytes);
+  if (typeof r === 'number' && r < 0) {
+    throw new IommufdError('poke', -r, { detail: `writing ${bytes.length} bytes at 0x${va.toString(16)}` });
   }
 }

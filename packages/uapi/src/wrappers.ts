@@ -9,7 +9,7 @@ import { EMSGSIZE } from './errno.js';
 import { IOMMUFD_IOCTLS } from './dispatch.js';
 import * as I from './iommufd.js';
 import type { FieldSpec, LayoutValue, StructLayout, StructValue } from './layout.js';
-import { IommufdError, withScratch, type UserProcess, type UserScratch } from './process.js';
+import { IommufdError, peekUser, withScratch, type UserProcess, type UserScratch } from './process.js';
 import { IOMMU_TEST_CMD, IOMMU_TEST_CMD_LAYOUTS, IOMMU_TEST_OP_MEMBER, type IommuTestCmdMember } from './selftest.js';
 import * as V from './vfio.js';
 
@@ -98,7 +98,7 @@ function placeRanges(scratch: UserScratch, ranges: readonly IovaRange[]): bigint
 
 function readRanges(p: UserProcess, va: bigint, count: number): IovaRange[] {
   if (count === 0) return [];
-  const bytes = p.peek(va, count * I.iommu_iova_range.size);
+  const bytes = peekUser(p, va, count * I.iommu_iova_range.size);
   return Array.from({ length: count }, (_, i) => {
     const { start, last } = I.iommu_iova_range.decode(bytes, i * I.iommu_iova_range.size);
     return { start, last };
@@ -341,7 +341,7 @@ export function getHwInfo(p: UserProcess, fd: number, args: { devId: number; typ
     const copied = Math.min(out.data_len, room);
     return {
       type: out.out_data_type,
-      data: copied ? p.peek(va, copied) : new Uint8Array(0),
+      data: copied ? peekUser(p, va, copied) : new Uint8Array(0),
       dataLen: out.data_len,
       maxPasidLog2: out.out_max_pasid_log2,
       capabilities: out.out_capabilities,
@@ -388,7 +388,7 @@ export function hwptGetDirtyBitmap(p: UserProcess, fd: number, args: DirtyBitmap
       page_size: args.pageSize,
       data: va,
     });
-    return bytes ? p.peek(va, bytes) : new Uint8Array(0);
+    return bytes ? peekUser(p, va, bytes) : new Uint8Array(0);
   });
 }
 
@@ -465,7 +465,7 @@ export function viommuAlloc(p: UserProcess, fd: number, args: ViommuAllocArgs): 
       data_len: data.length,
       data_uptr: va,
     });
-    return { id: out.out_viommu_id, data: data.length ? p.peek(va, data.length) : new Uint8Array(0) };
+    return { id: out.out_viommu_id, data: data.length ? peekUser(p, va, data.length) : new Uint8Array(0) };
   });
 }
 

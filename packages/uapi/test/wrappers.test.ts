@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import * as u from '../src/index.js';
 import { FakeProcess, le32, le64 } from './fake-process.js';
 
@@ -424,5 +424,30 @@ describe('event and fault records', () => {
     expect(u.ioctlName(0x3b8d)).toBe('IOMMU_HWPT_INVALIDATE');
     expect(u.ioctlName(0x3b71)).toBe('VFIO_IOMMU_MAP_DMA');
     expect(u.ioctlName(0x3b99)).toBe('ioctl 0x3b99');
+  });
+});
+
+describe('a process that reports -errno from peek/poke (as the Host does for unmapped memory)', () => {
+  it('turns it into an IommufdError with EFAULT', async () => {
+    const { peekUser, pokeUser, IommufdError: Err } = await import('../src/index.js');
+    const p = {
+      peek: () => -14,
+      poke: () => -14,
+    } as unknown as import('../src/index.js').UserProcess;
+    expect(() => peekUser(p, 0x1000n, 8)).toThrow(Err);
+    expect(() => peekUser(p, 0x1000n, 8)).toThrow(/peek failed: EFAULT \(14\)/);
+    expect(() => pokeUser(p, 0x1000n, new Uint8Array(4))).toThrow(/poke failed: EFAULT \(14\)/);
+  });
+
+  it('accepts the Host process shape at the type level', () => {
+    expectTypeOf<{
+      ioctl(fd: number, request: number, arg: bigint | Uint8Array): number;
+      mmap(length: bigint | number, prot: number, flags: number, fd: number, offset: bigint | number): bigint;
+      munmap(va: bigint, length: bigint | number): number;
+      poke(va: bigint, bytes: Uint8Array): number;
+      peek(va: bigint, length: number): Uint8Array | number;
+      read(fd: number, buf: Uint8Array): number;
+      write(fd: number, buf: Uint8Array): number;
+    }>().toExtend<import('../src/index.js').UserProcess>();
   });
 });
