@@ -91,6 +91,39 @@ export function loadQueueEngineSync(store: PhysicalStore): QueueEngine | undefin
   }
 }
 
+/** The one engine of each store (engines allocate their control blocks from the store's reserved bytes). */
+const storeEngines = new WeakMap<PhysicalStore, QueueEngine | null>();
+
+/**
+ * The queue engine of `store`, shared by every IOMMU whose memory is that store (created
+ * with {@link loadQueueEngineSync} on first use, or the one {@link adoptQueueEngine} gave
+ * it); undefined where the engine cannot load.
+ */
+export function queueEngineFor(store: PhysicalStore): QueueEngine | undefined {
+  let engine = storeEngines.get(store);
+  if (engine === undefined) {
+    engine = loadQueueEngineSync(store) ?? null;
+    storeEngines.set(store, engine);
+  }
+  return engine ?? undefined;
+}
+
+/** Makes `engine` (e.g. from `createQueueEngine`) the one {@link queueEngineFor} returns for its store. */
+export function adoptQueueEngine(engine: QueueEngine): void {
+  const current = storeEngines.get(engine.store);
+  if (current !== undefined && current !== engine) throw new QueueEngineError('this PhysicalStore already has a queue engine; a store has one engine');
+  storeEngines.set(engine.store, engine);
+}
+
+/**
+ * The engine an IOMMU model's queues use: `explicit`, else the store's shared engine unless
+ * `consumers` is `'typescript'` (then undefined: the TypeScript consumers).
+ */
+export function modelQueueEngine(memory: PhysicalMemory, consumers: 'engine' | 'typescript' | undefined, explicit?: QueueEngine): QueueEngine | undefined {
+  if (explicit !== undefined) return explicit;
+  return consumers === 'typescript' ? undefined : queueEngineFor(memory.store);
+}
+
 // ------------------------------------------------------------------ effect records → entries
 
 /** How one effect field becomes a field of a command / descriptor layout: its name there and a right shift. */

@@ -10,7 +10,17 @@ export type { DmaEndpoint, DmaFault, DmaRequest, DmaTranslation, DmaTranslator, 
 export { AddressTranslationCache, DmaError, PciDevice, requesterIdOf } from './pci.js';
 export type { AtcEntry, Bdf, DmaOperation, DmaResult, PciCapabilities, PciDeviceOptions } from './pci.js';
 export { IOMMU_FACTORIES, MachineDescriptionError, createMachine, createMachineWithEngine } from './machine.js';
-export { EngineCommandQueueConsumer, EngineInvalidationQueueConsumer, QueueEngineMismatchError, loadQueueEngineSync, smmuCommandOfEffect, vtdDescriptorOfEffect } from './engine-consumers.js';
+export {
+  EngineCommandQueueConsumer,
+  EngineInvalidationQueueConsumer,
+  QueueEngineMismatchError,
+  adoptQueueEngine,
+  loadQueueEngineSync,
+  modelQueueEngine,
+  queueEngineFor,
+  smmuCommandOfEffect,
+  vtdDescriptorOfEffect,
+} from './engine-consumers.js';
 export type {
   DeviceDescription,
   IommuDescription,

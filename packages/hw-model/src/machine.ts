@@ -3,13 +3,12 @@
  * builds the memory map and the hardware instances. The host's presets use it.
  */
 import { PhysicalStore, createQueueEngine, type QueueEngine } from '@iommufd/queue-engine';
-import { EngineCommandQueueConsumer, EngineInvalidationQueueConsumer, loadQueueEngineSync } from './engine-consumers.js';
+import { EngineCommandQueueConsumer, adoptQueueEngine, modelQueueEngine, queueEngineFor } from './engine-consumers.js';
 import { PhysicalMemory, type MmioDevice } from './memory.js';
 import { PciDevice, type Bdf, type PciCapabilities } from './pci.js';
 import { SmmuV3, type SmmuV3Options } from './smmuv3.js';
 import { Tegra241Smmu, type Tegra241SmmuOptions } from './tegra241-cmdqv.js';
 import { identityTranslator, type DmaTranslator } from './translator.js';
-import type { VtdIqConfig } from './vtd-iq.js';
 import { createVtdIommu, type VtdIommuOptions } from './vtd.js';
 
 /** The IOMMU models a machine can contain. */
@@ -99,7 +98,13 @@ export interface IommuFactoryContext {
   readonly strict: boolean;
   /** Machine seed. */
   readonly seed: number;
-  /** The queue engine the IOMMU's queues use (absent: its TypeScript consumers). */
+  /**
+   * Who consumes the IOMMU's queues: `'engine'` (default) the queue engine — `queueEngine`,
+   * else the one engine of `memory.store` (`queueEngineFor`) —, `'typescript'` the model's
+   * TypeScript consumers. A consumer named in the model options wins.
+   */
+  readonly queueConsumers?: QueueConsumerKind;
+  /** The queue engine to use (default: the store's). */
   readonly queueEngine?: QueueEngine;
 }
 
@@ -135,14 +140,7 @@ export interface Machine {
 export const IOMMU_FACTORIES: Partial<Record<IommuKind, IommuFactory>> = {
   smmuv3: (context) => smmuWith(SmmuV3, context),
   'tegra241-cmdqv': (context) => smmuWith(Tegra241Smmu, context),
-  vtd: (context) => {
-    const options = context.description.options as VtdIommuOptions | undefined;
-    const engine = context.queueEngine;
-    // An explicit queueConsumer option wins over the machine's engine.
-    if (engine === undefined || options?.queueConsumer !== undefined) return createVtdIommu(context);
-    const queueConsumer = (config: VtdIqConfig) => new EngineInvalidationQueueConsumer(engine, context.memory, config);
-    return createVtdIommu({ ...context, description: { ...context.description, kind: 'vtd', options: { ...options, queueConsumer } } });
-  },
+  vtd: createVtdIommu,
 };
 
 /**
@@ -152,9 +150,8 @@ export const IOMMU_FACTORIES: Partial<Record<IommuKind, IommuFactory>> = {
 function smmuWith<O extends SmmuV3Options, T extends SmmuV3>(Model: new (memory: PhysicalMemory, options: O) => T, context: IommuFactoryContext): T {
   const options = context.description.options as O | undefined;
   const smmu = new Model(context.memory, { ...(options ?? ({} as O)), strict: context.strict || options?.strict === true });
-  if (context.queueEngine !== undefined && options?.commandQueueConsumer === undefined) {
-    smmu.commandQueueConsumer = new EngineCommandQueueConsumer(context.queueEngine, smmu);
-  }
+  const engine = modelQueueEngine(context.memory, context.queueConsumers, context.queueEngine);
+  if (engine !== undefined && options?.commandQueueConsumer === undefined) smmu.commandQueueConsumer = new EngineCommandQueueConsumer(engine, smmu);
   return smmu;
 }
 
@@ -169,7 +166,7 @@ export function createMachine(
   factories: Partial<Record<IommuKind, IommuFactory>> = IOMMU_FACTORIES,
 ): Machine {
   const store = new PhysicalStore();
-  return buildMachine(desc, factories, store, (desc.queueConsumers ?? 'engine') === 'engine' ? loadQueueEngineSync(store) : undefined);
+  return buildMachine(desc, factories, store, (desc.queueConsumers ?? 'engine') === 'engine' ? queueEngineFor(store) : undefined);
 }
 
 /**
@@ -184,6 +181,7 @@ export async function createMachineWithEngine(
   const store = new PhysicalStore();
   let engine: QueueEngine | undefined;
   if ((desc.queueConsumers ?? 'engine') === 'engine') engine = await createQueueEngine(store, { impl: 'wasm' }).catch(() => undefined);
+  if (engine !== undefined) adoptQueueEngine(engine);
   return buildMachine(desc, factories, store, engine);
 }
 
@@ -204,7 +202,8 @@ function buildMachine(
     if (iommus.has(name)) throw new MachineDescriptionError(`two IOMMUs are named '${name}'; give each a unique name`);
     const factory = factories[d.kind];
     if (factory === undefined) throw new MachineDescriptionError(`IOMMU kind '${d.kind}' has no model in this build of @iommufd/hw-model`);
-    const inst = factory({ memory, description: d, strict, seed, ...(queueEngine !== undefined ? { queueEngine } : {}) });
+    const queues = queueEngine !== undefined ? { queueConsumers: 'engine' as const, queueEngine } : { queueConsumers: 'typescript' as const };
+    const inst = factory({ memory, description: d, strict, seed, ...queues });
     memory.addMmio(d.base, inst.mmioSize, inst);
     for (const x of inst.extraMmio ?? []) memory.addMmio(d.base + x.offset, x.size, x.device);
     iommus.set(name, inst);

@@ -2,6 +2,10 @@ import { EFFECT_KINDS, type Effect } from '@iommufd/queue-engine';
 import { describe, expect, it } from 'vitest';
 import {
   CMDQ_ERR,
+  IOMMU_FACTORIES,
+  PhysicalMemory,
+  createVtdIommu,
+  queueEngineFor,
   CMDQ_OP,
   EngineCommandQueueConsumer,
   EngineInvalidationQueueConsumer,
@@ -55,6 +59,19 @@ describe('machines consume their queues with the WebAssembly engine by default',
     expect(m.queueConsumers).toBe('engine');
     expect(m.queueEngine?.impl).toBe('wasm');
     expect((m.iommus.get('smmu') as SmmuV3).commandQueueConsumer).toBeInstanceOf(EngineCommandQueueConsumer);
+  });
+
+  it('factories called outside createMachine (as a host does) share the one engine of the memory store', () => {
+    const memory = new PhysicalMemory();
+    memory.addRam(0x4000_0000n, 0x10_0000n);
+    const smmu = IOMMU_FACTORIES.smmuv3!({ memory, description: { kind: 'smmuv3', base: 0x900_0000n }, strict: false, seed: 0 }) as SmmuV3;
+    const vtd = createVtdIommu({ memory, description: { kind: 'vtd', base: 0xfed9_0000n }, strict: false, seed: 0 });
+    const engine = queueEngineFor(memory.store);
+    expect(engine?.impl).toBe('wasm');
+    expect((smmu.commandQueueConsumer as EngineCommandQueueConsumer).engine).toBe(engine);
+    expect((vtdConsumer({ iommus: new Map([['dmar', vtd]]) }) as EngineInvalidationQueueConsumer).engine).toBe(engine);
+    const ts = IOMMU_FACTORIES.smmuv3!({ memory, description: { kind: 'smmuv3', base: 0x900_0000n }, strict: false, seed: 0, queueConsumers: 'typescript' }) as SmmuV3;
+    expect(ts.commandQueueConsumer).toBe(typescriptCommandQueueConsumer);
   });
 
   it('a consumer named in the IOMMU options wins over the machine engine', () => {
