@@ -19,12 +19,35 @@ export interface CommandRing {
   readonly prod: number;
   /** CONS (index + wrap, without the ERR field). */
   readonly cons: number;
+  /**
+   * Which hardware queue this is (`'cmdq'`, `'vcmdq3'`, ...): consumers that keep state per
+   * queue (the queue engine's ring mapping, a pending ATC_INV timeout) key it by this.
+   * Default `'cmdq'`.
+   */
+  readonly id?: string;
+}
+
+/**
+ * What a guest-owned Tegra241 VCMDQ (VINTF HYP_OWN = 0) substitutes, for consumers that
+ * restrict and rewrite commands themselves (the queue engine) instead of calling
+ * {@link CommandExecutor.execute}: the VINTF's VMID, its enabled SID_MATCH → SID_REPLACE
+ * slots, and the SMMU's own executor that runs the rewritten commands.
+ */
+export interface GuestQueueContext {
+  /** VINTF CONFIG.VMID, stamped into TLBI_NH_ASID / TLBI_NH_VA. */
+  readonly vmid: number;
+  /** Enabled slots as virtual SID → physical SID (the first slot wins for a repeated virtual SID). */
+  readonly streams: readonly (readonly [vsid: number, psid: number])[];
+  /** The SMMU's executor for commands after substitution. */
+  readonly host: CommandExecutor;
 }
 
 /** Executes one command; returns a CONS.ERR code ({@link CMDQ_ERR}.NONE when it took effect). */
 export interface CommandExecutor {
   /** Executes the command `dw0`,`dw1`. */
   execute(dw0: bigint, dw1: bigint): number;
+  /** Set for a guest-owned VCMDQ: what `execute` restricts and substitutes before the SMMU runs a command. */
+  readonly guest?: GuestQueueContext;
 }
 
 /** Where consumption stopped. */

@@ -9,7 +9,18 @@ export { identityTranslator } from './translator.js';
 export type { DmaEndpoint, DmaFault, DmaRequest, DmaTranslation, DmaTranslator, EndpointRegistry, PageRequest, PageRequestSink } from './translator.js';
 export { AddressTranslationCache, DmaError, PciDevice, requesterIdOf } from './pci.js';
 export type { AtcEntry, Bdf, DmaOperation, DmaResult, PciCapabilities, PciDeviceOptions } from './pci.js';
-export { IOMMU_FACTORIES, MachineDescriptionError, createMachine } from './machine.js';
+export { IOMMU_FACTORIES, MachineDescriptionError, createMachine, createMachineWithEngine } from './machine.js';
+export {
+  EngineCommandQueueConsumer,
+  EngineInvalidationQueueConsumer,
+  QueueEngineMismatchError,
+  adoptQueueEngine,
+  loadQueueEngineSync,
+  modelQueueEngine,
+  queueEngineFor,
+  smmuCommandOfEffect,
+  vtdDescriptorOfEffect,
+} from './engine-consumers.js';
 export type {
   DeviceDescription,
   IommuDescription,
@@ -20,13 +31,14 @@ export type {
   IommuOptionsByKind,
   Machine,
   MachineDescription,
+  QueueConsumerKind,
 } from './machine.js';
 export { BitLayoutError, defineBitLayout } from './bitfield.js';
 export type { BitFieldReader, BitFieldSpec, BitFields, BitLayout } from './bitfield.js';
 export { HardwareCache } from './cache.js';
 export type { HardwareCacheOptions } from './cache.js';
 export { typescriptCommandQueueConsumer } from './cmdq.js';
-export type { CommandExecutor, CommandQueueConsumer, CommandQueueResult, CommandRing } from './cmdq.js';
+export type { CommandExecutor, CommandQueueConsumer, CommandQueueResult, CommandRing, GuestQueueContext } from './cmdq.js';
 export { queueEmpty, queueFull, queueIncrement, queueIndex, queuePointer } from './queue.js';
 export * from './smmuv3-layouts.js';
 export { PERM, levelShift, permits, s1StartLevel, walk } from './smmuv3-walk.js';

@@ -2,7 +2,8 @@
  * A machine description (RAM, IOMMUs, devices behind them) and {@link createMachine}, which
  * builds the memory map and the hardware instances. The host's presets use it.
  */
-import { PhysicalStore } from '@iommufd/queue-engine';
+import { PhysicalStore, createQueueEngine, type QueueEngine } from '@iommufd/queue-engine';
+import { EngineCommandQueueConsumer, adoptQueueEngine, modelQueueEngine, queueEngineFor } from './engine-consumers.js';
 import { PhysicalMemory, type MmioDevice } from './memory.js';
 import { PciDevice, type Bdf, type PciCapabilities } from './pci.js';
 import { SmmuV3, type SmmuV3Options } from './smmuv3.js';
@@ -65,7 +66,17 @@ export interface MachineDescription {
   readonly strict?: boolean;
   /** Seed for pseudo-random choices of the models (the SMMUv3 caches evict oldest-first and ignore it). Default 0. */
   readonly seed?: number;
+  /**
+   * Who consumes the command / invalidation queues: `'engine'` (default) the WebAssembly
+   * queue engine of `@iommufd/queue-engine` reading the rings in the machine's
+   * `PhysicalStore`, falling back to `'typescript'` where WebAssembly (or the built engine)
+   * is unavailable; `'typescript'` the model's TypeScript consumers. Both behave the same.
+   */
+  readonly queueConsumers?: QueueConsumerKind;
 }
+
+/** The queue consumers of a machine: the WebAssembly queue engine or the model's TypeScript consumers. */
+export type QueueConsumerKind = 'engine' | 'typescript';
 
 /** An IOMMU instance: its register file plus its translation port. */
 export interface IommuInstance extends MmioDevice, DmaTranslator {
@@ -87,6 +98,14 @@ export interface IommuFactoryContext {
   readonly strict: boolean;
   /** Machine seed. */
   readonly seed: number;
+  /**
+   * Who consumes the IOMMU's queues: `'engine'` (default) the queue engine — `queueEngine`,
+   * else the one engine of `memory.store` (`queueEngineFor`) —, `'typescript'` the model's
+   * TypeScript consumers. A consumer named in the model options wins.
+   */
+  readonly queueConsumers?: QueueConsumerKind;
+  /** The queue engine to use (default: the store's). */
+  readonly queueEngine?: QueueEngine;
 }
 
 /** Builds one IOMMU instance of a kind. */
@@ -108,6 +127,10 @@ export interface Machine {
   readonly iommus: ReadonlyMap<string, IommuInstance>;
   /** Devices in description order. */
   readonly devices: readonly PciDevice[];
+  /** Who consumes the IOMMUs' queues (`'typescript'` also when the engine was asked for but could not load). */
+  readonly queueConsumers: QueueConsumerKind;
+  /** The queue engine over `memory.store`, when `queueConsumers` is `'engine'`. */
+  readonly queueEngine?: QueueEngine;
 }
 
 /**
@@ -115,23 +138,60 @@ export interface Machine {
  * row here; `createMachine` can also be given extra factories.
  */
 export const IOMMU_FACTORIES: Partial<Record<IommuKind, IommuFactory>> = {
-  smmuv3: ({ memory, description, strict }) => smmuWith(SmmuV3, memory, description.options as SmmuV3Options | undefined, strict),
-  'tegra241-cmdqv': ({ memory, description, strict }) =>
-    smmuWith(Tegra241Smmu, memory, description.options as Tegra241SmmuOptions | undefined, strict),
+  smmuv3: (context) => smmuWith(SmmuV3, context),
+  'tegra241-cmdqv': (context) => smmuWith(Tegra241Smmu, context),
   vtd: createVtdIommu,
 };
 
-/** Builds an SMMU model; the machine's strict mode wins over a model option of false. */
-function smmuWith<O extends SmmuV3Options, T>(Model: new (memory: PhysicalMemory, options: O) => T, memory: PhysicalMemory, options: O | undefined, strict: boolean): T {
-  return new Model(memory, { ...(options ?? ({} as O)), strict: strict || options?.strict === true });
+/**
+ * Builds an SMMU model; the machine's strict mode wins over a model option of false, and
+ * the machine's queue engine consumes its queues unless the options name a consumer.
+ */
+function smmuWith<O extends SmmuV3Options, T extends SmmuV3>(Model: new (memory: PhysicalMemory, options: O) => T, context: IommuFactoryContext): T {
+  const options = context.description.options as O | undefined;
+  const smmu = new Model(context.memory, { ...(options ?? ({} as O)), strict: context.strict || options?.strict === true });
+  const engine = modelQueueEngine(context.memory, context.queueConsumers, context.queueEngine);
+  if (engine !== undefined && options?.commandQueueConsumer === undefined) smmu.commandQueueConsumer = new EngineCommandQueueConsumer(engine, smmu);
+  return smmu;
 }
 
-/** Builds the memory map, IOMMUs and devices of `desc`. */
+/**
+ * Builds the memory map, IOMMUs and devices of `desc`. With `queueConsumers: 'engine'` (the
+ * default) the WebAssembly queue engine is instantiated synchronously over the machine's
+ * store (see {@link createMachineWithEngine} for the asynchronous loader); where it cannot
+ * load, the TypeScript consumers run and {@link Machine.queueConsumers} says so.
+ */
 export function createMachine(
   desc: MachineDescription,
   factories: Partial<Record<IommuKind, IommuFactory>> = IOMMU_FACTORIES,
 ): Machine {
-  const memory = new PhysicalMemory(new PhysicalStore());
+  const store = new PhysicalStore();
+  return buildMachine(desc, factories, store, (desc.queueConsumers ?? 'engine') === 'engine' ? queueEngineFor(store) : undefined);
+}
+
+/**
+ * {@link createMachine} with the queue engine obtained through `@iommufd/queue-engine`'s
+ * asynchronous `createQueueEngine` (WebAssembly only; the TypeScript consumers where it
+ * cannot load), for hosts that load the engine the way the package documents it.
+ */
+export async function createMachineWithEngine(
+  desc: MachineDescription,
+  factories: Partial<Record<IommuKind, IommuFactory>> = IOMMU_FACTORIES,
+): Promise<Machine> {
+  const store = new PhysicalStore();
+  let engine: QueueEngine | undefined;
+  if ((desc.queueConsumers ?? 'engine') === 'engine') engine = await createQueueEngine(store, { impl: 'wasm' }).catch(() => undefined);
+  if (engine !== undefined) adoptQueueEngine(engine);
+  return buildMachine(desc, factories, store, engine);
+}
+
+function buildMachine(
+  desc: MachineDescription,
+  factories: Partial<Record<IommuKind, IommuFactory>>,
+  store: PhysicalStore,
+  queueEngine: QueueEngine | undefined,
+): Machine {
+  const memory = new PhysicalMemory(store);
   const ramBase = desc.ramBase ?? 0x4000_0000n;
   memory.addRam(ramBase, desc.ramBytes);
   const strict = desc.strict ?? false;
@@ -142,7 +202,8 @@ export function createMachine(
     if (iommus.has(name)) throw new MachineDescriptionError(`two IOMMUs are named '${name}'; give each a unique name`);
     const factory = factories[d.kind];
     if (factory === undefined) throw new MachineDescriptionError(`IOMMU kind '${d.kind}' has no model in this build of @iommufd/hw-model`);
-    const inst = factory({ memory, description: d, strict, seed });
+    const queues = queueEngine !== undefined ? { queueConsumers: 'engine' as const, queueEngine } : { queueConsumers: 'typescript' as const };
+    const inst = factory({ memory, description: d, strict, seed, ...queues });
     memory.addMmio(d.base, inst.mmioSize, inst);
     for (const x of inst.extraMmio ?? []) memory.addMmio(d.base + x.offset, x.size, x.device);
     iommus.set(name, inst);
@@ -164,5 +225,12 @@ export function createMachine(
     seen.add(dev.requesterId);
     return dev;
   });
-  return { description: desc, memory, iommus, devices };
+  return {
+    description: desc,
+    memory,
+    iommus,
+    devices,
+    queueConsumers: queueEngine !== undefined ? 'engine' : 'typescript',
+    ...(queueEngine !== undefined ? { queueEngine } : {}),
+  };
 }

@@ -6,7 +6,7 @@
  */
 import { HardwareCache } from './cache.js';
 import { SmmuTlb, type TlbEntry } from './smmuv3-tlb.js';
-import { typescriptCommandQueueConsumer, type CommandExecutor, type CommandQueueConsumer } from './cmdq.js';
+import { typescriptCommandQueueConsumer, type CommandExecutor, type CommandQueueConsumer, type CommandQueueResult, type CommandRing } from './cmdq.js';
 import type { MmioDevice, PhysicalMemory } from './memory.js';
 import { queueFull, queueIncrement, queueIndex, queuePointer } from './queue.js';
 import {
@@ -241,7 +241,10 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     priqIrqCfg2: 0,
   };
   private readonly endpoints = new Map<number, DmaEndpoint[]>();
-  private atcSyncPending = false;
+  /** Queues (CommandRing ids) with an ATC_INV that did not complete: their next CMD_SYNC fails. */
+  private readonly atcSyncPending = new Set<string>();
+  /** The queue whose commands are executing (CMD_SYNC waits only for its own queue's commands). */
+  private activeQueue = 'cmdq';
   private readonly s1p: boolean;
   private readonly s2p: boolean;
   private readonly oasBits: number;
@@ -483,16 +486,26 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     if (((r.gerror ^ r.gerrorn) & 1) !== 0) return;
     const log2Size = Math.min(SMMU_Q_BASE.num([r.cmdqBase], 'LOG2SIZE'), this.qMax('CMDQS'));
     const base = SMMU_Q_BASE.get([r.cmdqBase], 'ADDR') << 5n;
-    const res = this.commandQueueConsumer.consume(
-      { base, log2Size, prod: queuePointer(r.cmdqProd, log2Size), cons: queuePointer(r.cmdqCons, log2Size) },
-      this.memory,
-      this.executor,
-    );
+    const res = this.consumeRing({ base, log2Size, prod: queuePointer(r.cmdqProd, log2Size), cons: queuePointer(r.cmdqCons, log2Size), id: 'cmdq' }, this.executor);
     if (res.error !== CMDQ_ERR.NONE) {
       r.cmdqCons = res.cons | (res.error << 24);
       this.raiseGlobalError(GERROR_BIT.CMDQ_ERR);
     } else {
       r.cmdqCons = res.cons | (r.cmdqCons & 0x7f00_0000);
+    }
+  }
+
+  /**
+   * @internal Runs the consumer on one of this SMMU's command rings (the CMDQ or a VCMDQ);
+   * while it runs, ATC_INV / CMD_SYNC completion is tracked for that ring alone.
+   */
+  consumeRing(ring: CommandRing & { readonly id: string }, executor: CommandExecutor): CommandQueueResult {
+    const outer = this.activeQueue;
+    this.activeQueue = ring.id;
+    try {
+      return this.commandQueueConsumer.consume(ring, this.memory, executor);
+    } finally {
+      this.activeQueue = outer;
     }
   }
 
@@ -529,7 +542,14 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
   }
   /** @internal Forwards ATC_INV to the devices of a StreamID; remembers an incomplete one for the next CMD_SYNC. */
   cmdAtcInv(sid: number, pasid: number | undefined, address: bigint, size: bigint | undefined): void {
-    for (const ep of this.endpoints.get(sid) ?? []) if (!ep.atcInvalidate(pasid, address, size)) this.atcSyncPending = true;
+    for (const ep of this.endpoints.get(sid) ?? []) if (!ep.atcInvalidate(pasid, address, size)) this.atcSyncPending.add(this.activeQueue);
+  }
+  /**
+   * @internal Reports and forgets an ATC_INV that did not complete (the engine consumer
+   * carries it to the next CMD_SYNC of the same queue itself).
+   */
+  takeAtcSyncPending(): boolean {
+    return this.atcSyncPending.delete(this.activeQueue);
   }
   /** @internal Delivers PRI_RESP to the devices of a StreamID. */
   cmdPriResp(sid: number, pasid: number | undefined, prgi: number, code: number): void {
@@ -537,12 +557,12 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
   }
   /** @internal Completes a CMD_SYNC (MSI write, SEV or nothing); CERROR_ATC_INV_SYNC after an incomplete ATC_INV. */
   cmdSync(w: bigint[]): number {
-    // A SYNC completes only after earlier ATC invalidations did.
-    if (this.atcSyncPending) {
-      this.atcSyncPending = false;
-      return CMDQ_ERR.ATC_INV_SYNC;
-    }
     const cs = SMMU_CMD_SYNC.num(w, 'CS');
+    // A reserved CS is a malformed command (CERROR_ILL, found when it is decoded) and leaves
+    // the earlier ATC_INV outstanding; a well-formed SYNC completes only after earlier ATC
+    // invalidations of its queue did.
+    if (cs !== CMD_SYNC_CS.NONE && cs !== CMD_SYNC_CS.IRQ && cs !== CMD_SYNC_CS.SEV) return CMDQ_ERR.ILL;
+    if (this.atcSyncPending.delete(this.activeQueue)) return CMDQ_ERR.ATC_INV_SYNC;
     if (cs === CMD_SYNC_CS.IRQ) {
       if (this.idr0('MSI')) {
         const addr = SMMU_CMD_SYNC.get(w, 'MSIADDR') << 2n;
@@ -550,7 +570,6 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
         else this.memory.write32(addr, SMMU_CMD_SYNC.num(w, 'MSIDATA'));
       } else this.interrupts.cmdSync++;
     } else if (cs === CMD_SYNC_CS.SEV) this.interrupts.sev++;
-    else if (cs !== CMD_SYNC_CS.NONE) return CMDQ_ERR.ILL;
     return CMDQ_ERR.NONE;
   }
   /** @internal Whether the ID registers advertise a feature. */

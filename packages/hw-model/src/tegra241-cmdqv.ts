@@ -377,11 +377,7 @@ export class Tegra241Cmdqv implements MmioDevice {
     const log2Size = Math.min(VCMDQ_BASE.num([q.base], 'LOG2SIZE'), SMMU_IDR1.num([BigInt(this.smmu.idr[1])], 'CMDQS'));
     const base = VCMDQ_BASE.get([q.base], 'ADDR') << 5n;
     const executor = VINTF_CONFIG.num([BigInt(vi.config)], 'HYP_OWN') === 1 ? this.smmu.executor : this.guestExecutor(vi);
-    const res = this.smmu.commandQueueConsumer.consume(
-      { base, log2Size, prod: queuePointer(q.prod, log2Size), cons: queuePointer(q.cons, log2Size) },
-      this.smmu.memory,
-      executor,
-    );
+    const res = this.smmu.consumeRing({ base, log2Size, prod: queuePointer(q.prod, log2Size), cons: queuePointer(q.cons, log2Size), id: `vcmdq${index}` }, executor);
     if (res.error === CMDQ_ERR.NONE) {
       q.cons = res.cons | (q.cons & 0x7f00_0000);
     } else {
@@ -398,7 +394,17 @@ export class Tegra241Cmdqv implements MmioDevice {
 
   /** A guest VINTF's view of the SMMU: restricted opcodes, VMID stamped, vSID → pSID. */
   private guestExecutor(vi: Vintf): CommandExecutor {
+    const streams: [number, number][] = [];
+    const seen = new Set<number>();
+    vi.sidMatch.forEach((m, slot) => {
+      const vsid = VINTF_SID_MATCH.num([BigInt(m)], 'VIRT_SID');
+      if (VINTF_SID_MATCH.num([BigInt(m)], 'ENABLE') === 1 && !seen.has(vsid)) {
+        seen.add(vsid);
+        streams.push([vsid, vi.sidReplace[slot]!]);
+      }
+    });
     return {
+      guest: { vmid: VINTF_CONFIG.num([BigInt(vi.config)], 'VMID'), streams, host: this.smmu.executor },
       execute: (dw0, dw1) => {
         const w = [dw0, dw1];
         const op = SMMU_CMD.num(w, 'OPCODE');

@@ -52,6 +52,7 @@ import {
   type VtdRegisterSpec,
 } from './vtd-registers.js';
 import { lookupContext, vtdTranslate, type VtdTranslateUnit } from './vtd-translate.js';
+import { EngineInvalidationQueueConsumer, modelQueueEngine } from './engine-consumers.js';
 import type { IommuFactoryContext } from './machine.js';
 import type { MmioDevice } from './memory.js';
 import type { DmaEndpoint, DmaRequest, DmaTranslation, DmaTranslator, EndpointRegistry } from './translator.js';
@@ -686,5 +687,8 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
  */
 export function createVtdIommu(context: IommuFactoryContext): VtdIommu {
   const options = (context.description.options ?? {}) as VtdIommuOptions;
-  return new VtdIommu(context.memory, { ...options, strict: context.strict || options.strict === true });
+  // The queue engine consumes the invalidation queue unless the options name a consumer.
+  const engine = options.queueConsumer === undefined ? modelQueueEngine(context.memory, context.queueConsumers, context.queueEngine) : undefined;
+  const queueConsumer = engine === undefined ? options.queueConsumer : (config: VtdIqConfig) => new EngineInvalidationQueueConsumer(engine, context.memory, config);
+  return new VtdIommu(context.memory, { ...options, strict: context.strict || options.strict === true, ...(queueConsumer !== undefined ? { queueConsumer } : {}) });
 }

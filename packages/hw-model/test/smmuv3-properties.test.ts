@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CMDQ_OP, SMMU_CD, SMMU_REG, SMMU_STE, createMachine, type DmaTranslation, type PhysicalMemory, type Tegra241Smmu } from '../src/index.js';
 import { GuestRam, PageTables, SmmuDriver, s1Cd, s2Ste } from './support/smmu-driver.js';
+import { QUEUE_CONSUMERS, useQueueConsumer } from './support/consumers.js';
 
 /** An independent, deliberately plain 4 KiB-granule walk over the same memory. */
 function referenceWalk(
@@ -131,43 +132,47 @@ describe('SMMUv3 walker agrees with a reference walk (fast-check)', () => {
 
 const OPS = Object.values(CMDQ_OP);
 
-describe('random command streams (fast-check)', () => {
-  it('never crash, stop only with an architected error, and only ever shrink the caches', () => {
-    const cmd = fc.tuple(fc.oneof(fc.constantFrom(...OPS), fc.integer({ min: 0, max: 255 })), fc.bigInt({ min: 0n, max: (1n << 56n) - 1n }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }));
-    fc.assert(
-      fc.property(fc.array(cmd, { minLength: 1, maxLength: 40 }), fc.boolean(), (cmds, hyp) => {
-        const d = new SmmuDriver({ cmdqLog2: 4, smmu: { hyp } });
-        d.bringUp();
-        // Populate the caches with one S1 translation.
-        const pt = new PageTables(d.mem, 1, 0, () => d.mem.allocPages(1)[0]!);
-        pt.map(0x1000n, d.mem.allocPages(1)[0]!);
-        const cd = d.mem.allocPages(1)[0]!;
-        d.mem.write(cd, SMMU_CD.toBytes(s1Cd(pt.root, 1)));
-        d.writeSte(8, SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: cd >> 6n }));
-        d.cfgiSte(8);
-        expect(d.smmu.translate({ requesterId: 8, streamId: 8, iova: 0x1000n, write: false }).ok).toBe(true);
-        for (const [op, hi, dw1] of cmds) {
-          const before = { tlb: d.smmu.tlb.size, cfg: d.smmu.configCache.size };
-          // Keep SSec clear half of the time so most commands are legal.
-          d.issue([[(hi << 8n) | BigInt(op), dw1]]);
-          const cons = d.reg32(SMMU_REG.CMDQ_CONS);
-          const prod = d.reg32(SMMU_REG.CMDQ_PROD);
-          const active = (d.reg32(SMMU_REG.GERROR) ^ d.reg32(SMMU_REG.GERRORN)) & 1;
-          expect(d.smmu.tlb.size).toBeLessThanOrEqual(before.tlb);
-          expect(d.smmu.configCache.size).toBeLessThanOrEqual(before.cfg);
-          if (active) {
-            expect([1, 2, 3]).toContain(cons >>> 24);
-            expect(cons & 0x1f).not.toBe(prod & 0x1f);
-            // Linux skip-err: replace the entry by a CMD_SYNC and acknowledge.
-            d.mem.write64(d.cmdq + BigInt((cons & 0xf) * 16), BigInt(CMDQ_OP.CMD_SYNC));
-            d.mem.write64(d.cmdq + BigInt((cons & 0xf) * 16) + 8n, 0n);
-            d.w32(SMMU_REG.GERRORN, d.reg32(SMMU_REG.GERROR));
+describe.each(QUEUE_CONSUMERS)('%s queue consumer', (consumer) => {
+  useQueueConsumer(consumer);
+
+  describe('random command streams (fast-check)', () => {
+    it('never crash, stop only with an architected error, and only ever shrink the caches', () => {
+      const cmd = fc.tuple(fc.oneof(fc.constantFrom(...OPS), fc.integer({ min: 0, max: 255 })), fc.bigInt({ min: 0n, max: (1n << 56n) - 1n }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }));
+      fc.assert(
+        fc.property(fc.array(cmd, { minLength: 1, maxLength: 40 }), fc.boolean(), (cmds, hyp) => {
+          const d = new SmmuDriver({ cmdqLog2: 4, smmu: { hyp } });
+          d.bringUp();
+          // Populate the caches with one S1 translation.
+          const pt = new PageTables(d.mem, 1, 0, () => d.mem.allocPages(1)[0]!);
+          pt.map(0x1000n, d.mem.allocPages(1)[0]!);
+          const cd = d.mem.allocPages(1)[0]!;
+          d.mem.write(cd, SMMU_CD.toBytes(s1Cd(pt.root, 1)));
+          d.writeSte(8, SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: cd >> 6n }));
+          d.cfgiSte(8);
+          expect(d.smmu.translate({ requesterId: 8, streamId: 8, iova: 0x1000n, write: false }).ok).toBe(true);
+          for (const [op, hi, dw1] of cmds) {
+            const before = { tlb: d.smmu.tlb.size, cfg: d.smmu.configCache.size };
+            // Keep SSec clear half of the time so most commands are legal.
+            d.issue([[(hi << 8n) | BigInt(op), dw1]]);
+            const cons = d.reg32(SMMU_REG.CMDQ_CONS);
+            const prod = d.reg32(SMMU_REG.CMDQ_PROD);
+            const active = (d.reg32(SMMU_REG.GERROR) ^ d.reg32(SMMU_REG.GERRORN)) & 1;
+            expect(d.smmu.tlb.size).toBeLessThanOrEqual(before.tlb);
+            expect(d.smmu.configCache.size).toBeLessThanOrEqual(before.cfg);
+            if (active) {
+              expect([1, 2, 3]).toContain(cons >>> 24);
+              expect(cons & 0x1f).not.toBe(prod & 0x1f);
+              // Linux skip-err: replace the entry by a CMD_SYNC and acknowledge.
+              d.mem.write64(d.cmdq + BigInt((cons & 0xf) * 16), BigInt(CMDQ_OP.CMD_SYNC));
+              d.mem.write64(d.cmdq + BigInt((cons & 0xf) * 16) + 8n, 0n);
+              d.w32(SMMU_REG.GERRORN, d.reg32(SMMU_REG.GERROR));
+            }
+            expect(d.reg32(SMMU_REG.CMDQ_CONS) & 0x1f).toBe(prod & 0x1f);
           }
-          expect(d.reg32(SMMU_REG.CMDQ_CONS) & 0x1f).toBe(prod & 0x1f);
-        }
-      }),
-      { numRuns: 100 },
-    );
+        }),
+        { numRuns: 100 },
+      );
+    });
   });
 });
 

@@ -3,6 +3,7 @@
 // constants here are the kernel's (DMA_GCMD_*, QI_*, PASID entry bits), spelled out so that
 // the tests do not read the model's own layouts back.
 import { createMachine, type DmaRequest, type Machine, type PciCapabilities, type VtdIommu, type VtdIommuOptions } from '../src/index.js';
+import { expectQueueConsumer, machineQueueConsumers } from './support/consumers.js';
 
 export const VTD_BASE = 0xfed9_0000n;
 const GCMD = 0x18;
@@ -41,15 +42,19 @@ export class LinuxVtd {
     readonly options: VtdIommuOptions = {},
     devices: readonly DeviceSpec[] = [{ bus: 0, dev: 2, fn: 0 }],
     strict = false,
+    /** 256-bit descriptors (IQA.DW); default: in scalable mode. */
+    wideQueue = options.scalableMode ?? true,
   ) {
     this.machine = createMachine({
       ramBytes: 0x1000_0000n,
       strict,
+      queueConsumers: machineQueueConsumers(),
       iommus: [{ kind: 'vtd', base: VTD_BASE, name: 'dmar0', options }],
       devices: devices.map((d) => ({ bdf: { bus: d.bus, dev: d.dev, fn: d.fn }, iommu: 'dmar0', ...(d.capabilities ? { capabilities: d.capabilities } : {}) })),
     });
+    expectQueueConsumer(this.machine);
     this.iommu = this.machine.iommus.get('dmar0') as VtdIommu;
-    this.wide = options.scalableMode ?? true;
+    this.wide = wideQueue;
   }
 
   get mem() {
@@ -73,16 +78,16 @@ export class LinuxVtd {
 
   /** iommu_set_root_entry + dmar_enable_qi + PRQ setup + iommu_enable_translation. */
   bringUp(opts: { te?: boolean } = {}): void {
-    const sm = this.wide;
+    const sm = this.options.scalableMode ?? true;
     this.rootTable = this.page();
     this.w64(REG.RTADDR, this.rootTable | (sm ? 1n << 10n : 0n));
     this.w32(GCMD, SRTP);
     if ((this.r32(GSTS) & SRTP) === 0) throw new Error('RTPS not set');
     // dmar_enable_qi: IQT = 0, IQA = base | DW | QS, then QIE.
-    this.iq = this.page(sm ? 2 : 1);
+    this.iq = this.page(this.wide ? 2 : 1);
     this.statusPage = this.page();
     this.w32(REG.IQT, 0);
-    this.w64(REG.IQA, this.iq | (sm ? (1n << 11n) | 1n : 0n));
+    this.w64(REG.IQA, this.iq | (this.wide ? (1n << 11n) | 1n : 0n));
     this.w32(GCMD, QIE);
     if ((this.r32(GSTS) & QIE) === 0) throw new Error('QIES not set');
     this.w32(REG.FEDATA, 0x41);

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DEVFN, LinuxVtd, mapFs, mapSs, REG, req, SID } from './vtd-linux.js';
+import { QUEUE_CONSUMERS, useQueueConsumer } from './support/consumers.js';
 
 const ADDR = 0x000f_ffff_ffff_f000n;
 
@@ -128,34 +129,38 @@ const step = fc.oneof(
   fc.record({ kind: fc.constant('dma' as const), iova: fc.bigInt({ min: 0n, max: 1n << 40n }) }),
 );
 
-describe('VT-d invalidation queue under random descriptor streams (property)', () => {
-  it('never throws and leaves only architecturally allowed states', () => {
-    fc.assert(
-      fc.property(fc.array(step, { minLength: 1, maxLength: 20 }), (steps) => {
-        const v = new LinuxVtd();
-        v.bringUp();
-        v.smContext(0, DEVFN);
-        v.setPasidEntry(SID, 0, LinuxVtd.pasidEntry({ pgtt: 4, did: 1 }));
-        // Any status write lands in RAM: keep wait addresses inside it.
-        for (const s of steps) {
-          if (s.kind === 'batch') v.enqueue(s.descs.map((d) => (Number(d[0] & 0xfn) === 5 ? [d[0], 0x4000_0000n | (d[1] & 0xfff_fffcn), d[2], d[3]] : d)));
-          else if (s.kind === 'clear') v.w32(REG.FSTS, s.bits);
-          else if (s.kind === 'tail') {
-            v.w32(REG.IQT, s.value);
-            v.iqTail = (Number(v.r64(REG.IQT)) >> 5) % v.iqEntries;
-          } else v.iommu.translate(req(s.iova));
-          const fsts = v.r32(REG.FSTS);
-          expect(fsts & ~0xff73).toBe(0);
-          const head = Number(v.r64(REG.IQH));
-          expect(head % 32).toBe(0);
-          expect(head >> 5).toBeLessThan(v.iqEntries);
-          if ((fsts & 0x50) === 0 && (Number(v.r64(REG.IQT)) >> 5) < v.iqEntries) expect(head).toBe(Number(v.r64(REG.IQT)) & ~0x1f);
-          if (fsts & 0x10) expect(Number(v.r64(REG.IQER) & 0xfn)).toBeGreaterThan(0);
-          expect(v.r32(REG.GSTS) & (1 << 26)).toBe(1 << 26);
-        }
-      }),
-      { numRuns: 150, seed: 0xd15c },
-    );
+describe.each(QUEUE_CONSUMERS)('%s queue consumer', (consumer) => {
+  useQueueConsumer(consumer);
+
+  describe('VT-d invalidation queue under random descriptor streams (property)', () => {
+    it('never throws and leaves only architecturally allowed states', () => {
+      fc.assert(
+        fc.property(fc.array(step, { minLength: 1, maxLength: 20 }), (steps) => {
+          const v = new LinuxVtd();
+          v.bringUp();
+          v.smContext(0, DEVFN);
+          v.setPasidEntry(SID, 0, LinuxVtd.pasidEntry({ pgtt: 4, did: 1 }));
+          // Any status write lands in RAM: keep wait addresses inside it.
+          for (const s of steps) {
+            if (s.kind === 'batch') v.enqueue(s.descs.map((d) => (Number(d[0] & 0xfn) === 5 ? [d[0], 0x4000_0000n | (d[1] & 0xfff_fffcn), d[2], d[3]] : d)));
+            else if (s.kind === 'clear') v.w32(REG.FSTS, s.bits);
+            else if (s.kind === 'tail') {
+              v.w32(REG.IQT, s.value);
+              v.iqTail = (Number(v.r64(REG.IQT)) >> 5) % v.iqEntries;
+            } else v.iommu.translate(req(s.iova));
+            const fsts = v.r32(REG.FSTS);
+            expect(fsts & ~0xff73).toBe(0);
+            const head = Number(v.r64(REG.IQH));
+            expect(head % 32).toBe(0);
+            expect(head >> 5).toBeLessThan(v.iqEntries);
+            if ((fsts & 0x50) === 0 && (Number(v.r64(REG.IQT)) >> 5) < v.iqEntries) expect(head).toBe(Number(v.r64(REG.IQT)) & ~0x1f);
+            if (fsts & 0x10) expect(Number(v.r64(REG.IQER) & 0xfn)).toBeGreaterThan(0);
+            expect(v.r32(REG.GSTS) & (1 << 26)).toBe(1 << 26);
+          }
+        }),
+        { numRuns: 150, seed: 0xd15c },
+      );
+    });
   });
 });
 

@@ -17,6 +17,7 @@ import {
   type SmmuV3,
   type SmmuV3Options,
 } from '../../src/index.js';
+import { expectQueueConsumer, machineQueueConsumers } from './consumers.js';
 
 export const SMMU_BASE = 0x900_0000n;
 
@@ -47,6 +48,7 @@ export class SmmuDriver {
     this.machine = createMachine({
       ramBytes: 0x1000_0000n,
       strict: o.strict ?? false,
+      queueConsumers: machineQueueConsumers(),
       iommus: [{ kind: 'smmuv3', name: 'smmu0', base: SMMU_BASE, options: o.smmu ?? {} }],
       devices: Array.from({ length: o.devices ?? 2 }, (_, i) => ({
         bdf: { bus: 0, dev: i + 1, fn: 0 },
@@ -54,6 +56,7 @@ export class SmmuDriver {
         capabilities: { ats: true, pri: true, pasid: { maxPasidLog2: 20, exec: true, priv: true } },
       })),
     });
+    expectQueueConsumer(this.machine);
     this.mem = this.machine.memory;
     this.smmu = this.machine.iommus.get('smmu0') as SmmuV3;
     this.twoLevel = o.twoLevel ?? false;
