@@ -81,3 +81,22 @@ export function errnoOf(f: () => unknown): number {
     return e.errno;
   }
 }
+
+/**
+ * A host with one device (`deviceIndex`) bound to a fresh /dev/iommu and attached to a new
+ * IOAS, plus one page of anonymous memory holding `bytes` — the set-up of the small
+ * per-platform DMA checks.
+ */
+export async function attachedDevice(options: HostOptions, deviceIndex: number, bytes: Uint8Array) {
+  const host = await createHost(options);
+  const p = host.process;
+  const fd = p.open('/dev/iommu');
+  const path = host.vfioDevices[deviceIndex]!;
+  const dev = p.open(path);
+  U.vfioDeviceBindIommufd(p, dev, { iommufd: fd });
+  const ioas = U.ioasAlloc(p, fd);
+  U.vfioDeviceAttachIommufdPt(p, dev, { ptId: ioas });
+  const va = p.mmap(4096n, U.PROT_READ | U.PROT_WRITE, U.MAP_PRIVATE | U.MAP_ANONYMOUS, -1, 0);
+  p.poke(va, bytes);
+  return { host, p, fd, path, ioas, va };
+}
