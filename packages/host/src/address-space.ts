@@ -331,7 +331,20 @@ export class AddressSpace {
 
   private dropPages(v: Vma, start: bigint, end: bigint): void {
     if (v.backing.kind === 'mmio') return;
-    for (let vpn = start >> HOST_PAGE_SHIFT; vpn < end >> HOST_PAGE_SHIFT; vpn++) {
+    const first = start >> HOST_PAGE_SHIFT;
+    const last = end >> HOST_PAGE_SHIFT;
+    // A sparse range larger than what is populated (a 1 TiB guest RAM mapping): walk the
+    // populated pages, so munmap costs what was touched, not what was reserved.
+    if (last - first > BigInt(this.anon.size)) {
+      for (const [vpn, pfn] of this.anon) {
+        if (vpn >= first && vpn < last) {
+          this.anon.delete(vpn);
+          this.refs.put(pfn);
+        }
+      }
+      return;
+    }
+    for (let vpn = first; vpn < last; vpn++) {
       const pfn = this.anon.get(vpn);
       if (pfn !== undefined) {
         this.anon.delete(vpn);
