@@ -1,0 +1,165 @@
+/**
+ * `createHost`: the simulated kernel a VMM program talks to — RAM, a platform (IOMMU +
+ * devices + driver), the VMM process, the device nodes (`/dev/iommu`, `/dev/vfio/vfio`,
+ * `/dev/vfio/devices/vfioN`) and device-initiated DMA.
+ */
+import { ENOENT } from '@iommufd/uapi';
+import { HostError } from './errors.js';
+import type { KernelFile } from './kernel-types.js';
+import type { FaultInjector } from '@iommufd/driver-api';
+import type { DmaRequest, DmaResult, HostObjectInfo, Platform, PlatformContext, PlatformName } from './platform.js';
+import { PageRefs, ramMemory, type HostPhysicalMemory } from './physical.js';
+import { ProcessImpl, type HostProcess } from './process.js';
+import { VfioDeviceFile } from './vfio-cdev.js';
+
+/** Options of {@link createHost}. */
+export interface HostOptions {
+  /** The machine preset. */
+  readonly platform: PlatformName;
+  /** Number of PCI devices behind the IOMMU (each gets a VFIO cdev). Default 1. */
+  readonly devices?: number;
+  /** RAM size in bytes (sparse: only touched pages cost memory). Default 4 GiB. */
+  readonly ramBytes?: bigint | number;
+  /** Hardware caches never evict, to expose every missing invalidation. Default false. */
+  readonly strict?: boolean;
+  /** Seed for anything randomised (deterministic runs). Default 1. */
+  readonly seed?: number;
+}
+
+/** Where RAM starts in the host's physical address space. */
+const RAM_BASE = 0x8000_0000n;
+const VFIO_DEVICES_DIR = '/dev/vfio/devices/vfio';
+
+/** The simulated machine and kernel. */
+export interface Host {
+  /** The preset this host runs. */
+  readonly platform: PlatformName;
+  /** VFIO device cdev paths, one per device: `/dev/vfio/devices/vfio0`, … */
+  readonly vfioDevices: readonly string[];
+  /** The VMM process. */
+  readonly process: HostProcess;
+  /** The machine's physical memory. */
+  readonly memory: HostPhysicalMemory;
+  /**
+   * A DMA initiated by the device behind `devicePath`, translated by the IOMMU for whatever
+   * the device is attached to (blocked when it is attached to nothing).
+   */
+  dma(devicePath: string, request: DmaRequest): DmaResult;
+  /** The objects of the iommufd context open at `fd` of the process (IDs, types, users, references). */
+  objects(fd: number): readonly HostObjectInfo[];
+  /** Long-term pins held on RAM pages (0 once every iommufd user has been torn down). */
+  readonly pinnedPages: number;
+  /** The VFIO binding of a device path: its DEVICE object ID when bound, else undefined. */
+  boundDeviceId(devicePath: string): number | undefined;
+  /**
+   * Every /dev/iommu context opened so far: whether its last close has run and the objects
+   * it still holds (empty once released). Leak checks use it after closing everything.
+   */
+  contexts(): readonly { readonly released: boolean; readonly objects: readonly HostObjectInfo[] }[];
+  /**
+   * Arms (or with `undefined` disarms) fault injection at every allocation point of the
+   * core and the drivers, like writing to /proc/self/task/<tid>/fail-nth.
+   */
+  setFaultInjector(injector: FaultInjector | undefined): void;
+}
+
+type PlatformFactory = (ctx: PlatformContext) => Promise<Platform>;
+
+/** Which issue brings each preset that is not wired in yet. */
+const PENDING_PLATFORMS: Partial<Record<PlatformName, string>> = {
+  'arm-smmuv3': 'issue #6 (arm-smmu-v3 driver) with issue #8 (presets)',
+  'tegra241-cmdqv': 'issue #6 (arm-smmu-v3 driver, Tegra241 CMDQV) with issue #8 (presets)',
+  'intel-vtd': 'issue #7 (intel-vtd driver) with issue #8 (presets)',
+};
+
+const factories: Partial<Record<PlatformName, PlatformFactory>> = {
+  mock: async (ctx) => (await import('./platforms/mock.js')).createMockPlatform(ctx),
+};
+
+/**
+ * Builds a host: RAM, the platform's IOMMU and devices with the driver probed, one VMM
+ * process, VFIO cdevs for each device.
+ *
+ * @throws {@link HostError} for an unknown or not yet available platform, or bad options.
+ */
+export async function createHost(options: HostOptions): Promise<Host> {
+  const name = options.platform;
+  const devices = options.devices ?? 1;
+  if (!Number.isInteger(devices) || devices < 0 || devices > 64) {
+    throw new HostError('BAD_OPTION', `devices must be an integer in [0, 64], got ${String(devices)}`);
+  }
+  const ramBytes = BigInt(options.ramBytes ?? 4n << 30n);
+  if (ramBytes < 1n << 20n || ramBytes % 4096n !== 0n) {
+    throw new HostError('BAD_OPTION', `ramBytes must be a multiple of 4096 and at least 1 MiB, got ${ramBytes}`);
+  }
+  const factory = factories[name];
+  if (!factory) {
+    const pending = PENDING_PLATFORMS[name];
+    if (pending) {
+      throw new HostError('PLATFORM_NOT_AVAILABLE', `platform '${name}' is not available yet: it arrives with ${pending}; use platform 'mock'`);
+    }
+    throw new HostError('UNKNOWN_PLATFORM', `unknown platform '${String(name)}'; expected one of 'mock', 'arm-smmuv3', 'tegra241-cmdqv', 'intel-vtd'`);
+  }
+  const memory = ramMemory(RAM_BASE, ramBytes);
+  const refs = new PageRefs(memory);
+  const processes = new Map<unknown, ProcessImpl>();
+  const platform = await factory({
+    memory,
+    refs,
+    devices,
+    strict: options.strict ?? false,
+    seed: options.seed ?? 1,
+    processOf: (k) => processes.get(k),
+  });
+  const paths = platform.devices.map((_, i) => `${VFIO_DEVICES_DIR}${i}`);
+  const openStates = platform.devices.map(() => ({ open: false }));
+  const vfioFiles = new Map<number, Set<VfioDeviceFile<unknown, unknown>>>();
+
+  const opener = (path: string, proc: ProcessImpl): KernelFile | number => {
+    if (path === '/dev/iommu') return platform.openIommufd(proc, false);
+    if (path === '/dev/vfio/vfio') return platform.openIommufd(proc, true);
+    const index = paths.indexOf(path);
+    if (index < 0) return ENOENT;
+    const file = new VfioDeviceFile(path, platform.devices[index].handle, proc, platform.vfio, openStates[index]);
+    let set = vfioFiles.get(index);
+    if (!set) vfioFiles.set(index, (set = new Set()));
+    set.add(file);
+    const release = file.release.bind(file);
+    file.release = () => {
+      release();
+      set.delete(file);
+    };
+    return file;
+  };
+  const proc = new ProcessImpl(1, memory, refs, opener);
+  processes.set(proc.kernel, proc);
+
+  const deviceIndex = (path: string): number => {
+    const i = paths.indexOf(path);
+    if (i < 0) throw new HostError('NO_SUCH_DEVICE', `no VFIO device '${path}'; this host has ${paths.join(', ') || 'no devices'}`);
+    return i;
+  };
+
+  return {
+    platform: name,
+    vfioDevices: paths,
+    process: proc,
+    memory,
+    dma: (devicePath, request) => platform.dma(platform.devices[deviceIndex(devicePath)], request),
+    objects: (fd) => {
+      const of = proc.fileOf(fd);
+      const objs = of ? platform.objects(of.file) : undefined;
+      if (!objs) throw new HostError('BAD_OPTION', `fd ${fd} is not an open /dev/iommu of the VMM process`);
+      return objs;
+    },
+    get pinnedPages() {
+      return refs.totalPins;
+    },
+    contexts: () => platform.contexts(),
+    setFaultInjector: (injector) => platform.setFaultInjector(injector),
+    boundDeviceId: (devicePath) => {
+      for (const f of vfioFiles.get(deviceIndex(devicePath)) ?? []) if (f.binding) return f.binding.devId;
+      return undefined;
+    },
+  };
+}

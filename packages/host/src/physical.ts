@@ -1,0 +1,153 @@
+/**
+ * The host's view of physical memory: what the process address space needs from the
+ * machine (RAM pages to back anonymous and memfd memory, byte access for peek/poke and for
+ * DMA) behind one small interface over hw-model's `PhysicalMemory` (RAM regions, MMIO
+ * dispatch, the page allocator).
+ */
+import { PhysicalMemory, PhysicalMemoryError } from '@iommufd/hw-model';
+import { PAGE_SIZE } from '@iommufd/queue-engine';
+
+/** The 4 KiB page of the host, as a bigint. */
+export const HOST_PAGE_SIZE = BigInt(PAGE_SIZE);
+/** log2 of {@link HOST_PAGE_SIZE}. */
+export const HOST_PAGE_SHIFT = 12n;
+
+/** Physical memory as the host uses it. */
+export interface HostPhysicalMemory {
+  /** Allocates one zeroed RAM page; its frame number, or `undefined` when RAM is exhausted. */
+  allocPage(): bigint | undefined;
+  /** Returns a page to the RAM allocator. */
+  freePage(pfn: bigint): void;
+  /** Reads bytes at a physical address (RAM or MMIO). */
+  read(pa: bigint, length: number): Uint8Array;
+  /** Writes bytes at a physical address (RAM or MMIO). */
+  write(pa: bigint, bytes: Uint8Array): void;
+  /** RAM pages currently handed out. */
+  readonly pagesInUse: number;
+}
+
+/**
+ * RAM of the machine's {@link PhysicalMemory} (one page allocator shared with the drivers,
+ * which take their tables and queues from the same RAM).
+ */
+export class MachineMemory implements HostPhysicalMemory {
+  private inUse = 0;
+  /** Pages taken from the machine allocator in chunks and not handed out yet (lowest last). */
+  private readonly spare: bigint[] = [];
+
+  constructor(readonly machine: PhysicalMemory) {}
+
+  allocPage(): bigint | undefined {
+    if (this.spare.length === 0 && !this.refill()) return undefined;
+    const pfn = this.spare.pop()!;
+    // A recycled page must read as zero again, as a freshly faulted page does.
+    this.machine.store.freeFrame(Number(pfn));
+    this.inUse++;
+    return pfn;
+  }
+
+  freePage(pfn: bigint): void {
+    this.machine.store.freeFrame(Number(pfn));
+    this.spare.push(pfn);
+    this.inUse--;
+  }
+
+  read(pa: bigint, length: number): Uint8Array {
+    return this.machine.read(pa, length);
+  }
+
+  write(pa: bigint, bytes: Uint8Array): void {
+    this.machine.write(pa, bytes);
+  }
+
+  get pagesInUse(): number {
+    return this.inUse;
+  }
+
+  /** Takes pages from the machine allocator in chunks (its search is linear per call). */
+  private refill(): boolean {
+    for (let n = REFILL_PAGES; n >= 1; n >>= 1) {
+      try {
+        const pages = this.machine.allocPages(n, { contiguous: true });
+        for (let i = pages.length - 1; i >= 0; i--) this.spare.push(pages[i] >> HOST_PAGE_SHIFT);
+        return true;
+      } catch (e) {
+        if (!(e instanceof PhysicalMemoryError)) throw e;
+      }
+    }
+    return false;
+  }
+}
+
+/** Pages the host takes from the machine allocator at a time. */
+const REFILL_PAGES = 512;
+
+/** A machine memory with one RAM region of `ramBytes` at `ramBase`. */
+export function ramMemory(ramBase: bigint, ramBytes: bigint): MachineMemory {
+  const machine = new PhysicalMemory();
+  machine.addRam(ramBase, ramBytes);
+  return new MachineMemory(machine);
+}
+
+/**
+ * Reference and pin counts of RAM pages owned by processes and memfds, like `struct page`'s
+ * refcount and the GUP pin bias: a page is returned to RAM when its last reference goes,
+ * so a page pinned by iommufd outlives its munmap.
+ */
+export class PageRefs {
+  private readonly refs = new Map<bigint, { refs: number; pins: number }>();
+
+  constructor(private readonly memory: HostPhysicalMemory) {}
+
+  /** A new page holding one reference, or `undefined` when RAM is exhausted. */
+  alloc(): bigint | undefined {
+    const pfn = this.memory.allocPage();
+    if (pfn !== undefined) this.refs.set(pfn, { refs: 1, pins: 0 });
+    return pfn;
+  }
+
+  get(pfn: bigint): void {
+    const e = this.refs.get(pfn);
+    if (e) e.refs++;
+  }
+
+  put(pfn: bigint): void {
+    const e = this.refs.get(pfn);
+    if (!e) return;
+    if (--e.refs === 0) {
+      this.refs.delete(pfn);
+      this.memory.freePage(pfn);
+    }
+  }
+
+  pin(pfn: bigint): void {
+    const e = this.refs.get(pfn);
+    if (!e) return;
+    e.refs++;
+    e.pins++;
+  }
+
+  unpin(pfn: bigint): void {
+    const e = this.refs.get(pfn);
+    if (!e) return;
+    e.pins--;
+    this.put(pfn);
+  }
+
+  /** Long-term pins held on a page (0 for pages the host does not own). */
+  pinCount(pfn: bigint): number {
+    return this.refs.get(pfn)?.pins ?? 0;
+  }
+
+  /** Total pins over every page. */
+  get totalPins(): number {
+    let n = 0;
+    for (const e of this.refs.values()) n += e.pins;
+    return n;
+  }
+
+  /** Whether the host owns the page (ram page referenced by a process or memfd). */
+  owns(pfn: bigint): boolean {
+    return this.refs.has(pfn);
+  }
+}
