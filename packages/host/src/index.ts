@@ -18,3 +18,5 @@ export type { DemoSummary } from './demo.js';
 export * from '@iommufd/uapi';
 
 
+export { findingSignature, formatFuzzSummary, generateOps, minimize, parseFuzzCase, replay, runFuzz, FuzzRandom, FUZZ_OP_KINDS } from './fuzz/index.js';
+export type { FuzzCase, FuzzFinding, FuzzFindingKind, FuzzOp, FuzzOpKind, FuzzOptions, FuzzReport, MinimizeOptions, ReplayOptions, ReplayResult } from './fuzz/index.js';
