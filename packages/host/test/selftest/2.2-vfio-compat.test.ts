@@ -115,9 +115,7 @@ describe.each([
     for (const iova of iovas) expect(unmap(iova, PAGE).rc).toBe(0);
   });
 
-  // Ver1v0 (type1 may split a mapping) waits for the core's compat layer; see the report.
-  if (v.version === U.VFIO_TYPE1v2_IOMMU)
-    it('huge_map', () => {
+  it('huge_map', () => {
     const size = HUGEPAGE * 2n;
     const buf = t.p.mmap(size, PROT_RW, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB | MAP_POPULATE);
     expect(vfioCall(t, U.VFIO_IOMMU_MAP_DMA, U.vfio_iommu_type1_dma_map, { flags: RW, vaddr: buf, iova: AP, size }).rc).toBe(0);
