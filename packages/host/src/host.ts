@@ -66,14 +66,13 @@ export interface Host {
 type PlatformFactory = (ctx: PlatformContext) => Promise<Platform>;
 
 /** Which issue brings each preset that is not wired in yet. */
-const PENDING_PLATFORMS: Partial<Record<PlatformName, string>> = {
-  'arm-smmuv3': 'issue #6 (arm-smmu-v3 driver) with issue #8 (presets)',
-  'tegra241-cmdqv': 'issue #6 (arm-smmu-v3 driver, Tegra241 CMDQV) with issue #8 (presets)',
-  'intel-vtd': 'issue #7 (intel-vtd driver) with issue #8 (presets)',
-};
+const PENDING_PLATFORMS: Partial<Record<PlatformName, string>> = {};
 
 const factories: Partial<Record<PlatformName, PlatformFactory>> = {
   mock: async (ctx) => (await import('./platforms/mock.js')).createMockPlatform(ctx),
+  'intel-vtd': async (ctx) => (await import('./platforms/intel-vtd.js')).createIntelVtdPlatform(ctx),
+  'arm-smmuv3': async (ctx) => (await import('./platforms/arm-smmuv3.js')).createArmSmmuV3Platform(ctx),
+  'tegra241-cmdqv': async (ctx) => (await import('./platforms/tegra241-cmdqv.js')).createTegra241CmdqvPlatform(ctx),
 };
 
 /**

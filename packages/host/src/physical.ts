@@ -53,10 +53,20 @@ export class MachineMemory implements HostPhysicalMemory {
   }
 
   read(pa: bigint, length: number): Uint8Array {
+    if (isRegisterAccess(this.machine, pa, length)) {
+      const v = REGISTER_READ[length]!(this.machine, pa);
+      return Uint8Array.from({ length }, (_, i) => Number((v >> BigInt(8 * i)) & 0xffn));
+    }
     return this.machine.read(pa, length);
   }
 
   write(pa: bigint, bytes: Uint8Array): void {
+    if (isRegisterAccess(this.machine, pa, bytes.length)) {
+      let v = 0n;
+      for (let i = bytes.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i]!);
+      REGISTER_WRITE[bytes.length]!(this.machine, pa, v);
+      return;
+    }
     this.machine.write(pa, bytes);
   }
 
@@ -78,6 +88,28 @@ export class MachineMemory implements HostPhysicalMemory {
     return false;
   }
 }
+
+/**
+ * A naturally aligned 1/2/4/8-byte access to MMIO is one register access of that width, as a
+ * CPU load/store of that size is (device registers ignore byte lanes of wider registers).
+ */
+function isRegisterAccess(machine: PhysicalMemory, pa: bigint, length: number): boolean {
+  return (length === 1 || length === 2 || length === 4 || length === 8) && pa % BigInt(length) === 0n && machine.regionAt(pa)?.kind === 'mmio';
+}
+
+const REGISTER_READ: Record<number, (m: PhysicalMemory, pa: bigint) => bigint> = {
+  1: (m, pa) => BigInt(m.read8(pa)),
+  2: (m, pa) => BigInt(m.read16(pa)),
+  4: (m, pa) => BigInt(m.read32(pa)),
+  8: (m, pa) => m.read64(pa),
+};
+
+const REGISTER_WRITE: Record<number, (m: PhysicalMemory, pa: bigint, v: bigint) => void> = {
+  1: (m, pa, v) => m.write8(pa, Number(v)),
+  2: (m, pa, v) => m.write16(pa, Number(v)),
+  4: (m, pa, v) => m.write32(pa, Number(v)),
+  8: (m, pa, v) => m.write64(pa, v),
+};
 
 /** Pages the host takes from the machine allocator at a time. */
 const REFILL_PAGES = 512;

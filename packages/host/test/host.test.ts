@@ -39,12 +39,14 @@ const detach = (host: Host, fd: number, value: Partial<{ argsz: number; flags: n
   host.process.ioctl(fd, VFIO_DEVICE_DETACH_IOMMUFD_PT, vfio_device_detach_iommufd_pt.encode({ argsz: vfio_device_detach_iommufd_pt.size, ...value }));
 
 describe('createHost', () => {
-  it('names the devices and refuses presets whose drivers have not landed', async () => {
+  it('names the devices of every preset and refuses bad options', async () => {
     const host = await createHost({ platform: 'mock', devices: 3 });
     expect(host.vfioDevices).toEqual(['/dev/vfio/devices/vfio0', '/dev/vfio/devices/vfio1', '/dev/vfio/devices/vfio2']);
     expect(host.platform).toBe('mock');
-    await expect(createHost({ platform: 'arm-smmuv3' })).rejects.toThrow(/issue #6/);
-    await expect(createHost({ platform: 'intel-vtd' })).rejects.toThrow(HostError);
+    for (const platform of ['intel-vtd', 'arm-smmuv3', 'tegra241-cmdqv'] as const) {
+      expect((await createHost({ platform, devices: 2 })).vfioDevices).toEqual(['/dev/vfio/devices/vfio0', '/dev/vfio/devices/vfio1']);
+    }
+    await expect(createHost({ platform: 'sparc' as never })).rejects.toThrow(HostError);
     await expect(createHost({ platform: 'mock', devices: -1 })).rejects.toThrow(/devices must be/);
     await expect(createHost({ platform: 'mock', ramBytes: 1000 })).rejects.toThrow(/ramBytes/);
     expect(() => host.dma('/dev/vfio/devices/vfio9', { iova: 0n, length: 1, write: false })).toThrow(HostError);

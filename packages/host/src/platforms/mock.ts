@@ -4,25 +4,15 @@
  * each in its own iommu_group), RAM from the machine's physical memory, `IOMMU_TEST_CMD`,
  * and DMA translated through whatever mock domain a device is attached to.
  */
-import {
-  deviceAttachedDomain,
-  iommufdDeviceAttach,
-  iommufdDeviceBind,
-  iommufdDeviceDetach,
-  iommufdDeviceReplace,
-  iommufdDeviceUnbind,
-  IommuCore,
-  type BoundDevice,
-  type CoreDevice,
-  type IommufdContext,
-} from '@iommufd/core';
+import { deviceAttachedDomain, IommuCore, type CoreDevice } from '@iommufd/core';
 import { IOMMU_READ, IOMMU_WRITE, type FaultInjector, type IommuDomain } from '@iommufd/driver-api';
 import { MachineMemory } from '../physical.js';
 import { mockDomainLookup, MockIommu, MOCK_IO_PAGE_SIZE, type MockNestedDomain, type MockPhysicalMemory } from '@iommufd/mock-iommu';
 import { ENOMEM } from '@iommufd/uapi';
 import type { KernelFile } from '../kernel-types.js';
-import type { DmaFault, DmaRequest, DmaResult, HostObjectInfo, Platform, PlatformContext, PlatformDevice } from '../platform.js';
+import type { DmaFault, DmaRequest, DmaResult, Platform, PlatformContext, PlatformDevice } from '../platform.js';
 import type { ProcessImpl } from '../process.js';
+import { IommufdContexts } from './contexts.js';
 import { SelftestCommands } from './selftest-cmd.js';
 
 const PAGE = 4096n;
@@ -57,43 +47,25 @@ export async function createMockPlatform(ctx: PlatformContext): Promise<Platform
     devices.push({ name: handle.name, handle });
   }
 
-  const contexts: IommufdContext[] = [];
+  const contexts = new IommufdContexts();
 
   return {
     name: 'mock',
     devices,
     openIommufd(process: ProcessImpl, vfioCompat: boolean): KernelFile | number {
       if (injector?.shouldFail('file-alloc')) return ENOMEM;
-      const c = core.open(process.kernel, { vfioCompat });
-      contexts.push(c);
+      const c = contexts.open(core, process.kernel, vfioCompat);
       selftest!.register(c, process);
       return c;
     },
-    vfio: {
-      isIommufd: (file) => contexts.includes(file as IommufdContext),
-      bind: (c, dev) => iommufdDeviceBind(c as IommufdContext, dev as CoreDevice),
-      attach: (idev, pasid, pt) => iommufdDeviceAttach(idev as BoundDevice, pasid, pt),
-      replace: (idev, pasid, pt) => iommufdDeviceReplace(idev as BoundDevice, pasid, pt),
-      detach: (idev, pasid) => iommufdDeviceDetach(idev as BoundDevice, pasid),
-      unbind: (idev) => iommufdDeviceUnbind(idev as BoundDevice),
-    },
-    objects(file) {
-      return contexts.includes(file as IommufdContext) ? objectsOf(file as IommufdContext) : undefined;
-    },
-    contexts: () => contexts.map((c) => ({ released: isReleased(c), objects: objectsOf(c) })),
+    vfio: contexts.vfio,
+    objects: (file) => contexts.objects(file),
+    contexts: () => contexts.list(),
     setFaultInjector(i) {
       injector = i;
     },
     dma: (device, req) => mockDma(memory, device.handle as CoreDevice, req),
   };
-}
-
-function objectsOf(c: IommufdContext): HostObjectInfo[] {
-  return c.objects().map((o) => ({ id: o.id, type: o.type, users: o.users, state: o.state, refs: [...o.refs] }));
-}
-
-function isReleased(c: IommufdContext): boolean {
-  return (c as IommufdContext & { isReleased?: boolean }).isReleased === true;
 }
 
 /** The stage-2 (paging) domain that translates for `domain`: itself, or a nested domain's parent. */
