@@ -15,7 +15,7 @@ export interface MinimizeOptions {
  * (a replay on a fresh host).
  *
  * @returns the minimized list (the input itself when it cannot be shrunk).
- * @throws {@link RangeError} when the input does not fail.
+ * @throws RangeError when the input does not fail.
  */
 export async function minimize<T>(
   items: readonly T[],

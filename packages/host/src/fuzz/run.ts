@@ -31,7 +31,9 @@ export interface FuzzOptions {
   readonly minimizeTests?: number;
   /**
    * Known findings to step over: a finding whose message matches one of these is counted in
-   * {@link FuzzReport.ignored} and the seed goes on (so one open bug does not end every run).
+   * {@link FuzzReport.ignored} and ends its seed without a failure (the state after a known
+   * bug is corrupt, so what follows would only report its consequences); the run goes on
+   * with the next seed.
    */
   readonly ignore?: readonly RegExp[];
   /** Called with each failing case once minimized (e.g. to write it to a file). */
@@ -63,7 +65,7 @@ export interface FuzzReport {
   readonly findings: number;
   /** Findings that are broken invariants (not exceptions or malformed returns). */
   readonly invariantFailures: number;
-  /** Findings stepped over because they matched {@link FuzzOptions.ignore}. */
+  /** Findings stepped over because they matched {@link FuzzOptions.ignore} (each ends its seed). */
   readonly ignored: number;
   /** Wall-clock seconds. */
   readonly seconds: number;
@@ -100,8 +102,9 @@ export async function replay(
   const session = await FuzzSession.create({ platform: c.platform ?? 'mock', devices: c.devices ?? 3 });
   const keep = (fs: FuzzFinding[]): FuzzFinding[] => fs.filter((f) => !(options.ignore ?? []).some((re) => re.test(f.message)));
   for (const [i, op] of c.ops.entries()) {
-    const f = keep(session.execute(op, i));
-    if (f.length) return { findings: f, operations: i + 1, calls: session.calls };
+    const all = session.execute(op, i);
+    const f = keep(all);
+    if (f.length || all.length) return { findings: f, operations: i + 1, calls: session.calls };
   }
   const f = keep(session.finish(c.ops.length));
   return { findings: f, operations: c.ops.length + 1, calls: session.calls };
@@ -151,9 +154,13 @@ export async function runFuzz(options: FuzzOptions = {}): Promise<FuzzReport> {
   let invariantFailures = 0;
   let ignored = 0;
   const known = (f: FuzzFinding): boolean => (options.ignore ?? []).some((re) => re.test(f.message));
+  let tainted = false;
   const keep = (fs: FuzzFinding[]): FuzzFinding[] => {
     const kept = fs.filter((f) => !known(f));
-    ignored += fs.length - kept.length;
+    if (kept.length < fs.length) {
+      ignored += fs.length - kept.length;
+      tainted = true;
+    }
     return kept;
   };
   const seeds: number[] = [];
@@ -167,6 +174,7 @@ export async function runFuzz(options: FuzzOptions = {}): Promise<FuzzReport> {
     let failedAt = -1;
     let found: FuzzFinding[] = [];
     let ran = 0;
+    tainted = false;
     for (let i = 0; i < ops.length; i++) {
       if ((i & 63) === 0 && performance.now() >= deadline) break;
       found = keep(session.execute(ops[i]!, i));
@@ -175,8 +183,9 @@ export async function runFuzz(options: FuzzOptions = {}): Promise<FuzzReport> {
         failedAt = i;
         break;
       }
+      if (tainted) break;
     }
-    if (failedAt < 0) {
+    if (failedAt < 0 && !tainted) {
       found = keep(session.finish(ran));
       if (found.length) failedAt = ran;
     }
