@@ -91,3 +91,17 @@ describe('replay', () => {
     expect(() => parseFuzzCase({ format: 'iommufd-fuzz-case/1', ops: [{ kind: 'DMA', args: [-1] }] })).toThrow(/u32/);
   });
 });
+
+describe('findings directory', () => {
+  it('holds replayable cases, each with the findings it showed when saved', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const dir = new URL('./findings/', import.meta.url);
+    const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) {
+      const c = parseFuzzCase(JSON.parse(readFileSync(new URL(f, dir), 'utf8')));
+      expect(c.findings.length, f).toBeGreaterThan(0);
+      expect(c.ops.length, f).toBeGreaterThan(0);
+    }
+  });
+});
