@@ -72,6 +72,18 @@ describe('runFuzz on mock (short CI budget)', () => {
   }, 120_000);
 });
 
+describe('runFuzz on the hardware presets (short budget)', () => {
+  it.each([
+    ['intel-vtd', 1],
+    ['arm-smmuv3', 3],
+    ['tegra241-cmdqv', 1],
+  ] as const)('%s seed %i: 1500 operations, zero findings', async (platform, seed) => {
+    const r = await runFuzz({ seed, seeds: 1, callsPerSeed: 1500, platform });
+    expect(r.failures.map((f) => f.findings[0]?.message)).toEqual([]);
+    expect(r.operations).toBe(1501);
+  }, 120_000);
+});
+
 describe('replay', () => {
   it('round-trips a case through JSON and reproduces the same calls', async () => {
     const ops = generateOps(5, 300);
