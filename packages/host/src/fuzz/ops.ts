@@ -52,7 +52,9 @@ export type FuzzOpKind = (typeof FUZZ_OP_KINDS)[number];
 
 /** One operation: its kind and the random words it draws its choices from. */
 export interface FuzzOp {
+  /** What the operation does. */
   readonly kind: FuzzOpKind;
+  /** Unsigned 32-bit words every choice of the operation is drawn from. */
   readonly args: readonly number[];
 }
 

@@ -44,10 +44,13 @@ export interface FuzzOptions {
 export interface FuzzCase {
   /** Format tag. */
   readonly format: 'iommufd-fuzz-case/1';
+  /** Machine preset the case runs on. */
   readonly platform: PlatformName;
+  /** Devices behind the IOMMU. */
   readonly devices: number;
   /** Seed the operations came from (informational; the operations are what replays). */
   readonly seed: number;
+  /** The operations, in order. */
   readonly ops: readonly FuzzOp[];
   /** The findings observed when the case was saved. */
   readonly findings: readonly FuzzFinding[];
