@@ -28,3 +28,5 @@ export { compareTraces, traceHost, Tracer } from './trace/trace.js';
 export type { TraceEvent, TraceFile, TraceSource } from './trace/trace.js';
 export { objectGraphSvg, renderInspectHtml } from './inspect/render.js';
 export type { InspectInput } from './inspect/render.js';
+export { findingSignature, formatFuzzSummary, generateOps, minimize, parseFuzzCase, replay, runFuzz, FuzzRandom, FUZZ_OP_KINDS } from './fuzz/index.js';
+export type { FuzzCase, FuzzFinding, FuzzFindingKind, FuzzOp, FuzzOpKind, FuzzOptions, FuzzReport, MinimizeOptions, ReplayOptions, ReplayResult } from './fuzz/index.js';
