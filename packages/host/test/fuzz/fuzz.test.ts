@@ -117,3 +117,20 @@ describe('findings directory', () => {
     }
   });
 });
+
+// Findings that were fixed (core replace unwinding, PhysicalStore write after grow): each
+// replays cleanly now and must stay so.
+describe('fixed findings', () => {
+  it.each([
+    'replace-auto-domain-fill-eperm',
+    'replace-auto-domain-undo-detaches',
+    'smmu-physical-store-grow-detached-view',
+    'vtd-attach-grow-exception-dangling-pin',
+  ])('%s replays with no finding', async (name) => {
+    const { readFileSync } = await import('node:fs');
+    const c = parseFuzzCase(JSON.parse(readFileSync(new URL(`./regressions/${name}.json`, import.meta.url), 'utf8')));
+    expect(c.findings.length).toBeGreaterThan(0); // what it showed when it was found
+    const r = await replay(c);
+    expect(r.findings.map((f) => f.message)).toEqual([]);
+  });
+});
