@@ -98,5 +98,5 @@ export async function attachedDevice(options: HostOptions, deviceIndex: number, 
   U.vfioDeviceAttachIommufdPt(p, dev, { ptId: ioas });
   const va = p.mmap(4096n, U.PROT_READ | U.PROT_WRITE, U.MAP_PRIVATE | U.MAP_ANONYMOUS, -1, 0);
   p.poke(va, bytes);
-  return { host, p, fd, path, ioas, va };
+  return { host, p, fd, dev, path, ioas, va };
 }
