@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, type IommufdViommu, type IommuDomain } from '@iommufd/driver-api';
 import { CMDQ_OP, SMMU_CD, SMMU_CMD, SMMU_CMD_TLBI, SMMU_EVENT, SMMU_STE } from '@iommufd/hw-model';
@@ -274,3 +275,29 @@ describe.each(['engine', 'typescript'] as const)('nested domain from a guest STE
   });
 });
 
+describe('engine and TypeScript converters of the trapped path', () => {
+  it('issue the same bytes and return the same status and entry_num for any guest array', () => {
+    const engineVm = vm({ vsmmuConverter: 'engine' });
+    const tsVm = vm({ vsmmuConverter: 'typescript' });
+    const ops = [
+      CMDQ_OP.TLBI_NSNH_ALL, CMDQ_OP.TLBI_NH_VA, CMDQ_OP.TLBI_NH_VAA, CMDQ_OP.TLBI_NH_ALL, CMDQ_OP.TLBI_NH_ASID,
+      CMDQ_OP.ATC_INV, CMDQ_OP.CFGI_CD, CMDQ_OP.CFGI_CD_ALL,
+    ];
+    const opcode = fc.oneof({ arbitrary: fc.constantFrom(...ops), weight: 30 }, { arbitrary: fc.integer({ min: 0, max: 0xff }), weight: 1 });
+    const sid = fc.oneof({ arbitrary: fc.constant(Number(VSID)), weight: 20 }, { arbitrary: fc.integer({ min: 0, max: 0xffff_ffff }), weight: 1 });
+    // Opcode and vSID chosen, every other bit of both words random.
+    const cmd = fc.tuple(opcode, sid, fc.bigInt({ min: 0n, max: (1n << 24n) - 1n }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }))
+      .map(([op, s, mid, w1]) => [BigInt(op) | (mid << 8n) | (BigInt(s) << 32n), w1] as const);
+    fc.assert(
+      fc.property(fc.array(cmd, { minLength: 1, maxLength: 140 }), (cmds) => {
+        let a = { st: 0, entryNum: 0 };
+        let b = { st: 0, entryNum: 0 };
+        const byEngine = issued(engineVm.smmu, () => (a = engineVm.invalidate(cmds)));
+        const byTs = issued(tsVm.smmu, () => (b = tsVm.invalidate(cmds)));
+        expect(a).toEqual(b);
+        expect(byEngine).toEqual(byTs);
+      }),
+      { numRuns: 40, seed: 5 },
+    );
+  });
+});
