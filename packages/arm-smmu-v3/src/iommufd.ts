@@ -49,6 +49,7 @@ import {
   type Status,
 } from '@iommufd/driver-api';
 import { CMDQ_OP, SMMU_CMD, SMMU_CMD_TLBI, SMMU_EVENT, SMMU_STE, STE_CFG } from '@iommufd/hw-model';
+import type { Vsmmu } from '@iommufd/queue-engine';
 import type { SmmuCommand } from './cmds.js';
 import { CMDQ_BATCH_ENTRIES } from './cmdq.js';
 import { ArmSmmuDomain, attachCommit, attachPrepare, domainResolvers, masterOf, type AttachState } from './domain.js';
@@ -275,8 +276,53 @@ export function convertUserCmd(vsmmu: ArmVsmmu, cmd: readonly [bigint, bigint]):
   }
 }
 
+/** Guest commands converted up to the first refused one (`done` = its index, or all). */
+interface ConvertedCmds {
+  readonly cmds: SmmuCommand[];
+  readonly done: number;
+}
+
+/** {@link convertUserCmd} entry by entry, stopping at the first refused command. */
+function convertUserCmds(vsmmu: ArmVsmmu, entries: readonly { readonly cmd: readonly bigint[] }[]): ConvertedCmds {
+  const cmds: SmmuCommand[] = [];
+  for (const e of entries) {
+    const c = convertUserCmd(vsmmu, [e.cmd[0]!, e.cmd[1]!]);
+    if (typeof c !== 'object') break;
+    cmds.push(c);
+  }
+  return { cmds, done: cmds.length };
+}
+
+const SID_OPCODES: ReadonlySet<number> = new Set([CMDQ_OP.ATC_INV, CMDQ_OP.CFGI_CD, CMDQ_OP.CFGI_CD_ALL]);
+
 /**
- * `arm_vsmmu_cache_invalidate`: copies the whole array, converts command by command and
+ * The same conversion by the queue engine's vSMMU: its vSID → pSID table holds exactly the
+ * vDEVICEs the array names (looked up as {@link vsidToSid} does), its VMID the vSMMU's.
+ */
+function convertUserCmdsWithEngine(vsmmu: ArmVsmmu, engine: Vsmmu, entries: readonly { readonly cmd: readonly bigint[] }[]): ConvertedCmds {
+  const bytes = new Uint8Array(entries.length * 16);
+  const view = new DataView(bytes.buffer);
+  const streams = new Map<number, number>();
+  entries.forEach((e, i) => {
+    view.setBigUint64(i * 16, e.cmd[0]!, true);
+    view.setBigUint64(i * 16 + 8, e.cmd[1]!, true);
+    if (!SID_OPCODES.has(bytes[i * 16]!)) return;
+    const vsid = view.getUint32(i * 16 + 4, true);
+    if (streams.has(vsid)) return;
+    const sid = vsidToSid(vsmmu, vsid);
+    if (sid !== undefined) streams.set(vsid, sid);
+  });
+  engine.setVmid(vsmmu.vmid);
+  engine.setStreams(streams);
+  const done = engine.convert(bytes);
+  const cmds: SmmuCommand[] = [];
+  for (let i = 0; i < done; i++) cmds.push([view.getBigUint64(i * 16, true), view.getBigUint64(i * 16 + 8, true)]);
+  return { cmds, done };
+}
+
+/**
+ * `arm_vsmmu_cache_invalidate`: copies the whole array, converts command by command (in the
+ * queue engine when the SMMU has one, see the `vsmmuConverter` probe option) and
  * issues every 63 converted commands (or the rest) with a CMD_SYNC on the main CMDQ.
  * `entryNum` becomes the number of commands handled (the failing index on EIO).
  */
@@ -287,17 +333,17 @@ export function armVsmmuCacheInvalidate(viommu: IommufdViommu, array: IommuUserD
     array.entryNum = 0;
     return entries;
   }
-  const cmds: SmmuCommand[] = [];
+  const engine = vsmmu.smmu.vsmmuConverter();
+  const { cmds, done } = engine !== undefined ? convertUserCmdsWithEngine(vsmmu, engine, entries) : convertUserCmds(vsmmu, entries);
   let last = 0;
   let cur = 0;
   let ret: Status = 0;
   while (cur !== entries.length) {
-    const c = convertUserCmd(vsmmu, [entries[cur]!.cmd[0]!, entries[cur]!.cmd[1]!]);
-    if (typeof c !== 'object') {
-      ret = c;
+    // A refused command stops the walk; the commands converted since the last batch are not issued.
+    if (cur === done) {
+      ret = EIO;
       break;
     }
-    cmds.push(c);
     cur++;
     if (cur !== entries.length && cur - last !== CMDQ_BATCH_ENTRIES - 1) continue;
     const st = vsmmu.smmu.cmdq.issueCmdlist(cmds.slice(last, cur), true);

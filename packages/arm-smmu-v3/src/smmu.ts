@@ -32,8 +32,10 @@ import {
   queueEmpty,
   queueIncrement,
   queueIndex,
+  queueEngineFor,
   type PhysicalMemory,
 } from '@iommufd/hw-model';
+import type { Vsmmu } from '@iommufd/queue-engine';
 import { buildCmd, type CmdqEnt } from './cmds.js';
 import { CmdqBatch, CommandQueue, type CmdqHost } from './cmdq.js';
 import { writeEntry, getSteUsed, type EntryWriter } from './entry-writer.js';
@@ -111,6 +113,12 @@ export interface ArmSmmuV3ProbeOptions {
   readonly priIopf?: boolean;
   /** An implementation extension built after the structures and reset last (the Tegra241 CMDQV). */
   readonly impl?: (smmu: ArmSmmuV3) => SmmuImpl;
+  /**
+   * Who converts guest invalidation arrays on the trapped vSMMU path (VMID stamping,
+   * vSID → pSID, opcode whitelist): `'engine'` (default) the queue engine of the memory's
+   * store when it loads, else TypeScript; `'typescript'` always TypeScript. Same results.
+   */
+  readonly vsmmuConverter?: 'engine' | 'typescript';
 }
 
 /** `struct arm_smmu_impl_ops`: what an implementation (Tegra241 CMDQV) adds to the driver. */
@@ -252,6 +260,20 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
   readonly pgsizeBitmap: bigint;
   /** IORT CANWBS for every master. */
   readonly canwbs: boolean;
+  private readonly vsmmuConverterKind: 'engine' | 'typescript';
+  private engineVsmmu: Vsmmu | null | undefined;
+
+  /**
+   * The queue engine's vSMMU converter shared by this SMMU's vIOMMUs (each call sets its
+   * VMID and streams), or undefined when guest commands are converted in TypeScript.
+   */
+  vsmmuConverter(): Vsmmu | undefined {
+    if (this.engineVsmmu === undefined) {
+      const engine = this.vsmmuConverterKind === 'engine' ? queueEngineFor(this.memory.store) : undefined;
+      this.engineVsmmu = engine?.createVsmmu({ vmid: 0, streams: [] }) ?? null;
+    }
+    return this.engineVsmmu ?? undefined;
+  }
   /** The main command queue. */
   cmdq!: CommandQueue;
   /** Messages the driver printed (`dev_err`, `dev_warn`, `dev_info`), oldest first. */
@@ -285,6 +307,7 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
   ) {
     this.name = opts.name ?? `smmu@${base.toString(16)}`;
     this.canwbs = opts.canwbs ?? false;
+    this.vsmmuConverterKind = opts.vsmmuConverter ?? 'engine';
     for (const s of opts.streams ?? []) this.firmware.set(s.name, s);
     const idr = [0, 1, 2, 3, 4, 5].map((i) => this.readReg(SMMU_REG.IDR0 + 4 * i));
     this.idr = idr;

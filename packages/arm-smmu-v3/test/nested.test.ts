@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, type IommufdViommu, type IommuDomain } from '@iommufd/driver-api';
 import { CMDQ_OP, SMMU_CD, SMMU_CMD, SMMU_CMD_TLBI, SMMU_EVENT, SMMU_STE } from '@iommufd/hw-model';
@@ -85,9 +86,14 @@ describe('hw_info and vIOMMU allocation', () => {
   });
 });
 
-describe('nested domain from a guest STE', () => {
+// Both converters of the trapped path (queue engine, TypeScript) must give the same results.
+describe.each(['engine', 'typescript'] as const)('nested domain from a guest STE (%s converter)', (vsmmuConverter) => {
+  const vmc = (o: Parameters<typeof rig>[0] = {}) => vm({ ...o, vsmmuConverter });
+  it('converts guest arrays in the queue engine only with the engine converter', () => {
+    expect(vmc().smmu.vsmmuConverter() !== undefined).toBe(vsmmuConverter === 'engine');
+  });
   it('validates the vSTE: disallowed bits, Config and EATS are EIO; V=0 is accepted as abort', () => {
-    const { nested, vste } = vm();
+    const { nested, vste } = vmc();
     expect(nested(vste({ V: 1, CONFIG: 5, SHCFG: 1 }))).toBe(EIO);
     expect(nested(vste({ V: 1, CONFIG: 5, MEV: 1 }))).toBe(EIO);
     expect(nested(vste({ V: 1, CONFIG: 6 }))).toBe(EIO);
@@ -99,7 +105,7 @@ describe('nested domain from a guest STE', () => {
   });
 
   it('rejects driver data of the wrong type or length (EINVAL) and flags (EOPNOTSUPP)', () => {
-    const { viommu, user, vste } = vm();
+    const { viommu, user, vste } = vmc();
     const ok = iommu_hwpt_arm_smmuv3.encode({ ste: vste({ V: 1 }) });
     expect(viommu.ops!.allocDomainNested!(viommu, 0, user.data(1, ok))).toBe(EINVAL);
     expect(viommu.ops!.allocDomainNested!(viommu, 0, user.data(IOMMU_HWPT_DATA_ARM_SMMUV3, new Uint8Array(24)))).toBe(EINVAL);
@@ -107,7 +113,7 @@ describe('nested domain from a guest STE', () => {
   });
 
   it('installs the nested STE (S2 of the parent + guest S1 fields + MEV) and translates guest VA → IPA → PA', () => {
-    const { nested, vste, devs, pci, smmu, s1, ram, cdTable, s2 } = vm();
+    const { nested, vste, devs, pci, smmu, s1, ram, cdTable, s2 } = vmc();
     const page = ram.allocPage();
     s1.map(0x7000_0000n, page);
     const d = nested(vste({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n, S1DSS: 0 })) as IommuDomain;
@@ -123,7 +129,7 @@ describe('nested domain from a guest STE', () => {
   });
 
   it('keeps a stale translation after the guest edits its table, until the guest TLBI_NH_VA arrives with the VMID stamped', () => {
-    const { nested, vste, devs, pci, smmu, s1, ram, cdTable, invalidate, s2 } = vm();
+    const { nested, vste, devs, pci, smmu, s1, ram, cdTable, invalidate, s2 } = vmc();
     const p1 = ram.allocPage();
     const p2 = ram.allocPage();
     s1.map(0x7000_0000n, p1);
@@ -149,7 +155,7 @@ describe('nested domain from a guest STE', () => {
   });
 
   it('converts NSNH_ALL to NH_ALL of the VMID, vSID to pSID; anything else is EIO at its index', () => {
-    const { invalidate, smmu, pci, s2 } = vm();
+    const { invalidate, smmu, pci, s2 } = vmc();
     const cmds = issued(smmu, () =>
       expect(invalidate([buildCmd({ opcode: 'TLBI_NSNH_ALL' }), buildCmd({ opcode: 'CFGI_CD', sid: Number(VSID), ssid: 0, leaf: true })])).toEqual({ st: 0, entryNum: 2 }),
     );
@@ -167,7 +173,7 @@ describe('nested domain from a guest STE', () => {
   });
 
   it('issues 63 converted commands per CMD_SYNC', () => {
-    const { invalidate, smmu } = vm();
+    const { invalidate, smmu } = vmc();
     const guest = Array.from({ length: 130 }, () => buildCmd({ opcode: 'TLBI_NH_ASID', asid: 7, vmid: 0 }));
     const cmds = issued(smmu, () => expect(invalidate(guest)).toEqual({ st: 0, entryNum: 130 }));
     const syncs = opcodes(cmds)
@@ -177,7 +183,7 @@ describe('nested domain from a guest STE', () => {
   });
 
   it('forwards a stage-1 fault as a vEVENT with the vSID; stage-2 faults stay with the host', () => {
-    const { nested, vste, devs, pci, smmu, s1, ram, cdTable, core, viommu, s2 } = vm();
+    const { nested, vste, devs, pci, smmu, s1, ram, cdTable, core, viommu, s2 } = vmc();
     s1.map(0x7000_0000n, ram.allocPage());
     const d = nested(vste({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n })) as IommuDomain;
     d.ops.attachDev!(d, devs[0]!);
@@ -199,7 +205,7 @@ describe('nested domain from a guest STE', () => {
   });
 
   it('needs a vDEVICE to attach (ENOENT) and a same-SMMU device (EINVAL)', () => {
-    const { nested, vste, devs, cdTable } = vm();
+    const { nested, vste, devs, cdTable } = vmc();
     const d = nested(vste({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n })) as IommuDomain;
     expect(d.ops.attachDev!(d, devs[1]!)).toBe(2);
     const other = rig();
@@ -207,7 +213,7 @@ describe('nested domain from a guest STE', () => {
   });
 
   it('a guest bypass vSTE installs the parent S2 STE; abort installs abort', () => {
-    const { nested, vste, devs, pci, smmu, s2 } = vm();
+    const { nested, vste, devs, pci, smmu, s2 } = vmc();
     const byp = nested(vste({ V: 1, CONFIG: 4 })) as IommuDomain;
     byp.ops.attachDev!(byp, devs[0]!);
     expect(SMMU_STE.decode(smmu.readSte(pci[0]!.streamId))).toMatchObject({ CONFIG: 6n, S2VMID: BigInt(s2.vmid), MEV: 0n });
@@ -217,7 +223,7 @@ describe('nested domain from a guest STE', () => {
   });
 
   it('honours the guest EATS for an S1 vSTE: ATS on, and a nest-parent change flushes the whole ATC', () => {
-    const { nested, vste, devs, pci, smmu, cdTable, s2 } = vm({ ats: true });
+    const { nested, vste, devs, pci, smmu, cdTable, s2 } = vmc({ ats: true });
     const d = nested(vste({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n, EATS: 1 })) as ArmSmmuNestedDomain;
     expect(d.enableAts).toBe(true);
     expect(d.ste[1]).toBe(0n);
@@ -231,7 +237,7 @@ describe('nested domain from a guest STE', () => {
   });
 
   it('confines a hostile guest: its NSNH_ALL and foreign vSIDs never reach another VM (second vIOMMU, VMID 2)', () => {
-    const a = vm();
+    const a = vmc();
     // VM B: the second device, its own nest parent (VMID 2), vIOMMU and vDEVICE with the same vSID value.
     const coreB = new FakeCore();
     const s2b = pagingDomain(a.devs[1]!, IOMMU_HWPT_ALLOC_NEST_PARENT) as ArmSmmuDomain;
@@ -269,3 +275,29 @@ describe('nested domain from a guest STE', () => {
   });
 });
 
+describe('engine and TypeScript converters of the trapped path', () => {
+  it('issue the same bytes and return the same status and entry_num for any guest array', () => {
+    const engineVm = vm({ vsmmuConverter: 'engine' });
+    const tsVm = vm({ vsmmuConverter: 'typescript' });
+    const ops = [
+      CMDQ_OP.TLBI_NSNH_ALL, CMDQ_OP.TLBI_NH_VA, CMDQ_OP.TLBI_NH_VAA, CMDQ_OP.TLBI_NH_ALL, CMDQ_OP.TLBI_NH_ASID,
+      CMDQ_OP.ATC_INV, CMDQ_OP.CFGI_CD, CMDQ_OP.CFGI_CD_ALL,
+    ];
+    const opcode = fc.oneof({ arbitrary: fc.constantFrom(...ops), weight: 30 }, { arbitrary: fc.integer({ min: 0, max: 0xff }), weight: 1 });
+    const sid = fc.oneof({ arbitrary: fc.constant(Number(VSID)), weight: 20 }, { arbitrary: fc.integer({ min: 0, max: 0xffff_ffff }), weight: 1 });
+    // Opcode and vSID chosen, every other bit of both words random.
+    const cmd = fc.tuple(opcode, sid, fc.bigInt({ min: 0n, max: (1n << 24n) - 1n }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }))
+      .map(([op, s, mid, w1]) => [BigInt(op) | (mid << 8n) | (BigInt(s) << 32n), w1] as const);
+    fc.assert(
+      fc.property(fc.array(cmd, { minLength: 1, maxLength: 140 }), (cmds) => {
+        let a = { st: 0, entryNum: 0 };
+        let b = { st: 0, entryNum: 0 };
+        const byEngine = issued(engineVm.smmu, () => (a = engineVm.invalidate(cmds)));
+        const byTs = issued(tsVm.smmu, () => (b = tsVm.invalidate(cmds)));
+        expect(a).toEqual(b);
+        expect(byEngine).toEqual(byTs);
+      }),
+      { numRuns: 40, seed: 5 },
+    );
+  });
+});

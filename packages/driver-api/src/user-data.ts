@@ -108,7 +108,8 @@ export function iommuCopyStructFromUserArray<F extends readonly FieldSpec[]>(
 /**
  * `iommu_copy_struct_from_full_user_array(kdst, entry_size, array, data_type)`: every entry,
  * each with `copy_struct_from_user` rules (shorter zero-extended, longer with non-zero tail
- * E2BIG); type mismatch or `entryNum` 0 → EINVAL.
+ * E2BIG); type mismatch or `entryNum` 0 → EINVAL. When `entryLen` equals the kernel size
+ * the whole array is read with ONE `copyFromUser` (as Linux does) and decoded in place.
  */
 export function iommuCopyStructFromFullUserArray<F extends readonly FieldSpec[]>(
   layout: StructLayout<F>,
@@ -118,6 +119,13 @@ export function iommuCopyStructFromFullUserArray<F extends readonly FieldSpec[]>
   if (array.type !== dataType) return EINVAL;
   if (array.entryNum === 0) return EINVAL;
   const out: StructValue<F>[] = [];
+  if (array.entryLen === layout.size) {
+    // Linux: same size → a single copy_from_user of the array; no tails, so only EFAULT.
+    const all = array.user.copyFromUser(array.uptr, layout.size * array.entryNum);
+    if (typeof all === 'number') return all;
+    for (let i = 0; i < array.entryNum; i++) out.push(layout.decode(all, i * layout.size));
+    return out;
+  }
   for (let i = 0; i < array.entryNum; i++) {
     const bytes = copyStructFromUser(
       array.user,

@@ -111,4 +111,32 @@ describe('user arrays', () => {
       { flags: 3, id: 0, extra: 0 },
     ]);
   });
+  it('full-array copy: entry_len == sizeof reads the whole array with one copy, same errno rules', () => {
+    const u = userMemory();
+    const calls: [bigint, number][] = [];
+    const counted: UserMemory = {
+      copyFromUser: (va, len) => (calls.push([va, len]), u.copyFromUser(va, len)),
+      copyToUser: (va, bytes) => u.copyToUser(va, bytes),
+    };
+    for (let i = 0; i < 3; i++) u.mem.set([i + 1, 0, 0, 0, i + 10, 0, 0, 0, i + 20, 0, 0, 0], 0xff4 - 36 + 12 * i);
+    const arr = { type: TYPE, uptr: 0x1fd0n, entryLen: 12, entryNum: 3, user: counted };
+    expect(iommuCopyStructFromFullUserArray(entry, arr, TYPE)).toEqual([
+      { flags: 1, id: 10, extra: 20 },
+      { flags: 2, id: 11, extra: 21 },
+      { flags: 3, id: 12, extra: 22 },
+    ]);
+    expect(calls).toEqual([[0x1fd0n, 36]]);
+    // The last entry crosses the end of the mapping: EFAULT, as for the per-entry copies.
+    expect(iommuCopyStructFromFullUserArray(entry, { ...arr, entryNum: 5 }, TYPE)).toBe(EFAULT);
+    expect(iommuCopyStructFromFullUserArray(entry, { ...arr, uptr: 0xff8n }, TYPE)).toBe(EFAULT);
+    calls.length = 0;
+    expect(iommuCopyStructFromFullUserArray(entry, { ...arr, entryNum: 0 }, TYPE)).toBe(EINVAL);
+    expect(iommuCopyStructFromFullUserArray(entry, { ...arr, type: 5 }, TYPE)).toBe(EINVAL);
+    expect(calls).toEqual([]);
+    // Longer entries still go entry by entry (each tail checked, E2BIG).
+    u.mem.fill(0);
+    u.mem.set([1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 9], 0);
+    expect(iommuCopyStructFromFullUserArray(entry, { ...arr, uptr: 0x1000n, entryLen: 16, entryNum: 2 }, TYPE)).toBe(E2BIG);
+    expect(calls).toEqual([[0x1000n, 16]]);
+  });
 });

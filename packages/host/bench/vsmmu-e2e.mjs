@@ -20,11 +20,12 @@ const N = tiny ? 1024 : 262_144;
 const SEED = 1n;
 const DEVICES = 31;
 
-// Whether the driver's path uses the engine today (read from arm-smmu-v3/src/iommufd.ts,
-// cmdq.ts and hw-model/src/smmuv3.ts): it does not — the driver converts command by command
-// on bigints (convertUserCmd), writes each slot with write64 (CommandQueue.issueCmdlist) and
-// the SMMU model consumes with hw-model's typescriptCommandQueueConsumer.
-const ENGINE_IN_PATH = 'no';
+// Where the driver's path uses the engine (read from arm-smmu-v3/src/iommufd.ts, cmdq.ts and
+// hw-model/src/engine-consumers.ts): the guest array is converted by the engine's Vsmmu
+// (armVsmmuCacheInvalidate with the default vsmmuConverter 'engine') and the SMMU model
+// consumes its CMDQ with the engine; the driver still writes each slot with write64
+// (CommandQueue.issueCmdlist) rather than the engine's host-queue path.
+const ENGINE_IN_PATH = 'convert+consume';
 
 /** ATC_INV and CFGI_CD carry vSID_i in dw0[63:32]: i >= DEVICES becomes i mod DEVICES. */
 function retargetVsids(bytes, n) {

@@ -85,7 +85,7 @@ describe('pnpm bench (host) at tiny sizes', () => {
     const lines = wellFormed(all, 'vsmmu-e2e');
     expect(lines).toHaveLength(2);
     const [host, engine] = lines;
-    expect(host!.fields).toMatchObject({ impl: 'host', n: '1024', seed: '1', entries_per_call: '64', vdevices: '31', engine_in_path: 'no' });
+    expect(host!.fields).toMatchObject({ impl: 'host', n: '1024', seed: '1', entries_per_call: '64', vdevices: '31', engine_in_path: 'convert+consume' });
     positive(host!.fields.entries_per_s);
     expect(host!.fields.entries_per_s).toBe(host!.fields.ops_per_s);
     expect(engine!.fields).toMatchObject({ impl: 'engine', n: '1024', seed: '1', engine: 'wasm' });

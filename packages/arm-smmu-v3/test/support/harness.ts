@@ -30,7 +30,7 @@ export interface Rig {
 }
 
 /** A machine with one SMMUv3 and `devices` PCI functions 00:0n.0, the driver probed and each device added. */
-export function rig(o: { smmu?: SmmuV3Options; devices?: number; strict?: boolean; ats?: boolean; pasid?: boolean; canwbs?: boolean; tegra?: boolean; priIopf?: boolean } = {}): Rig {
+export function rig(o: { smmu?: SmmuV3Options; devices?: number; strict?: boolean; ats?: boolean; pasid?: boolean; canwbs?: boolean; tegra?: boolean; priIopf?: boolean; vsmmuConverter?: 'engine' | 'typescript' } = {}): Rig {
   const machine = createMachine({
     ramBytes: 0x1000_0000n,
     strict: o.strict ?? true,
@@ -49,6 +49,7 @@ export function rig(o: { smmu?: SmmuV3Options; devices?: number; strict?: boolea
     streams: machine.devices,
     canwbs: o.canwbs ?? false,
     priIopf: o.priIopf ?? false,
+    vsmmuConverter: o.vsmmuConverter ?? 'engine',
     ...(o.tegra === true ? { impl: tegra241CmdqvImpl() } : {}),
   });
   const devs = machine.devices.map((p) => addDevice(smmu, p, { ats: o.ats ?? false, pasid: o.pasid ?? false }));
