@@ -227,7 +227,7 @@ function getInfo(ictx: IommufdCtxImpl, arg: bigint): 0 | Errno {
   if (typeof ioas === 'number') return ioas;
   try {
     info.flags = VFIO_IOMMU_INFO_PGSIZES;
-    // FIXME in the kernel too: the intersection of the domains' page sizes.
+    // As the kernel does (its own comment calls this approximate): the intersection of the domains' page sizes.
     let pgsizes = ULONG_MAX;
     for (const h of ioas.hwptList) pgsizes &= h.domain.pgsizeBitmap;
     // iommufd_get_pagesizes, as vfio_update_pgsize_bitmap: sizes below a CPU page are
