@@ -7,22 +7,18 @@ import * as U from '@iommufd/uapi';
 import { expect } from 'vitest';
 import { createHost, type Host, type HostOptions } from '../../src/index.js';
 
-/** The Host process as the uapi wrappers' `UserProcess` (peek of unmapped memory throws). */
+/**
+ * The Host process for the wrappers, with peek/poke that throw at the failing access (uapi's
+ * peekUser/pokeUser) rather than return -errno, so a test fails where memory was wrong.
+ */
 export function userProcess(host: Host): U.UserProcess {
   const p = host.process;
   return {
     ioctl: (fd, request, arg) => p.ioctl(fd, request, arg),
     mmap: (length, prot, flags, fd, offset) => p.mmap(length, prot, flags, fd, offset),
     munmap: (va, length) => p.munmap(va, length),
-    poke: (va, bytes) => {
-      const rc = p.poke(va, bytes);
-      if (rc !== 0) throw new Error(`poke at 0x${va.toString(16)}: ${U.errnoName(-rc)}`);
-    },
-    peek: (va, length) => {
-      const r = p.peek(va, length);
-      if (typeof r === 'number') throw new Error(`peek at 0x${va.toString(16)}: ${U.errnoName(-r)}`);
-      return r;
-    },
+    poke: (va, bytes) => U.pokeUser(p, va, bytes),
+    peek: (va, length) => U.peekUser(p, va, length),
     read: (fd, buf) => p.read(fd, buf),
     write: (fd, buf) => p.write(fd, buf),
   };
