@@ -45,8 +45,19 @@ export interface Host {
    * the device is attached to (blocked when it is attached to nothing).
    */
   dma(devicePath: string, request: DmaRequest): DmaResult;
-  /** The objects of the iommufd context open at `fd` of the process (IDs, types, users, references). */
-  objects(fd: number): readonly HostObjectInfo[];
+  /**
+   * The objects of the iommufd context open at `fd` of `process` (default: the VMM process
+   * {@link Host.process}): IDs, types, users, references.
+   */
+  objects(fd: number, process?: HostProcess): readonly HostObjectInfo[];
+  /**
+   * Starts another process (a second VMM, say) with its own address space, fd table and
+   * memlock accounting, sharing the machine, the devices and the device nodes. Processes get
+   * pids 2, 3, … in order.
+   */
+  spawnProcess(): HostProcess;
+  /** Every process of this host, the VMM process first. */
+  readonly processes: readonly HostProcess[];
   /** Long-term pins held on RAM pages (0 once every iommufd user has been torn down). */
   readonly pinnedPages: number;
   /** The VFIO binding of a device path: its DEVICE object ID when bound, else undefined. */
@@ -130,8 +141,17 @@ export async function createHost(options: HostOptions): Promise<Host> {
     };
     return file;
   };
-  const proc = new ProcessImpl(1, memory, refs, opener);
-  processes.set(proc.kernel, proc);
+  const spawn = (): ProcessImpl => {
+    const p = new ProcessImpl(processes.size + 1, memory, refs, opener);
+    processes.set(p.kernel, p);
+    return p;
+  };
+  const proc = spawn();
+  const processOfHandle = (p: HostProcess | undefined): ProcessImpl => {
+    if (p === undefined) return proc;
+    for (const q of processes.values()) if (q === p) return q;
+    throw new HostError('BAD_OPTION', `process ${p.pid} does not belong to this host`);
+  };
 
   const deviceIndex = (path: string): number => {
     const i = paths.indexOf(path);
@@ -145,11 +165,16 @@ export async function createHost(options: HostOptions): Promise<Host> {
     process: proc,
     memory,
     dma: (devicePath, request) => platform.dma(platform.devices[deviceIndex(devicePath)], request),
-    objects: (fd) => {
-      const of = proc.fileOf(fd);
+    objects: (fd, process) => {
+      const owner = processOfHandle(process);
+      const of = owner.fileOf(fd);
       const objs = of ? platform.objects(of.file) : undefined;
-      if (!objs) throw new HostError('BAD_OPTION', `fd ${fd} is not an open /dev/iommu of the VMM process`);
+      if (!objs) throw new HostError('BAD_OPTION', `fd ${fd} is not an open /dev/iommu of process ${owner.pid}`);
       return objs;
+    },
+    spawnProcess: spawn,
+    get processes() {
+      return [...processes.values()];
     },
     get pinnedPages() {
       return refs.totalPins;

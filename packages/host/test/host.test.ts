@@ -184,3 +184,31 @@ describe('PASID attach through the VFIO cdev', () => {
     expect(p.ioctl(iommufd, U.IOMMU_DESTROY, destroy)).toBe(0);
   });
 });
+
+describe('host.spawnProcess', () => {
+  it('gives a second VMM its own address space, fds and contexts; a bound device cannot be bound again from it', async () => {
+    const { host, p, iommufd } = await vmm(2);
+    const q = host.spawnProcess();
+    expect([p.pid, q.pid]).toEqual([1, 2]);
+    expect(host.processes).toEqual([p, q]);
+    const buf = p.mmap(4096n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+    expect(p.poke(buf, Uint8Array.of(7))).toBe(0);
+    // The parent's mapping does not exist in the other process.
+    expect(q.peek(buf, 1)).toBe(-U.EFAULT);
+    const qfd = q.open('/dev/iommu');
+    expect(qfd).toBe(3);
+    expect(host.objects(qfd, q)).toEqual([]);
+    expect(host.objects(iommufd).map((o) => o.type)).toEqual(['IOAS']);
+    const pdev = p.open(host.vfioDevices[0]);
+    expect(bind(host, pdev, { iommufd }).rc).toBe(0);
+    // The cdev path allows one open device file per device at a time: the second bind fails.
+    const qdev = q.open(host.vfioDevices[0]);
+    const b = vfio_device_bind_iommufd.encode({ argsz: vfio_device_bind_iommufd.size, iommufd: qfd });
+    expect(q.ioctl(qdev, VFIO_DEVICE_BIND_IOMMUFD, b)).toBe(-U.EINVAL);
+    expect(host.objects(qfd, q)).toEqual([]);
+    expect(() => host.objects(qdev, q)).toThrow(HostError);
+    expect(q.close(qdev)).toBe(0);
+    expect(q.close(qfd)).toBe(0);
+    expect(host.contexts().map((c) => c.released)).toEqual([false, true]);
+  });
+});
