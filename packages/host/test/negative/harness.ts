@@ -268,6 +268,8 @@ export interface Row<S = Record<string, number | bigint>> {
   readonly copyBack?: (sent: Uint8Array, e: Env, s: S) => Uint8Array;
   /** Checks the bytes instead of {@link Row.copyBack} (outputs that depend on the preset). */
   readonly checkBytes?: (sent: Uint8Array, back: Uint8Array) => void;
+  /** Undoes what closing fds does not (e.g. munmap of an iommufd MMIO mapping). */
+  readonly cleanup?: (e: Env, s: S) => void;
   /** Replaces the "nothing changed" state check (rows that succeed or change state by rule). */
   readonly after?: (e: Env, s: S, before: Snapshot) => void;
 }
@@ -293,18 +295,20 @@ export function snapshot(e: Env): Snapshot {
 export function runRow<S>(host: Host, preset: Preset, defaultRequest: number, row: Row<S>): void {
   const e = new Env(host, preset, { bind: row.bind, path: row.path });
   let done = false;
+  let s: S | undefined;
   try {
-    check(e, defaultRequest, row);
+    s = (row.setup?.(e) ?? {}) as S;
+    check(e, s, defaultRequest, row);
     done = true;
   } finally {
+    if (s !== undefined) row.cleanup?.(e, s);
     // A failed row still closes its fds so the next row starts from a clean host.
     if (done) e.teardown();
     else e.closeAll();
   }
 }
 
-function check<S>(e: Env, defaultRequest: number, row: Row<S>): void {
-  const s = (row.setup?.(e) ?? {}) as S;
+function check<S>(e: Env, s: S, defaultRequest: number, row: Row<S>): void {
   const a = row.arg(e, s);
   const request = row.request ?? defaultRequest;
   const target = row.target?.(e, s) ?? e.fd;
