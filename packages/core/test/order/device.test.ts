@@ -19,3 +19,18 @@ describe('error order: IOMMU_GET_HW_INFO', () => {
     expect(e.ioctl(iommu_hw_info, IOMMU_GET_HW_INFO, { ...last, flags: 0, in_data_type: 0x77 }).rc).toBe(0);
   });
 });
+
+describe('IOMMU_GET_HW_INFO data copy', () => {
+  it('copies the payload, zeroes the rest of the user buffer, and faults where the memory ends', () => {
+    const e = orderEnv();
+    const buf = e.proc.mmap(0x2000n);
+    e.proc.copyToUser(buf, new Uint8Array(0x2000).fill(0xaa));
+    const r = e.ioctl(iommu_hw_info, IOMMU_GET_HW_INFO, { dev_id: e.devIds[0]!, data_len: 0x2000, data_uptr: buf });
+    expect(r.rc).toBe(0);
+    const len = r.out.data_len;
+    const back = e.proc.copyFromUser(buf, 0x2000) as Uint8Array;
+    expect(back.subarray(len).every((b) => b === 0)).toBe(true);
+    // A 4 GiB buffer over 8 KiB of memory: EFAULT at the end of the mapping.
+    expect(e.ioctl(iommu_hw_info, IOMMU_GET_HW_INFO, { dev_id: e.devIds[0]!, data_len: 0xffffffff, data_uptr: buf }).rc).toBe(-EFAULT);
+  });
+});

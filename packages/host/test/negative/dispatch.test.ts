@@ -35,6 +35,33 @@ for (const io of IOMMUFD_IOCTLS) {
 }
 rows.push(
   {
+    name: '§2.2/§2.3 the size word is read before the request is matched: wrong bits + unmapped arg → EFAULT',
+    request: 0xc0283b85,
+    arg: () => ({ va: UNMAPPED }),
+    errno: U.EFAULT,
+  },
+  {
+    name: '§2 CONFIG_IOMMUFD_TEST: the table reaches 0xA0, so a hole (0x95) reads size first → EFAULT',
+    presets: ['mock'],
+    request: 0x3b95,
+    arg: () => ({ va: UNMAPPED }),
+    errno: U.EFAULT,
+  },
+  {
+    name: '§2.1 without CONFIG_IOMMUFD_TEST 0x95 is past the table: the VFIO compat handler → ENOTTY',
+    presets: ['arm-smmuv3', 'intel-vtd'],
+    request: 0x3b95,
+    arg: () => ({ va: UNMAPPED }),
+    errno: U.ENOTTY,
+  },
+  {
+    name: '§2.1 IOMMU_TEST_CMD without CONFIG_IOMMUFD_TEST → ENOTTY',
+    presets: ['arm-smmuv3', 'intel-vtd'],
+    request: U.IOMMU_TEST_CMD,
+    arg: () => ({ layout: U.iommu_destroy }),
+    errno: U.ENOTTY,
+  },
+  {
     name: '§2.3 the first number past the table (0x95) → ENOTTY',
     request: 0x3b95,
     arg: () => ({ layout: U.iommu_destroy }),
