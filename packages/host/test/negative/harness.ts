@@ -261,7 +261,9 @@ export interface Row<S = Record<string, number | bigint>> {
   readonly request?: number;
   /** The fd the ioctl goes to (default: the /dev/iommu fd). */
   readonly target?: (e: Env, s: S) => number;
-  readonly arg: (e: Env, s: S) => Arg;
+  readonly arg?: (e: Env, s: S) => Arg;
+  /** A call other than an ioctl (read/write/mmap): its result as a number; no struct bytes. */
+  readonly call?: (e: Env, s: S) => number;
   /** Expected errno (positive), or 0 for the copy-back rows that succeed. */
   readonly errno: number;
   /** The struct bytes expected after the call (default: exactly what was sent). */
@@ -309,7 +311,15 @@ export function runRow<S>(host: Host, preset: Preset, defaultRequest: number, ro
 }
 
 function check<S>(e: Env, s: S, defaultRequest: number, row: Row<S>): void {
-  const a = row.arg(e, s);
+  if (row.call) {
+    const before = snapshot(e);
+    const rc = row.call(e, s);
+    expect(rc, 'rc').toBe(row.errno ? -row.errno : 0);
+    if (row.after) row.after(e, s, before);
+    else expect(snapshot(e), 'objects, pins, fds and mappings after the call').toEqual(before);
+    return;
+  }
+  const a = row.arg!(e, s);
   const request = row.request ?? defaultRequest;
   const target = row.target?.(e, s) ?? e.fd;
   const before = snapshot(e);
