@@ -69,6 +69,37 @@ table('IOMMU_HWPT_ALLOC', U.IOMMU_HWPT_ALLOC, [
     errno: U.ENOENT,
   },
   {
+    name: '§3.2.5 IOAS: an existing mapping misaligned for the new domain → EADDRINUSE, HWPT aborted',
+    setup: (e) => {
+      const ioas = e.ioas();
+      e.map(ioas, e.prof.domainAlignment / 2n, e.prof.base);
+      return { ioas };
+    },
+    arg: (e, s) => alloc({ dev_id: e.devIds[0]!, pt_id: s.ioas! }),
+    errno: U.EADDRINUSE,
+  },
+  {
+    name: '§3.2.5 IOAS: a mapping outside the new domain aperture → EADDRINUSE',
+    setup: (e) => {
+      const ioas = e.ioas();
+      e.map(ioas, PAGE, 1n << 60n);
+      return { ioas };
+    },
+    arg: (e, s) => alloc({ dev_id: e.devIds[0]!, pt_id: s.ioas! }),
+    errno: U.EADDRINUSE,
+  },
+  {
+    name: '§3.2.5 IOAS: an allowed range outside the new domain aperture → EADDRINUSE',
+    setup: (e) => {
+      const ioas = e.ioas();
+      const arr = e.put(U.iommu_iova_range.encode({ start: 1n << 60n, last: (1n << 60n) + PAGE - 1n }));
+      e.ok(U.IOMMU_IOAS_ALLOW_IOVAS, U.iommu_ioas_allow_iovas, { ioas_id: ioas, num_iovas: 1, allowed_iovas: arr });
+      return { ioas };
+    },
+    arg: (e, s) => alloc({ dev_id: e.devIds[0]!, pt_id: s.ioas! }),
+    errno: U.EADDRINUSE,
+  },
+  {
     name: '§3.2.7 respond EFAULT (read-only struct) → the HWPT is aborted, the IOAS unpinned',
     setup: withIoas,
     arg: (e, s) => {

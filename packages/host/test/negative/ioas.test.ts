@@ -153,6 +153,12 @@ table('IOMMU_IOAS_MAP', U.IOMMU_IOAS_MAP, [
       return s;
     },
   }),
+  mapRow('§3.2 automatic: the source alignment is below the IOAS alignment (domain attached) → EINVAL', U.EINVAL, (e, s) => ({ flags: RW, user_va: s.va + 1n, length: e.prof.domainAlignment }), {
+    setup: mapSetupAttached,
+  }),
+  mapRow('§3.2 FIXED: the source page offset is not aligned to the IOAS alignment → EINVAL', U.EINVAL, (e, s) => ({ user_va: s.va + 1n, length: e.prof.domainAlignment }), {
+    setup: mapSetupAttached,
+  }),
   mapRow('§3.2 pinning into an attached domain: source not mapped → EFAULT', U.EFAULT, () => ({ user_va: UNMAPPED }), { setup: mapSetupAttached }),
   mapRow('§3.2 pinning: WRITEABLE on read-only memory (GUP for write) → EFAULT', U.EFAULT, (e) => ({ user_va: e.alloc(PAGE, U.PROT_READ) }), {
     setup: mapSetupAttached,
@@ -283,6 +289,37 @@ table('IOMMU_IOAS_UNMAP', U.IOMMU_IOAS_UNMAP, [
   unmapRow('§3.2 nothing mapped in the range → ENOENT', U.ENOENT, (e) => ({ iova: e.prof.base + 2n * PAGE, length: 2n * PAGE })),
   unmapRow('§3.2 an area only partly inside the range → ENOENT (no splitting)', U.ENOENT, (e) => ({ iova: e.prof.base, length: PAGE })),
   unmapRow('§3.2 a range ending inside an area → ENOENT', U.ENOENT, (e) => ({ iova: e.prof.base + PAGE, length: 4n * PAGE })),
+  {
+    name: '§3.2 unmap-all (iova 0, length U64_MAX) of an empty IOAS → 0, length copied back as 0',
+    setup: (e) => ({ ioas: e.ioas() }),
+    arg: (_e, s) => ({ layout: U.iommu_ioas_unmap, value: { ioas_id: s.ioas, iova: 0n, length: U64_MAX } }),
+    errno: 0,
+    copyBack: (sent) => withU64(sent, U.iommu_ioas_unmap.offsetOf('length'), 0n),
+  },
+  {
+    name: '§3.2/§5.3 an area locked by a HW_QUEUE (internal access) → EBUSY',
+    presets: ['mock'],
+    setup: (e) => {
+      const v = e.viommu();
+      e.map(v.ioas, PAGE, e.prof.base);
+      e.ok(U.IOMMU_HW_QUEUE_ALLOC, U.iommu_hw_queue_alloc, { type: U.IOMMU_HW_QUEUE_TYPE_SELFTEST, viommu_id: v.viommu, nesting_parent_iova: e.prof.base, length: PAGE });
+      return { ioas: v.ioas };
+    },
+    arg: (e, s) => ({ layout: U.iommu_ioas_unmap, value: { ioas_id: s.ioas, iova: e.prof.base, length: PAGE } }),
+    errno: U.EBUSY,
+  },
+  {
+    name: '§3.2 unmap-all with a locked area → EBUSY',
+    presets: ['mock'],
+    setup: (e) => {
+      const v = e.viommu();
+      e.map(v.ioas, PAGE, e.prof.base);
+      e.ok(U.IOMMU_HW_QUEUE_ALLOC, U.iommu_hw_queue_alloc, { type: U.IOMMU_HW_QUEUE_TYPE_SELFTEST, viommu_id: v.viommu, nesting_parent_iova: e.prof.base, length: PAGE });
+      return { ioas: v.ioas };
+    },
+    arg: (_e, s) => ({ layout: U.iommu_ioas_unmap, value: { ioas_id: s.ioas, iova: 0n, length: U64_MAX } }),
+    errno: U.EBUSY,
+  },
   {
     name: '§3.2 the first area is removed before the second fails → ENOENT, first area stays removed, no copy-back',
     setup: unmapSetup,

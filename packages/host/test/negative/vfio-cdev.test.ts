@@ -110,6 +110,29 @@ table('VFIO_DEVICE_ATTACH_IOMMUFD_PT', U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, [
     errno: U.ENOENT,
   },
   {
+    name: '§3.8 replace onto the HWPT already attached → 0, a no-op',
+    target: dev0,
+    setup: (e) => {
+      const s = withHwpt(e);
+      e.attach(0, s.pt);
+      return s;
+    },
+    arg: (_e, s) => attach({ pt_id: s.pt }),
+    errno: 0,
+  },
+  {
+    name: '§3.2 ALLOW_IOVAS: an allowed range outside the aperture makes the automatic-domain attach EADDRINUSE',
+    target: dev0,
+    setup: (e) => {
+      const ioas = e.ioas();
+      const arr = e.put(U.iommu_iova_range.encode({ start: 1n << 60n, last: (1n << 60n) + PAGE - 1n }));
+      e.ok(U.IOMMU_IOAS_ALLOW_IOVAS, U.iommu_ioas_allow_iovas, { ioas_id: ioas, num_iovas: 1, allowed_iovas: arr });
+      return { pt: ioas, other: 0, memfd: 0 };
+    },
+    arg: (_e, s) => attach({ pt_id: s.pt }),
+    errno: U.EADDRINUSE,
+  },
+  {
     name: '§3.8 PASID attach to a HWPT allocated without IOMMU_HWPT_ALLOC_PASID → EINVAL',
     presets: ['mock'],
     target: dev0,
