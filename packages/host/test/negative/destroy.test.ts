@@ -11,9 +11,6 @@ function queueMemory(e: Env) {
   const iova = e.map(v.ioas, PAGE, e.prof.base);
   return { ...v, iova };
 }
-function hwQueue(e: Env, viommu: number, index: number, iova: bigint, length = PAGE / 2n): number {
-  return e.ok(U.IOMMU_HW_QUEUE_ALLOC, U.iommu_hw_queue_alloc, { type: U.IOMMU_HW_QUEUE_TYPE_SELFTEST, index, viommu_id: viommu, nesting_parent_iova: iova, length }).out_hw_queue_id;
-}
 
 table('IOMMU_DESTROY', U.IOMMU_DESTROY, [
   { name: '§1.5 ID 0 → ENOENT', arg: () => destroy(0), errno: U.ENOENT },
@@ -120,7 +117,7 @@ table('IOMMU_DESTROY', U.IOMMU_DESTROY, [
     presets: ['mock'],
     setup: (e) => {
       const v = queueMemory(e);
-      hwQueue(e, v.viommu, 0, v.iova);
+      e.hwQueue(v.viommu, v.iova, 0);
       return { id: v.viommu };
     },
     arg: (_e, s) => destroy(s.id),
@@ -130,14 +127,10 @@ table('IOMMU_DESTROY', U.IOMMU_DESTROY, [
     name: '§1.5/§3.6 VIOMMU with a live mmap of its MMIO region → EBUSY',
     presets: ['mock'],
     setup: (e) => {
-      const ioas = e.ioas();
-      const parent = e.hwpt(ioas, U.IOMMU_HWPT_ALLOC_NEST_PARENT);
-      const data = e.put(U.iommu_viommu_selftest.encode({ in_data: 1 }));
-      const id = e.ok(U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, { type: U.IOMMU_VIOMMU_TYPE_SELFTEST, dev_id: e.devIds[0]!, hwpt_id: parent, data_len: U.iommu_viommu_selftest.size, data_uptr: data }).out_viommu_id;
-      const out = U.iommu_viommu_selftest.decode(e.p.peek(data, U.iommu_viommu_selftest.size) as Uint8Array);
-      const mmio = e.p.mmap(out.out_mmap_length, U.PROT_READ | U.PROT_WRITE, U.MAP_SHARED, e.fd, out.out_mmap_offset);
+      const r = e.viommuWithRegion();
+      const mmio = e.p.mmap(r.length, U.PROT_READ | U.PROT_WRITE, U.MAP_SHARED, e.fd, r.offset);
       if (mmio < 0n) throw new Error(`mmap ${mmio}`);
-      return { id, mmio, length: out.out_mmap_length };
+      return { id: r.viommu, mmio, length: r.length };
     },
     arg: (_e, s) => destroy(s.id),
     errno: U.EBUSY,
@@ -150,7 +143,7 @@ table('IOMMU_DESTROY', U.IOMMU_DESTROY, [
     presets: ['mock'],
     setup: (e) => {
       const v = queueMemory(e);
-      hwQueue(e, v.viommu, 0, v.iova);
+      e.hwQueue(v.viommu, v.iova, 0);
       return { id: v.ioas };
     },
     arg: (_e, s) => destroy(s.id),
@@ -161,7 +154,7 @@ table('IOMMU_DESTROY', U.IOMMU_DESTROY, [
     presets: ['mock'],
     setup: (e) => {
       const v = queueMemory(e);
-      return { id: hwQueue(e, v.viommu, 0, v.iova) + 1 };
+      return { id: e.hwQueue(v.viommu, v.iova, 0) + 1 };
     },
     arg: (_e, s) => destroy(s.id),
     errno: U.EBUSY,
@@ -171,8 +164,8 @@ table('IOMMU_DESTROY', U.IOMMU_DESTROY, [
     presets: ['mock'],
     setup: (e) => {
       const v = queueMemory(e);
-      const id = hwQueue(e, v.viommu, 0, v.iova);
-      hwQueue(e, v.viommu, 1, v.iova + PAGE / 2n);
+      const id = e.hwQueue(v.viommu, v.iova, 0);
+      e.hwQueue(v.viommu, v.iova + PAGE / 2n, 1);
       return { id };
     },
     arg: (_e, s) => destroy(s.id),

@@ -43,15 +43,10 @@ table('vEVENTQ fd read/write', 0, [
   },
 ] satisfies Row<F>[]);
 
-/** A mock vIOMMU with driver data: its viommu_init registers a two-page MMIO region. */
-function region(e: Env): F {
-  const ioas = e.ioas();
-  const parent = e.hwpt(ioas, U.IOMMU_HWPT_ALLOC_NEST_PARENT);
-  const data = e.put(U.iommu_viommu_selftest.encode({ in_data: 1 }));
-  e.ok(U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, { type: U.IOMMU_VIOMMU_TYPE_SELFTEST, dev_id: e.devIds[0]!, hwpt_id: parent, data_len: U.iommu_viommu_selftest.size, data_uptr: data });
-  const out = U.iommu_viommu_selftest.decode(e.p.peek(data, U.iommu_viommu_selftest.size) as Uint8Array);
-  return { fd: e.fd, offset: out.out_mmap_offset, length: out.out_mmap_length };
-}
+const region = (e: Env): F => {
+  const r = e.viommuWithRegion();
+  return { fd: e.fd, offset: r.offset, length: r.length };
+};
 const mmap = (e: Env, length: bigint, prot: number, flags: number, offset: bigint) => Number(e.p.mmap(length, prot, flags, e.fd, offset));
 
 table('mmap of /dev/iommu', 0, [

@@ -198,6 +198,34 @@ export class Env {
     return { id: r.out_veventq_id, fd: r.out_veventq_fd };
   }
 
+  /** A selftest HW queue of `length` bytes at `iova` of the vIOMMU's parent IOAS (mock). */
+  hwQueue(viommu: number, iova: bigint, index = 0, length = PAGE / 2n): number {
+    return this.ok(U.IOMMU_HW_QUEUE_ALLOC, U.iommu_hw_queue_alloc, { type: U.IOMMU_HW_QUEUE_TYPE_SELFTEST, index, viommu_id: viommu, nesting_parent_iova: iova, length }).out_hw_queue_id;
+  }
+
+  /** A mock vIOMMU with driver data: its viommu_init registers a two-page MMIO region. */
+  viommuWithRegion(): { viommu: number; offset: bigint; length: bigint } {
+    const parent = this.hwpt(this.ioas(), U.IOMMU_HWPT_ALLOC_NEST_PARENT);
+    const data = this.put(U.iommu_viommu_selftest.encode({ in_data: 1 }));
+    const viommu = this.ok(U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, {
+      type: U.IOMMU_VIOMMU_TYPE_SELFTEST,
+      dev_id: this.devIds[0]!,
+      hwpt_id: parent,
+      data_len: U.iommu_viommu_selftest.size,
+      data_uptr: data,
+    }).out_viommu_id;
+    const out = U.iommu_viommu_selftest.decode(this.p.peek(data, U.iommu_viommu_selftest.size) as Uint8Array);
+    return { viommu, offset: out.out_mmap_offset, length: out.out_mmap_length };
+  }
+
+  /** An IOAS whose only allowed range lies far outside every domain aperture (2^60). */
+  ioasAllowedOutsideAperture(): number {
+    const ioas = this.ioas();
+    const arr = this.put(U.iommu_iova_range.encode({ start: 1n << 60n, last: (1n << 60n) + PAGE - 1n }));
+    this.ok(U.IOMMU_IOAS_ALLOW_IOVAS, U.iommu_ioas_allow_iovas, { ioas_id: ioas, num_iovas: 1, allowed_iovas: arr });
+    return ioas;
+  }
+
   fault(): { id: number; fd: number } {
     const r = this.ok(U.IOMMU_FAULT_QUEUE_ALLOC, U.iommu_fault_alloc, {});
     return { id: r.out_fault_id, fd: r.out_fault_fd };

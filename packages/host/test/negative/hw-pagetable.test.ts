@@ -90,12 +90,7 @@ table('IOMMU_HWPT_ALLOC', U.IOMMU_HWPT_ALLOC, [
   },
   {
     name: '§3.2.5 IOAS: an allowed range outside the new domain aperture → EADDRINUSE',
-    setup: (e) => {
-      const ioas = e.ioas();
-      const arr = e.put(U.iommu_iova_range.encode({ start: 1n << 60n, last: (1n << 60n) + PAGE - 1n }));
-      e.ok(U.IOMMU_IOAS_ALLOW_IOVAS, U.iommu_ioas_allow_iovas, { ioas_id: ioas, num_iovas: 1, allowed_iovas: arr });
-      return { ioas };
-    },
+    setup: (e) => ({ ioas: e.ioasAllowedOutsideAperture() }),
     arg: (e, s) => alloc({ dev_id: e.devIds[0]!, pt_id: s.ioas! }),
     errno: U.EADDRINUSE,
   },

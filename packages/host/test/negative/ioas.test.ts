@@ -264,6 +264,13 @@ table('IOMMU_IOAS_COPY', U.IOMMU_IOAS_COPY, [
 ] satisfies Row<CopyS>[]);
 
 type UnmapS = { ioas: number };
+/** A HW queue on a page of the parent IOAS: its internal access locks the area (mock). */
+const lockedQueue = (e: import('./harness.js').Env): UnmapS => {
+  const v = e.viommu();
+  e.map(v.ioas, PAGE, e.prof.base);
+  e.hwQueue(v.viommu, e.prof.base, 0, PAGE);
+  return { ioas: v.ioas };
+};
 const unmapSetup = (e: import('./harness.js').Env): UnmapS => {
   const ioas = e.ioas();
   e.map(ioas, 2n * PAGE, e.prof.base);
@@ -299,24 +306,14 @@ table('IOMMU_IOAS_UNMAP', U.IOMMU_IOAS_UNMAP, [
   {
     name: '§3.2/§5.3 an area locked by a HW_QUEUE (internal access) → EBUSY',
     presets: ['mock'],
-    setup: (e) => {
-      const v = e.viommu();
-      e.map(v.ioas, PAGE, e.prof.base);
-      e.ok(U.IOMMU_HW_QUEUE_ALLOC, U.iommu_hw_queue_alloc, { type: U.IOMMU_HW_QUEUE_TYPE_SELFTEST, viommu_id: v.viommu, nesting_parent_iova: e.prof.base, length: PAGE });
-      return { ioas: v.ioas };
-    },
+    setup: lockedQueue,
     arg: (e, s) => ({ layout: U.iommu_ioas_unmap, value: { ioas_id: s.ioas, iova: e.prof.base, length: PAGE } }),
     errno: U.EBUSY,
   },
   {
     name: '§3.2 unmap-all with a locked area → EBUSY',
     presets: ['mock'],
-    setup: (e) => {
-      const v = e.viommu();
-      e.map(v.ioas, PAGE, e.prof.base);
-      e.ok(U.IOMMU_HW_QUEUE_ALLOC, U.iommu_hw_queue_alloc, { type: U.IOMMU_HW_QUEUE_TYPE_SELFTEST, viommu_id: v.viommu, nesting_parent_iova: e.prof.base, length: PAGE });
-      return { ioas: v.ioas };
-    },
+    setup: lockedQueue,
     arg: (_e, s) => ({ layout: U.iommu_ioas_unmap, value: { ioas_id: s.ioas, iova: 0n, length: U64_MAX } }),
     errno: U.EBUSY,
   },

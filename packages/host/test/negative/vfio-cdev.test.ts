@@ -75,6 +75,11 @@ table(
 const ATTACH = U.vfio_device_attach_iommufd_pt;
 const attach = (value: Record<string, number | bigint>) => ({ layout: ATTACH, value: { argsz: ATTACH.size, ...value } });
 const withHwpt = (e: Env): C => ({ pt: e.hwpt(e.ioas()), other: 0, memfd: 0 });
+const attachedHwpt = (e: Env): C => {
+  const s = withHwpt(e);
+  e.attach(0, s.pt);
+  return s;
+};
 
 table('VFIO_DEVICE_ATTACH_IOMMUFD_PT', U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, [
   { name: '§3.8 on a cdev fd that is not bound → EINVAL', bind: false, target: dev0, arg: () => attach({ pt_id: 1 }), errno: U.EINVAL },
@@ -101,34 +106,21 @@ table('VFIO_DEVICE_ATTACH_IOMMUFD_PT', U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, [
   {
     name: '§3.8 replace onto an unknown pt_id → ENOENT, still attached to the old HWPT',
     target: dev0,
-    setup: (e) => {
-      const s = withHwpt(e);
-      e.attach(0, s.pt);
-      return s;
-    },
+    setup: attachedHwpt,
     arg: () => attach({ pt_id: 99 }),
     errno: U.ENOENT,
   },
   {
     name: '§3.8 replace onto the HWPT already attached → 0, a no-op',
     target: dev0,
-    setup: (e) => {
-      const s = withHwpt(e);
-      e.attach(0, s.pt);
-      return s;
-    },
+    setup: attachedHwpt,
     arg: (_e, s) => attach({ pt_id: s.pt }),
     errno: 0,
   },
   {
     name: '§3.2 ALLOW_IOVAS: an allowed range outside the aperture makes the automatic-domain attach EADDRINUSE',
     target: dev0,
-    setup: (e) => {
-      const ioas = e.ioas();
-      const arr = e.put(U.iommu_iova_range.encode({ start: 1n << 60n, last: (1n << 60n) + PAGE - 1n }));
-      e.ok(U.IOMMU_IOAS_ALLOW_IOVAS, U.iommu_ioas_allow_iovas, { ioas_id: ioas, num_iovas: 1, allowed_iovas: arr });
-      return { pt: ioas, other: 0, memfd: 0 };
-    },
+    setup: (e) => ({ pt: e.ioasAllowedOutsideAperture(), other: 0, memfd: 0 }),
     arg: (_e, s) => attach({ pt_id: s.pt }),
     errno: U.EADDRINUSE,
   },
