@@ -242,18 +242,20 @@ table('IOMMU_HWPT_SET_DIRTY_TRACKING', U.IOMMU_HWPT_SET_DIRTY_TRACKING, [
 
 const bitmap = (value: Record<string, number | bigint>) => ({ layout: U.iommu_hwpt_get_dirty_bitmap, value });
 type B = { hwpt: number; bm: bigint; base: bigint };
-const dirtyHwpt = (e: Env): B => {
+/** An attached HWPT_PAGING over four mapped pages; with dirty tracking only where asked (mock). */
+const pagingHwpt = (e: Env, flags = 0): B => {
   const ioas = e.ioas();
-  const hwpt = e.hwpt(ioas, DIRTY);
+  const hwpt = e.hwpt(ioas, flags);
   e.attach(0, hwpt);
   e.map(ioas, 4n * PAGE, e.prof.base);
   return { hwpt, bm: e.alloc(PAGE), base: e.prof.base };
 };
+const dirtyHwpt = (e: Env): B => pagingHwpt(e, DIRTY);
+/** A row decided before the dirty-ops check: any HWPT_PAGING will do, so it runs on every preset. */
 function bitmapRow(name: string, errno: number, value: (s: B) => Record<string, number | bigint>, extra: Partial<Row<B>> = {}): Row<B> {
   return {
     name,
-    presets: ['mock'],
-    setup: dirtyHwpt,
+    setup: (e) => pagingHwpt(e),
     arg: (_e, s) => bitmap({ hwpt_id: s.hwpt, iova: s.base, length: 4n * PAGE, page_size: PAGE, data: s.bm, ...value(s) }),
     errno,
     ...extra,
@@ -270,14 +272,16 @@ table('IOMMU_HWPT_GET_DIRTY_BITMAP', U.IOMMU_HWPT_GET_DIRTY_BITMAP, [
   bitmapRow('§3.2 end not aligned to the IOAS alignment → EINVAL', U.EINVAL, () => ({ length: 4n * PAGE - 1n })),
   bitmapRow('§3.2 page_size 0 → EINVAL', U.EINVAL, () => ({ page_size: 0n })),
   bitmapRow('§3.2 iova not aligned to page_size → EINVAL', U.EINVAL, (s) => ({ iova: s.base + PAGE, page_size: 4n * PAGE })),
-  bitmapRow('§3.2 bitmap memory unmapped → ENOMEM (iova_bitmap setup)', U.ENOMEM, () => ({ data: UNMAPPED })),
-  bitmapRow('§3.2 a huge range with an unmapped bitmap → ENOMEM, never a crash', U.ENOMEM, () => ({ iova: 0n, length: 1n << 62n, data: UNMAPPED })),
-  {
-    name: '§3.2 a domain without dirty ops → EOPNOTSUPP (after the range checks)',
-    setup: (e) => ({ hwpt: e.hwpt(e.ioas()), bm: e.alloc(PAGE), base: e.prof.base }),
-    arg: (_e, s) => bitmap({ hwpt_id: s.hwpt, iova: s.base, length: 4n * PAGE, page_size: PAGE, data: s.bm }),
-    errno: U.EOPNOTSUPP,
-  },
+  bitmapRow('§3.2 bitmap memory unmapped → ENOMEM (iova_bitmap setup)', U.ENOMEM, () => ({ data: UNMAPPED }), { presets: ['mock'], setup: dirtyHwpt }),
+  bitmapRow('§3.2 a huge range with an unmapped bitmap → ENOMEM, never a crash', U.ENOMEM, () => ({ iova: 0n, length: 1n << 62n, data: UNMAPPED }), {
+    presets: ['mock'],
+    setup: dirtyHwpt,
+  }),
+  bitmapRow('§3.2 a bitmap page mapped read-only → ENOMEM (pinned for write)', U.ENOMEM, () => ({}), {
+    presets: ['mock'],
+    setup: (e) => ({ ...dirtyHwpt(e), bm: e.alloc(PAGE, U.PROT_READ) }),
+  }),
+  bitmapRow('§3.2 a domain without dirty ops → EOPNOTSUPP (after the range checks, before the bitmap)', U.EOPNOTSUPP, () => ({ data: UNMAPPED })),
   {
     name: '§3.2 hwpt_id of an IOAS → ENOENT',
     setup: (e) => ({ hwpt: e.ioas(), bm: 0n, base: 0n }),
