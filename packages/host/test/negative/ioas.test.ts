@@ -311,6 +311,13 @@ table('IOMMU_IOAS_UNMAP', U.IOMMU_IOAS_UNMAP, [
     errno: U.EBUSY,
   },
   {
+    name: '§3.2 a locked area only partly inside the range → EBUSY (the lock is checked before the split)',
+    presets: ['mock'],
+    setup: lockedQueue,
+    arg: (e, s) => ({ layout: U.iommu_ioas_unmap, value: { ioas_id: s.ioas, iova: e.prof.base, length: PAGE / 2n } }),
+    errno: U.EBUSY,
+  },
+  {
     name: '§3.2 unmap-all with a locked area → EBUSY',
     presets: ['mock'],
     setup: lockedQueue,
