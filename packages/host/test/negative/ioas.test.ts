@@ -1,7 +1,8 @@
 // §3.2 IOAS ioctls: IOAS_ALLOC, IOAS_IOVA_RANGES, IOAS_ALLOW_IOVAS, IOAS_MAP, IOAS_MAP_FILE,
 // IOAS_COPY, IOAS_UNMAP, each check in the kernel's order (a row with two faults shows which
 // one wins).
-import { PAGE, RW, table, U, U64_MAX, UNMAPPED, withU32, withU64, type Row } from './harness.js';
+import { expect } from 'vitest';
+import { PAGE, RW, table, U, U64_MAX, UNMAPPED, withU32, withU64, type Env, type Row } from './harness.js';
 
 const ULONG_MAX = U64_MAX;
 const R = U.IOMMU_IOAS_MAP_READABLE;
@@ -26,7 +27,7 @@ table('IOMMU_IOAS_ALLOC', U.IOMMU_IOAS_ALLOC, [
 ] satisfies Row[]);
 
 type Ranges = { ioas: number; arr: bigint };
-const ranges = (e: import('./harness.js').Env): Ranges => ({ ioas: e.ioas(), arr: e.alloc(PAGE) });
+const ranges = (e: Env): Ranges => ({ ioas: e.ioas(), arr: e.alloc(PAGE) });
 
 table('IOMMU_IOAS_IOVA_RANGES', U.IOMMU_IOAS_IOVA_RANGES, [
   {
@@ -101,13 +102,13 @@ table('IOMMU_IOAS_ALLOW_IOVAS', U.IOMMU_IOAS_ALLOW_IOVAS, [
 ] satisfies Row<Ranges>[]);
 
 type MapS = { ioas: number; va: bigint };
-const mapSetup = (e: import('./harness.js').Env): MapS => ({ ioas: e.ioas(), va: e.alloc(4n * PAGE) });
-const mapSetupAttached = (e: import('./harness.js').Env): MapS => {
+const mapSetup = (e: Env): MapS => ({ ioas: e.ioas(), va: e.alloc(4n * PAGE) });
+const mapSetupAttached = (e: Env): MapS => {
   const s = mapSetup(e);
   e.attach(0, s.ioas);
   return s;
 };
-function mapRow(name: string, errno: number, value: (e: import('./harness.js').Env, s: MapS) => Record<string, number | bigint>, extra: Partial<Row<MapS>> = {}): Row<MapS> {
+function mapRow(name: string, errno: number, value: (e: Env, s: MapS) => Record<string, number | bigint>, extra: Partial<Row<MapS>> = {}): Row<MapS> {
   return {
     name,
     setup: mapSetup,
@@ -180,8 +181,8 @@ table('IOMMU_IOAS_MAP', U.IOMMU_IOAS_MAP, [
 ] satisfies Row<MapS>[]);
 
 type FileS = { ioas: number; mfd: number };
-const fileSetup = (e: import('./harness.js').Env): FileS => ({ ioas: e.ioas(), mfd: e.p.memfdCreate('guest', 4n * PAGE) });
-function fileRow(name: string, errno: number, value: (e: import('./harness.js').Env, s: FileS) => Record<string, number | bigint>, extra: Partial<Row<FileS>> = {}): Row<FileS> {
+const fileSetup = (e: Env): FileS => ({ ioas: e.ioas(), mfd: e.p.memfdCreate('guest', 4n * PAGE) });
+function fileRow(name: string, errno: number, value: (e: Env, s: FileS) => Record<string, number | bigint>, extra: Partial<Row<FileS>> = {}): Row<FileS> {
   return {
     name,
     setup: fileSetup,
@@ -216,13 +217,13 @@ table('IOMMU_IOAS_MAP_FILE', U.IOMMU_IOAS_MAP_FILE, [
 ] satisfies Row<FileS>[]);
 
 type CopyS = { src: number; dst: number };
-const copySetup = (e: import('./harness.js').Env): CopyS => {
+const copySetup = (e: Env): CopyS => {
   const src = e.ioas();
   e.map(src, 2n * PAGE, e.prof.base);
   e.map(src, 2n * PAGE, e.prof.base + 2n * PAGE);
   return { src, dst: e.ioas() };
 };
-function copyRow(name: string, errno: number, value: (e: import('./harness.js').Env, s: CopyS) => Record<string, number | bigint>, extra: Partial<Row<CopyS>> = {}): Row<CopyS> {
+function copyRow(name: string, errno: number, value: (e: Env, s: CopyS) => Record<string, number | bigint>, extra: Partial<Row<CopyS>> = {}): Row<CopyS> {
   return {
     name,
     setup: copySetup,
@@ -265,19 +266,19 @@ table('IOMMU_IOAS_COPY', U.IOMMU_IOAS_COPY, [
 
 type UnmapS = { ioas: number };
 /** A HW queue on a page of the parent IOAS: its internal access locks the area (mock). */
-const lockedQueue = (e: import('./harness.js').Env): UnmapS => {
+const lockedQueue = (e: Env): UnmapS => {
   const v = e.viommu();
   e.map(v.ioas, PAGE, e.prof.base);
   e.hwQueue(v.viommu, e.prof.base, 0, PAGE);
   return { ioas: v.ioas };
 };
-const unmapSetup = (e: import('./harness.js').Env): UnmapS => {
+const unmapSetup = (e: Env): UnmapS => {
   const ioas = e.ioas();
   e.map(ioas, 2n * PAGE, e.prof.base);
   e.map(ioas, 2n * PAGE, e.prof.base + 4n * PAGE);
   return { ioas };
 };
-function unmapRow(name: string, errno: number, value: (e: import('./harness.js').Env, s: UnmapS) => Record<string, number | bigint>, extra: Partial<Row<UnmapS>> = {}): Row<UnmapS> {
+function unmapRow(name: string, errno: number, value: (e: Env, s: UnmapS) => Record<string, number | bigint>, extra: Partial<Row<UnmapS>> = {}): Row<UnmapS> {
   return {
     name,
     setup: unmapSetup,
@@ -338,4 +339,3 @@ table('IOMMU_IOAS_UNMAP', U.IOMMU_IOAS_UNMAP, [
   },
 ] satisfies Row<UnmapS>[]);
 
-import { expect } from 'vitest';
