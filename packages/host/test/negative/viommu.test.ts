@@ -267,6 +267,88 @@ table('IOMMU_HW_QUEUE_ALLOC', U.IOMMU_HW_QUEUE_ALLOC, [
   },
 ] satisfies Row<Partial<V>>[]);
 
+/** A Tegra241 CMDQV vIOMMU (VINTF) with a page of queue memory at the base of its parent IOAS. */
+const tegraSetup = (e: Env): Partial<V> => {
+  const ioas = e.ioas();
+  const parent = e.hwpt(ioas, U.IOMMU_HWPT_ALLOC_NEST_PARENT);
+  const data = e.put(new Uint8Array(U.iommu_viommu_tegra241_cmdqv.size));
+  const viommu = e.ok(U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, {
+    type: U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV,
+    dev_id: e.devIds[0]!,
+    hwpt_id: parent,
+    data_len: U.iommu_viommu_tegra241_cmdqv.size,
+    data_uptr: data,
+  }).out_viommu_id;
+  return { ioas, parent, viommu, iova: e.map(ioas, PAGE, e.prof.base) };
+};
+const TEGRA = U.IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV;
+
+table('IOMMU_VIOMMU_ALLOC (Tegra241 CMDQV)', U.IOMMU_VIOMMU_ALLOC, [
+  {
+    name: '§3.2 TEGRA241_CMDQV without its driver data → EINVAL; unwound',
+    presets: ['tegra241-cmdqv'],
+    setup: withParent,
+    arg: (e, s) => va({ type: U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, dev_id: e.devIds[0]!, hwpt_id: s.parent! }),
+    errno: U.EINVAL,
+  },
+] satisfies Row<Partial<V>>[]);
+
+table('IOMMU_HW_QUEUE_ALLOC (Tegra241 CMDQV)', U.IOMMU_HW_QUEUE_ALLOC, [
+  {
+    name: '§3.2 Tegra241: an index past the VINTF LVCMDQs → EINVAL (before the ascending-order rule)',
+    presets: ['tegra241-cmdqv'],
+    setup: tegraSetup,
+    arg: (_e, s) => hq({ type: TEGRA, index: 0x1000, viommu_id: s.viommu!, nesting_parent_iova: s.iova!, length: PAGE }),
+    errno: U.EINVAL,
+  },
+  {
+    name: '§3.2 Tegra241: index 1 before index 0 → EIO (wins over a bad length)',
+    presets: ['tegra241-cmdqv'],
+    setup: tegraSetup,
+    arg: (_e, s) => hq({ type: TEGRA, index: 1, viommu_id: s.viommu!, nesting_parent_iova: s.iova!, length: 48n }),
+    errno: U.EIO,
+  },
+  {
+    name: '§3.2 Tegra241: an index already allocated → EEXIST',
+    presets: ['tegra241-cmdqv'],
+    setup: (e) => {
+      const s = tegraSetup(e);
+      e.ok(U.IOMMU_HW_QUEUE_ALLOC, U.iommu_hw_queue_alloc, { type: TEGRA, index: 0, viommu_id: s.viommu!, nesting_parent_iova: s.iova!, length: PAGE / 2n });
+      return s;
+    },
+    arg: (_e, s) => hq({ type: TEGRA, index: 0, viommu_id: s.viommu!, nesting_parent_iova: s.iova! + PAGE / 2n, length: PAGE / 2n }),
+    errno: U.EEXIST,
+  },
+  {
+    name: '§3.2 Tegra241: a length that is not a power of two → EINVAL',
+    presets: ['tegra241-cmdqv'],
+    setup: tegraSetup,
+    arg: (_e, s) => hq({ type: TEGRA, index: 0, viommu_id: s.viommu!, nesting_parent_iova: s.iova!, length: 48n }),
+    errno: U.EINVAL,
+  },
+  {
+    name: '§3.2 Tegra241: a length below 32 bytes → EINVAL',
+    presets: ['tegra241-cmdqv'],
+    setup: tegraSetup,
+    arg: (_e, s) => hq({ type: TEGRA, index: 0, viommu_id: s.viommu!, nesting_parent_iova: s.iova!, length: 16n }),
+    errno: U.EINVAL,
+  },
+  {
+    name: '§3.2 Tegra241: a base not aligned to the length → EINVAL',
+    presets: ['tegra241-cmdqv'],
+    setup: tegraSetup,
+    arg: (_e, s) => hq({ type: TEGRA, index: 0, viommu_id: s.viommu!, nesting_parent_iova: s.iova! + 0x100n, length: 0x200n }),
+    errno: U.EINVAL,
+  },
+  {
+    name: '§3.2 Tegra241: a queue type the driver does not know → EOPNOTSUPP (size 0)',
+    presets: ['tegra241-cmdqv'],
+    setup: tegraSetup,
+    arg: (_e, s) => hq({ type: 0x77, index: 0, viommu_id: s.viommu!, nesting_parent_iova: s.iova!, length: PAGE }),
+    errno: U.EOPNOTSUPP,
+  },
+] satisfies Row<Partial<V>>[]);
+
 table('IOMMU_FAULT_QUEUE_ALLOC', U.IOMMU_FAULT_QUEUE_ALLOC, [
   { name: '§3.2 flags≠0 → EOPNOTSUPP', arg: () => ({ layout: U.iommu_fault_alloc, value: { flags: 1 } }), errno: U.EOPNOTSUPP },
   {
