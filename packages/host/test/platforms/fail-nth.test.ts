@@ -1,22 +1,43 @@
 // fail_nth over the VMM scenarios of the hardware presets: the n-th allocation point of the
-// core or the driver fails, for every n the scenario reaches; whatever step failed, closing
-// the fds leaves no object, no pin and (VT-d) no domain ID behind, and the next n runs on a
-// fresh host.
+// core or the driver fails, for every n the scenario reaches; the failing call leaves the
+// objects, pins and IDs as before it; whatever step failed, closing the fds leaves no object,
+// no pin, no domain ID (VT-d) or ASID/VMID, no live STE and no guest VINTF/VCMDQ (SMMU)
+// behind, and the next n runs on a fresh host.
 import { FailNth } from '@iommufd/core';
 import * as U from '@iommufd/uapi';
 import { describe, expect, it } from 'vitest';
 import { createHost, type Host } from '../../src/index.js';
-import { buildCmd } from '@iommufd/arm-smmu-v3';
-import { SMMU_STE } from '@iommufd/hw-model';
+import { buildCmd, type Tegra241Cmdqv } from '@iommufd/arm-smmu-v3';
+import { SMMU_STE, TEGRA241_CMDQV_REG as R } from '@iommufd/hw-model';
+import { armSmmuOf } from '../../src/platforms/arm-smmuv3.js';
 import { intelVtdUnitOf } from '../../src/platforms/intel-vtd.js';
 import { userProcess } from './vmm.js';
 
 type Preset = 'intel-vtd' | 'arm-smmuv3' | 'tegra241-cmdqv';
 
-/** The scenario up to the first failing call: IOAS + map, nest parent, nested HWPT (from a vIOMMU on SMMU), invalidation, DMA. */
+/** What a failed call must leave as it was: the context's objects, the pins and (SMMU) the ASIDs/VMIDs. */
+function uapiState(host: Host, iommufd: number): unknown {
+  const smmu = armSmmuOf(host.memory)?.smmu;
+  return { objects: iommufd > 0 ? host.objects(iommufd) : [], pins: host.pinnedPages, ids: smmu ? [smmu.asidsInUse, smmu.vmidsInUse] : [] };
+}
+
+/**
+ * The scenario up to the first failing call: IOAS + map, nest parent, nested HWPT (from a
+ * vIOMMU on SMMU), invalidation, DMA. Every ioctl that fails must leave the state as before it.
+ */
 function scenario(host: Host, preset: Preset): void {
-  const p = userProcess(host);
-  const fd = host.process.open('/dev/iommu');
+  let fd = -1;
+  const user = userProcess(host);
+  const p: U.UserProcess = {
+    ...user,
+    ioctl: (f, request, arg) => {
+      const before = uapiState(host, fd);
+      const rc = user.ioctl(f, request, arg);
+      if (rc < 0) expect(uapiState(host, fd)).toEqual(before);
+      return rc;
+    },
+  };
+  fd = host.process.open('/dev/iommu');
   if (fd < 0) throw new U.IommufdError('open', -fd);
   const dfd = host.process.open(host.vfioDevices[0]!);
   const devId = U.vfioDeviceBindIommufd(p, dfd, { iommufd: fd });
@@ -54,6 +75,19 @@ function scenario(host: Host, preset: Preset): void {
   host.dma(host.vfioDevices[0]!, { iova: 0x1000n, length: 4, write: false });
 }
 
+/** SMMU: no ASID/VMID, the function's STE aborting; Tegra241: no user VINTF, no VCMDQ mapped to one. */
+function smmuLeftNothing(host: Host): void {
+  const { smmu } = armSmmuOf(host.memory)!;
+  expect([smmu.asidsInUse, smmu.vmidsInUse]).toEqual([[], []]);
+  // STE of 00:01.0 (SID 8): V=1, Config abort — an unbound function's.
+  expect(smmu.readSte(0x08)[0]! & 0xfn).toBe(1n);
+  const cmdqv = smmu.impl as Tegra241Cmdqv | undefined;
+  if (cmdqv === undefined) return;
+  expect(cmdqv.vintfs.slice(1).every((v) => v === undefined)).toBe(true);
+  // CMDQ_ALLOC of the global queues past VINTF0's: ALLOCATED clear.
+  for (let q = cmdqv.numLvcmdqsPerVintf; q < cmdqv.numVcmdqs; q++) expect(smmu.readReg(cmdqv.offset + R.CMDQ_ALLOC + 4 * q) & 1).toBe(0);
+}
+
 const CORE_SITES = ['domain-alloc', 'file-alloc', 'id-alloc', 'object-alloc', 'pin', 'resv-regions'];
 const SITES: Record<Preset, string[]> = {
   'intel-vtd': CORE_SITES,
@@ -80,6 +114,7 @@ describe.each(['intel-vtd', 'arm-smmuv3', 'tegra241-cmdqv'] as const)("fail_nth 
       expect(host.contexts().every((c) => c.released && c.objects.length === 0)).toBe(true);
       expect(host.pinnedPages).toBe(0);
       if (preset === 'intel-vtd') expect(intelVtdUnitOf(host.memory)!.unit.allocatedDids).toEqual([]);
+      else smmuLeftNothing(host);
       if (!injector.injected) break;
       failedSites.add(injector.failedSite!);
     }
