@@ -11,6 +11,7 @@ import { buildCmd, type Tegra241Cmdqv } from '@iommufd/arm-smmu-v3';
 import { SMMU_STE, TEGRA241_CMDQV_REG as R } from '@iommufd/hw-model';
 import { armSmmuOf } from '../../src/platforms/arm-smmuv3.js';
 import { intelVtdUnitOf } from '../../src/platforms/intel-vtd.js';
+import { presetViommu } from './smmu-guest.js';
 import { userProcess } from './vmm.js';
 
 type Preset = 'intel-vtd' | 'arm-smmuv3' | 'tegra241-cmdqv';
@@ -53,12 +54,7 @@ function scenario(host: Host, preset: Preset): void {
     invalidate = () => U.hwptInvalidate(p, fd, { hwptId: nested, dataType: U.IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, entryLen: 24, entries: [U.iommu_hwpt_vtd_s1_invalidate.encode({ addr: 0n, npages: 1n, flags: 0, __reserved: 0 })] });
   } else {
     const tegra = preset === 'tegra241-cmdqv';
-    const viommu = U.viommuAlloc(p, fd, {
-      devId,
-      hwptId: parent,
-      type: tegra ? U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV : U.IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
-      ...(tegra ? { data: U.iommu_viommu_tegra241_cmdqv.encode({ out_vintf_mmap_offset: 0n, out_vintf_mmap_length: 0n }) } : {}),
-    }).id;
+    const viommu = U.viommuAlloc(p, fd, { devId, hwptId: parent, ...presetViommu(preset) }).id;
     U.vdeviceAlloc(p, fd, { viommuId: viommu, devId, virtId: 0x31n });
     U.veventqAlloc(p, fd, { viommuId: viommu, type: U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, depth: 4 });
     if (tegra) U.hwQueueAlloc(p, fd, { viommuId: viommu, type: U.IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index: 0, nestingParentIova: 0x8000n, length: 4096n });

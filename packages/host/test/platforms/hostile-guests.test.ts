@@ -13,7 +13,7 @@ import { buildCmd, type ArmSmmuV3 } from '@iommufd/arm-smmu-v3';
 import { ARM_PTE, CMDQ_OP, SMMU_CD, SMMU_EVENT, SMMU_REG, SMMU_STE, TEGRA241_CMDQV_REG as R, type SmmuV3 } from '@iommufd/hw-model';
 import { createHost, type Host, type HostProcess } from '../../src/index.js';
 import { armSmmuOf } from '../../src/platforms/arm-smmuv3.js';
-import { GUEST_LEAF, cmdEntries, smmuGuest, vsteData } from './smmu-guest.js';
+import { GUEST_LEAF, cmdEntries, presetViommu, smmuGuest, vsteData } from './smmu-guest.js';
 import { errnoOf, invalidateResult, poke64, userProcess } from './vmm.js';
 
 const PRESETS = ['arm-smmuv3', 'tegra241-cmdqv'] as const;
@@ -41,13 +41,7 @@ function bootVm(host: Host, smmu: ArmSmmuV3, proc: HostProcess, dev: number, pre
   const ioas = U.ioasAlloc(p, fd);
   expect(U.ioasMap(p, fd, { ioasId: ioas, userVa: ram, length: RAM, iova: 0n })).toBe(0n);
   const parent = U.hwptAlloc(p, fd, { devId, ptId: ioas, flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT });
-  const tegra = preset === 'tegra241-cmdqv';
-  const viommu = U.viommuAlloc(p, fd, {
-    devId,
-    hwptId: parent,
-    type: tegra ? U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV : U.IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
-    ...(tegra ? { data: U.iommu_viommu_tegra241_cmdqv.encode({ out_vintf_mmap_offset: 0n, out_vintf_mmap_length: 0n }) } : {}),
-  });
+  const viommu = U.viommuAlloc(p, fd, { devId, hwptId: parent, ...presetViommu(preset) });
   U.vdeviceAlloc(p, fd, { viommuId: viommu.id, devId, virtId: VSID });
   const events = U.veventqAlloc(p, fd, { viommuId: viommu.id, type: U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, depth: 16 });
   const g = smmuGuest(p, ram, { firstIpa: 0x10_0000n });

@@ -58,3 +58,13 @@ export function vsteData(ste: readonly bigint[]): { type: number; bytes: Uint8Ar
 export function cmdEntries(...list: readonly (readonly [bigint, bigint])[]): Uint8Array[] {
   return list.map((c) => U.iommu_viommu_arm_smmuv3_invalidate.encode({ cmd: [...c] }));
 }
+
+/**
+ * The vIOMMU a VMM allocates on an SMMU preset: TEGRA241_CMDQV with its driver data (the VINTF
+ * page mmap offset/length come back in it) on 'tegra241-cmdqv', else ARM_SMMUV3 without data.
+ */
+export function presetViommu(preset: string): { type: number; data?: Uint8Array } {
+  return preset === 'tegra241-cmdqv'
+    ? { type: U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, data: U.iommu_viommu_tegra241_cmdqv.encode({ out_vintf_mmap_offset: 0n, out_vintf_mmap_length: 0n }) }
+    : { type: U.IOMMU_VIOMMU_TYPE_ARM_SMMUV3 };
+}

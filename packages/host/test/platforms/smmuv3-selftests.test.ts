@@ -35,7 +35,7 @@ import { CMDQ_OP, SMMU_EVENT, type SmmuV3 } from '@iommufd/hw-model';
 import { createHost, type Host } from '../../src/index.js';
 import { armSmmuOf } from '../../src/platforms/arm-smmuv3.js';
 import { HUGEPAGE, Iommufd, makeBuffer, PAGE } from '../selftest/helpers.js';
-import { cmdEntries, smmuGuest, vsteData } from './smmu-guest.js';
+import { cmdEntries, presetViommu, smmuGuest, vsteData } from './smmu-guest.js';
 
 const PRESETS = ['arm-smmuv3', 'tegra241-cmdqv'] as const;
 type Preset = (typeof PRESETS)[number];
@@ -81,18 +81,11 @@ function read(f: Fixture, dev: number, iova: bigint, length: number): Uint8Array
   return r.ok ? r.data! : 'fault';
 }
 
-/** The preset's own vIOMMU type and data: TEGRA241_CMDQV (with its out data) or ARM_SMMUV3. */
-function viommuArgs(preset: Preset): { type: number; data?: Uint8Array } {
-  return preset === 'tegra241-cmdqv'
-    ? { type: U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, data: U.iommu_viommu_tegra241_cmdqv.encode({ out_vintf_mmap_offset: 0n, out_vintf_mmap_length: 0n }) }
-    : { type: U.IOMMU_VIOMMU_TYPE_ARM_SMMUV3 };
-}
-
 /** NEST_PARENT HWPT on device `dev` plus the preset's vIOMMU on it. */
 function vsmmu(f: Fixture, dev = 0): { parent: number; viommu: number; data?: Uint8Array } {
   const parent = f.t.hwptAlloc(f.devIds[dev]!, f.ioas, U.IOMMU_HWPT_ALLOC_NEST_PARENT);
   expect(parent.rc).toBe(0);
-  const { type, data } = viommuArgs(f.preset);
+  const { type, data } = presetViommu(f.preset);
   const v = f.t.viommuAlloc(f.devIds[dev]!, parent.id, type, data);
   expect(v.rc).toBe(0);
   return { parent: parent.id, viommu: v.id, ...(v.data ? { data: v.data } : {}) };
@@ -339,7 +332,7 @@ describe.each(PRESETS)("selftest catalogue on the SMMUv3 driver, preset '%s'", (
   it('§2.9 viommu_negative_tests with SMMUv3 types', async () => {
     const f = await fixture(preset);
     const { t, ioas, devIds } = f;
-    const { type, data } = viommuArgs(preset);
+    const { type, data } = presetViommu(preset);
     expect(t.viommuAlloc(devIds[0]!, 0, type, data).rc).toBe(-U.ENOENT);
     const h = t.hwptAlloc(devIds[0]!, ioas, 0);
     expect(t.viommuAlloc(devIds[0]!, h.id, type, data).rc).toBe(-U.EINVAL);
@@ -378,9 +371,9 @@ describe.each(PRESETS)("selftest catalogue on the SMMUv3 driver, preset '%s'", (
       expect(va > 0n).toBe(true);
       expect(t.destroy(viommu)).toBe(-U.EBUSY);
       // VINTF1 is this vIOMMU's; VINTF2 and 3 remain for two more, then none (ENOSPC).
-      const more = [1, 2].map(() => t.viommuAlloc(devIds[0]!, parent, U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, viommuArgs(preset).data));
+      const more = [1, 2].map(() => t.viommuAlloc(devIds[0]!, parent, U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, presetViommu(preset).data));
       expect(more.map((m) => m.rc)).toEqual([0, 0]);
-      expect(t.viommuAlloc(devIds[1]!, parent, U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, viommuArgs(preset).data).rc).toBe(-U.ENOSPC);
+      expect(t.viommuAlloc(devIds[1]!, parent, U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, presetViommu(preset).data).rc).toBe(-U.ENOSPC);
       expect(t.p.munmap(va, len)).toBe(0);
       expect(t.destroy(viommu)).toBe(0);
       teardown(f);
