@@ -22,10 +22,10 @@
 //   the vIOMMU (§2.9), its invalidation through the vIOMMU id.
 // - §2.9 viommu_alloc_with_data: the mock's in_data/out_data; Tegra241's out_vintf_mmap_*
 //   is the real analogue (asserted on 'tegra241-cmdqv'); plain ARM_SMMUV3 takes no data.
-// - §2.13 TRIGGER_IOPF and §2.14 the PASID_* test ops: mock triggers; the FAULT object on a
-//   nested HWPT is allocated and held here, PRI on a paging HWPT runs in iopf.test.ts and
-//   PASID attach in portable.test.ts; a nested HWPT cannot be attached at a PASID (the
-//   driver has no set_dev_pasid for it), which the mock's pasid_attach relies on.
+// - §2.13 TRIGGER_IOPF: a real PRI page request of the ATS function stands for it (a nested
+//   HWPT here, a paging HWPT in iopf.test.ts). §2.14 the PASID_* test ops: PASID attach runs
+//   in portable.test.ts; a nested HWPT cannot be attached at a PASID (the driver has no
+//   set_dev_pasid for it), which the mock's pasid_attach relies on.
 // - §2.12 the mock's "unaligned base" step (index 1 at iova + P/2): a VCMDQ base must be
 //   aligned to its length, so the same call is EINVAL here (asserted).
 import * as U from '@iommufd/uapi';
@@ -273,6 +273,40 @@ describe.each(PRESETS)("selftest catalogue on the SMMUv3 driver, preset '%s'", (
     expect(t.p.close(fault.fd)).toBe(0);
     expect(t.destroy(fault.id)).toBe(0);
     expect(t.destroy(notParent.id)).toBe(0);
+    teardown(f);
+  });
+
+  it('§2.9/§2.13 viommu_alloc_nested_iopf with a real PRI page request: the ATS function behind an EATS vSTE asks, the VMM answers', async () => {
+    const f = await fixture(preset);
+    const { t, devIds } = f;
+    const g = smmuGuest(t.p, f.ram, { firstIpa: 0x10_0000n });
+    const { viommu } = vsmmu(f);
+    const fault = t.faultAlloc();
+    const q = t.veventqAlloc(viommu, U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, 2);
+    // EATS = 1: the guest lets the function use ATS, so a miss is a PRI page request, not an event.
+    const iopf = t.hwptAlloc(devIds[0]!, viommu, U.IOMMU_HWPT_FAULT_ID_VALID, vsteData(g.vste(g.cdTable, { EATS: 1 })), fault.id);
+    expect([fault.rc, q.rc, iopf.rc]).toEqual([0, 0, 0]);
+    expect(attach(f, 0, iopf.id)).toBe(-U.ENOENT);
+    expect(t.vdeviceAlloc(viommu, devIds[0]!, 0x99n).rc).toBe(0);
+    expect(attach(f, 0, iopf.id)).toBe(0);
+    expect(t.destroy(iopf.id)).toBe(-U.EBUSY);
+    expect(read(f, 0, GVA + 0x10n, 4)).toBe('fault');
+    const faults = U.readPageFaults(t.p, fault.fd);
+    expect(faults).toEqual([{ flags: U.IOMMU_PGFAULT_FLAGS_LAST_PAGE, dev_id: devIds[0], pasid: 0, grpid: 0, perm: U.IOMMU_PGFAULT_PERM_READ, __reserved: 0, addr: GVA, length: 0, cookie: faults[0]!.cookie }]);
+    // An ATS miss is answered in the translation completion: no event record, no vEVENT.
+    expect(t.p.read(q.fd, new Uint8Array(64))).toBe(0);
+    // The guest maps the page; the VMM answers SUCCESS, which goes back to the function as PRI_RESP.
+    const page = g.allocIpa();
+    t.p.poke(f.ram + page + 0x10n, Uint8Array.of(9, 8, 7, 6));
+    g.map(GVA, page);
+    const priResp = f.hw.commandCounts.get(CMDQ_OP.PRI_RESP) ?? 0;
+    expect(U.writePageResponses(t.p, fault.fd, [{ cookie: faults[0]!.cookie, code: U.IOMMUFD_PAGE_RESP_SUCCESS }])).toBe(1);
+    expect(f.hw.commandCounts.get(CMDQ_OP.PRI_RESP)).toBe(priResp + 1);
+    expect(read(f, 0, GVA + 0x10n, 4)).toEqual(Uint8Array.of(9, 8, 7, 6));
+    expect(attach(f, 0, f.ioas)).toBe(0);
+    expect(t.destroy(iopf.id)).toBe(0);
+    expect(t.p.close(fault.fd)).toBe(0);
+    expect(t.destroy(fault.id)).toBe(0);
     teardown(f);
   });
 
