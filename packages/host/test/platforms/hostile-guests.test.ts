@@ -113,7 +113,7 @@ async function twoVms(preset: Preset) {
 
 describe.each(PRESETS)("hostile guest on '%s': VM A attacks, VM B and the host are untouched", (preset) => {
   it('invalidation arrays: garbage, host-only commands, foreign SIDs and VMIDs are EIO at their index or confined to A’s VMID', async () => {
-    const { a, b, bUntouched, bFixes, count, teardown } = await twoVms(preset);
+    const { a, b, smmu, bUntouched, bFixes, count, teardown } = await twoVms(preset);
     const asidB = b.g.asid;
     // Commands naming B's VMID / ASID / VA: the VMID field is overwritten with A's, so they
     // only reach A's entries; TLBI_NSNH_ALL becomes NH_ALL of A's VMID.
@@ -148,6 +148,27 @@ describe.each(PRESETS)("hostile guest on '%s': VM A attacks, VM B and the host a
       const garbage: Cmd = [(rnd() << 40n) | (rnd() << 8n) | BigInt(op), (rnd() << 32n) | rnd()];
       expect(a.inv(garbage)).toEqual([U.EIO, 0]);
     }
+    bUntouched();
+    // Convertible opcodes with garbage in every other bit: the vIOMMU only rewrites VMID/SID,
+    // so an SSec or reserved bit reaches the host CMDQ, which stops with CERROR_ILL; the host
+    // driver skips the command (replaced by a CMD_SYNC, GERRORN acknowledged) as Linux does,
+    // and the call still returns 0. SID commands name a vSID A does not have: EIO.
+    const sidOps = new Set<number>([CMDQ_OP.ATC_INV, CMDQ_OP.CFGI_CD, CMDQ_OP.CFGI_CD_ALL]);
+    const ssec: Cmd = [tlbiA[0] | (1n << 10n), tlbiA[1]];
+    const logged = smmu.messages.length;
+    expect(a.inv(ssec)).toEqual([0, 1]);
+    // The command the host skipped is A's TLBI as converted: ASID 3, VMID stamped to A's.
+    const converted = (BigInt(a.g.asid) << 48n) | (BigInt(a.vmid) << 32n) | (1n << 10n) | BigInt(CMDQ_OP.TLBI_NH_ASID);
+    expect(smmu.messages.slice(logged)).toEqual([
+      'unexpected global error reported (0x1), this could be serious',
+      expect.stringMatching(/^CMDQ error \(cons 0x1[0-9a-f]{6}\): CERROR_ILL$/),
+      `skipping command in error state: 0x${converted.toString(16).padStart(16, '0')} 0x0000000000000000`,
+    ]);
+    for (const op of allowed) {
+      const garbage: Cmd = [(rnd() << 40n) | (rnd() << 8n) | BigInt(op), (rnd() << 32n) | rnd()];
+      expect(a.inv(garbage)).toEqual(sidOps.has(op) ? [U.EIO, 0] : [0, 1]);
+    }
+    expect(smmu.readReg(SMMU_REG.GERROR)).toBe(smmu.readReg(SMMU_REG.GERRORN));
     bUntouched();
     // A long valid array costs one CMD_SYNC per 63 converted commands.
     const syncs = count(CMDQ_OP.CMD_SYNC);
