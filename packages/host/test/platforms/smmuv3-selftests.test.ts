@@ -5,7 +5,7 @@
 // translation faults as vEVENTs, VCMDQs as HW queues. Exact errno, entry_num and bytes.
 //
 // Not applicable here, and why:
-// - §2.1 basic framing, §2.2 VFIO compat container ioctls, §2.16 change_process: the driver
+// - §2.1 basic framing, §2.2's container-only VFIO ioctls, §2.16 change_process: the driver
 //   is never reached; they run unchanged on 'mock' (test/selftest) and the IOAS cases that
 //   need a device run on every preset in portable.test.ts.
 // - §2.5 access (CREATE_ACCESS, ACCESS_PAGES/RW, MD_CHECK_REFS) and MD_CHECK_MAP,
@@ -123,6 +123,31 @@ function teardown(f: Fixture): void {
 
 describe.each(PRESETS)("selftest catalogue on the SMMUv3 driver, preset '%s'", (preset) => {
   const tegra = preset === 'tegra241-cmdqv';
+
+  it('§2.2 vfio_compat on the SMMU: Type1v2 reports the S1 domain page sizes and 48-bit range; MAP_DMA / UNMAP_DMA are what the function sees', async () => {
+    const f = await fixture(preset);
+    const { t } = f;
+    const p = t.p;
+    const ioas = t.ioasAlloc();
+    expect(U.vfioIoas(p, t.fd, U.IOMMU_VFIO_IOAS_SET, ioas)).toBe(ioas);
+    U.vfioSetIommu(p, t.fd, U.VFIO_TYPE1v2_IOMMU);
+    expect(attach(f, 0, ioas)).toBe(0);
+    // 4 KiB | 2 MiB | 1 GiB (the io-pgtable's sizes), [0, 2^48 - 1]; iommufd's DMA_AVAIL is U32_MAX.
+    expect(U.vfioIommuGetInfo(p, t.fd)).toEqual({
+      flags: U.VFIO_IOMMU_INFO_PGSIZES | U.VFIO_IOMMU_INFO_CAPS,
+      iovaPgsizes: 0x4020_1000n,
+      iovaRanges: [{ start: 0n, end: (1n << 48n) - 1n }],
+      dmaAvail: U32_MAX,
+      // iommufd_vfio_iommu_get_info fills DMA_AVAIL first, then IOVA_RANGE.
+      capabilityIds: [U.VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, U.VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE],
+    });
+    const iova = 0x7_0000_0000n;
+    U.vfioIommuMapDma(p, t.fd, { vaddr: f.ram, iova, size: 16n * PAGE });
+    expect(read(f, 0, iova + 5n * PAGE + 8n, 8)).toEqual(p.peek(f.ram + 5n * PAGE + 8n, 8));
+    expect(U.vfioIommuUnmapDma(p, t.fd, { iova, size: 16n * PAGE })).toBe(16n * PAGE);
+    expect(read(f, 0, iova + 5n * PAGE, 4)).toBe('fault');
+    teardown(f);
+  });
 
   it('§2.4 all_aligns: every start page and length maps, reads back through the SMMU, and faults after unmap', async () => {
     const f = await fixture(preset);
