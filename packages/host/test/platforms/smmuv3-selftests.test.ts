@@ -58,8 +58,8 @@ interface Fixture {
   preset: Preset;
 }
 
-async function fixture(preset: Preset): Promise<Fixture> {
-  const host = await createHost({ platform: preset, devices: 2, strict: true });
+async function fixture(preset: Preset, devices = 2): Promise<Fixture> {
+  const host = await createHost({ platform: preset, devices, strict: true });
   const fd = host.process.open('/dev/iommu');
   const t = new Iommufd(host, fd);
   const ram = makeBuffer(t);
@@ -497,6 +497,19 @@ describe.each(PRESETS)("selftest catalogue on the SMMUv3 driver, preset '%s'", (
     expect(t.p.close(q.fd)).toBe(0);
     teardown(f);
   });
+
+  if (tegra)
+    it('§2.10 vdevice_alloc on Tegra241: a VINTF has 16 SID slots; the 17th vDEVICE is ENOSPC and leaves nothing', async () => {
+      const f = await fixture(preset, 17);
+      const { t, devIds } = f;
+      const { viommu } = vsmmu(f);
+      for (let i = 0; i < 16; i++) expect(t.vdeviceAlloc(viommu, devIds[i]!, BigInt(0x100 + i)).rc).toBe(0);
+      const before = f.host.objects(t.fd);
+      expect(t.vdeviceAlloc(viommu, devIds[16]!, 0x200n).rc).toBe(-U.ENOSPC);
+      expect(f.host.objects(t.fd)).toEqual(before);
+      expect(sidMatch(f, 15)).toBe((0x10f << 1) | 1);
+      teardown(f);
+    });
 
   it('§2.10 vdevice_tombstone: unbinding the device destroys its vDEVICE; the ID stays ENOENT; close frees the rest', async () => {
     const f = await fixture(preset);
