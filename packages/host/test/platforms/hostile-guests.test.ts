@@ -13,7 +13,7 @@ import { buildCmd, type ArmSmmuV3 } from '@iommufd/arm-smmu-v3';
 import { ARM_PTE, CMDQ_OP, SMMU_CD, SMMU_EVENT, SMMU_REG, SMMU_STE, TEGRA241_CMDQV_REG as R, type SmmuV3 } from '@iommufd/hw-model';
 import { createHost, type Host, type HostProcess } from '../../src/index.js';
 import { armSmmuOf } from '../../src/platforms/arm-smmuv3.js';
-import { GUEST_LEAF, cmdEntries, presetViommu, smmuGuest, vsteData } from './smmu-guest.js';
+import { GUEST_LEAF, cmdEntries, presetViommu, smmuGuest, smmuLeftNothing, vsteData } from './smmu-guest.js';
 import { errnoOf, invalidateResult, poke64, userProcess } from './vmm.js';
 
 const PRESETS = ['arm-smmuv3', 'tegra241-cmdqv'] as const;
@@ -101,12 +101,12 @@ async function twoVms(preset: Preset) {
       return m ? [SMMU_EVENT.decode(m[1]!.split(' ').map((w) => BigInt(w)))] : [];
     });
   };
-  /** Closing both VMs' fds leaves no object, pin, ASID or VMID. */
+  /** Closing both VMs' fds leaves no object, pin, ASID, VMID, live STE or guest VINTF/VCMDQ. */
   const teardown = () => {
     for (const proc of host.processes) for (const { fd } of proc.fds()) expect(proc.close(fd)).toBe(0);
     expect(host.contexts().every((c) => c.released && c.objects.length === 0)).toBe(true);
     expect(host.pinnedPages).toBe(0);
-    expect([smmu.asidsInUse, smmu.vmidsInUse]).toEqual([[], []]);
+    smmuLeftNothing(host, SIDS);
   };
   return { host, smmu, hw: smmuHw, a, b, bUntouched, bFixes, count, hostEvents, teardown };
 }

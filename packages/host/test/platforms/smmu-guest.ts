@@ -1,11 +1,16 @@
 /**
- * What an SMMUv3 guest keeps in its RAM, for the platform tests: a page allocator over guest
- * RAM (IPA 0 left alone), a 48-bit stage-1 table with 4 KiB pages, one CD pointing at it and
- * the vSTE pointing at the CD table, encoded with hw-model's bit layouts as a guest driver's
- * headers would; plus the 16-byte command entries of IOMMU_HWPT_INVALIDATE.
+ * What the SMMUv3 platform tests share. A guest's structures in its RAM: a page allocator over
+ * guest RAM (IPA 0 left alone), a 48-bit stage-1 table with 4 KiB pages, one CD pointing at
+ * it and the vSTE pointing at the CD table, encoded with hw-model's bit layouts as a guest
+ * driver's headers would; the 16-byte command entries of IOMMU_HWPT_INVALIDATE; the preset's
+ * vIOMMU; and the leak check after every fd is closed.
  */
 import * as U from '@iommufd/uapi';
-import { ARM_PTE, SMMU_CD, SMMU_STE } from '@iommufd/hw-model';
+import { expect } from 'vitest';
+import type { Tegra241Cmdqv } from '@iommufd/arm-smmu-v3';
+import { ARM_PTE, SMMU_CD, SMMU_STE, TEGRA241_CMDQV_REG as R } from '@iommufd/hw-model';
+import type { Host } from '../../src/index.js';
+import { armSmmuOf } from '../../src/platforms/arm-smmuv3.js';
 import { peek64, poke64 } from './vmm.js';
 
 /** A stage-1 leaf: RW, inner-shareable write-back, AF set, non-global (ASID-tagged). */
@@ -67,4 +72,19 @@ export function presetViommu(preset: string): { type: number; data?: Uint8Array 
   return preset === 'tegra241-cmdqv'
     ? { type: U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, data: U.iommu_viommu_tegra241_cmdqv.encode({ out_vintf_mmap_offset: 0n, out_vintf_mmap_length: 0n }) }
     : { type: U.IOMMU_VIOMMU_TYPE_ARM_SMMUV3 };
+}
+
+/**
+ * After every fd is closed: no ASID or VMID allocated, the STE of each StreamID in `sids` back
+ * to abort (V=1, Config 0, an unbound function's), and on Tegra241 no guest VINTF and no global
+ * VCMDQ mapped (CMDQ_ALLOC.ALLOCATED) beyond VINTF0's.
+ */
+export function smmuLeftNothing(host: Host, sids: readonly number[]): void {
+  const { smmu } = armSmmuOf(host.memory)!;
+  expect([smmu.asidsInUse, smmu.vmidsInUse]).toEqual([[], []]);
+  for (const sid of sids) expect(smmu.readSte(sid)[0]! & 0xfn).toBe(1n);
+  const cmdqv = smmu.impl as Tegra241Cmdqv | undefined;
+  if (cmdqv === undefined) return;
+  expect(cmdqv.vintfs.slice(1).every((v) => v === undefined)).toBe(true);
+  for (let q = cmdqv.numLvcmdqsPerVintf; q < cmdqv.numVcmdqs; q++) expect(smmu.readReg(cmdqv.offset + R.CMDQ_ALLOC + 4 * q) & 1).toBe(0);
 }
