@@ -4,13 +4,13 @@
 // and the StreamID keep them apart. VM B leaves a stale translation in the TLB (it remapped
 // its VA without a TLBI); VM A then attacks through every channel a guest has: its
 // invalidation arrays, its VCMDQ (Tegra241, through the mmapped VINTF page), its vSTE, its
-// page tables and its CD. Each attack is refused or faulted as the architecture says, the
+// page tables, its CD and its PASID (CD table) entries. Each attack is refused or faulted as the architecture says, the
 // work it causes is bounded, and B's translation, B's cached entries, B's STE, B's vEVENTQ
 // and the SMMU's global error state stay as they were — until B's own TLBI.
 import * as U from '@iommufd/uapi';
 import { describe, expect, it, vi } from 'vitest';
 import { buildCmd, type ArmSmmuV3 } from '@iommufd/arm-smmu-v3';
-import { ARM_PTE, CMDQ_OP, SMMU_CD, SMMU_EVENT, SMMU_REG, SMMU_STE, TEGRA241_CMDQV_REG as R, type SmmuV3 } from '@iommufd/hw-model';
+import { ARM_PTE, CMDQ_OP, SMMU_EVENT, SMMU_L1CD, SMMU_REG, SMMU_STE, TEGRA241_CMDQV_REG as R, type SmmuV3 } from '@iommufd/hw-model';
 import { createHost, type Host, type HostProcess } from '../../src/index.js';
 import { armSmmuOf } from '../../src/platforms/arm-smmuv3.js';
 import { GUEST_LEAF, cmdEntries, presetViommu, smmuGuest, smmuLeftNothing, vsteData } from './smmu-guest.js';
@@ -53,7 +53,7 @@ function bootVm(host: Host, smmu: ArmSmmuV3, proc: HostProcess, dev: number, pre
   expect(U.vfioDeviceAttachIommufdPt(p, dfd, { ptId: nested })).toBe(nested);
   const sid = SIDS[dev]!;
   const vmid = Number(SMMU_STE.decode(smmu.readSte(sid)).S2VMID);
-  const dma = (iova: bigint, length = 4) => host.dma(host.vfioDevices[dev]!, { iova, length, write: false });
+  const dma = (iova: bigint, length = 4, pasid?: number) => host.dma(host.vfioDevices[dev]!, { iova, length, write: false, ...(pasid !== undefined ? { pasid } : {}) });
   const inv = (...cmds: Cmd[]) => invalidateResult(p, fd, { hwptId: viommu.id, dataType: U.IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, entryLen: 16, entries: cmdEntries(...cmds) });
   const readEvents = () => {
     const buf = new Uint8Array(1024);
@@ -268,6 +268,37 @@ describe.each(PRESETS)("hostile guest on '%s': VM A attacks, VM B and the host a
     expect(a.dma(GVA).ok).toBe(false);
     expect(a.readEvents()).toEqual([]);
     expect(hostEvents()).toEqual([expect.objectContaining({ ID: 0x10n, SID: BigInt(a.sid), S2: 1n, CLASS: 1n, TTRNW: 1n, IPA: ((1n << 48n) - 0x1000n) >> 12n })]);
+    bUntouched();
+    bFixes();
+    teardown();
+  });
+
+  it('PASID entries: SSIDs past S1CDMAX and invalid L1 CDs are C_BAD_SUBSTREAMID for A’s vEVENTQ; a level-1 CD pointer at an absurd IPA is a stage-2 fault, the host’s', async () => {
+    const { a, bUntouched, bFixes, hostEvents, teardown } = await twoVms(preset);
+    // Linear CD table of 2 CDs (S1CDMAX 1): SSID 1 gets its own CD (ASID 5, same table).
+    poke64(a.p, a.ram + a.g.cdTable + 64n, ...a.g.cd({ ASID: 5 }));
+    const linear = U.hwptAlloc(a.p, a.fd, { devId: a.devId, ptId: a.viommu.id, data: vsteData(a.g.vste(a.g.cdTable, { S1CDMAX: 1 })) });
+    expect(U.vfioDeviceAttachIommufdPt(a.p, a.dfd, { ptId: linear })).toBe(linear);
+    expect(a.dma(GVA, 4, 1)).toEqual({ ok: true, data: new Uint8Array(4).fill(0xa0) });
+    // A configuration error of the guest's own CD table: forwarded to A with its vSID
+    // (arm_smmu_handle_event accepts C_BAD_SUBSTREAMID for a vmaster), not logged by the host.
+    hostEvents();
+    expect(a.dma(GVA, 4, 2).ok).toBe(false);
+    expect(a.readEvents()).toEqual([expect.objectContaining({ ID: 0x08n, SID: VSID, SSV: 1n, SSID: 2n, S2: 0n })]);
+    expect(hostEvents()).toEqual([]);
+    bUntouched();
+    // Two-level CD table (S1FMT 1: 64 CDs per leaf): L1[0] points at an IPA A never mapped,
+    // L1[1] is invalid.
+    const l1 = a.g.allocIpa();
+    poke64(a.p, a.ram + l1, SMMU_L1CD.encode({ V: 1, L2PTR: (1n << 47n) >> 12n })[0]!, 0n);
+    const twoLevel = U.hwptAlloc(a.p, a.fd, { devId: a.devId, ptId: a.viommu.id, data: vsteData(a.g.vste(l1, { S1FMT: 1, S1CDMAX: 7 })) });
+    expect(U.vfioDeviceAttachIommufdPt(a.p, a.dfd, { ptId: twoLevel })).toBe(twoLevel);
+    expect(a.dma(GVA, 4, 1).ok).toBe(false);
+    expect(hostEvents()).toEqual([expect.objectContaining({ ID: 0x10n, SID: BigInt(a.sid), SSV: 1n, SSID: 1n, S2: 1n, CLASS: 0n, IPA: (1n << 47n) >> 12n })]);
+    expect(a.readEvents()).toEqual([]);
+    expect(a.dma(GVA, 4, 64).ok).toBe(false);
+    expect(a.readEvents()).toEqual([expect.objectContaining({ ID: 0x08n, SID: VSID, SSV: 1n, SSID: 64n })]);
+    expect(hostEvents()).toEqual([]);
     bUntouched();
     bFixes();
     teardown();
