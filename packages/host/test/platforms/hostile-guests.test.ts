@@ -4,9 +4,10 @@
 // and the StreamID keep them apart. VM B leaves a stale translation in the TLB (it remapped
 // its VA without a TLBI); VM A then attacks through every channel a guest has: its
 // invalidation arrays, its VCMDQ (Tegra241, through the mmapped VINTF page), its vSTE, its
-// page tables, its CD and its PASID (CD table) entries. Each attack is refused or faulted as the architecture says, the
-// work it causes is bounded, and B's translation, B's cached entries, B's STE, B's vEVENTQ
-// and the SMMU's global error state stay as they were — until B's own TLBI.
+// page tables, its CD and its PASID (CD table) entries. Each attack is refused or faulted as
+// the architecture says, the work it causes is bounded, and B's translation, B's cached
+// entries, B's STE, B's vEVENTQ and the SMMU's global error state stay as they were — until
+// B's own TLBI.
 import * as U from '@iommufd/uapi';
 import { describe, expect, it, vi } from 'vitest';
 import { buildCmd, type ArmSmmuV3 } from '@iommufd/arm-smmu-v3';
