@@ -26,8 +26,11 @@
 //   HWPT here, a paging HWPT in iopf.test.ts). §2.14 the PASID_* test ops: PASID attach runs
 //   in portable.test.ts; a nested HWPT cannot be attached at a PASID (the driver has no
 //   set_dev_pasid for it), which the mock's pasid_attach relies on.
-// - §2.12 the mock's "unaligned base" step (index 1 at iova + P/2): a VCMDQ base must be
-//   aligned to its length, so the same call is EINVAL here (asserted).
+// - §2.12 a queue longer than IDR1.CMDQS allows (8 MiB here): the core pins the span and
+//   wants it physically contiguous before the driver sees the length, which anonymous guest
+//   RAM is not. The mock's "unaligned base" step (iova + P/2, length P/2) is aligned to its
+//   own length, which is all a VCMDQ needs, so it succeeds here too; a base off its length's
+//   alignment is EINVAL (both asserted).
 import * as U from '@iommufd/uapi';
 import { describe, expect, it } from 'vitest';
 import { buildCmd, type ArmSmmuV3, type Tegra241Cmdqv } from '@iommufd/arm-smmu-v3';
