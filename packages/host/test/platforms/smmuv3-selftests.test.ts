@@ -146,6 +146,13 @@ describe.each(PRESETS)("selftest catalogue on the SMMUv3 driver, preset '%s'", (
     expect(read(f, 0, iova + 5n * PAGE + 8n, 8)).toEqual(p.peek(f.ram + 5n * PAGE + 8n, 8));
     expect(U.vfioIommuUnmapDma(p, t.fd, { iova, size: 16n * PAGE })).toBe(16n * PAGE);
     expect(read(f, 0, iova + 5n * PAGE, 4)).toBe('fault');
+    // huge_map, Ver1v2: an area is never split, so unmapping a piece of it is ENOENT.
+    U.vfioIommuMapDma(p, t.fd, { vaddr: f.ram, iova, size: RAM });
+    for (let i = 0n; i < 16n; i++) {
+      const piece = U.vfio_iommu_type1_dma_unmap.encode({ argsz: U.vfio_iommu_type1_dma_unmap.size, flags: 0, iova: iova + i * (RAM / 16n), size: RAM / 16n });
+      expect(p.ioctl(t.fd, U.VFIO_IOMMU_UNMAP_DMA, piece)).toBe(-U.ENOENT);
+    }
+    expect(read(f, 0, iova + RAM - 8n, 8)).toEqual(p.peek(f.ram + RAM - 8n, 8));
     teardown(f);
   });
 
@@ -180,12 +187,50 @@ describe.each(PRESETS)("selftest catalogue on the SMMUv3 driver, preset '%s'", (
     expect(attach(f, 0, h.id)).toBe(0);
     expect(read(f, 0, 0x10n, 8)).toEqual(t.p.peek(f.ram + 0x10n, 8));
     expect(t.destroy(h.id)).toBe(-U.EBUSY);
+    // The selftest's MOCK_DOMAIN(pt = h0): a second function on the same HWPT shares its S1
+    // domain (one ASID); an unmap's TLBI reaches both.
+    expect(attach(f, 1, h.id)).toBe(0);
+    expect(f.smmu.asidsInUse).toHaveLength(1);
+    expect(read(f, 1, 0x20n, 8)).toEqual(t.p.peek(f.ram + 0x20n, 8));
+    expect(t.unmap(ioas, 0n, RAM)).toEqual({ rc: 0, length: RAM });
+    expect([read(f, 0, 0x10n, 4), read(f, 1, 0x20n, 4)]).toEqual(['fault', 'fault']);
+    expect(t.map(ioas, f.ram, RAM, { iova: 0n }).rc).toBe(0);
+    expect(f.host.process.ioctl(f.devFds[1]!, U.VFIO_DEVICE_DETACH_IOMMUFD_PT, U.vfio_device_detach_iommufd_pt.encode({ argsz: U.vfio_device_detach_iommufd_pt.size }))).toBe(0);
+    expect(read(f, 1, 0x20n, 4)).toBe('fault');
     // Replace onto the stage-2 nest parent: the same DMA, now through the VMID's S2.
     expect(attach(f, 0, np.id)).toBe(0);
     expect(f.smmu.vmidsInUse).toEqual([1]);
     expect(read(f, 0, 0x10n, 8)).toEqual(t.p.peek(f.ram + 0x10n, 8));
     expect(t.destroy(h.id)).toBe(0);
     expect(t.destroy(np.id)).toBe(-U.EBUSY);
+    teardown(f);
+  });
+
+  it('§2.3 ioas_iova_alloc / area_auto_iova with the SMMU domain: 4 KiB granularity, IOVAs aligned to the length, ALLOW_IOVAS honoured', async () => {
+    const f = await fixture(preset);
+    const { t } = f;
+    const ioas = t.ioasAlloc();
+    expect(attach(f, 0, ioas)).toBe(0);
+    // The domain's smallest page is 4 KiB: any other length cannot be auto-mapped.
+    for (const length of [1n, PAGE / 2n, PAGE - 1n, PAGE + 1n, 2n * PAGE - 1n]) expect(t.map(ioas, f.ram, length).rc).toBe(-U.EINVAL);
+    for (let i = 1n; i <= 10n; i++) {
+      const m = t.map(ioas, f.ram, i * PAGE);
+      expect(m.rc).toBe(0);
+      const lowest = i * PAGE & -(i * PAGE);
+      expect(m.iova % lowest).toBe(0n);
+      expect(read(f, 0, m.iova + (i - 1n) * PAGE, 8)).toEqual(t.p.peek(f.ram + (i - 1n) * PAGE, 8));
+    }
+    expect(t.unmap(ioas, 0n, (1n << 64n) - 1n).rc).toBe(0);
+    // Allowed IOVAs inside the 48-bit aperture: auto mappings land inside them.
+    const lo = 0x1234_0000_0000n;
+    const hi = lo + 600n * PAGE - 1n;
+    expect(t.allowIovas(ioas, [[lo, hi]])).toBe(0);
+    for (let i = 1n; i <= 10n; i++) {
+      const m = t.map(ioas, f.ram, i * PAGE);
+      expect(m.rc).toBe(0);
+      expect(m.iova >= lo && m.iova + i * PAGE - 1n <= hi).toBe(true);
+      expect(read(f, 0, m.iova, 8)).toEqual(t.p.peek(f.ram, 8));
+    }
     teardown(f);
   });
 
