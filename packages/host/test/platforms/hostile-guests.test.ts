@@ -11,7 +11,7 @@
 import * as U from '@iommufd/uapi';
 import { describe, expect, it, vi } from 'vitest';
 import { buildCmd, type ArmSmmuV3 } from '@iommufd/arm-smmu-v3';
-import { ARM_PTE, CMDQ_OP, SMMU_EVENT, SMMU_L1CD, SMMU_REG, SMMU_STE, TEGRA241_CMDQV_REG as R, type SmmuV3 } from '@iommufd/hw-model';
+import { ARM_PTE, CMD_SYNC_CS, CMDQ_OP, SMMU_CMD_SYNC, SMMU_EVENT, SMMU_L1CD, SMMU_REG, SMMU_STE, TEGRA241_CMDQV_REG as R, type SmmuV3 } from '@iommufd/hw-model';
 import { createHost, type Host, type HostProcess } from '../../src/index.js';
 import { armSmmuOf } from '../../src/platforms/arm-smmuv3.js';
 import { GUEST_LEAF, cmdEntries, presetViommu, smmuGuest, smmuLeftNothing, vsteData } from './smmu-guest.js';
@@ -109,7 +109,7 @@ async function twoVms(preset: Preset) {
     expect(host.pinnedPages).toBe(0);
     smmuLeftNothing(host, SIDS);
   };
-  return { host, smmu, hw: smmuHw, a, b, bUntouched, bFixes, count, hostEvents, teardown };
+  return { host, smmu, hw: smmuHw, a, b, bEntries, bUntouched, bFixes, count, hostEvents, teardown };
 }
 
 describe.each(PRESETS)("hostile guest on '%s': VM A attacks, VM B and the host are untouched", (preset) => {
@@ -307,7 +307,7 @@ describe.each(PRESETS)("hostile guest on '%s': VM A attacks, VM B and the host a
 
   if (preset === 'tegra241-cmdqv')
     it('VCMDQ through the mmapped VINTF page: foreign VMIDs stamped, foreign SIDs and host commands CERROR_ILL, one doorbell consumes at most the queue', async () => {
-      const { host, a, b, smmu, bUntouched, bFixes, count, teardown } = await twoVms(preset);
+      const { host, a, b, smmu, bEntries, bUntouched, bFixes, count, teardown } = await twoVms(preset);
       const out = U.iommu_viommu_tegra241_cmdqv.decode(a.viommu.data);
       const vintf = a.p.mmap(out.out_vintf_mmap_length, RW, U.MAP_SHARED, a.fd, out.out_vintf_mmap_offset);
       expect(vintf > 0n).toBe(true);
@@ -325,11 +325,21 @@ describe.each(PRESETS)("hostile guest on '%s': VM A attacks, VM B and the host a
       w32(R.VCMDQ_PROD, 3);
       expect(r32(R.VCMDQ_CONS)).toBe(3);
       bUntouched();
-      // ATC_INV on B's physical SID: no SID_MATCH slot of A's VINTF → CERROR_ILL, queue stops.
+      // CMD_SYNC with CS=IRQ naming host physical addresses — B's page behind its stale TLB
+      // entry, B's STE in the stream table — as MSI targets: completes through CONS only, no
+      // MSI write (hw-model: a guest queue's SYNC never DMAs to a guest-chosen PA).
+      const bPage = bEntries().find((e) => e.stage === 'nested')!.oa;
+      for (const [i, pa] of [bPage, smmu.steAddress(b.sid)].entries()) {
+        put(3 + i, [SMMU_CMD_SYNC.encode({ OPCODE: CMDQ_OP.CMD_SYNC, CS: CMD_SYNC_CS.IRQ, MSIDATA: 0xdead_beefn })[0]!, SMMU_CMD_SYNC.encode({ MSIADDR: pa >> 2n })[1]!]);
+      }
+      w32(R.VCMDQ_PROD, 5);
+      expect(r32(R.VCMDQ_CONS)).toBe(5);
+      bUntouched();
+      // ATC_INV on B's physical SID: no SID_MATCH slot of A's VINTF → CERROR_ILL, queue stops.      // ATC_INV on B's physical SID: no SID_MATCH slot of A's VINTF → CERROR_ILL, queue stops.
       const atcB = cmd({ opcode: 'ATC_INV', sid: b.sid, ssid: 0, substreamValid: false, addr: 0n, size: 52 });
-      put(3, atcB);
-      w32(R.VCMDQ_PROD, 4);
-      expect(r32(R.VCMDQ_CONS)).toBe(3 | (1 << 24));
+      put(5, atcB);
+      w32(R.VCMDQ_PROD, 6);
+      expect(r32(R.VCMDQ_CONS)).toBe(5 | (1 << 24));
       // The error interrupt is A's vEVENT (LVCMDQ 0 in its error map), nothing for B.
       bUntouched();
       const buf = new Uint8Array(64);
@@ -338,12 +348,12 @@ describe.each(PRESETS)("hostile guest on '%s': VM A attacks, VM B and the host a
       expect(errs.map((e) => U.iommu_vevent_tegra241_cmdqv.decode(e.data).lvcmdq_err_map)).toEqual([[1n, 0n]]);
       // The guest repairs its queue (the bad slot becomes a SYNC) and acknowledges the error.
       // CONS.ERR keeps the last error's reason (as SMMU_CMDQ_CONS.ERR); RD moves on.
-      put(3, SYNC);
+      put(5, SYNC);
       w32(R.VCMDQ_GERRORN, r32(R.VCMDQ_GERROR));
-      expect(r32(R.VCMDQ_CONS)).toBe(4 | (1 << 24));
+      expect(r32(R.VCMDQ_CONS)).toBe(6 | (1 << 24));
       // Host-only commands and TLBI_NH_ALL (not a guest-queue command) stop it the same way.
       for (const [i, bad] of [cmd({ opcode: 'CFGI_STE', sid: b.sid, leaf: true }), cmd({ opcode: 'TLBI_S12_VMALL', vmid: b.vmid }), cmd({ opcode: 'TLBI_NH_ALL', vmid: b.vmid }), cmd({ opcode: 'CFGI_ALL' })].entries()) {
-        const at = 4 + i;
+        const at = 6 + i;
         put(at, bad);
         w32(R.VCMDQ_PROD, at + 1);
         expect(r32(R.VCMDQ_CONS)).toBe(at | (1 << 24));
