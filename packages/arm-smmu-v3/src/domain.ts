@@ -203,8 +203,11 @@ export interface AttachState {
   vmaster?: ArmVmaster | undefined;
 }
 
-/** `arm_smmu_attach_prepare`: decides ATS and joins the new domain's device list before any STE changes. */
-export function attachPrepare(state: AttachState, newDomain: IommuDomain, vmaster?: () => ArmVmaster | number): Status {
+/**
+ * `arm_smmu_attach_prepare`: decides ATS and joins the new domain's device list before any STE
+ * changes. `vmaster` gives the nested master's vSID reporter, an errno, or undefined for none (a non-translating vSTE).
+ */
+export function attachPrepare(state: AttachState, newDomain: IommuDomain, vmaster?: () => ArmVmaster | number | undefined): Status {
   const master = state.master;
   const smmuDomain = toSmmuDomainDevices(newDomain);
   // ATS needs page tables: never with the blocked/identity domains.

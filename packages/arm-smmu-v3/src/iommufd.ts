@@ -224,8 +224,10 @@ function attachDevNested(domain: IommuDomain, dev: Device): Status {
   const state: AttachState = { master, oldDomain: master.domain, ssid: 0, disableAts: !d.enableAts, atsEnabled: false };
   const st = attachPrepare(state, domain, () => {
     const vsid = viommuGetVdevId(d.vsmmu.viommu, dev);
-    if (typeof vsid === 'number') return vsid;
-    return vmasterReporter(d.vsmmu.viommu, vsid);
+    if (typeof vsid !== 'number') return vmasterReporter(d.vsmmu.viommu, vsid);
+    // arm_smmu_attach_prepare_vmaster: a translating vSTE needs the vSID (CD/ATS
+    // invalidations, vEVENTs); an abort or bypass vSTE attaches without a vDEVICE (GBPA).
+    return SMMU_STE.num(d.ste, 'CONFIG') === STE_CFG.S1_TRANS ? vsid : undefined;
   });
   if (st !== 0) return st;
   master.installSte(makeNestedDomainSte(master.smmu, d, state.atsEnabled));

@@ -457,7 +457,9 @@ export class Tegra241Cmdqv implements SmmuImpl {
     v.sids.add(sidx);
     const sid = master.streams[0]!;
     this.write(this.vintfReg(v, R.VINTF_SID_REPLACE + 4 * sidx), sid);
-    this.write(this.vintfReg(v, R.VINTF_SID_MATCH + 4 * sidx), Number(VINTF_SID_MATCH.encode({ ENABLE: 1, VIRT_SID: virtSid })[0]!));
+    // `writel(virt_sid << 1 | 0x1)`: a 32-bit write of whatever u32 the user gave; the
+    // register keeps VIRT_SID's 20 bits, so a wider vSID is not refused, it is truncated.
+    this.write(this.vintfReg(v, R.VINTF_SID_MATCH + 4 * sidx), Number(((virtSid << 1n) | VINTF_SID_MATCH.encode({ ENABLE: 1 })[0]!) & 0xffff_ffffn));
     const view = containerOf(vdev, tegra241_vintf_sid, 'core');
     view.setPtr('vintf', v);
     view.set('sid', sid);

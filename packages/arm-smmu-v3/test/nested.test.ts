@@ -204,10 +204,15 @@ describe.each(['engine', 'typescript'] as const)('nested domain from a guest STE
     expect(s2.vmid).toBe(1);
   });
 
-  it('needs a vDEVICE to attach (ENOENT) and a same-SMMU device (EINVAL)', () => {
+  it('needs a vDEVICE to attach an S1 vSTE (ENOENT), none for abort/bypass, and a same-SMMU device (EINVAL)', () => {
     const { nested, vste, devs, cdTable } = vmc();
     const d = nested(vste({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n })) as IommuDomain;
     expect(d.ops.attachDev!(d, devs[1]!)).toBe(2);
+    // Only a translating vSTE needs the vSID: abort, bypass and V=0 attach without a vDEVICE.
+    for (const fields of [{ V: 1, CONFIG: 0 }, { V: 1, CONFIG: 4 }, { V: 0, CONFIG: 5 }]) {
+      const plain = nested(vste(fields)) as IommuDomain;
+      expect(plain.ops.attachDev!(plain, devs[1]!)).toBe(0);
+    }
     const other = rig();
     expect(d.ops.attachDev!(d, other.devs[0]!)).toBe(EINVAL);
   });

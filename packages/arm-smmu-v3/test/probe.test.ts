@@ -10,6 +10,8 @@ describe('probe and bring-up', () => {
     expect(smmu.features).toMatchObject({ twoLvlStrtab: true, twoLvlCdtab: true, transS1: true, transS2: true, nesting: true, rangeInv: true, s2fwb: true, ats: true, pri: true, coherency: true, msi: true, hd: false });
     expect(smmu.msiPoll).toBe(true);
     expect([smmu.asidBits, smmu.vmidBits, smmu.sidBits, smmu.ssidBits, smmu.ias, smmu.oas]).toEqual([16, 16, 16, 20, 48, 48]);
+    // iommu.max_pasids = 1 << ssid_bits: what GET_HW_INFO's out_max_pasid_log2 is capped by.
+    expect(smmu.maxPasidLog2).toBe(20);
     // SMMUEN | PRIQEN | EVTQEN | CMDQEN | ATSCHK, acknowledged.
     expect(smmu.readReg(SMMU_REG.CR0)).toBe(0x1f);
     expect(smmu.readReg(SMMU_REG.CR0ACK)).toBe(0x1f);

@@ -118,8 +118,13 @@ describe('TEGRA241_CMDQV vIOMMU', () => {
     expect(reg(vm, R.VINTF_BASE + R.VINTF_STRIDE + R.VINTF_SID_REPLACE)).toBe(vm.pci[0]!.streamId);
     expect(reg(vm, R.VINTF_BASE + R.VINTF_STRIDE + R.VINTF_SID_MATCH)).toBe(Number((VSID << 1n) | 1n));
     expect(vm.core.vdeviceAlloc(vm.viommu, vm.devs[1]!, 1n << 32n)).toBe(EINVAL);
+    // A u32 vSID wider than the slot's 20 bits is written as is and kept truncated (writel).
+    const wide = vm.core.vdeviceAlloc(vm.viommu, vm.devs[1]!, 0xfff0_0077n) as IommufdVdevice;
+    expect(reg(vm, R.VINTF_BASE + R.VINTF_STRIDE + R.VINTF_SID_MATCH + 4)).toBe((0x77 << 1) | 1);
     vm.core.vdeviceDestroy(vdev);
+    vm.core.vdeviceDestroy(wide);
     expect(reg(vm, R.VINTF_BASE + R.VINTF_STRIDE + R.VINTF_SID_MATCH)).toBe(0);
+    expect(reg(vm, R.VINTF_BASE + R.VINTF_STRIDE + R.VINTF_SID_MATCH + 4)).toBe(0);
   });
 
   it('checks HW queues as the reference says: type, index, order, length, alignment; maps disabled; descending destroy', () => {

@@ -8,7 +8,7 @@ import { defineBitLayout } from './bitfield.js';
 import type { CommandExecutor } from './cmdq.js';
 import type { MmioDevice } from './memory.js';
 import { queuePointer } from './queue.js';
-import { CMDQ_ERR, CMDQ_OP, SMMU_CMD, SMMU_CMD_TLBI, SMMU_IDR1, SMMU_MMIO_SIZE } from './smmuv3-layouts.js';
+import { CMD_SYNC_CS, CMDQ_ERR, CMDQ_OP, SMMU_CMD, SMMU_CMD_SYNC, SMMU_CMD_TLBI, SMMU_IDR1, SMMU_MMIO_SIZE } from './smmuv3-layouts.js';
 import { SmmuV3, type SmmuV3Options } from './smmuv3.js';
 
 /** CMDQV global register offsets (config page) and page bases. */
@@ -403,8 +403,17 @@ export class Tegra241Cmdqv implements MmioDevice {
         streams.push([vsid, vi.sidReplace[slot]!]);
       }
     });
+    // A guest queue's CMD_SYNC completes through CONS only: its MSI write (CS=IRQ) would be a
+    // 32-bit DMA to whatever host physical address the guest names, so it is not made.
+    const host: CommandExecutor = {
+      execute: (dw0, dw1) => {
+        const w = [dw0, dw1];
+        if (SMMU_CMD.num(w, 'OPCODE') === CMDQ_OP.CMD_SYNC && SMMU_CMD_SYNC.num(w, 'CS') === CMD_SYNC_CS.IRQ) SMMU_CMD_SYNC.set(w, 'CS', CMD_SYNC_CS.NONE);
+        return this.smmu.executeCommand(w[0]!, w[1]!);
+      },
+    };
     return {
-      guest: { vmid: VINTF_CONFIG.num([BigInt(vi.config)], 'VMID'), streams, host: this.smmu.executor },
+      guest: { vmid: VINTF_CONFIG.num([BigInt(vi.config)], 'VMID'), streams, host },
       execute: (dw0, dw1) => {
         const w = [dw0, dw1];
         const op = SMMU_CMD.num(w, 'OPCODE');
@@ -417,7 +426,7 @@ export class Tegra241Cmdqv implements MmioDevice {
           if (slot < 0) return CMDQ_ERR.ILL;
           SMMU_CMD.set(w, 'SID', BigInt(vi.sidReplace[slot]!));
         }
-        return this.smmu.executeCommand(w[0]!, w[1]!);
+        return host.execute(w[0]!, w[1]!);
       },
     };
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  CMD_SYNC_CS,
   CMDQ_ERR,
   CMDQ_OP,
   CMDQV_CMDQ_ALLOC,
@@ -155,6 +156,25 @@ describe.each(QUEUE_CONSUMERS)('%s queue consumer', (consumer) => {
       expect(r32(R.CMDQ_ERR_MAP)).toBe(0);
       q.push(SMMU_CMD_ATC_INV.encode({ OPCODE: CMDQ_OP.ATC_INV, SID: 0x999, SIZE: 52 }) as [bigint, bigint]);
       expect(q.cons()).toBe(2 | (CMDQ_ERR.ILL << 24));
+    });
+
+    it('a guest queue’s CMD_SYNC with CS=IRQ completes without its MSI write; a host-owned queue’s writes MSIData', () => {
+      const { w32, queue, mem } = setup();
+      const target = mem.allocPages(1)[0]!;
+      mem.write32(target, 0x1111_1111);
+      const msiSync = SMMU_CMD_SYNC.encode({ OPCODE: CMDQ_OP.CMD_SYNC, CS: CMD_SYNC_CS.IRQ, MSIDATA: 0xdead_beefn, MSIADDR: target >> 2n }) as [bigint, bigint];
+      w32(R.VINTF_BASE + R.VINTF_STRIDE + R.VINTF_CONFIG, Number(VINTF_CONFIG.encode({ EN: 1, VMID: 5, HYP_OWN: 0 })[0]));
+      const guest = queue(1, 0);
+      guest.enable();
+      guest.push(msiSync);
+      expect(guest.cons()).toBe(1);
+      expect(mem.read32(target)).toBe(0x1111_1111);
+      w32(R.VINTF_BASE + R.VINTF_CONFIG, Number(VINTF_CONFIG.encode({ EN: 1, HYP_OWN: 1 })[0]));
+      const own = queue(0, 0);
+      own.enable();
+      own.push(msiSync);
+      expect(own.cons()).toBe(1);
+      expect(mem.read32(target)).toBe(0xdead_beef);
     });
 
     it('writes CONS back to CONS_INDX_BASE when CONS_DRAM_EN is set', () => {

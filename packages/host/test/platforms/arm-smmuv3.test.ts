@@ -9,8 +9,9 @@
 import * as U from '@iommufd/uapi';
 import { describe, expect, it } from 'vitest';
 import { buildCmd } from '@iommufd/arm-smmu-v3';
-import { ARM_PTE, CMDQ_OP, SMMU_CD, SMMU_EVENT, SMMU_STE, TEGRA241_CMDQV_REG as R } from '@iommufd/hw-model';
-import { bootVmm, errnoOf, invalidateResult, pattern, peek64, poke64 } from './vmm.js';
+import { CMDQ_OP, SMMU_EVENT, TEGRA241_CMDQV_REG as R } from '@iommufd/hw-model';
+import { cmdEntries, smmuGuest, vsteData } from './smmu-guest.js';
+import { bootVmm, errnoOf, invalidateResult, pattern, poke64 } from './vmm.js';
 
 const VSID = 0x31n;
 const ASID = 3;
@@ -24,38 +25,15 @@ async function boot(platform: 'arm-smmuv3' | 'tegra241-cmdqv', viommuType: numbe
   expect(U.vfioDeviceAttachIommufdPt(p, deviceFds[0]!, { ptId: parent })).toBe(parent);
   const viommu = U.viommuAlloc(p, fd, { devId: devIds[0]!, hwptId: parent, type: viommuType, ...(viommuData ? { data: viommuData } : {}) });
   const vdev = U.vdeviceAlloc(p, fd, { viommuId: viommu.id, devId: devIds[0]!, virtId: VSID });
-  // The guest's page allocator over its RAM (IPA 0 is left alone).
-  let nextIpa = 0x1000n;
-  const allocIpa = () => {
-    const ipa = nextIpa;
-    nextIpa += 0x1000n;
-    return ipa;
-  };
-  // Its stage-1 table (48-bit VA, 4 KiB granule, 4 levels) and its CD table of one CD.
-  const root = allocIpa();
-  const map = (va: bigint, ipa: bigint) => {
-    let table = root;
-    for (let level = 0; level < 3; level++) {
-      const slot = ram + table + ((va >> BigInt(12 + 9 * (3 - level))) & 511n) * 8n;
-      let d = peek64(p, slot);
-      if ((d & 3n) !== 3n) {
-        d = ARM_PTE.encode({ VALID: 1, TABLE: 1, OA: allocIpa() >> 12n })[0]!;
-        poke64(p, slot, d);
-      }
-      table = ARM_PTE.get([d], 'OA') << 12n;
-    }
-    poke64(p, ram + table + ((va >> 12n) & 511n) * 8n, ARM_PTE.encode({ VALID: 1, TABLE: 1, ATTR: 1, AP: 1, SH: 3, AF: 1, NG: 1, OA: ipa >> 12n })[0]!);
-  };
-  const cdTable = allocIpa();
-  poke64(p, ram + cdTable, ...SMMU_CD.encode({ T0SZ: 16, TG0: 0, IR0: 1, OR0: 1, SH0: 3, EPD1: 1, V: 1, IPS: 5, AA64: 1, R: 1, A: 1, ASET: 1, ASID, TTB0: root >> 4n, MAIR: 0xf404ff44n }));
-  const ste = SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n }).slice(0, 2);
-  const nestedAlloc = () => U.hwptAlloc(p, fd, { devId: devIds[0]!, ptId: viommu.id, data: { type: U.IOMMU_HWPT_DATA_ARM_SMMUV3, bytes: U.iommu_hwpt_arm_smmuv3.encode({ ste }) } });
+  // The guest's page allocator over its RAM (IPA 0 left alone), its stage-1 table and CD table.
+  const g = smmuGuest(p, ram, { asid: ASID });
+  const { allocIpa, map } = g;
+  const nestedAlloc = () => U.hwptAlloc(p, fd, { devId: devIds[0]!, ptId: viommu.id, data: vsteData(g.vste()) });
   const dma = (iova: bigint, data: Uint8Array | number) =>
     typeof data === 'number' ? host.dma(host.vfioDevices[0]!, { iova, length: data, write: false }) : host.dma(host.vfioDevices[0]!, { iova, length: data.length, write: true, data });
   return { ...vmm, parent, viommu, vdev, allocIpa, map, nestedAlloc, dma };
 }
 
-const cmds = (...list: (readonly [bigint, bigint])[]) => list.map(([a, b]) => { const e = new Uint8Array(16); new DataView(e.buffer).setBigUint64(0, a, true); new DataView(e.buffer).setBigUint64(8, b, true); return e; });
 
 describe("preset 'arm-smmuv3': the VMM scenario", () => {
   it('GET_HW_INFO returns ARM_SMMUV3 with the IDRs', async () => {
@@ -88,20 +66,20 @@ describe("preset 'arm-smmuv3': the VMM scenario", () => {
     const tlbi = buildCmd({ opcode: 'TLBI_NH_VA', asid: ASID, vmid: 0x77, addr: GVA, leaf: true });
     // CMD_SYNC is not a guest command the vIOMMU converts: EIO at its index, and the TLBI
     // converted before it is not issued either (arm_vsmmu_cache_invalidate), so still stale.
-    expect(inv(cmds(tlbi, [BigInt(CMDQ_OP.CMD_SYNC), 0n]))).toEqual([U.EIO, 1]);
+    expect(inv(cmdEntries(tlbi, [BigInt(CMDQ_OP.CMD_SYNC), 0n]))).toEqual([U.EIO, 1]);
     expect(dma(GVA + 8n, 4)).toEqual({ ok: true, data: pattern(4, 0x20) });
     // The TLBI alone (the guest's VMID field is ignored: the vIOMMU stamps the parent's).
-    expect(inv(cmds(tlbi))).toEqual([0, 1]);
+    expect(inv(cmdEntries(tlbi))).toEqual([0, 1]);
     expect(dma(GVA + 8n, 4)).toEqual({ ok: true, data: new Uint8Array(4) });
     p.poke(ram + page2 + 8n, pattern(4, 0x70));
     expect(dma(GVA + 8n, 4)).toEqual({ ok: true, data: pattern(4, 0x70) });
     // A hostile guest: CFGI_STE (the host's business) is EIO at its index. A short entry is
     // zero-extended (iommu_copy_struct_from_full_user_array): opcode 0 is EIO at entry 0.
-    expect(inv(cmds(buildCmd({ opcode: 'TLBI_NH_ASID', asid: ASID, vmid: 0 }), buildCmd({ opcode: 'CFGI_STE', sid: 0, leaf: true })))).toEqual([U.EIO, 1]);
+    expect(inv(cmdEntries(buildCmd({ opcode: 'TLBI_NH_ASID', asid: ASID, vmid: 0 }), buildCmd({ opcode: 'CFGI_STE', sid: 0, leaf: true })))).toEqual([U.EIO, 1]);
     // Its own vSID converts (CFGI_CD is the guest's); a SID that is no vDEVICE of this vIOMMU
     // (here the host SID of the second function, 00:02.0 = 0x10) is EIO.
-    expect(inv(cmds(buildCmd({ opcode: 'CFGI_CD', sid: Number(VSID), ssid: 0, leaf: true }), buildCmd({ opcode: 'CFGI_CD', sid: 0x10, ssid: 0, leaf: true })))).toEqual([U.EIO, 1]);
-    expect(inv(cmds(buildCmd({ opcode: 'CFGI_CD', sid: Number(VSID), ssid: 0, leaf: true })))).toEqual([0, 1]);
+    expect(inv(cmdEntries(buildCmd({ opcode: 'CFGI_CD', sid: Number(VSID), ssid: 0, leaf: true }), buildCmd({ opcode: 'CFGI_CD', sid: 0x10, ssid: 0, leaf: true })))).toEqual([U.EIO, 1]);
+    expect(inv(cmdEntries(buildCmd({ opcode: 'CFGI_CD', sid: Number(VSID), ssid: 0, leaf: true })))).toEqual([0, 1]);
     expect(invalidateResult(p, fd, { hwptId: viommu.id, dataType: U.IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, entryLen: 8, entries: [new Uint8Array(8)] })).toEqual([U.EIO, 0]);
   });
 

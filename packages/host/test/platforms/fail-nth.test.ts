@@ -1,22 +1,44 @@
 // fail_nth over the VMM scenarios of the hardware presets: the n-th allocation point of the
-// core or the driver fails, for every n the scenario reaches; whatever step failed, closing
-// the fds leaves no object, no pin and (VT-d) no domain ID behind, and the next n runs on a
-// fresh host.
+// core or the driver fails, for every n the scenario reaches; the failing call leaves the
+// objects, pins and IDs as before it; whatever step failed, closing the fds leaves no object,
+// no pin, no domain ID (VT-d) or ASID/VMID, no live STE and no guest VINTF/VCMDQ (SMMU)
+// behind, and the next n runs on a fresh host.
 import { FailNth } from '@iommufd/core';
 import * as U from '@iommufd/uapi';
 import { describe, expect, it } from 'vitest';
 import { createHost, type Host } from '../../src/index.js';
 import { buildCmd } from '@iommufd/arm-smmu-v3';
 import { SMMU_STE } from '@iommufd/hw-model';
+import { armSmmuOf } from '../../src/platforms/arm-smmuv3.js';
 import { intelVtdUnitOf } from '../../src/platforms/intel-vtd.js';
+import { presetViommu, smmuLeftNothing } from './smmu-guest.js';
 import { userProcess } from './vmm.js';
 
 type Preset = 'intel-vtd' | 'arm-smmuv3' | 'tegra241-cmdqv';
 
-/** The scenario up to the first failing call: IOAS + map, nest parent, nested HWPT (from a vIOMMU on SMMU), invalidation, DMA. */
+/** What a failed call must leave as it was: the context's objects, the pins and (SMMU) the ASIDs/VMIDs. */
+function uapiState(host: Host, iommufd: number): unknown {
+  const smmu = armSmmuOf(host.memory)?.smmu;
+  return { objects: iommufd > 0 ? host.objects(iommufd) : [], pins: host.pinnedPages, ids: smmu ? [smmu.asidsInUse, smmu.vmidsInUse] : [] };
+}
+
+/**
+ * The scenario up to the first failing call: IOAS + map, nest parent, nested HWPT (from a
+ * vIOMMU on SMMU), invalidation, DMA. Every ioctl that fails must leave the state as before it.
+ */
 function scenario(host: Host, preset: Preset): void {
-  const p = userProcess(host);
-  const fd = host.process.open('/dev/iommu');
+  let fd = -1;
+  const user = userProcess(host);
+  const p: U.UserProcess = {
+    ...user,
+    ioctl: (f, request, arg) => {
+      const before = uapiState(host, fd);
+      const rc = user.ioctl(f, request, arg);
+      if (rc < 0) expect(uapiState(host, fd)).toEqual(before);
+      return rc;
+    },
+  };
+  fd = host.process.open('/dev/iommu');
   if (fd < 0) throw new U.IommufdError('open', -fd);
   const dfd = host.process.open(host.vfioDevices[0]!);
   const devId = U.vfioDeviceBindIommufd(p, dfd, { iommufd: fd });
@@ -32,12 +54,7 @@ function scenario(host: Host, preset: Preset): void {
     invalidate = () => U.hwptInvalidate(p, fd, { hwptId: nested, dataType: U.IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, entryLen: 24, entries: [U.iommu_hwpt_vtd_s1_invalidate.encode({ addr: 0n, npages: 1n, flags: 0, __reserved: 0 })] });
   } else {
     const tegra = preset === 'tegra241-cmdqv';
-    const viommu = U.viommuAlloc(p, fd, {
-      devId,
-      hwptId: parent,
-      type: tegra ? U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV : U.IOMMU_VIOMMU_TYPE_ARM_SMMUV3,
-      ...(tegra ? { data: U.iommu_viommu_tegra241_cmdqv.encode({ out_vintf_mmap_offset: 0n, out_vintf_mmap_length: 0n }) } : {}),
-    }).id;
+    const viommu = U.viommuAlloc(p, fd, { devId, hwptId: parent, ...presetViommu(preset) }).id;
     U.vdeviceAlloc(p, fd, { viommuId: viommu, devId, virtId: 0x31n });
     U.veventqAlloc(p, fd, { viommuId: viommu, type: U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, depth: 4 });
     if (tegra) U.hwQueueAlloc(p, fd, { viommuId: viommu, type: U.IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index: 0, nestingParentIova: 0x8000n, length: 4096n });
@@ -80,6 +97,7 @@ describe.each(['intel-vtd', 'arm-smmuv3', 'tegra241-cmdqv'] as const)("fail_nth 
       expect(host.contexts().every((c) => c.released && c.objects.length === 0)).toBe(true);
       expect(host.pinnedPages).toBe(0);
       if (preset === 'intel-vtd') expect(intelVtdUnitOf(host.memory)!.unit.allocatedDids).toEqual([]);
+      else smmuLeftNothing(host, [0x08]);
       if (!injector.injected) break;
       failedSites.add(injector.failedSite!);
     }

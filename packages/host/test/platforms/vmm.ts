@@ -5,14 +5,14 @@
  */
 import * as U from '@iommufd/uapi';
 import { expect } from 'vitest';
-import { createHost, type Host, type HostOptions } from '../../src/index.js';
+import { createHost, type Host, type HostOptions, type HostProcess } from '../../src/index.js';
 
 /**
- * The Host process for the wrappers, with peek/poke that throw at the failing access (uapi's
- * peekUser/pokeUser) rather than return -errno, so a test fails where memory was wrong.
+ * A Host process (the VMM's by default) for the wrappers, with peek/poke that throw at the
+ * failing access (uapi's peekUser/pokeUser) rather than return -errno, so a test fails where
+ * memory was wrong.
  */
-export function userProcess(host: Host): U.UserProcess {
-  const p = host.process;
+export function userProcess(host: Host, p: HostProcess = host.process): U.UserProcess {
   return {
     ioctl: (fd, request, arg) => p.ioctl(fd, request, arg),
     mmap: (length, prot, flags, fd, offset) => p.mmap(length, prot, flags, fd, offset),
