@@ -360,3 +360,181 @@ describe('§2.7 dirty tracking on a second-stage domain (SSADE, D bits)', () => 
     closeAll(b);
   });
 });
+
+const GUEST_RID = 0x0100n; // 01:00.0 in the guest
+const QI = IOMMU_VIOMMU_INVALIDATE_DATA_VTD_QI_EXP;
+/** A nest parent with device 0 on it and the experimental vIOMMU on the parent. */
+function viommuOf(b: Boot): { parent: number; viommu: number } {
+  const parent = parentOf(b);
+  const v = b.t.viommuAlloc(b.devIds[0]!, parent, IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP);
+  expect(v.rc).toBe(0);
+  return { parent, viommu: v.id };
+}
+const vdidData = (guestDid: number, bytes = s1vdid(guestDid)) => ({ type: IOMMU_HWPT_DATA_VTD_S1_VDID_EXP, bytes });
+const piotlb = (did: number, addr: bigint, g = 3, pasid = 0) => qiEntry(VtdPiotlbDesc.encode({ TYPE: 6, G: g, DID: did, PASID: pasid, ADDR: addr, AM: 0 }));
+const devtlb = (sid: number, addr: bigint) => qiEntry(VtdDevTlbDesc.encode({ TYPE: 3, SID: sid, ADDR: addr }));
+const viommuInvalidate = (b: Boot, viommu: number, entries: Uint8Array[], len = 32, type = QI) =>
+  b.t.invalidate(viommu, type, Uint8Array.from(entries.flatMap((e) => [...e])), len, entries.length);
+
+describe('§2.9 the experimental VT-d vIOMMU (type 0x8086, outside Linux’s enum)', () => {
+  it('VIOMMU_ALLOC: flags, reserved/foreign types, a parent that is not a nest parent, driver data; the parent is then busy', async () => {
+    const b = await boot(1);
+    const dev = b.devIds[0]!;
+    const parent = parentOf(b);
+    const fs = ok(b.t.hwptAlloc(dev, b.ioas, 0));
+    const ss = ok(b.t.hwptAlloc(dev, b.ioas, DIRTY));
+    const alloc = (hwpt: number, type = IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP, data?: Uint8Array, d = dev) => b.t.viommuAlloc(d, hwpt, type, data).rc;
+    expect(b.t.call(U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, { flags: 1, type: IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP, dev_id: dev, hwpt_id: parent }).rc).toBe(-U.EOPNOTSUPP);
+    expect(alloc(parent, U.IOMMU_VIOMMU_TYPE_DEFAULT)).toBe(-U.EOPNOTSUPP);
+    // Linux's own types (and the selftest's) are not this driver's: get_viommu_size says 0.
+    expect(alloc(parent, U.IOMMU_VIOMMU_TYPE_ARM_SMMUV3)).toBe(-U.EOPNOTSUPP);
+    expect(alloc(parent, U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV)).toBe(-U.EOPNOTSUPP);
+    expect(alloc(parent, U.IOMMU_VIOMMU_TYPE_SELFTEST)).toBe(-U.EOPNOTSUPP);
+    expect(alloc(9999)).toBe(-U.ENOENT);
+    expect(alloc(parent, IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP, undefined, 9999)).toBe(-U.ENOENT);
+    expect(alloc(fs)).toBe(-U.EINVAL);
+    expect(alloc(ss)).toBe(-U.EINVAL);
+    // The VT-d vIOMMU takes no driver data.
+    expect(alloc(parent, IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP, new Uint8Array(8))).toBe(-U.EOPNOTSUPP);
+    const v = b.t.viommuAlloc(dev, parent, IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP);
+    expect(v.rc).toBe(0);
+    expect(b.host.objects(b.fd).find((o) => o.id === v.id)).toMatchObject({ type: 'VIOMMU', refs: [parent] });
+    expect(b.t.destroy(parent)).toBe(-U.EBUSY);
+    // No HW queue on VT-d (no guest-owned invalidation queue).
+    expect(b.t.hwQueueAlloc(v.id, U.IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, 0, 0n, PAGE).rc).toBe(-U.EOPNOTSUPP);
+    expect(b.t.destroy(v.id)).toBe(0);
+    expect(b.t.destroy(parent)).toBe(-U.EBUSY); // still attached
+    closeAll(b);
+  });
+
+  it('nested HWPT on the vIOMMU from iommu_hwpt_vtd_s1_vdid: flags, type, length and guest DID checks; the vIOMMU is busy while it exists', async () => {
+    const b = await boot(1);
+    const dev = b.devIds[0]!;
+    const { viommu } = viommuOf(b);
+    const nest = (data: { type: number; bytes?: Uint8Array; len?: number }, flags = 0) => b.t.hwptAlloc(dev, viommu, flags, data).rc;
+    expect(nest(vdidData(7), NEST_PARENT)).toBe(-U.EOPNOTSUPP);
+    expect(nest({ type: U.IOMMU_HWPT_DATA_VTD_S1, bytes: s1() })).toBe(-U.EOPNOTSUPP);
+    expect(nest(vdidData(7, s1vdid(7).subarray(0, 20)))).toBe(-U.EINVAL);
+    expect(nest(vdidData(7, Uint8Array.from([...s1vdid(7), 0, 0, 0, 0, 0, 0, 0, 0])))).toBe(-U.EINVAL);
+    expect(nest(vdidData(0x1_0000))).toBe(-U.EINVAL);
+    const h = b.t.hwptAlloc(dev, viommu, PASID, vdidData(0xffff));
+    expect(h.rc).toBe(0);
+    expect(b.host.objects(b.fd).find((o) => o.id === h.id)).toMatchObject({ type: 'HWPT_NESTED', refs: [viommu] });
+    expect(b.t.destroy(viommu)).toBe(-U.EBUSY);
+    expect(b.attach(0, h.id)).toEqual({ rc: 0, pt: h.id });
+    expect(b.x.pasidEntry(0)).toMatchObject({ P: 1, PGTT: VTD_PGTT.NESTED, DID: 2, FSPTPTR: 0x1000n });
+    expect(b.t.destroy(h.id)).toBe(-U.EBUSY);
+    closeAll(b);
+  });
+});
+
+describe('§2.10 vDEVICE (virt_id = guest RID), vIOMMU invalidation, tombstone', () => {
+  it('VDEVICE_ALLOC: 16-bit RIDs only, duplicate virt id and duplicate device EEXIST; the vIOMMU is busy while a vDEVICE exists', async () => {
+    const b = await boot(2);
+    const { viommu } = viommuOf(b);
+    expect(b.t.vdeviceAlloc(viommu, b.devIds[0]!, 0x1_0000n).rc).toBe(-U.EINVAL);
+    expect(b.t.vdeviceAlloc(9999, b.devIds[0]!, GUEST_RID).rc).toBe(-U.ENOENT);
+    expect(b.t.vdeviceAlloc(viommu, 9999, GUEST_RID).rc).toBe(-U.ENOENT);
+    const vd = b.t.vdeviceAlloc(viommu, b.devIds[0]!, GUEST_RID);
+    expect(vd.rc).toBe(0);
+    expect(b.t.vdeviceAlloc(viommu, b.devIds[1]!, GUEST_RID).rc).toBe(-U.EEXIST);
+    expect(b.t.vdeviceAlloc(viommu, b.devIds[0]!, GUEST_RID + 8n).rc).toBe(-U.EEXIST);
+    expect(b.t.vdeviceAlloc(viommu, b.devIds[1]!, 0xffffn).rc).toBe(0);
+    expect(b.t.destroy(viommu)).toBe(-U.EBUSY);
+    expect(b.t.destroy(vd.id)).toBe(0);
+    expect(b.t.destroy(vd.id)).toBe(-U.ENOENT);
+    closeAll(b);
+  });
+
+  it('guest QI descriptors through the vIOMMU: guest DID → host DID, guest RID → host SID; malformed EINVAL, foreign or VMM-owned EIO, entry_num = issued', async () => {
+    const b = await boot(1);
+    const dev = b.devIds[0]!;
+    const { viommu } = viommuOf(b);
+    expect(b.t.vdeviceAlloc(viommu, dev, GUEST_RID).rc).toBe(0);
+    const h = ok(b.t.hwptAlloc(dev, viommu, 0, vdidData(7)));
+    expect(b.attach(0, h).rc).toBe(0);
+    const hostDid = b.x.pasidEntry(0).DID;
+    const mark = b.x.unit.qi.log.length;
+    expect(viommuInvalidate(b, viommu, [piotlb(7, 0x5000n), devtlb(Number(GUEST_RID), 0x5000n)])).toEqual({ rc: 0, num: 2 });
+    const [p6, d3] = b.x.qiSince(mark);
+    expect(VtdPiotlbDesc.decode(p6!)).toMatchObject({ TYPE: 6, G: 3, DID: hostDid, PASID: 0, ADDR: 0x5000n });
+    expect(VtdDevTlbDesc.decode(d3!)).toMatchObject({ TYPE: 3, SID: sidOf(0), ADDR: 0x5000n });
+    // An IOTLB (type 2) domain-selective flush of guest DID 7 becomes a DSI of the host DID.
+    const m2 = b.x.unit.qi.log.length;
+    expect(viommuInvalidate(b, viommu, [qiEntry(VtdIotlbDesc.encode({ TYPE: 2, G: 2, DID: 7 }))])).toEqual({ rc: 0, num: 1 });
+    expect(VtdIotlbDesc.decode(b.x.qiSince(m2)[0]!)).toMatchObject({ TYPE: 2, G: 2, DID: hostDid });
+    // A guest DID no nested HWPT carries: nothing to issue, still handled.
+    const m3 = b.x.unit.qi.log.length;
+    expect(viommuInvalidate(b, viommu, [piotlb(8, 0n)])).toEqual({ rc: 0, num: 1 });
+    expect(b.x.qiSince(m3)).toEqual([]);
+    // Malformed: reserved bits, G < 2 for PIOTLB, AM > MAMV, non-zero upper qwords: EINVAL.
+    const mamv = VtdCap.f.MAMV.of(b.cap);
+    expect(viommuInvalidate(b, viommu, [piotlb(7, 0n), qiEntry([...VtdPiotlbDesc.encode({ TYPE: 6, G: 3, DID: 7, AM: 0 }).slice(0, 1), 1n << 7n])])).toEqual({ rc: -U.EINVAL, num: 1 });
+    expect(viommuInvalidate(b, viommu, [piotlb(7, 0n, 1)])).toEqual({ rc: -U.EINVAL, num: 0 });
+    expect(viommuInvalidate(b, viommu, [qiEntry(VtdPiotlbDesc.encode({ TYPE: 6, G: 3, DID: 7, AM: mamv + 1 }))])).toEqual({ rc: -U.EINVAL, num: 0 });
+    expect(viommuInvalidate(b, viommu, [qiEntry([...VtdPiotlbDesc.encode({ TYPE: 6, G: 2, DID: 7 }), 0n, 1n])])).toEqual({ rc: -U.EINVAL, num: 0 });
+    // Not this vIOMMU's RID, and the types owned by the VMM (context, IEC, wait, PASID cache, response): EIO.
+    expect(viommuInvalidate(b, viommu, [piotlb(7, 0n), devtlb(0x0200, 0n)])).toEqual({ rc: -U.EIO, num: 1 });
+    for (const type of [1, 4, 5, 7, 9, 0xa, 0xf]) expect(viommuInvalidate(b, viommu, [qiEntry([BigInt(type)])])).toEqual({ rc: -U.EIO, num: 0 });
+    // Framing: another data type EINVAL; an entry longer with a non-zero tail E2BIG, shorter is zero-extended.
+    expect(viommuInvalidate(b, viommu, [piotlb(7, 0n)], 32, U.IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3)).toEqual({ rc: -U.EINVAL, num: 0 });
+    expect(viommuInvalidate(b, viommu, [Uint8Array.from([...piotlb(7, 0n), 1, 0, 0, 0, 0, 0, 0, 0])], 40)).toEqual({ rc: -U.E2BIG, num: 0 });
+    expect(viommuInvalidate(b, viommu, [piotlb(7, 0n).subarray(0, 16)], 16)).toEqual({ rc: 0, num: 1 });
+    closeAll(b);
+  });
+
+  it('vdevice_tombstone: unbinding the device destroys its vDEVICE (DESTROY → ENOENT); its guest RID no longer resolves (EIO)', async () => {
+    const b = await boot(2);
+    const { viommu } = viommuOf(b);
+    const vd = b.t.vdeviceAlloc(viommu, b.devIds[1]!, GUEST_RID);
+    expect(vd.rc).toBe(0);
+    expect(viommuInvalidate(b, viommu, [devtlb(Number(GUEST_RID), 0n)])).toEqual({ rc: 0, num: 1 });
+    expect(b.proc.close(b.devFds[1]!)).toBe(0);
+    b.devFds.pop();
+    expect(b.t.destroy(vd.id)).toBe(-U.ENOENT);
+    expect(viommuInvalidate(b, viommu, [devtlb(Number(GUEST_RID), 0n)])).toEqual({ rc: -U.EIO, num: 0 });
+    // The virt id is free again for another device.
+    expect(b.t.vdeviceAlloc(viommu, b.devIds[0]!, GUEST_RID).rc).toBe(0);
+    closeAll(b);
+  });
+});
+
+describe('§2.10/2.11 vEVENTQ with real DMA faults of a vIOMMU nested domain', () => {
+  it('alloc errno; an untranslated request faulting in the guest tables becomes {addr, guest RID, pasid, reason, READ}; overflow is reported as lost events', async () => {
+    const b = await boot(1);
+    const dev = b.devIds[0]!;
+    const { viommu } = viommuOf(b);
+    expect(b.t.veventqAlloc(viommu, U.IOMMU_VEVENTQ_TYPE_DEFAULT).rc).toBe(-U.EOPNOTSUPP);
+    expect(b.t.veventqAlloc(viommu, IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP, 0).rc).toBe(-U.EINVAL);
+    expect(b.t.veventqAlloc(9999, IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP).rc).toBe(-U.ENOENT);
+    const q = b.t.veventqAlloc(viommu, IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP, 2);
+    expect(q.rc).toBe(0);
+    expect(b.t.veventqAlloc(viommu, IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP).rc).toBe(-U.EEXIST);
+    expect(b.t.destroy(viommu)).toBe(-U.EBUSY);
+    expect(b.t.vdeviceAlloc(viommu, dev, GUEST_RID).rc).toBe(0);
+    const gpt = guestPageTable(b.proc, b.ram);
+    gpt.map(0x4000_0000n, 0x7000_0000n); // a GPA beyond the guest's RAM
+    const h = ok(b.t.hwptAlloc(dev, viommu, 0, vdidData(7)));
+    expect(b.attach(0, h).rc).toBe(0);
+    // The function stops using its ATC (ATS Enable cleared): its requests are untranslated and
+    // faults are recorded in FRCD, where the fault handler finds them.
+    b.x.unit.devices.get(sidOf(0))!.endpoint.atsEnabled = false;
+    expect(b.dma(0, 0x4000_0010n, 4)).toBe('fault');
+    const [e] = readVtdVevents(b.proc, q.fd);
+    expect(e!.lostEvents).toBe(false);
+    const fault = iommu_vevent_vtd_fault.decode(e!.data);
+    // Reason 0x79 (second-stage entry not present): the parent has nothing at the guest's output GPA.
+    expect(fault).toEqual({ addr: 0x4000_0000n, virt_rid: Number(GUEST_RID), pasid: 0, reason: 0x79, flags: IOMMU_VEVENT_VTD_FAULT_READ });
+    expect(b.x.unit.faultLog.at(-1)).toEqual({ reason: 0x79, sid: sidOf(0), address: 0x4000_0000n, pasid: undefined, read: true });
+    // Three more faults into a queue of depth 2: two records, then the lost-events header.
+    for (const page of [1n, 2n, 3n]) expect(b.dma(0, 0x4000_0000n + page * PAGE, bytes(4, 1))).toBe('fault');
+    const got = readVtdVevents(b.proc, q.fd);
+    expect(got.map((v) => [v.lostEvents, v.lostEvents ? undefined : iommu_vevent_vtd_fault.decode(v.data).addr])).toEqual([
+      [false, 0x4000_1000n],
+      [false, 0x4000_2000n],
+      [true, undefined],
+    ]);
+    expect(iommu_vevent_vtd_fault.decode(got[0]!.data).flags).toBe(0); // a write
+    closeAll(b);
+  });
+});
