@@ -538,3 +538,151 @@ describe('§2.10/2.11 vEVENTQ with real DMA faults of a vIOMMU nested domain', (
     closeAll(b);
   });
 });
+
+describe('§2.13 FAULT / IOPF with PRI functions on nested HWPTs', () => {
+  it('a nested HWPT with a FAULT object: the guest IOVA’s page request reaches the fault fd; SUCCESS and INVALID go back as page-group responses', async () => {
+    const b = await boot(1);
+    const dev = b.devIds[0]!;
+    const parent = parentOf(b);
+    const fault = b.t.faultAlloc();
+    expect(fault.rc).toBe(0);
+    const iopf = ok(b.t.hwptAlloc(dev, parent, FAULT, { type: U.IOMMU_HWPT_DATA_VTD_S1, bytes: s1() }, fault.id));
+    expect(b.t.hwptAlloc(dev, parent, FAULT | (1 << 5), { type: U.IOMMU_HWPT_DATA_VTD_S1, bytes: s1() }, fault.id).rc).toBe(-U.EOPNOTSUPP);
+    expect(b.t.hwptAlloc(dev, parent, FAULT, { type: U.IOMMU_HWPT_DATA_VTD_S1, bytes: s1() }, 9999).rc).toBe(-U.ENOENT);
+    expect(b.attach(0, iopf).rc).toBe(0);
+    expect(b.t.destroy(iopf)).toBe(-U.EBUSY);
+    expect(b.t.destroy(fault.id)).toBe(-U.EBUSY);
+    const gpt = guestPageTable(b.proc, b.ram);
+    gpt.map(0x2000_0000n, 0x1_0000n);
+    b.proc.poke(b.ram + 0x1_1008n, bytes(8, 0x77));
+    // The guest has not mapped 0x2000_1000 yet: a page request, not a fault record.
+    expect(b.dma(0, 0x2000_1008n, 8)).toBe('fault');
+    const faults = U.readPageFaults(b.proc, fault.fd);
+    expect(faults).toEqual([{ flags: U.IOMMU_PGFAULT_FLAGS_LAST_PAGE, dev_id: dev, pasid: 0, grpid: 0, perm: U.IOMMU_PGFAULT_PERM_READ, __reserved: 0, addr: 0x2000_1000n, length: 0, cookie: faults[0]!.cookie }]);
+    expect(b.x.unit.faultLog).toEqual([]);
+    gpt.map(0x2000_1000n, 0x1_1000n);
+    expect(U.writePageResponses(b.proc, fault.fd, [{ cookie: faults[0]!.cookie, code: U.IOMMUFD_PAGE_RESP_SUCCESS }])).toBe(1);
+    expect(b.x.hw.pageResponses.at(-1)).toEqual({ requesterId: sidOf(0), pasid: undefined, groupIndex: 0, code: 0 });
+    expect(b.dma(0, 0x2000_1008n, 8)).toEqual(bytes(8, 0x77));
+    // A write to another unmapped page, answered INVALID (response code 1).
+    expect(b.dma(0, 0x2000_5000n, bytes(4, 1))).toBe('fault');
+    const [w] = U.readPageFaults(b.proc, fault.fd);
+    expect(w).toMatchObject({ perm: U.IOMMU_PGFAULT_PERM_WRITE, addr: 0x2000_5000n, grpid: 1 });
+    expect(U.writePageResponses(b.proc, fault.fd, [{ cookie: w!.cookie, code: U.IOMMUFD_PAGE_RESP_INVALID }])).toBe(1);
+    expect(b.x.hw.pageResponses.at(-1)).toEqual({ requesterId: sidOf(0), pasid: undefined, groupIndex: 1, code: 1 });
+    // Bad response codes and cookies: EINVAL.
+    expect(b.proc.write(fault.fd, U.iommu_hwpt_page_response.encode({ cookie: w!.cookie, code: 2 }))).toBe(-U.EINVAL);
+    // A pending fault is answered INVALID when the HWPT is detached.
+    expect(b.dma(0, 0x2000_6000n, 4)).toBe('fault');
+    expect(U.readPageFaults(b.proc, fault.fd)).toHaveLength(1);
+    expect(b.attach(0, parent).rc).toBe(0);
+    expect(b.x.hw.pageResponses.at(-1)).toEqual({ requesterId: sidOf(0), pasid: undefined, groupIndex: 2, code: 1 });
+    closeAll(b);
+  });
+
+  it('PASID-tagged page requests of a nested HWPT attached at a PASID carry PASID_VALID and the PASID in the response', async () => {
+    const b = await boot(1);
+    const dev = b.devIds[0]!;
+    const parent = ok(b.t.hwptAlloc(dev, b.ioas, NEST_PARENT | PASID));
+    expect(b.attach(0, parent).rc).toBe(0);
+    const fault = b.t.faultAlloc();
+    const iopf = ok(b.t.hwptAlloc(dev, parent, FAULT | PASID, { type: U.IOMMU_HWPT_DATA_VTD_S1, bytes: s1() }, fault.id));
+    expect(b.attach(0, iopf, 9)).toEqual({ rc: 0, pt: iopf });
+    expect(b.dma(0, 0x3000_0000n, 4, 9)).toBe('fault');
+    const [f] = U.readPageFaults(b.proc, fault.fd);
+    expect(f).toMatchObject({ flags: U.IOMMU_PGFAULT_FLAGS_PASID_VALID | U.IOMMU_PGFAULT_FLAGS_LAST_PAGE, dev_id: dev, pasid: 9, addr: 0x3000_0000n });
+    expect(U.writePageResponses(b.proc, fault.fd, [{ cookie: f!.cookie, code: U.IOMMUFD_PAGE_RESP_SUCCESS }])).toBe(1);
+    expect(b.x.hw.pageResponses.at(-1)).toEqual({ requesterId: sidOf(0), pasid: 9, groupIndex: 0, code: 0 });
+    closeAll(b);
+  });
+});
+
+describe('§2.14 PASID attach / replace / detach through VFIO (VFIO_DEVICE_ATTACH_PASID)', () => {
+  it('compatibility rules, the PASID entry of each HWPT kind, replace in place, detach to a non-present entry and a faulting DMA', async () => {
+    const b = await boot(1);
+    const dev = b.devIds[0]!;
+    const gpt = guestPageTable(b.proc, b.ram);
+    gpt.map(0x1000_0000n, 0x3_0000n);
+    b.proc.poke(b.ram + 0x3_0000n, bytes(8, 0x91));
+    b.proc.poke(b.ram + 0x1000n * 0x30n, bytes(8, 0x91));
+    const parent = ok(b.t.hwptAlloc(dev, b.ioas, NEST_PARENT));
+    const s2 = ok(b.t.hwptAlloc(dev, b.ioas, PASID));
+    const nested0 = ok(b.t.hwptAlloc(dev, parent, PASID, { type: U.IOMMU_HWPT_DATA_VTD_S1, bytes: s1() }));
+    const nested1 = ok(b.t.hwptAlloc(dev, parent, PASID, { type: U.IOMMU_HWPT_DATA_VTD_S1, bytes: s1() }));
+    const nestedNoPasid = ok(b.t.hwptAlloc(dev, parent, 0, { type: U.IOMMU_HWPT_DATA_VTD_S1, bytes: s1() }));
+    // RID on a HWPT that is not PASID-compatible: no PASID attach at all.
+    expect(b.attach(0, parent).rc).toBe(0);
+    expect(b.attach(0, s2, 100).rc).toBe(-U.EINVAL);
+    expect(b.attach(0, s2)).toEqual({ rc: 0, pt: s2 });
+    // PASID attach needs a PASID-capable HWPT; the IOAS itself is not one.
+    expect(b.attach(0, parent, 100).rc).toBe(-U.EINVAL);
+    expect(b.attach(0, nestedNoPasid, 100).rc).toBe(-U.EINVAL);
+    expect(b.x.pasidEntry(0, 100).P).toBe(0);
+    expect(b.attach(0, nested0, 100)).toEqual({ rc: 0, pt: nested0 });
+    const e0 = b.x.pasidEntry(0, 100);
+    expect(e0).toMatchObject({ P: 1, PGTT: VTD_PGTT.NESTED, FSPTPTR: 0x1000n });
+    expect(b.dma(0, 0x1000_0000n, 8, 100)).toEqual(bytes(8, 0x91));
+    // The RID must stay PASID-compatible while a PASID is attached.
+    expect(b.attach(0, parent).rc).toBe(-U.EINVAL);
+    // Attaching again replaces (VFIO): nested1 gets its own DID, written in place.
+    expect(b.attach(0, nested1, 100)).toEqual({ rc: 0, pt: nested1 });
+    const e1 = b.x.pasidEntry(0, 100);
+    expect(e1).toMatchObject({ P: 1, PGTT: VTD_PGTT.NESTED });
+    expect(e1.DID).not.toBe(e0.DID);
+    // … and to a first-stage HWPT.
+    expect(b.attach(0, s2, 100)).toEqual({ rc: 0, pt: s2 });
+    expect(b.x.pasidEntry(0, 100)).toMatchObject({ P: 1, PGTT: VTD_PGTT.FIRST_STAGE });
+    expect(b.dma(0, 0x30_000n, 8, 100)).toEqual(bytes(8, 0x91));
+    expect(b.t.destroy(s2)).toBe(-U.EBUSY);
+    // PASIDs beyond the function's 20 bits: EINVAL.
+    expect(b.attach(0, nested0, 1 << 20).rc).toBe(-U.EINVAL);
+    expect(b.detach(0, 100)).toBe(0);
+    expect(b.x.pasidEntry(0, 100).P).toBe(0);
+    expect(b.dma(0, 0x30_000n, 8, 100)).toBe('fault');
+    // Two PASIDs on the same nested HWPT share its DID.
+    expect(b.attach(0, nested0, 200).rc).toBe(0);
+    expect(b.attach(0, nested0, 201).rc).toBe(0);
+    expect(b.x.pasidEntry(0, 200).DID).toBe(b.x.pasidEntry(0, 201).DID);
+    expect(b.detach(0, 200)).toBe(0);
+    expect(b.detach(0, 201)).toBe(0);
+    closeAll(b);
+  });
+});
+
+describe('§2.15 destroy matrix on VT-d objects', () => {
+  it('every holder makes DESTROY EBUSY until it is gone; then each DESTROY succeeds once and ENOENT after', async () => {
+    const b = await boot(1);
+    const dev = b.devIds[0]!;
+    const { parent, viommu } = viommuOf(b);
+    const vd = b.t.vdeviceAlloc(viommu, dev, GUEST_RID).id;
+    const q = b.t.veventqAlloc(viommu, IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP);
+    const fault = b.t.faultAlloc();
+    const onViommu = ok(b.t.hwptAlloc(dev, viommu, FAULT, vdidData(3), fault.id));
+    const onParent = ok(b.t.hwptAlloc(dev, parent, 0, { type: U.IOMMU_HWPT_DATA_VTD_S1, bytes: s1() }));
+    expect(b.attach(0, onViommu).rc).toBe(0);
+    const busy: [number, string][] = [
+      [b.ioas, 'IOAS (parent)'],
+      [parent, 'parent (vIOMMU, nested, attached)'],
+      [viommu, 'vIOMMU (vDEVICE, vEVENTQ, nested)'],
+      [onViommu, 'attached nested'],
+      [fault.id, 'FAULT held by a HWPT'],
+      [dev, 'bound device'],
+      [q.id, 'vEVENTQ with its fd open'],
+    ];
+    for (const [id, what] of busy) expect([what, b.t.destroy(id)]).toEqual([what, -U.EBUSY]);
+    expect(b.attach(0, parent).rc).toBe(0);
+    expect(b.t.destroy(fault.id)).toBe(-U.EBUSY); // its fd is still open
+    expect(b.proc.close(q.fd)).toBe(0);
+    expect(b.proc.close(fault.fd)).toBe(0);
+    for (const [id, what] of [[onViommu, 'nested on vIOMMU'], [onParent, 'nested on parent'], [vd, 'vDEVICE'], [q.id, 'vEVENTQ'], [fault.id, 'FAULT'], [viommu, 'vIOMMU']] as const) {
+      expect([what, b.t.destroy(id)]).toEqual([what, 0]);
+      expect([what, b.t.destroy(id)]).toEqual([what, -U.ENOENT]);
+    }
+    expect(b.t.destroy(parent)).toBe(-U.EBUSY);
+    expect(b.detach(0)).toBe(0);
+    expect(b.t.destroy(parent)).toBe(0);
+    expect(b.t.destroy(0)).toBe(-U.ENOENT);
+    expect(b.x.unit.allocatedDids).toEqual([]);
+    closeAll(b);
+  });
+});
