@@ -22,7 +22,7 @@
 // - §2.12 HW_QUEUE: VT-d has no guest-owned invalidation queue (only EOPNOTSUPP is checked).
 // - PASID cases that rely on the mock's forced failures (pasid 1024 → ENOMEM) or on the
 //   test op's "attach never overwrites" (VFIO's PASID attach replaces, as Linux's does).
-import { VtdIotlbDesc, VtdPiotlbDesc, VtdDevTlbDesc, VtdPdevTlbDesc, VtdCap, VtdEcap } from '@iommufd/hw-model';
+import { VtdIotlbDesc, VtdPiotlbDesc, VtdDevTlbDesc, VtdCap, VtdEcap } from '@iommufd/hw-model';
 import {
   IOMMU_HWPT_DATA_VTD_S1_VDID_EXP,
   IOMMU_VEVENT_VTD_FAULT_READ,
