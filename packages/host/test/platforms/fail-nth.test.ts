@@ -1,4 +1,5 @@
-// fail_nth over the VMM scenarios of the hardware presets: the n-th allocation point of the
+// fail_nth over the VMM scenarios of the hardware presets (and on intel-vtd also through the
+// experimental vIOMMU): the n-th allocation point of the
 // core or the driver fails, for every n the scenario reaches; whatever step failed, closing
 // the fds leaves no object, no pin and (VT-d) no domain ID behind, and the next n runs on a
 // fresh host.
@@ -7,7 +8,14 @@ import * as U from '@iommufd/uapi';
 import { describe, expect, it } from 'vitest';
 import { createHost, type Host } from '../../src/index.js';
 import { buildCmd } from '@iommufd/arm-smmu-v3';
-import { SMMU_STE } from '@iommufd/hw-model';
+import { SMMU_STE, VtdDevTlbDesc, VtdPiotlbDesc } from '@iommufd/hw-model';
+import {
+  IOMMU_HWPT_DATA_VTD_S1_VDID_EXP,
+  IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP,
+  IOMMU_VIOMMU_INVALIDATE_DATA_VTD_QI_EXP,
+  IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP,
+  iommu_hwpt_vtd_s1_vdid,
+} from '@iommufd/intel-vtd';
 import { intelVtdUnitOf } from '../../src/platforms/intel-vtd.js';
 import { userProcess } from './vmm.js';
 
@@ -88,5 +96,88 @@ describe.each(['intel-vtd', 'arm-smmuv3', 'tegra241-cmdqv'] as const)("fail_nth 
     expect(n).toBeGreaterThan(10);
     expect(n).toBeLessThan(400);
     expect([...failedSites].sort()).toEqual(SITES[preset]);
+  });
+});
+
+/**
+ * The VT-d scenario through the experimental vIOMMU: vDEVICE, vEVENTQ, FAULT object, nested
+ * HWPTs from the vIOMMU at the RID (IOPF-capable) and at PASID 5, guest QI descriptors, a
+ * page request answered through the FAULT fd and a recorded fault forwarded as a vEVENT.
+ */
+function vtdViommuScenario(host: Host): void {
+  const p = userProcess(host);
+  const fd = host.process.open('/dev/iommu');
+  if (fd < 0) throw new U.IommufdError('open', -fd);
+  const dfd = host.process.open(host.vfioDevices[0]!);
+  const devId = U.vfioDeviceBindIommufd(p, dfd, { iommufd: fd });
+  const ram = p.mmap(1n << 20n, U.PROT_READ | U.PROT_WRITE, U.MAP_SHARED | U.MAP_ANONYMOUS, -1, 0);
+  const ioas = U.ioasAlloc(p, fd);
+  U.ioasMap(p, fd, { ioasId: ioas, userVa: ram, length: 1n << 20n, iova: 0n });
+  const parent = U.hwptAlloc(p, fd, { devId, ptId: ioas, flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT | U.IOMMU_HWPT_ALLOC_PASID });
+  U.vfioDeviceAttachIommufdPt(p, dfd, { ptId: parent });
+  const viommu = U.viommuAlloc(p, fd, { devId, hwptId: parent, type: IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP }).id;
+  U.vdeviceAlloc(p, fd, { viommuId: viommu, devId, virtId: 0x100n });
+  U.veventqAlloc(p, fd, { viommuId: viommu, type: IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP, depth: 4 });
+  const fault = U.faultQueueAlloc(p, fd);
+  const vdid = (did: number) => ({ type: IOMMU_HWPT_DATA_VTD_S1_VDID_EXP, bytes: iommu_hwpt_vtd_s1_vdid.encode({ flags: 0n, pgtbl_addr: 0x1000n, addr_width: 48, guest_did: did }) });
+  const nested = U.hwptAlloc(p, fd, { devId, ptId: viommu, flags: U.IOMMU_HWPT_ALLOC_PASID, faultId: fault.id, data: vdid(7) });
+  U.vfioDeviceAttachIommufdPt(p, dfd, { ptId: nested });
+  const atPasid = U.hwptAlloc(p, fd, { devId, ptId: viommu, flags: U.IOMMU_HWPT_ALLOC_PASID, data: vdid(8) });
+  U.vfioDeviceAttachIommufdPt(p, dfd, { ptId: atPasid, pasid: 5 });
+  const qi = (words: bigint[]) => {
+    const e = new Uint8Array(32);
+    words.forEach((w, i) => new DataView(e.buffer).setBigUint64(8 * i, w, true));
+    return e;
+  };
+  U.hwptInvalidate(p, fd, {
+    hwptId: viommu,
+    dataType: IOMMU_VIOMMU_INVALIDATE_DATA_VTD_QI_EXP,
+    entryLen: 32,
+    entries: [qi(VtdPiotlbDesc.encode({ TYPE: 6, G: 2, DID: 7 })), qi(VtdDevTlbDesc.encode({ TYPE: 3, SID: 0x100, S: 1, ADDR: 0x7fff_ffff_ffff_f000n }))],
+  });
+  // The guest tables are empty: an ATS translation request becomes a page request on the
+  // FAULT fd; an untranslated request is recorded and forwarded as a vEVENT.
+  host.dma(host.vfioDevices[0]!, { iova: 0x1000n, length: 4, write: false });
+  const faults = U.readPageFaults(p, fault.fd);
+  if (faults.length > 0) U.writePageResponses(p, fault.fd, [{ cookie: faults[0]!.cookie, code: U.IOMMUFD_PAGE_RESP_INVALID }]);
+  const endpoint = intelVtdUnitOf(host.memory)!.unit.devices.get(0x08)!.endpoint;
+  endpoint.atsEnabled = false;
+  host.dma(host.vfioDevices[0]!, { iova: 0x2000n, length: 4, write: true });
+  endpoint.atsEnabled = true;
+}
+
+describe("fail_nth on 'intel-vtd' through the experimental vIOMMU", () => {
+  it('every allocation point fails in turn; closing everything leaves no object, pin, DID, PASID entry or IOPF reference, and the context entry as probed', async () => {
+    const failedSites = new Set<string>();
+    let n = 1;
+    for (; n < 400; n++) {
+      const host = await createHost({ platform: 'intel-vtd', devices: 1, strict: true });
+      const { unit } = intelVtdUnitOf(host.memory)!;
+      const probed = unit.contextEntry(0x08);
+      const injector = new FailNth(n);
+      host.setFaultInjector(injector);
+      try {
+        vtdViommuScenario(host);
+      } catch (e) {
+        if (!(e instanceof U.IommufdError)) throw e;
+        expect(injector.injected).toBe(true);
+      }
+      host.setFaultInjector(undefined);
+      for (const { fd } of host.process.fds()) expect(host.process.close(fd)).toBe(0);
+      expect(host.contexts().every((c) => c.released && c.objects.length === 0)).toBe(true);
+      expect(host.pinnedPages).toBe(0);
+      expect(unit.allocatedDids).toEqual([]);
+      const info = unit.devices.get(0x08)!;
+      expect([info.domain, info.pasidDomains.size, info.iopfRefcount]).toEqual([undefined, 0, 0]);
+      // Every PASID entry of every PASID table the device has is zero; the context entry is the probe's.
+      for (const table of info.pasidTables) expect(host.memory.read(table, 4096).every((b) => b === 0)).toBe(true);
+      expect(unit.contextEntry(0x08)).toEqual(probed);
+      expect(host.dma(host.vfioDevices[0]!, { iova: 0x1000n, length: 4, write: false }).ok).toBe(false);
+      if (!injector.injected) break;
+      failedSites.add(injector.failedSite!);
+    }
+    expect(n).toBeGreaterThan(10);
+    expect(n).toBeLessThan(400);
+    expect([...failedSites].sort()).toEqual([...CORE_SITES, 'driver-init', 'vevent-alloc'].sort());
   });
 });
