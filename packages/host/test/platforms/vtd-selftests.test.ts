@@ -8,8 +8,8 @@
 // - §2.1 basic / cmd_length / cmd_ex_fail, §2.3 IOAS-only cases without a device, §2.16
 //   change_process: no driver is in their path; they are the same on every preset and run in
 //   ../selftest/ (on mock) and in portable.test.ts (on every preset).
-// - §2.2 vfio_compat: type1 compat maps through the IOAS like IOAS_MAP (covered here with a
-//   device attached); its own cases are core-only.
+// - §2.2 vfio_compat argument checks (argsz, flags, ENODEV without an IOAS, the cap chain
+//   layout): core-only; the map/unmap/info path with a VT-d domain is run here.
 // - §2.5 access (CREATE_ACCESS, ACCESS_PAGES/RW), MD_CHECK_REFS/IOTLB/DEV_CACHE, TRIGGER_IOPF,
 //   TRIGGER_VEVENT, ADD_RESERVED, mock PASID test ops: IOMMU_TEST_CMD exists only with the
 //   mock driver. Their VT-d equivalents are used instead: DMA through the unit, the driver's
@@ -122,6 +122,28 @@ describe('§2.3/2.4 IOAS with a VT-d function attached (MD_CHECK_MAP → DMA)', 
     expect(VtdPiotlbDesc.decode(piotlb!)).toMatchObject({ TYPE: 6, G: 3, DID: 2, PASID: 0, ADDR: 2n << 20n, AM: 9 });
     expect(VtdDevTlbDesc.decode(devtlb!)).toMatchObject({ TYPE: 3, SID: sidOf(0), S: 1 });
     expect(b.x.qiSince(mark)).toHaveLength(2);
+    closeAll(b);
+  });
+});
+
+describe('§2.2 vfio_compat with a VT-d function on the compat IOAS', () => {
+  it('type1v2 MAP_DMA/UNMAP_DMA drive the first-stage domain; GET_INFO reports its page sizes and aperture', async () => {
+    const b = await boot(1);
+    const ioas = b.t.ioasAlloc();
+    expect(b.attach(0, ioas).rc).toBe(0);
+    expect(U.vfioIoas(b.proc, b.fd, U.IOMMU_VFIO_IOAS_SET, ioas)).toBe(ioas);
+    U.vfioSetIommu(b.proc, b.fd, U.VFIO_TYPE1v2_IOMMU);
+    const info = U.vfioIommuGetInfo(b.proc, b.fd);
+    // The first-stage domain: 4 KiB and 2 MiB leaves (CAP.FS1GP decides 1 GiB), canonical lower half.
+    const pg = (1n << 12n) | (1n << 21n) | (VtdCap.f.FS1GP.of(b.cap) ? 1n << 30n : 0n);
+    expect(info.iovaPgsizes).toBe(pg);
+    expect(info.iovaRanges).toEqual([{ start: 0n, end: (1n << 47n) - 1n }]);
+    const buf = b.t.alloc(4n * PAGE);
+    b.proc.poke(buf + PAGE, bytes(16, 0x42));
+    U.vfioIommuMapDma(b.proc, b.fd, { vaddr: buf, iova: 1n << 32n, size: 4n * PAGE, flags: U.VFIO_DMA_MAP_FLAG_READ | U.VFIO_DMA_MAP_FLAG_WRITE });
+    expect(b.dma(0, (1n << 32n) + PAGE, 16)).toEqual(bytes(16, 0x42));
+    expect(U.vfioIommuUnmapDma(b.proc, b.fd, { iova: 1n << 32n, size: 4n * PAGE })).toBe(4n * PAGE);
+    expect(b.dma(0, (1n << 32n) + PAGE, 4)).toBe('fault');
     closeAll(b);
   });
 });
