@@ -21,8 +21,8 @@ import { userProcess } from './vmm.js';
 
 type Preset = 'intel-vtd' | 'arm-smmuv3' | 'tegra241-cmdqv';
 
-/** The scenario up to the first failing call: IOAS + map, nest parent, nested HWPT (from a vIOMMU on SMMU), invalidation, DMA. */
-function scenario(host: Host, preset: Preset): void {
+/** /dev/iommu, device 0 bound, 1 MiB of guest RAM at IOVA 0, a nest parent (`flags`) attached. */
+function vmmWithNestParent(host: Host, flags: number) {
   const p = userProcess(host);
   const fd = host.process.open('/dev/iommu');
   if (fd < 0) throw new U.IommufdError('open', -fd);
@@ -31,8 +31,14 @@ function scenario(host: Host, preset: Preset): void {
   const ram = p.mmap(1n << 20n, U.PROT_READ | U.PROT_WRITE, U.MAP_SHARED | U.MAP_ANONYMOUS, -1, 0);
   const ioas = U.ioasAlloc(p, fd);
   U.ioasMap(p, fd, { ioasId: ioas, userVa: ram, length: 1n << 20n, iova: 0n });
-  const parent = U.hwptAlloc(p, fd, { devId, ptId: ioas, flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT });
+  const parent = U.hwptAlloc(p, fd, { devId, ptId: ioas, flags });
   U.vfioDeviceAttachIommufdPt(p, dfd, { ptId: parent });
+  return { p, fd, dfd, devId, parent };
+}
+
+/** The scenario up to the first failing call: IOAS + map, nest parent, nested HWPT (from a vIOMMU on SMMU), invalidation, DMA. */
+function scenario(host: Host, preset: Preset): void {
+  const { p, fd, dfd, devId, parent } = vmmWithNestParent(host, U.IOMMU_HWPT_ALLOC_NEST_PARENT);
   let nested: number;
   let invalidate: () => void;
   if (preset === 'intel-vtd') {
@@ -105,16 +111,7 @@ describe.each(['intel-vtd', 'arm-smmuv3', 'tegra241-cmdqv'] as const)("fail_nth 
  * page request answered through the FAULT fd and a recorded fault forwarded as a vEVENT.
  */
 function vtdViommuScenario(host: Host): void {
-  const p = userProcess(host);
-  const fd = host.process.open('/dev/iommu');
-  if (fd < 0) throw new U.IommufdError('open', -fd);
-  const dfd = host.process.open(host.vfioDevices[0]!);
-  const devId = U.vfioDeviceBindIommufd(p, dfd, { iommufd: fd });
-  const ram = p.mmap(1n << 20n, U.PROT_READ | U.PROT_WRITE, U.MAP_SHARED | U.MAP_ANONYMOUS, -1, 0);
-  const ioas = U.ioasAlloc(p, fd);
-  U.ioasMap(p, fd, { ioasId: ioas, userVa: ram, length: 1n << 20n, iova: 0n });
-  const parent = U.hwptAlloc(p, fd, { devId, ptId: ioas, flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT | U.IOMMU_HWPT_ALLOC_PASID });
-  U.vfioDeviceAttachIommufdPt(p, dfd, { ptId: parent });
+  const { p, fd, dfd, devId, parent } = vmmWithNestParent(host, U.IOMMU_HWPT_ALLOC_NEST_PARENT | U.IOMMU_HWPT_ALLOC_PASID);
   const viommu = U.viommuAlloc(p, fd, { devId, hwptId: parent, type: IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP }).id;
   U.vdeviceAlloc(p, fd, { viommuId: viommu, devId, virtId: 0x100n });
   U.veventqAlloc(p, fd, { viommuId: viommu, type: IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP, depth: 4 });

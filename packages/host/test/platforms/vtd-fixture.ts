@@ -41,20 +41,26 @@ export function qiEntry(words: readonly bigint[]): Uint8Array {
   return b;
 }
 
-/** Little-endian u64 at `va` of `proc`. */
-export function peek64(proc: HostProcess, va: bigint): bigint {
-  return new DataView(U.peekUser(proc, va, 8).buffer).getBigUint64(0, true);
+/** What the guest table builder needs of a process: its memory (a HostProcess or a uapi UserProcess). */
+export type GuestMemory = Pick<U.UserProcess, 'peek' | 'poke'>;
+
+/** Little-endian u64 at `va`. */
+function peek64(mem: GuestMemory, va: bigint): bigint {
+  const r = mem.peek(va, 8);
+  if (typeof r === 'number') throw new Error(`peek 0x${va.toString(16)}: ${r}`);
+  return new DataView(r.buffer, r.byteOffset, 8).getBigUint64(0, true);
 }
 
-/** Writes a little-endian u64 at `va` of `proc`. */
-export function poke64(proc: HostProcess, va: bigint, value: bigint): void {
+/** Writes a little-endian u64 at `va`. */
+function poke64(mem: GuestMemory, va: bigint, value: bigint): void {
   const b = new Uint8Array(8);
   new DataView(b.buffer).setBigUint64(0, value, true);
-  U.pokeUser(proc, va, b);
+  const r = mem.poke(va, b);
+  if (typeof r === 'number' && r < 0) throw new Error(`poke 0x${va.toString(16)}: ${r}`);
 }
 
 /** The guest's 4-level x86 first-stage tables, written into guest RAM through the process. */
-export function guestPageTable(p: HostProcess, ram: bigint, root = S1_ROOT, firstTable = root + 0x1000n) {
+export function guestPageTable(p: GuestMemory, ram: bigint, root = S1_ROOT, firstTable = root + 0x1000n) {
   let nextTable = firstTable;
   const slotOf = (table: bigint, giova: bigint, level: number) => ram + table + ((giova >> BigInt(12 + 9 * (level - 1))) & 0x1ffn) * 8n;
   return {
