@@ -8,7 +8,7 @@ import * as U from '@iommufd/uapi';
 import { describe, expect, it } from 'vitest';
 import { createHost, type Host } from '../../src/index.js';
 import { buildCmd } from '@iommufd/arm-smmu-v3';
-import { SMMU_STE, VtdDevTlbDesc, VtdPiotlbDesc } from '@iommufd/hw-model';
+import { SMMU_STE, VtdDevTlbDesc, VtdPiotlbDesc, VtdSmContextEntry } from '@iommufd/hw-model';
 import {
   IOMMU_HWPT_DATA_VTD_S1_VDID_EXP,
   IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP,
@@ -68,6 +68,56 @@ function scenario(host: Host, preset: Preset): void {
   host.dma(host.vfioDevices[0]!, { iova: 0x1000n, length: 4, write: false });
 }
 
+/**
+ * Runs `run` on a fresh host with the n-th allocation point failing, for n = 1, 2, … until a
+ * run passes every point; after each, closes every fd and checks that nothing is left (the
+ * core's objects and pins, then `leftovers`). Returns the n that ran clean and the sites hit.
+ */
+async function failNthSweep(make: () => Promise<Host>, run: (host: Host) => void, leftovers: (host: Host) => void): Promise<{ n: number; failedSites: Set<string> }> {
+  const failedSites = new Set<string>();
+  let n = 1;
+  for (; n < 400; n++) {
+    const host = await make();
+    const injector = new FailNth(n);
+    host.setFaultInjector(injector);
+    try {
+      run(host);
+    } catch (e) {
+      if (!(e instanceof U.IommufdError)) throw e;
+      expect(injector.injected).toBe(true);
+    }
+    host.setFaultInjector(undefined);
+    for (const { fd } of host.process.fds()) expect(host.process.close(fd)).toBe(0);
+    expect(host.contexts().every((c) => c.released && c.objects.length === 0)).toBe(true);
+    expect(host.pinnedPages).toBe(0);
+    leftovers(host);
+    if (!injector.injected) break;
+    failedSites.add(injector.failedSite!);
+  }
+  return { n, failedSites };
+}
+
+/**
+ * What the intel-vtd driver must not leave behind once every fd is closed: a DID, a domain at
+ * the RID or a PASID, an IOPF reference, a non-zero PASID entry in any of the device's PASID
+ * tables; the context entry stays as probe_device wrote it, and DMA is blocked.
+ */
+function vtdLeftovers(host: Host): void {
+  const { unit } = intelVtdUnitOf(host.memory)!;
+  expect(unit.allocatedDids).toEqual([]);
+  const info = unit.devices.get(0x08)!;
+  expect([info.domain, info.pasidDomains.size, info.iopfRefcount]).toEqual([undefined, 0, 0]);
+  for (const table of info.pasidTables) expect(host.memory.read(table, 4096).every((b) => b === 0)).toBe(true);
+  expect(VtdSmContextEntry.decode(Array.from({ length: 4 }, (_, i) => new DataView(unit.contextEntry(0x08).buffer).getBigUint64(8 * i, true)))).toMatchObject({
+    P: 1,
+    DTE: 1,
+    PASIDE: 1,
+    PRE: 1,
+    PASIDDIRPTR: info.pasidDir,
+  });
+  expect(host.dma(host.vfioDevices[0]!, { iova: 0x1000n, length: 4, write: false }).ok).toBe(false);
+}
+
 const CORE_SITES = ['domain-alloc', 'file-alloc', 'id-alloc', 'object-alloc', 'pin', 'resv-regions'];
 const SITES: Record<Preset, string[]> = {
   'intel-vtd': CORE_SITES,
@@ -77,26 +127,9 @@ const SITES: Record<Preset, string[]> = {
 
 describe.each(['intel-vtd', 'arm-smmuv3', 'tegra241-cmdqv'] as const)("fail_nth on '%s'", (preset) => {
   it('every allocation point fails in turn; closing everything leaves nothing behind', async () => {
-    const failedSites = new Set<string>();
-    let n = 1;
-    for (; n < 400; n++) {
-      const host = await createHost({ platform: preset, devices: 1 });
-      const injector = new FailNth(n);
-      host.setFaultInjector(injector);
-      try {
-        scenario(host, preset);
-      } catch (e) {
-        if (!(e instanceof U.IommufdError)) throw e;
-        expect(injector.injected).toBe(true);
-      }
-      host.setFaultInjector(undefined);
-      for (const { fd } of host.process.fds()) expect(host.process.close(fd)).toBe(0);
-      expect(host.contexts().every((c) => c.released && c.objects.length === 0)).toBe(true);
-      expect(host.pinnedPages).toBe(0);
-      if (preset === 'intel-vtd') expect(intelVtdUnitOf(host.memory)!.unit.allocatedDids).toEqual([]);
-      if (!injector.injected) break;
-      failedSites.add(injector.failedSite!);
-    }
+    const { n, failedSites } = await failNthSweep(() => createHost({ platform: preset, devices: 1 }), (host) => scenario(host, preset), (host) => {
+      if (preset === 'intel-vtd') vtdLeftovers(host);
+    });
     // The scenario ran to its end once n passed the last allocation point, having failed the
     // core's sites and the driver's (domains, vIOMMU init, the VINTF mmap region).
     expect(n).toBeGreaterThan(10);
@@ -145,34 +178,7 @@ function vtdViommuScenario(host: Host): void {
 
 describe("fail_nth on 'intel-vtd' through the experimental vIOMMU", () => {
   it('every allocation point fails in turn; closing everything leaves no object, pin, DID, PASID entry or IOPF reference, and the context entry as probed', async () => {
-    const failedSites = new Set<string>();
-    let n = 1;
-    for (; n < 400; n++) {
-      const host = await createHost({ platform: 'intel-vtd', devices: 1, strict: true });
-      const { unit } = intelVtdUnitOf(host.memory)!;
-      const probed = unit.contextEntry(0x08);
-      const injector = new FailNth(n);
-      host.setFaultInjector(injector);
-      try {
-        vtdViommuScenario(host);
-      } catch (e) {
-        if (!(e instanceof U.IommufdError)) throw e;
-        expect(injector.injected).toBe(true);
-      }
-      host.setFaultInjector(undefined);
-      for (const { fd } of host.process.fds()) expect(host.process.close(fd)).toBe(0);
-      expect(host.contexts().every((c) => c.released && c.objects.length === 0)).toBe(true);
-      expect(host.pinnedPages).toBe(0);
-      expect(unit.allocatedDids).toEqual([]);
-      const info = unit.devices.get(0x08)!;
-      expect([info.domain, info.pasidDomains.size, info.iopfRefcount]).toEqual([undefined, 0, 0]);
-      // Every PASID entry of every PASID table the device has is zero; the context entry is the probe's.
-      for (const table of info.pasidTables) expect(host.memory.read(table, 4096).every((b) => b === 0)).toBe(true);
-      expect(unit.contextEntry(0x08)).toEqual(probed);
-      expect(host.dma(host.vfioDevices[0]!, { iova: 0x1000n, length: 4, write: false }).ok).toBe(false);
-      if (!injector.injected) break;
-      failedSites.add(injector.failedSite!);
-    }
+    const { n, failedSites } = await failNthSweep(() => createHost({ platform: 'intel-vtd', devices: 1, strict: true }), vtdViommuScenario, vtdLeftovers);
     expect(n).toBeGreaterThan(10);
     expect(n).toBeLessThan(400);
     expect([...failedSites].sort()).toEqual([...CORE_SITES, 'driver-init', 'vevent-alloc'].sort());
