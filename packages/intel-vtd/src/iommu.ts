@@ -468,12 +468,16 @@ export class IntelIommu implements IommuDevice {
     this.devices.delete(info.sid);
   }
 
-  /** `intel_pasid_get_entry`: the PASID entry's physical address (allocating its table), or undefined beyond max_pasid. */
-  pasidEntryAddr(info: DeviceDomainInfo, pasid: number): bigint | undefined {
+  /**
+   * `intel_pasid_get_entry`: the PASID entry's physical address (allocating its table, as the
+   * kernel does, unless `alloc` is false), or undefined beyond max_pasid or without a table.
+   */
+  pasidEntryAddr(info: DeviceDomainInfo, pasid: number, alloc = true): bigint | undefined {
     if (pasid >= info.maxPasid) return undefined;
     const dirSlot = info.pasidDir + BigInt((pasid >> PASID_PDE_SHIFT) * 8);
     let table = VtdPasidDirEntry.f.PASIDPTPTR.of(this.mem.read64(dirSlot));
     if (VtdPasidDirEntry.f.P.of(this.mem.read64(dirSlot)) === 0) {
+      if (!alloc) return undefined;
       table = this.mem.allocPages(1)[0]!;
       info.pasidTables.push(table);
       this.mem.write64(dirSlot, VtdPasidDirEntry.encode({ P: 1, PASIDPTPTR: table })[0]!);
