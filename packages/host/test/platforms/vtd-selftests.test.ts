@@ -126,6 +126,32 @@ describe('§2.3/2.4 IOAS with a VT-d function attached (MD_CHECK_MAP → DMA)', 
   });
 });
 
+describe('§2.3 IOAS geometry with VT-d domains (iova_ranges, area beyond an aperture)', () => {
+  it('first stage: [0, 2^47-1]; second stage: [0, 2^48-1]; both attached: the intersection; an existing area beyond an aperture is EADDRINUSE', async () => {
+    const b = await boot(2);
+    const ranges = (ioas: number) => b.t.iovaRanges(ioas, 4).ranges;
+    const ioas = b.t.ioasAlloc();
+    const buf = b.t.alloc(PAGE);
+    // No domain yet: the whole space; an area at 2^47 (beyond a first stage, inside a second).
+    expect(ranges(ioas)).toEqual([{ start: 0n, last: U64_MAX }]);
+    expect(b.t.map(ioas, buf, PAGE, { iova: 1n << 47n }).rc).toBe(0);
+    expect(b.attach(0, ioas).rc).toBe(-U.EADDRINUSE);
+    expect(b.t.hwptAlloc(b.devIds[0]!, ioas, 0).rc).toBe(-U.EADDRINUSE);
+    const ss = ok(b.t.hwptAlloc(b.devIds[0]!, ioas, NEST_PARENT));
+    expect(b.attach(0, ss).rc).toBe(0);
+    expect(ranges(ioas)).toEqual([{ start: 0n, last: (1n << 48n) - 1n }]);
+    expect(b.dma(0, 1n << 47n, 4)).toEqual(b.proc.peek(buf, 4));
+    // Beyond the second stage's 48 bits: EINVAL now that the aperture is enforced.
+    expect(b.t.map(ioas, buf, PAGE, { iova: 1n << 48n }).rc).toBe(-U.EINVAL);
+    expect(b.t.unmap(ioas, 1n << 47n, PAGE).rc).toBe(0);
+    // A first-stage domain on device 1 narrows the ranges to the lower canonical half.
+    expect(b.attach(1, ioas).rc).toBe(0);
+    expect(ranges(ioas)).toEqual([{ start: 0n, last: (1n << 47n) - 1n }]);
+    expect(b.t.map(ioas, buf, PAGE, { iova: 1n << 47n }).rc).toBe(-U.EINVAL);
+    closeAll(b);
+  });
+});
+
 describe('§2.2 vfio_compat with a VT-d function on the compat IOAS', () => {
   it('type1v2 MAP_DMA/UNMAP_DMA drive the first-stage domain; GET_INFO reports its page sizes and aperture', async () => {
     const b = await boot(1);
