@@ -5,17 +5,19 @@
 // iommu_hwpt_vtd_s1(_invalidate) and the experimental VT-d vIOMMU (type 0x8086).
 //
 // Not applicable on VT-d, and why:
-// - §2.1 basic / cmd_length / cmd_ex_fail, §2.3 IOAS-only cases without a device, §2.16
-//   change_process: no driver is in their path; they are the same on every preset and run in
-//   ../selftest/ (on mock) and in portable.test.ts (on every preset).
+// - §2.1 basic / cmd_length / cmd_ex_fail, §2.3 IOAS cases without a device (alloc, allow,
+//   copy, options), §2.16 change_process: no driver is in their path; they run on mock in
+//   ../selftest/, and the IOAS cases with a device attached also in portable.test.ts on every
+//   preset (area, unmap, copy, iova_ranges, attach/replace, destroy) — not repeated here.
 // - §2.2 vfio_compat argument checks (argsz, flags, ENODEV without an IOAS, the cap chain
 //   layout): core-only; the map/unmap/info path with a VT-d domain is run here.
 // - §2.5 access (CREATE_ACCESS, ACCESS_PAGES/RW), MD_CHECK_REFS/IOTLB/DEV_CACHE, TRIGGER_IOPF,
 //   TRIGGER_VEVENT, ADD_RESERVED, mock PASID test ops: IOMMU_TEST_CMD exists only with the
 //   mock driver. Their VT-d equivalents are used instead: DMA through the unit, the driver's
 //   PASID entries and QI log, PRI page requests from the function, recorded DMA faults.
-// - §2.4 hugepage / file variants: the intel-vtd domains map 4 KiB/2 MiB/1 GiB leaves from the
-//   same IOAS path; the 2 MiB case is kept (one leaf), hugetlbfs/memfd sources are core-only.
+// - §2.4 hugepage / file variants: hugetlbfs/memfd sources are core-only (the host's pages
+//   are not physically contiguous, so leaves are 4 KiB); the 2 MiB range is kept for its
+//   invalidation (one PIOTLB with AM 9).
 // - §2.7 MOCK_FLAGS_DEVICE_NO_DIRTY / HUGE_IOVA and the mock's 2 KiB pages: mock geometry.
 // - §2.9/2.10 the selftest vIOMMU's mmap, data-carrying VIOMMU_ALLOC and the SELFTEST
 //   invalidation/vEVENT formats: the VT-d vIOMMU has no driver data and no MMIO page.
