@@ -15,8 +15,8 @@
 //   TRIGGER_VEVENT, ADD_RESERVED, mock PASID test ops: IOMMU_TEST_CMD exists only with the
 //   mock driver. Their VT-d equivalents are used instead: DMA through the unit, the driver's
 //   PASID entries and QI log, PRI page requests from the function, recorded DMA faults.
-// - §2.4 hugepage / file variants: hugetlbfs/memfd sources are core-only (the host's pages
-//   are not physically contiguous, so leaves are 4 KiB); the 2 MiB range is kept for its
+// - §2.4 hugepage / file variants: hugetlbfs/memfd sources are core-only (the host backs
+//   anonymous memory page by page, so the domain gets 4 KiB leaves); the 2 MiB range is kept for its
 //   invalidation (one PIOTLB with AM 9).
 // - §2.7 MOCK_FLAGS_DEVICE_NO_DIRTY / HUGE_IOVA and the mock's 2 KiB pages: mock geometry.
 // - §2.9/2.10 the selftest vIOMMU's mmap, data-carrying VIOMMU_ALLOC and the SELFTEST
