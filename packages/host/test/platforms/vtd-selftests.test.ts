@@ -27,6 +27,7 @@
 import { VtdIotlbDesc, VtdPiotlbDesc, VtdDevTlbDesc, VtdCap, VtdEcap } from '@iommufd/hw-model';
 import {
   IOMMU_HWPT_DATA_VTD_S1_VDID_EXP,
+  IOMMU_VEVENT_VTD_FAULT_PASID_VALID,
   IOMMU_VEVENT_VTD_FAULT_READ,
   IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP,
   IOMMU_VIOMMU_INVALIDATE_DATA_VTD_QI_EXP,
@@ -409,6 +410,35 @@ describe('§2.7 dirty tracking on a second-stage domain (SSADE, D bits)', () => 
     expect(b.attach(0, dirtyPasid, 7).rc).toBe(-U.EINVAL);
     closeAll(b);
   });
+  it('a dirty-tracking nest parent: SSADE reaches its nested child’s PASID entry; DMA through the guest tables dirties the parent’s leaves', async () => {
+    const b = await boot(1);
+    const dev = b.devIds[0]!;
+    const parent = ok(b.t.hwptAlloc(dev, b.ioas, NEST_PARENT | DIRTY));
+    const nested = ok(b.t.hwptAlloc(dev, parent, 0, { type: U.IOMMU_HWPT_DATA_VTD_S1, bytes: s1() }));
+    guestPageTable(b.proc, b.ram).map(0x2000_0000n, 0x5000n);
+    expect(b.attach(0, nested).rc).toBe(0);
+    expect(b.x.pasidEntry(0)).toMatchObject({ PGTT: VTD_PGTT.NESTED, SSADE: 0 });
+    expect(b.t.setDirtyTracking(parent, true)).toBe(0);
+    expect(b.x.pasidEntry(0)).toMatchObject({ PGTT: VTD_PGTT.NESTED, SSADE: 1 });
+    expect(b.dma(0, 0x2000_0000n, bytes(4, 3))).toBe('ok');
+    const bitmap = b.t.alloc(PAGE);
+    expect(b.t.getDirtyBitmap(parent, 0n, 64n * PAGE, PAGE, bitmap, U.IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR)).toBe(0);
+    const u = b.proc.peek(bitmap, 8) as Uint8Array;
+    // GPA 0x5000 (the data) is dirty; nothing beyond the guest's first 8 pages (data + tables) is.
+    // (Whether the hardware's A-bit writes into the guest's table pages also set their
+    // second-stage D bits is the hardware model's call; only the data page is pinned here.)
+    const bits = new DataView(u.buffer, u.byteOffset, 8).getBigUint64(0, true);
+    expect(bits & (1n << 5n)).toBe(1n << 5n);
+    expect(bits >> 8n).toBe(0n);
+    expect(b.t.setDirtyTracking(parent, false)).toBe(0);
+    expect(b.x.pasidEntry(0).SSADE).toBe(0);
+    // A dirty-tracking parent's nested HWPTs cannot go to a PASID (intel_nested_set_dev_pasid).
+    const np = ok(b.t.hwptAlloc(dev, parent, PASID, { type: U.IOMMU_HWPT_DATA_VTD_S1, bytes: s1() }));
+    const rid = ok(b.t.hwptAlloc(dev, b.ioas, PASID));
+    expect(b.attach(0, rid).rc).toBe(0);
+    expect(b.attach(0, np, 4).rc).toBe(-U.EINVAL);
+    closeAll(b);
+  });
 });
 
 const GUEST_RID = 0x0100n; // 01:00.0 in the guest
@@ -585,6 +615,16 @@ describe('§2.10/2.11 vEVENTQ with real DMA faults of a vIOMMU nested domain', (
       [true, undefined],
     ]);
     expect(iommu_vevent_vtd_fault.decode(got[0]!.data).flags).toBe(0); // a write
+    // A nested HWPT of the vIOMMU at PASID 3 (the RID's nested HWPT above was not PASID-capable:
+    // put a PASID-capable one at the RID first): its faults carry the PASID.
+    const rid = ok(b.t.hwptAlloc(dev, viommu, PASID, vdidData(7)));
+    expect(b.attach(0, rid).rc).toBe(0);
+    const atPasid = ok(b.t.hwptAlloc(dev, viommu, PASID, vdidData(9)));
+    expect(b.attach(0, atPasid, 3).rc).toBe(0);
+    expect(b.dma(0, 0x4000_0020n, 4, 3)).toBe('fault');
+    expect(readVtdVevents(b.proc, q.fd).map((v) => iommu_vevent_vtd_fault.decode(v.data))).toEqual([
+      { addr: 0x4000_0000n, virt_rid: Number(GUEST_RID), pasid: 3, reason: 0x79, flags: IOMMU_VEVENT_VTD_FAULT_READ | IOMMU_VEVENT_VTD_FAULT_PASID_VALID },
+    ]);
     closeAll(b);
   });
 });
