@@ -137,6 +137,9 @@ describe('hostile guest A next to guest B on intel-vtd', () => {
         expect([0, -U.EINVAL, -U.EIO, -U.E2BIG]).toContain(r.rc);
         expect(r.num).toBeLessThanOrEqual(entries.length);
         if (r.rc === 0) expect(r.num).toBe(entries.length);
+        // Bounded work: A has one nested HWPT with one attachment, so each handled guest
+        // descriptor becomes at most one host descriptor.
+        expect(x.qiSince(mark).length).toBeLessThanOrEqual(r.num);
         onlyA(x, mark, dids);
       }),
       { numRuns: 150, seed: 9 },
@@ -152,6 +155,8 @@ describe('hostile guest A next to guest B on intel-vtd', () => {
         // A vIOMMU's nested HWPT also takes iommu_hwpt_vtd_s1_invalidate arrays on its own ID.
         expect([0, -U.EINVAL, -U.EOPNOTSUPP]).toContain(r.rc);
         expect(r.num).toBeLessThanOrEqual(entries.length);
+        // Each handled entry: one PASID-based IOTLB + one device-TLB descriptor.
+        expect(x.qiSince(mark).length).toBe(2 * r.num);
         onlyA(x, mark, dids);
       }),
       { numRuns: 100, seed: 10 },
