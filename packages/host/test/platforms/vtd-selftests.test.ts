@@ -24,7 +24,7 @@
 // - §2.12 HW_QUEUE: VT-d has no guest-owned invalidation queue (only EOPNOTSUPP is checked).
 // - PASID cases that rely on the mock's forced failures (pasid 1024 → ENOMEM) or on the
 //   test op's "attach never overwrites" (VFIO's PASID attach replaces, as Linux's does).
-import { VtdIotlbDesc, VtdPiotlbDesc, VtdDevTlbDesc, VtdCap, VtdEcap } from '@iommufd/hw-model';
+import { VtdCap, VtdDevTlbDesc, VtdEcap, VtdIotlbDesc, VtdPdevTlbDesc, VtdPiotlbDesc } from '@iommufd/hw-model';
 import {
   IOMMU_HWPT_DATA_VTD_S1_VDID_EXP,
   IOMMU_VEVENT_VTD_FAULT_PASID_VALID,
@@ -560,6 +560,35 @@ describe('§2.10 vDEVICE (virt_id = guest RID), vIOMMU invalidation, tombstone',
     expect(viommuInvalidate(b, viommu, [piotlb(7, 0n)], 32, U.IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3)).toEqual({ rc: -U.EINVAL, num: 0 });
     expect(viommuInvalidate(b, viommu, [Uint8Array.from([...piotlb(7, 0n), 1, 0, 0, 0, 0, 0, 0, 0])], 40)).toEqual({ rc: -U.E2BIG, num: 0 });
     expect(viommuInvalidate(b, viommu, [piotlb(7, 0n).subarray(0, 16)], 16)).toEqual({ rc: 0, num: 1 });
+    closeAll(b);
+  });
+
+  it('a vIOMMU nested HWPT at PASID 4: stale until the guest’s PIOTLB (PASID 4) and PASID dev-TLB (type 0x8) for its RID, rewritten with host DID and SID', async () => {
+    const b = await boot(1);
+    const dev = b.devIds[0]!;
+    const parent = ok(b.t.hwptAlloc(dev, b.ioas, NEST_PARENT | PASID));
+    expect(b.attach(0, parent).rc).toBe(0);
+    const viommu = b.t.viommuAlloc(dev, parent, IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP).id;
+    expect(b.t.vdeviceAlloc(viommu, dev, GUEST_RID).rc).toBe(0);
+    const gpt = guestPageTable(b.proc, b.ram);
+    gpt.map(0x7000_0000n, 0x6000n);
+    b.proc.poke(b.ram + 0x6000n, bytes(4, 0x10));
+    b.proc.poke(b.ram + 0x7000n, bytes(4, 0x20));
+    const h = ok(b.t.hwptAlloc(dev, viommu, PASID, vdidData(11)));
+    expect(b.attach(0, h, 4).rc).toBe(0);
+    expect(b.dma(0, 0x7000_0000n, 4, 4)).toEqual(bytes(4, 0x10));
+    gpt.map(0x7000_0000n, 0x7000n);
+    expect(b.dma(0, 0x7000_0000n, 4, 4)).toEqual(bytes(4, 0x10));
+    // The guest's descriptors for PASID 0 do not touch the PASID-4 translation.
+    expect(viommuInvalidate(b, viommu, [piotlb(11, 0x7000_0000n)])).toEqual({ rc: 0, num: 1 });
+    expect(b.dma(0, 0x7000_0000n, 4, 4)).toEqual(bytes(4, 0x10));
+    const mark = b.x.unit.qi.log.length;
+    const pdevtlb = qiEntry(VtdPdevTlbDesc.encode({ TYPE: 8, SID: Number(GUEST_RID), PASID: 4, ADDR: 0x7000_0000n }));
+    expect(viommuInvalidate(b, viommu, [piotlb(11, 0x7000_0000n, 3, 4), pdevtlb])).toEqual({ rc: 0, num: 2 });
+    const [p6, d8] = b.x.qiSince(mark);
+    expect(VtdPiotlbDesc.decode(p6!)).toMatchObject({ TYPE: 6, G: 3, DID: b.x.pasidEntry(0, 4).DID, PASID: 4, ADDR: 0x7000_0000n });
+    expect(VtdPdevTlbDesc.decode(d8!)).toMatchObject({ TYPE: 8, SID: sidOf(0), PASID: 4, ADDR: 0x7000_0000n });
+    expect(b.dma(0, 0x7000_0000n, 4, 4)).toEqual(bytes(4, 0x20));
     closeAll(b);
   });
 
