@@ -112,8 +112,9 @@ describe('hostile guest A next to guest B on intel-vtd', () => {
     expect(a.invalidate([piotlb(GUEST_DID), iotlb(GUEST_DID, 2), iotlb(0, 1), devtlb(Number(GUEST_RID))])).toEqual({ rc: 0, num: 4 });
     // B's host DID as a guest DID: not a guest DID of A's → nothing issued, still handled.
     expect(a.invalidate([piotlb(bHostDid), iotlb(bHostDid, 3)])).toEqual({ rc: 0, num: 2 });
-    // B's host SID and B's guest RID+8: not vDEVICEs of A's vIOMMU.
+    // Host SIDs are never names a guest can use — B's, and A's own: not vDEVICEs of A's vIOMMU.
     expect(a.invalidate([devtlb(sidOf(1))])).toEqual({ rc: -U.EIO, num: 0 });
+    expect(a.invalidate([devtlb(sidOf(0))])).toEqual({ rc: -U.EIO, num: 0 });
     expect(a.invalidate([qiEntry(VtdPdevTlbDesc.encode({ TYPE: 8, SID: sidOf(1), PASID: 0, G: 1 }))])).toEqual({ rc: -U.EIO, num: 0 });
     onlyA(x, mark, aDids());
     bUntouched();
