@@ -293,7 +293,9 @@ function scalableTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: 
   if (hit !== undefined && permissionFault(hit, req, wpe) === 0 && (!req.write || hit.dirty)) return success(hit, req, wpe);
   const r = walkPasid(u, p, req, did, pasid);
   const failWith = (code: number): DmaTranslation => {
-    if (c.PRE === 1 && RECOVERABLE.has(code) && u.pageRequestFault !== undefined) return u.pageRequestFault(code, req, reportPasid);
+    // Only an ATS translation request gets a failed completion the function may follow with a
+    // PRI page request; an untranslated request that faults is recorded, PRE or not.
+    if (req.translationRequest === true && c.PRE === 1 && RECOVERABLE.has(code) && u.pageRequestFault !== undefined) return u.pageRequestFault(code, req, reportPasid);
     return u.fault(code, req, fpd, reportPasid);
   };
   if (typeof r === 'number') return failWith(r);

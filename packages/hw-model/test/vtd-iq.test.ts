@@ -188,9 +188,9 @@ describe.each(QUEUE_CONSUMERS)('%s queue consumer', (consumer) => {
       return { v, root };
     }
 
-    it('a recoverable fault of a PRI device becomes a page request descriptor (not a fault record)', () => {
+    it('a recoverable fault of a PRI device’s translation request becomes a page request descriptor (not a fault record)', () => {
       const { v } = priSetup();
-      const t = v.iommu.translate(req(0x1234_5678n, true, { pasid: 7 }));
+      const t = v.iommu.translate(req(0x1234_5678n, true, { pasid: 7, translationRequest: true }));
       expect(t.ok ? undefined : t.fault).toEqual({ kind: 'SM_FS_NOT_PRESENT', code: 0x71, iova: 0x1234_5678n, write: true, recorded: false, stall: true });
       expect(v.r32(REG.FSTS)).toBe(0);
       expect(v.r64(REG.PQT)).toBe(0x20n);
@@ -205,6 +205,14 @@ describe.each(QUEUE_CONSUMERS)('%s queue consumer', (consumer) => {
       expect(v.iommu.pageResponses).toEqual([{ requesterId: SID, pasid: 7, code: 0, groupIndex: 0 }]);
     });
 
+    it('an untranslated request of the same PRI device faults and is recorded (no page request)', () => {
+      const { v } = priSetup();
+      const t = v.iommu.translate(req(0x1234_5678n, true, { pasid: 7 }));
+      expect(t.ok ? undefined : t.fault).toEqual({ kind: 'SM_FS_NOT_PRESENT', code: 0x71, iova: 0x1234_5678n, write: true, recorded: true });
+      expect(v.r64(REG.PQT)).toBe(0n);
+      expect(v.r32(REG.FSTS) & 2).toBe(2);
+    });
+
     it('a page-group response may carry private data in the upper half when PDP is set', () => {
       const { v } = priSetup();
       const r = QI.pageResponse(SID, 7, 1, 9);
@@ -214,7 +222,7 @@ describe.each(QUEUE_CONSUMERS)('%s queue consumer', (consumer) => {
 
     it('the fault is served once the response says the page is mapped', () => {
       const { v, root } = priSetup();
-      v.iommu.translate(req(0x5000n, false, { pasid: 7 }));
+      v.iommu.translate(req(0x5000n, false, { pasid: 7, translationRequest: true }));
       const data = v.page();
       mapFs(v, root, 0x5000n, data, { levels: 4 });
       v.submit([QI.pageResponse(SID, 7, 0, 0)]);

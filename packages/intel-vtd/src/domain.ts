@@ -293,9 +293,19 @@ function attachDev(domain: IommuDomain, dev: Device): Status {
   const d = domain as DmarDomain;
   const info = infoOf(dev);
   if (info === undefined) return ENODEV;
+  const old = info.domain;
   deviceBlockTranslation(info);
   const rc = domainAddDevPasid(d, info, IOMMU_NO_PASID, undefined);
-  if (rc !== 0) return rc;
+  if (rc !== 0) {
+    // A failed attach leaves the device translating through the domain it had (Linux's
+    // __iommu_group_set_domain_internal re-attaches group->domain in err_revert); the core
+    // here reverts only the devices before the failing one, so the driver restores it.
+    if (old !== undefined && domainAddDevPasid(old, info, IOMMU_NO_PASID, undefined) === 0) {
+      info.domain = old;
+      old.devices.add(info);
+    }
+    return rc;
+  }
   info.domain = d;
   d.devices.add(info);
   return 0;

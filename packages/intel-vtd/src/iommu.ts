@@ -468,12 +468,16 @@ export class IntelIommu implements IommuDevice {
     this.devices.delete(info.sid);
   }
 
-  /** `intel_pasid_get_entry`: the PASID entry's physical address (allocating its table), or undefined beyond max_pasid. */
-  pasidEntryAddr(info: DeviceDomainInfo, pasid: number): bigint | undefined {
+  /**
+   * `intel_pasid_get_entry`: the PASID entry's physical address (allocating its table, as the
+   * kernel does, unless `alloc` is false), or undefined beyond max_pasid or without a table.
+   */
+  pasidEntryAddr(info: DeviceDomainInfo, pasid: number, alloc = true): bigint | undefined {
     if (pasid >= info.maxPasid) return undefined;
     const dirSlot = info.pasidDir + BigInt((pasid >> PASID_PDE_SHIFT) * 8);
     let table = VtdPasidDirEntry.f.PASIDPTPTR.of(this.mem.read64(dirSlot));
     if (VtdPasidDirEntry.f.P.of(this.mem.read64(dirSlot)) === 0) {
+      if (!alloc) return undefined;
       table = this.mem.allocPages(1)[0]!;
       info.pasidTables.push(table);
       this.mem.write64(dirSlot, VtdPasidDirEntry.encode({ P: 1, PASIDPTPTR: table })[0]!);
@@ -614,8 +618,8 @@ export class IntelIommu implements IommuDevice {
 
   /**
    * `iommu_report_device_fault` (iommu core): collect a group until its last page, route it
-   * to the domain attached at the request's PASID (or the RID) and call its fault handler;
-   * a group nobody handles is answered INVALID.
+   * to the domain attached at the request's PASID (the RID's when it has none) and call its
+   * fault handler; a group nobody handles is answered INVALID.
    */
   private reportDeviceFault(info: DeviceDomainInfo, fault: IopfPageRequest): void {
     if ((fault.flags & 2) === 0) {
@@ -631,7 +635,10 @@ export class IntelIommu implements IommuDevice {
       } else i++;
     }
     group.push(fault);
-    const domain: IommuDomain | undefined = (fault.flags & 1) !== 0 ? (info.pasidDomains.get(fault.pasid) ?? info.domain) : info.domain;
+    // find_fault_handler: a PASID-tagged group goes to the domain attached at that PASID
+    // (PASID 0 is the RID's); without user_pasid_table there is no fallback to the RID.
+    const domain: IommuDomain | undefined =
+      (fault.flags & 1) !== 0 && fault.pasid !== IOMMU_NO_PASID ? info.pasidDomains.get(fault.pasid) : info.domain;
     const handler = domain?.iopfHandler;
     let rc: Status = 1;
     if (domain !== undefined && handler !== undefined) rc = handler({ dev: info.dev, faults: group, domain });

@@ -100,8 +100,8 @@ export function pasidSetupDirtyTracking(iommu: IntelIommu, info: DeviceDomainInf
   return 0;
 }
 
-/** The raw 64 bytes of a device's PASID entry (inspection). */
+/** The raw 64 bytes of a device's PASID entry (inspection: zeros where no PASID table exists; never allocates one). */
 export function pasidEntryBytes(iommu: IntelIommu, info: DeviceDomainInfo, pasid: number = IOMMU_NO_PASID): Uint8Array {
-  const at = iommu.pasidEntryAddr(info, pasid);
+  const at = iommu.pasidEntryAddr(info, pasid, false);
   return at === undefined ? new Uint8Array(64) : iommu.mem.read(at, 64);
 }

@@ -117,6 +117,22 @@ describe('page requests (PRI) into the fault path and page-group responses', () 
   });
 });
 
+describe('page requests for a PASID with nothing attached', () => {
+  it('are answered INVALID, not handed to the RID domain (intel_iommu_ops has no user_pasid_table)', () => {
+    const t = new VtdTestbed({}, [ATS_PASID_PRI]);
+    const groups: IopfGroup[] = [];
+    const d = t.allocPaging(1 << 3);
+    d.iopfHandler = (g) => (groups.push(g), 0);
+    expect(d.ops.attachDev!(d, t.devs[0]!)).toBe(0);
+    expect(t.hw.pageRequest({ requesterId: 0x18, pasid: 9, address: 0x9000n, read: true, write: false, lastInGroup: true, groupIndex: 4 })).toBe(true);
+    expect(groups).toEqual([]);
+    expect(t.hw.pageResponses.at(-1)).toEqual({ requesterId: 0x18, pasid: 9, code: 1, groupIndex: 4 });
+    // PASID 0 with the PASID flag is the RID's attachment (IOMMU_NO_PASID).
+    expect(t.hw.pageRequest({ requesterId: 0x18, pasid: 0, address: 0xa000n, read: true, write: false, lastInGroup: true, groupIndex: 6 })).toBe(true);
+    expect(groups.map((g) => g.faults[0]!.addr)).toEqual([0xa000n]);
+  });
+});
+
 describe('qi_submit_sync error handling', () => {
   it('IQE on the first descriptor: the slot is replaced by the wait, IQE cleared, EINVAL; the queue keeps working', () => {
     const t = new VtdTestbed();

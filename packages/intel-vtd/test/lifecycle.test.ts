@@ -64,7 +64,7 @@ function run(n: number): { injected: boolean; site: string | undefined } {
   const t = new VtdTestbed({}, [ATS_PASID_PRI], true, core);
   const info = t.iommu.devices.get(0x18)!;
   // The PASID table holding PASID 0 lives as long as the device; allocate it before the baseline.
-  pasidEntryBytes(t.iommu, info);
+  t.iommu.pasidEntryAddr(info, 0);
   const p = new VmmProcess(t.mem, core);
   const ram = p.alloc(0x4_0000n);
   // The wrappers' per-process scratch memory is the process's, not the kernel's: map it first.

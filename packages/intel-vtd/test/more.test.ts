@@ -65,3 +65,17 @@ describe('nesting parent changes and PASID attach of nested domains', () => {
     expect(t.pci[0]!.atsEnabled).toBe(false);
   });
 });
+
+describe('inspection', () => {
+  it('pasidEntryBytes reads zeros for a PASID without a table and allocates none (intel_pasid_get_entry would)', () => {
+    const t = new VtdTestbed({}, [ATS_PASID_PRI]);
+    const info = t.iommu.devices.get(0x18)!;
+    const tables = info.pasidTables.length;
+    const pages = t.mem.allocatedPages;
+    expect(pasidEntryBytes(t.iommu, info, 64 * 9)).toEqual(new Uint8Array(64));
+    expect([info.pasidTables.length, t.mem.allocatedPages]).toEqual([tables, pages]);
+    // The driver's own lookups still allocate on demand, as the kernel does.
+    expect(t.iommu.pasidEntryAddr(info, 64 * 9)).toBeDefined();
+    expect(info.pasidTables.length).toBe(tables + 1);
+  });
+});

@@ -445,11 +445,25 @@ export const iommu_fault_alloc = defineStruct(
 // ---------------------------------------------------------------------------------------
 // vIOMMU, vDEVICE
 
-/** `enum iommu_viommu_type`: reserved (rejected). */
+/**
+ * `enum iommu_viommu_type`: reserved (rejected).
+ *
+ * @remarks Linux 6.17's `enum iommu_viommu_type` has exactly three values: DEFAULT (0),
+ * ARM_SMMUV3 (1) and TEGRA241_CMDQV (2); Linux's intel driver has no vIOMMU. The type
+ * **0x8086** some of this project's tests and examples pass is *not* a Linux value: it is
+ * `IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP` of `@iommufd/intel-vtd`, an experimental VT-d vIOMMU
+ * chosen outside Linux's enum so that it can never collide with a future upstream value
+ * (with it come `IOMMU_HWPT_DATA_VTD_S1_VDID_EXP`, `IOMMU_VIOMMU_INVALIDATE_DATA_VTD_QI_EXP`
+ * and `IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP`, all 0x8086). It is deliberately not exported here,
+ * since this package holds only Linux's uAPI; see the intel-vtd README's design note.
+ */
 export const IOMMU_VIOMMU_TYPE_DEFAULT = 0;
 /** `enum iommu_viommu_type`: ARM SMMUv3. */
 export const IOMMU_VIOMMU_TYPE_ARM_SMMUV3 = 1;
-/** `enum iommu_viommu_type`: ARM SMMUv3 with NVIDIA Tegra241 CMDQV. */
+/**
+ * `enum iommu_viommu_type`: ARM SMMUv3 with NVIDIA Tegra241 CMDQV — the last value of Linux
+ * 6.17's enum (the experimental VT-d type 0x8086 is outside it; see {@link IOMMU_VIOMMU_TYPE_DEFAULT}).
+ */
 export const IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV = 2;
 
 /** `struct iommu_viommu_tegra241_cmdqv` (16 bytes): where to mmap the VINTF page0 (written by the kernel). */

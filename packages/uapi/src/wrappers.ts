@@ -447,7 +447,10 @@ export interface ViommuAllocArgs {
   readonly devId: number;
   /** The nesting-parent HWPT_PAGING. */
   readonly hwptId: number;
-  /** IOMMU_VIOMMU_TYPE_*. */
+  /**
+   * IOMMU_VIOMMU_TYPE_* (Linux: 1 ARM_SMMUV3, 2 TEGRA241_CMDQV), or a driver's type outside
+   * Linux's enum such as 0x8086, `IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP` of `@iommufd/intel-vtd`.
+   */
   readonly type: number;
   /** Driver data (e.g. `iommu_viommu_tegra241_cmdqv`), which the kernel may write back. */
   readonly data?: Uint8Array;

@@ -13,35 +13,8 @@ import {
   iommu_hwpt_vtd_s1_vdid,
 } from '@iommufd/intel-vtd';
 import { INTEL_VTD_BASE, intelVtdUnitOf } from '../../src/platforms/intel-vtd.js';
-import { bootVmm, errnoOf, invalidateResult, pattern, peek64, poke64 } from './vmm.js';
-
-const S1_ROOT = 0x1000n; // GPA of the guest's PML4
-const PTE = 0x7n; // P | R/W | U/S
-
-/** The guest's 4-level x86 first-stage table builder (tables in guest RAM, written with poke). */
-function guestPageTable(p: U.UserProcess, ram: bigint) {
-  let nextTable = S1_ROOT + 0x1000n;
-  return {
-    map(giova: bigint, gpa: bigint): void {
-      let table = S1_ROOT;
-      for (let level = 4; level > 1; level--) {
-        const slot = ram + table + ((giova >> BigInt(12 + 9 * (level - 1))) & 0x1ffn) * 8n;
-        let e = peek64(p, slot);
-        if ((e & 1n) === 0n) {
-          e = nextTable | PTE;
-          nextTable += 0x1000n;
-          poke64(p, slot, e);
-        }
-        table = e & 0x000f_ffff_ffff_f000n;
-      }
-      poke64(p, ram + table + ((giova >> 12n) & 0x1ffn) * 8n, gpa | PTE);
-    },
-  };
-}
-
-const s1 = (fields: Partial<{ flags: bigint; pgtbl_addr: bigint; addr_width: number; __reserved: number }> = {}) =>
-  U.iommu_hwpt_vtd_s1.encode({ flags: 0n, pgtbl_addr: S1_ROOT, addr_width: 48, __reserved: 0, ...fields });
-const inv = (addr: bigint, npages: bigint, flags = 0, reserved = 0) => U.iommu_hwpt_vtd_s1_invalidate.encode({ addr, npages, flags, __reserved: reserved });
+import { bootVmm, errnoOf, invalidateResult, pattern } from './vmm.js';
+import { guestPageTable, inv, S1_ROOT, s1 } from './vtd-fixture.js';
 
 async function boot(devices = 1) {
   const vmm = await bootVmm({ platform: 'intel-vtd', devices, strict: true });
