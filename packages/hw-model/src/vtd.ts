@@ -464,6 +464,8 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     const sid = req.requesterId;
     const index = this.groupIndex.get(sid) ?? 0;
     this.groupIndex.set(sid, (index + 1) & 0x1ff);
+    // Reported before the page request, whose handling (and response) follows the fault.
+    if (this.observer !== undefined) this.observeFault(code, req, pasid, false, true);
     this.pageRequest({
       requesterId: sid,
       ...(pasid !== undefined ? { pasid } : {}),
@@ -475,7 +477,6 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
       lastInGroup: true,
       groupIndex: index,
     });
-    if (this.observer !== undefined) this.observeFault(code, req, pasid, false, true);
     return { ok: false, fault: { kind: vtdFaultName(code), code, iova: req.iova, write: req.write, recorded: false, stall: true } };
   }
 
