@@ -25,7 +25,7 @@ export type { PokeBytes, Scenario, ScenarioFields, ScenarioMachine, ScenarioStep
 export { runScenario } from './scenario/run.js';
 export type { RunOptions, RunReport, StepFailure, StepOutcome } from './scenario/run.js';
 export { compareTraces, driverOpTracer, hardwareTracer, traceHost, Tracer } from './trace/trace.js';
-export type { TraceEvent, TraceFile, TraceSource } from './trace/trace.js';
+export type { TraceArgs, TraceEvent, TraceFile, TraceSource } from './trace/trace.js';
 export { objectGraphSvg, renderInspectHtml } from './inspect/render.js';
 export type { InspectInput } from './inspect/render.js';
 export { hardwareTables } from './inspect/hardware.js';

@@ -385,7 +385,7 @@ export const SMMU_CMD_ATC_INV = defineBitLayout('CMD_ATC_INV', 2, [
  * The field view of each opcode: the layout whose fields that command has (TLBI, CFGI range,
  * ATC_INV, PRI_RESP, RESUME, CMD_SYNC views; the common {@link SMMU_CMD} otherwise).
  */
-export const SMMU_COMMAND_LAYOUTS: ReadonlyMap<number, AnyBitLayout> = new Map(
+export const SMMU_COMMAND_LAYOUTS: ReadonlyMap<number, BitLayout<readonly BitFieldSpec[]>> = new Map(
   (
     [
       [[CMDQ_OP.PREFETCH_CONFIG, CMDQ_OP.PREFETCH_ADDR, CMDQ_OP.CFGI_STE, CMDQ_OP.CFGI_CD, CMDQ_OP.CFGI_CD_ALL, CMDQ_OP.STALL_TERM], SMMU_CMD],

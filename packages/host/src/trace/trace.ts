@@ -63,7 +63,8 @@ const PID = 1;
 /** Trace threads: syscalls of the VMM process, device DMA, iommufd objects, other IOMMU work. */
 const TID = { syscall: 1, dma: 2, objects: 3, hardware: 4 } as const;
 
-type Args = Record<string, string | number | boolean>;
+/** Arguments of a trace event (and its results, merged in when a complete event ends). */
+export type TraceArgs = Record<string, string | number | boolean>;
 
 const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
@@ -78,7 +79,7 @@ export class Tracer {
     { name: 'thread_name', cat: '__metadata', ph: 'M', ts: 0, pid: PID, tid: TID.hardware, args: { name: 'IOMMU (outside syscalls and DMA)' } },
   ];
   /** Complete events still open, innermost last. */
-  private readonly open: { readonly index: number; readonly ts: number; readonly args: Args }[] = [];
+  private readonly open: { readonly index: number; readonly ts: number; readonly args: TraceArgs }[] = [];
 
   /** Every event so far. */
   get events(): readonly TraceEvent[] {
@@ -95,14 +96,14 @@ export class Tracer {
    * Opens a complete event; {@link Tracer.end} with the returned depth closes it (and
    * whatever opened inside it and was not closed, e.g. by a throw).
    */
-  begin(cat: string, name: string, tid: number, args: Args): number {
+  begin(cat: string, name: string, tid: number, args: TraceArgs): number {
     this.open.push({ index: this.list.length, ts: this.clock, args });
     this.list.push({ name, cat, ph: 'X', ts: this.clock++, dur: 1, pid: PID, tid, args });
     return this.open.length - 1;
   }
 
   /** Closes the complete event opened at `depth`, adding `result` to its arguments. */
-  end(depth: number, result: Args): void {
+  end(depth: number, result: TraceArgs): void {
     while (this.open.length > depth) {
       const o = this.open.pop()!;
       this.list[o.index] = { ...this.list[o.index]!, dur: Math.max(1, this.clock - o.ts), args: { ...o.args, ...(this.open.length === depth ? result : { result: 'unfinished' }) } };
@@ -110,7 +111,7 @@ export class Tracer {
   }
 
   /** Runs `fn` as a complete event; `describe` turns its result into the end arguments. */
-  span<T>(cat: string, name: string, tid: number, args: Args, fn: () => T, describe: (r: T) => Args): T {
+  span<T>(cat: string, name: string, tid: number, args: TraceArgs, fn: () => T, describe: (r: T) => TraceArgs): T {
     const depth = this.begin(cat, name, tid, args);
     let r: T;
     try {
@@ -124,7 +125,7 @@ export class Tracer {
   }
 
   /** An instant event. */
-  instant(cat: string, name: string, tid: number, args: Args): void {
+  instant(cat: string, name: string, tid: number, args: TraceArgs): void {
     this.list.push({ name, cat, ph: 'i', s: 't', ts: this.clock++, pid: PID, tid, args });
   }
 
@@ -179,13 +180,13 @@ export function driverOpTracer(tracer: Tracer): DriverOpObserver {
  * current track (inside the driver op or DMA that caused them), faults as instant events.
  */
 export function hardwareTracer(tracer: Tracer): HardwareObserver {
-  const stream = (e: { streamId: number; pasid?: number }): Args => ({ sid: hex(e.streamId), ...(e.pasid !== undefined ? { pasid: e.pasid } : {}) });
+  const stream = (e: { streamId: number; pasid?: number }): TraceArgs => ({ sid: hex(e.streamId), ...(e.pasid !== undefined ? { pasid: e.pasid } : {}) });
   return {
     command: (e) => {
       tracer.end(tracer.begin('command', e.opcode, tracer.currentTid, { queue: e.queue, ...e.fields, ...(e.error !== undefined ? { error: e.error } : {}) }), {});
     },
     walk: (e) => {
-      const args: Args = { ...stream(e), iova: hex(e.iova), stage: e.stage, ...(e.levels !== undefined ? { levels: e.levels } : {}) };
+      const args: TraceArgs = { ...stream(e), iova: hex(e.iova), stage: e.stage, ...(e.levels !== undefined ? { levels: e.levels } : {}) };
       tracer.end(tracer.begin('walk', `walk ${e.stage}`, tracer.currentTid, args), e.result.ok ? { result: hex(e.result.pa), size: hex(e.result.size) } : { result: e.result.fault });
     },
     fault: (e) => {
@@ -229,7 +230,7 @@ export function traceHost(host: Host, tracer: Tracer): Host {
     lastConsumer = now;
     tracer.counter('hw', `${now.queue} commands consumed`, { commands: consumed });
   };
-  const sys = <T extends number | bigint>(name: string, args: Args, fn: () => T): T =>
+  const sys = <T extends number | bigint>(name: string, args: TraceArgs, fn: () => T): T =>
     tracer.span('syscall', name, TID.syscall, args, fn, errnoResult);
 
   const process: HostProcess = new Proxy(p, {
