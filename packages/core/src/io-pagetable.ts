@@ -102,12 +102,12 @@ function iommuMapRun(obs: DriverOpObserver | undefined, domain: IommuDomain, iov
   return 0;
 }
 
-/** `iommu_unmap` through the driver's `unmap_pages`; the unmapped byte count is what `opEnd` gets. */
+/** `iommu_unmap` through the driver's `unmap_pages`; the bytes unmapped are the op's value. */
 function unmapPages(obs: DriverOpObserver | undefined, domain: IommuDomain, iova: bigint, pgsize: bigint, pgcount: number): void {
   if (!domain.ops.unmapPages) return;
   obs?.opBegin('unmapPages', { domain: domainLabel(domain), iova: hex(iova), pgsize: hex(pgsize), pgcount });
   const unmapped = domain.ops.unmapPages(domain, iova, pgsize, pgcount);
-  obs?.opEnd('unmapPages', Number(unmapped));
+  obs?.opEnd('unmapPages', 0, Number(unmapped));
 }
 
 /** Pages pinned per batch before the next is looked at (the kernel's GUP batch is of this order). */

@@ -20,10 +20,10 @@ export interface DriverOpObserver {
   /** The core is about to call driver op `op` (the Linux op name). */
   opBegin(op: string, args: DriverOpArgs): void;
   /**
-   * The op returned: `0` (or a count, for ops that return one) on success, a positive errno
-   * on failure.
+   * The op returned: `errno` 0 on success, else the positive errno it failed with; `value`
+   * for ops that return an amount (`unmapPages`: bytes unmapped).
    */
-  opEnd(op: string, result: number): void;
+  opEnd(op: string, errno: number, value?: number): void;
 }
 
 /**

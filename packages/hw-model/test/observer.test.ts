@@ -3,10 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   CMDQ_OP,
-  SMMU_CD,
   SMMU_CMD,
-  SMMU_CMD_TLBI,
-  SMMU_STE,
   smmuCommandEvent,
   vtdDescriptorEvent,
   type HardwareCommandEvent,
@@ -15,7 +12,7 @@ import {
   type HardwareWalkEvent,
 } from '../src/index.js';
 import { QUEUE_CONSUMERS, useQueueConsumer } from './support/consumers.js';
-import { PageTables, SmmuDriver, s1Cd } from './support/smmu-driver.js';
+import { s1Setup } from './support/smmu-driver.js';
 import { DEVFN, LinuxVtd, QI, SID, mapFs, req } from './vtd-linux.js';
 
 function recorder() {
@@ -29,19 +26,7 @@ function recorder() {
 describe.each(QUEUE_CONSUMERS)('SMMUv3 observer, %s consumer', (consumer) => {
   useQueueConsumer(consumer);
 
-  function setup() {
-    const d = new SmmuDriver();
-    d.bringUp();
-    const alloc = () => d.mem.allocPages(1)[0]!;
-    const pt = new PageTables(d.mem, 1, 0, alloc);
-    const data = alloc();
-    pt.map(0x10_0000n, data);
-    const cdTable = alloc();
-    d.mem.write(cdTable, SMMU_CD.toBytes(s1Cd(pt.root, 1)));
-    d.writeSte(8, SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n, S1DSS: 0, S1CIR: 1, S1COR: 1, S1CSH: 3 }));
-    d.cfgiSte(8);
-    return { d, data, dev: d.machine.devices[0]! };
-  }
+  const setup = () => s1Setup();
 
   it('reports each command consumed with its fields, in queue order', () => {
     const { d } = setup();

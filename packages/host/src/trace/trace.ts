@@ -160,7 +160,8 @@ function structArgs(prefix: string, bytes: Uint8Array, request: number, before?:
 
 /**
  * A driver-op observer for the core: each op a complete event on the current track (inside
- * the ioctl that caused it), with its arguments and `result` (0, a count, or an errno name).
+ * the ioctl that caused it), with its arguments and `result`: the errno name of a failure,
+ * else the op's value (`unmapPages`: bytes) or 0.
  */
 export function driverOpTracer(tracer: Tracer): DriverOpObserver {
   const depths: number[] = [];
@@ -168,9 +169,9 @@ export function driverOpTracer(tracer: Tracer): DriverOpObserver {
     opBegin: (op, args) => {
       depths.push(tracer.begin('driver', op, tracer.currentTid, { ...args }));
     },
-    opEnd: (op, result) => {
+    opEnd: (_op, errno, value) => {
       const depth = depths.pop();
-      if (depth !== undefined) tracer.end(depth, { result: op !== 'unmapPages' && result > 0 && result < 4096 ? U.errnoName(result) : result });
+      if (depth !== undefined) tracer.end(depth, { result: errno !== 0 ? U.errnoName(errno) : (value ?? 0) });
     },
   };
 }
