@@ -2,7 +2,7 @@
 // their ioctl), the commands the IOMMU consumed (nested in the driver op that queued them, or
 // on the IOMMU track for a guest-owned queue), the walks of each DMA and its faults, with
 // exact arguments, in order; and every trace replays.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as U from '@iommufd/uapi';
@@ -159,6 +159,22 @@ describe('trace events of driver ops, commands, walks and faults', () => {
     expect(inside(events, alloc).map(brief)).toEqual([
       ['driver', 'domainAllocPagingFlags', { device: '0000:00:01.0', hwpt: 3, flags: 0, userDataLen: 0, result: 'ENOMEM' }],
     ]);
+  });
+
+  it('--replay compares driver ops, commands and walks (a changed result fails) and still replays a trace recorded without them', async () => {
+    const f = join(tmp(), 'r.json');
+    expect((await cli('trace', join(examplesDir, 'arm-smmuv3-basic.yaml'), '--out', f)).code).toBe(0);
+    const t = JSON.parse(readFileSync(f, 'utf8')) as TraceFile;
+    const i = t.traceEvents.findIndex((e) => e.cat === 'walk');
+    const tampered = t.traceEvents.map((e, k) => (k === i ? { ...e, args: { ...e.args, result: '0x0' } } : e));
+    writeFileSync(f, JSON.stringify({ ...t, traceEvents: tampered }));
+    const r = await cli('trace', '--replay', f);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/recorded \["walk","walk s1",\{.*"result":"0x0".*\}\]\n {2}replayed \["walk","walk s1",\{.*"result":"0x80c05000"/);
+    // As an older version wrote it: no driver ops, commands, walks or faults.
+    const older = t.traceEvents.filter((e) => !['driver', 'command', 'walk', 'fault'].includes(e.cat));
+    writeFileSync(f, JSON.stringify({ ...t, traceEvents: older }));
+    expect(await cli('trace', '--replay', f)).toMatchObject({ code: 0, out: `${f}: replay matches (${older.filter((e) => e.ph !== 'M').length} events)\n` });
   });
 
   it('the demo on every preset traces driver ops, and on the hardware presets commands and walks', async () => {
