@@ -85,9 +85,9 @@ describe('inspect: Tegra241 CMDQV registers', () => {
     expect(r.out).toContain('<caption>Tegra241 VINTFs in use</caption><thead><tr><th>VINTF</th><th>CONFIG</th><th>STATUS</th><th>SID_MATCH → SID_REPLACE</th></tr></thead>');
     expect(r.out).toContain(cells(['0', 'VINTF_CONFIG{EN=0x1,HYP_OWN=0x1}', '0x40001', '—']));
     expect(r.out).toContain(cells(['1', 'VINTF_CONFIG{EN=0x1,VMID=0x1}', '0x10003', '—']));
-    expect(r.out).toContain(cells(['0', '0', '0', 'VCMDQ_BASE{LOG2SIZE=0x12,ADDR=0x4080000}', '0x7', 'VCMDQ_CONS{RD=0x7}', '0x1', '0x1', '0x0']));
+    expect(r.out).toContain(cells(['0', '0', '0', 'ring at 0x81000000, 2^18 entries', '0x7', '0x7', '0x1', '0x1', '0x0']));
     // The guest's queue (VINTF 1 LVCMDQ 0): CONS stopped at its second command with ERR = CERROR_ILL.
-    expect(r.out).toContain(cells(['4', '1', '0', 'VCMDQ_BASE{LOG2SIZE=0x8,ADDR=0x4060b00}', '0x2', 'VCMDQ_CONS{RD=0x1,ERR=0x1}', '0x1', '0x1', '0x1']));
+    expect(r.out).toContain(cells(['4', '1', '0', 'ring at 0x80c16000, 2^8 entries', '0x2', '0x1 CERROR_ILL', '0x1', '0x1', '0x1']));
     expect(r.out).toContain(cells(['CMDQ_ERR_MAP', '0x10']));
   });
 });

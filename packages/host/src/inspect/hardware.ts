@@ -8,6 +8,7 @@
  */
 import { deviceAttachedDomain, type CoreDevice } from '@iommufd/core';
 import {
+  CMDQ_ERR,
   CMDQV_CMDQ_ALLOC,
   CMDQV_PARAM,
   SMMU_CD,
@@ -230,6 +231,14 @@ function smmuTables(host: Host): HardwareTable[] {
   ];
 }
 
+const CMDQ_ERR_NAMES = new Map<bigint, string>(Object.entries(CMDQ_ERR).map(([k, v]) => [BigInt(v), `CERROR_${k}`]));
+
+/** A VCMDQ CONS register: the read index and, when the queue stopped, the CONS.ERR name. */
+function consText(cons: bigint): string {
+  const err = VCMDQ_CONS.get([cons], 'ERR');
+  return `${hex(VCMDQ_CONS.get([cons], 'RD'))}${err !== 0n ? ` ${CMDQ_ERR_NAMES.get(err) ?? `ERR ${err}`}` : ''}`;
+}
+
 /** The Tegra241 CMDQV's global, VINTF and (allocated) VCMDQ registers. */
 function cmdqvTables(host: Host): HardwareTable[] {
   const base = SMMU_BASE + SMMU_MMIO_SIZE;
@@ -269,9 +278,9 @@ function cmdqvTables(host: Host): HardwareTable[] {
       String(q),
       String(CMDQV_CMDQ_ALLOC.get([alloc], 'VINTF')),
       String(CMDQV_CMDQ_ALLOC.get([alloc], 'LVCMDQ')),
-      VCMDQ_BASE.format([qbase]),
+      `ring at ${hex(VCMDQ_BASE.get([qbase], 'ADDR') << 5n)}, 2^${VCMDQ_BASE.get([qbase], 'LOG2SIZE')} entries`,
       hex(page0(CMDQV.VCMDQ_PROD)),
-      VCMDQ_CONS.format([page0(CMDQV.VCMDQ_CONS)]),
+      consText(page0(CMDQV.VCMDQ_CONS)),
       hex(page0(CMDQV.VCMDQ_CONFIG)),
       hex(page0(CMDQV.VCMDQ_STATUS)),
       hex(page0(CMDQV.VCMDQ_GERROR)),
