@@ -200,7 +200,8 @@ export function hardwareTracer(tracer: Tracer): HardwareObserver {
  * Wraps `host` so every syscall of its process, every DMA and every change of an iommufd
  * object table is recorded in `tracer`, and sets the core's driver-op observer and the IOMMU
  * models' hardware observers to record every driver op, command consumed, walk and fault.
- * The wrapped host behaves exactly like `host`.
+ * The wrapped host behaves exactly like `host`. A host has one set of observers: tracing it
+ * again replaces them (the earlier tracer stops receiving driver ops and hardware events).
  */
 export function traceHost(host: Host, tracer: Tracer): Host {
   const p = host.process;
