@@ -92,6 +92,24 @@ describe('inspect: Tegra241 CMDQV registers', () => {
   });
 });
 
+describe('inspect: Tegra241 VINTF stream mapping', () => {
+  it('a vDEVICE on the CMDQV vIOMMU shows as an enabled SID_MATCH → SID_REPLACE slot of the guest VINTF', async () => {
+    const { host, p, fd, devIds, ioas } = await bootVmm({ platform: 'tegra241-cmdqv', devices: 2 });
+    const parent = U.hwptAlloc(p, fd, { devId: devIds[1]!, ptId: ioas, flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT });
+    const data = U.iommu_viommu_tegra241_cmdqv.encode({ out_vintf_mmap_offset: 0n, out_vintf_mmap_length: 0n });
+    const viommu = U.viommuAlloc(p, fd, { devId: devIds[1]!, hwptId: parent, type: U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, data });
+    U.vdeviceAlloc(p, fd, { viommuId: viommu.id, devId: devIds[1]!, virtId: 0x31n });
+    const vintfs = table(hardwareTables(host), /^Tegra241 VINTFs in use$/);
+    // VINTF 0 is the host's (HYP_OWN); the vIOMMU got VINTF 1, its vSID 0x31 maps to 00:02.0's StreamID 0x10.
+    expect(vintfs.rows.map((r) => [r[0], r[3]])).toEqual([
+      ['0', '—'],
+      ['1', '0x31→0x10'],
+    ]);
+    expect(vintfs.rows[1]![1]).toMatch(/^VINTF_CONFIG\{EN=0x1,VMID=0x[0-9a-f]+\}$/);
+    expect(html(host)).toContain(cells(vintfs.rows[1]!));
+  });
+});
+
 describe('inspect: VT-d PASID entries and a nested first-stage table', () => {
   it('lists the RID_PASID entry (PGTT nested) and the guest first-stage table read through the second stage', async () => {
     const { host, p, fd, ram, devIds, deviceFds, ioas } = await bootVmm({ platform: 'intel-vtd', devices: 1 });
