@@ -34,7 +34,8 @@ export interface TraceEvent {
   readonly pid: number;
   /**
    * Track: 1 syscalls (with their driver ops and commands), 2 device DMA (with its walks and
-   * faults), 3 iommufd objects, 4 IOMMU work outside both (a guest-owned queue's doorbell);
+   * faults), 3 iommufd objects, 4 work outside both (the commands of a guest-owned queue
+   * whose doorbell the guest rang through an mmapped page; another process's driver ops);
    * 0 for counters.
    */
   readonly tid: number;
@@ -76,7 +77,7 @@ export class Tracer {
     { name: 'thread_name', cat: '__metadata', ph: 'M', ts: 0, pid: PID, tid: TID.syscall, args: { name: 'VMM syscalls' } },
     { name: 'thread_name', cat: '__metadata', ph: 'M', ts: 0, pid: PID, tid: TID.dma, args: { name: 'device DMA' } },
     { name: 'thread_name', cat: '__metadata', ph: 'M', ts: 0, pid: PID, tid: TID.objects, args: { name: 'iommufd objects' } },
-    { name: 'thread_name', cat: '__metadata', ph: 'M', ts: 0, pid: PID, tid: TID.hardware, args: { name: 'IOMMU (outside syscalls and DMA)' } },
+    { name: 'thread_name', cat: '__metadata', ph: 'M', ts: 0, pid: PID, tid: TID.hardware, args: { name: 'outside traced syscalls and DMA (guest queues)' } },
   ];
   /** Complete events still open, innermost last. */
   private readonly open: { readonly index: number; readonly ts: number; readonly args: TraceArgs }[] = [];
