@@ -8,6 +8,7 @@ import { CoreDevice, IommuGroup } from './device.js';
 import { driverServices } from './driver.js';
 import { dispatchIoctl, type TestCommandHandler } from './main.js';
 import { IommufdError, type FaultInjector, type KernelProcess } from './kernel.js';
+import type { DriverOpObserver } from './observe.js';
 
 /** Options of {@link IommuCore}. */
 export interface IommuCoreOptions {
@@ -44,6 +45,8 @@ export interface DeviceDescription {
 export class IommuCore {
   /** The fault injector every allocation point asks. */
   faultInjector: FaultInjector | undefined;
+  /** Told of every driver op the core calls (tracing); undefined: no observation, no cost. */
+  observer: DriverOpObserver | undefined;
   private readonly instances = new Set<IommuDevice>();
   private readonly groups = new Map<number, IommuGroup>();
   private readonly devices: CoreDevice[] = [];

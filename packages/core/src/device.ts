@@ -23,6 +23,7 @@ import { IommufdObject, pinObject, unpinObject } from './object.js';
 import { HwptNested, HwptPaging, hwptPagingAlloc, setUndoImmediateAttach, type Hwpt } from './hw-pagetable.js';
 import type { Ioas } from './ioas.js';
 import type { Vdevice } from './vdevice.js';
+import { domainLabel, type DriverOpObserver } from './observe.js';
 
 /** The sentinel for the RID (`IOMMU_NO_PASID`) in attach maps. */
 const NO_PASID = -1;
@@ -201,16 +202,33 @@ function attachCompatible(idev: BoundDevice, hwpt: Hwpt, pasid: number | undefin
   return 0;
 }
 
+/** The driver's `attach_dev` (EINVAL when the domain has none), reported to the core's observer. */
+function attachDev(obs: DriverOpObserver | undefined, domain: IommuDomain, dev: CoreDevice): 0 | Errno {
+  obs?.opBegin('attachDev', { domain: domainLabel(domain), device: dev.name });
+  const rc = domain.ops.attachDev?.(domain, dev) ?? EINVAL;
+  obs?.opEnd('attachDev', rc);
+  return rc;
+}
+
+/** The driver's `set_dev_pasid` (the caller checked it exists), reported to the core's observer. */
+function setDevPasid(obs: DriverOpObserver | undefined, domain: IommuDomain, dev: CoreDevice, pasid: number, old: IommuDomain | undefined): 0 | Errno {
+  obs?.opBegin('setDevPasid', { domain: domainLabel(domain), device: dev.name, pasid, old: domainLabel(old) });
+  const rc = domain.ops.setDevPasid!(domain, dev, pasid, old);
+  obs?.opEnd('setDevPasid', rc);
+  return rc;
+}
+
 /** Driver attach of `domain` for the whole group (RID) or one PASID. */
 function driverAttach(idev: BoundDevice, domain: IommuDomain, pasid: number | undefined, old: IommuDomain | undefined): 0 | Errno {
   const dev = idev.dev;
+  const obs = idev.ictx.core.observer;
   if (pasid === undefined) {
     const done: CoreDevice[] = [];
     for (const d of dev.group.devices) {
-      const rc = domain.ops.attachDev?.(domain, d) ?? EINVAL;
+      const rc = attachDev(obs, domain, d);
       if (rc) {
         const back = dev.group.domain;
-        if (back) for (const x of done) back.ops.attachDev?.(back, x);
+        if (back) for (const x of done) attachDev(obs, back, x);
         return rc;
       }
       done.push(d);
@@ -222,7 +240,7 @@ function driverAttach(idev: BoundDevice, domain: IommuDomain, pasid: number | un
   const width = devicePasidLog2(dev);
   if (width > 0 && pasid >= 2 ** width) return EINVAL;
   if (!domain.ops.setDevPasid) return EOPNOTSUPP;
-  const rc = domain.ops.setDevPasid(domain, dev, pasid, old);
+  const rc = setDevPasid(obs, domain, dev, pasid, old);
   if (rc) return rc;
   dev.pasidDomains.set(pasid, domain);
   return 0;
@@ -284,11 +302,12 @@ function hwptDetach(idev: BoundDevice, pasid: number | undefined): Hwpt | undefi
   if (attach.devices.size === 0) {
     igroup.attach.delete(key);
     const blocked = idev.dev.iommu.ops.blockedDomain;
+    const obs = idev.ictx.core.observer;
     if (pasid === undefined) {
-      for (const d of idev.dev.group.devices) blocked.ops.attachDev?.(blocked, d);
+      for (const d of idev.dev.group.devices) attachDev(obs, blocked, d);
       idev.dev.group.domain = blocked;
     } else {
-      blocked.ops.setDevPasid?.(blocked, idev.dev, pasid, hwpt.domain);
+      if (blocked.ops.setDevPasid) setDevPasid(obs, blocked, idev.dev, pasid, hwpt.domain);
       idev.dev.pasidDomains.delete(pasid);
     }
   }

@@ -209,7 +209,12 @@ export class Fault extends IommufdObject {
 
   private respond(g: FaultGroup, code: number): void {
     const last = g.group.faults.at(-1);
-    if (last) g.group.dev.iommu.ops.pageResponse?.(g.group.dev, last, code);
+    const pageResponse = g.group.dev.iommu.ops.pageResponse;
+    if (!last || !pageResponse) return;
+    const obs = this.ictx.core.observer;
+    obs?.opBegin('pageResponse', { device: g.group.dev.name, hwpt: g.hwpt.id, grpid: last.grpid, code });
+    pageResponse(g.group.dev, last, code);
+    obs?.opEnd('pageResponse', 0);
   }
 
   /** Auto-responds INVALID to every fault of `idev` from `hwpt` (detach / replace). */

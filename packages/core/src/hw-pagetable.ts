@@ -20,7 +20,7 @@ import {
   type iommu_hwpt_invalidate,
   type iommu_hwpt_set_dirty_tracking,
 } from '@iommufd/uapi';
-import type { Errno, IommuDomain, IommuUserData, IommuUserDataArray } from '@iommufd/driver-api';
+import type { Errno, IommuDirtyBitmap, IommuDirtyOps, IommuDomain, IommuUserData, IommuUserDataArray } from '@iommufd/driver-api';
 import type { IommufdCtxImpl, Ucmd } from './context.js';
 import { IommufdObject, pinObject, unpinObject } from './object.js';
 import type { BoundDevice } from './device.js';
@@ -28,6 +28,7 @@ import type { Ioas } from './ioas.js';
 import type { Viommu } from './viommu.js';
 import type { Fault } from './eventq.js';
 import { ULONG_MAX } from './io-pagetable.js';
+import { opStatus } from './observe.js';
 
 type Cmd<L> = L extends { decode(b: Uint8Array): infer V } ? V : never;
 
@@ -79,7 +80,7 @@ export class HwptPaging extends HwptCommon {
       this.ioas.iopt.removeDomain(this.domain);
       this.added = false;
     }
-    if (this.domain) this.domain.ops.free?.(this.domain);
+    if (this.domain) freeDomain(this, this.domain);
     this.freeCommon();
     if (this.pinned.includes(this.ioas)) unpinObject(this, this.ioas);
   }
@@ -106,7 +107,7 @@ export class HwptNested extends HwptCommon {
 
   /** `iommufd_hwpt_nested_destroy`. */
   destroy(): void {
-    if (this.domain) this.domain.ops.free?.(this.domain);
+    if (this.domain) freeDomain(this, this.domain);
     this.freeCommon();
     if (this.viommu) unpinObject(this, this.viommu);
     else if (this.pinned.includes(this.parent)) unpinObject(this, this.parent);
@@ -120,6 +121,14 @@ export class HwptNested extends HwptCommon {
 
 /** Either HWPT kind. */
 export type Hwpt = HwptPaging | HwptNested;
+
+/** `iommu_domain_free` of a HWPT's domain. */
+function freeDomain(hwpt: HwptCommon, domain: IommuDomain): void {
+  const obs = hwpt.ictx.core.observer;
+  obs?.opBegin('free', { domain: hwpt.id });
+  domain.ops.free?.(domain);
+  obs?.opEnd('free', 0);
+}
 
 type AttachFn = (idev: BoundDevice, pasid: number | undefined, hwpt: HwptPaging) => Hwpt | undefined | Errno;
 
@@ -157,15 +166,20 @@ export function hwptPagingAlloc(
     return rc;
   };
   if (ictx.shouldFail('domain-alloc')) return fail(ENOMEM);
+  const obs = ictx.core.observer;
+  obs?.opBegin('domainAllocPagingFlags', { device: dev.name, hwpt: hwpt.id, flags: flags & ~IOMMU_HWPT_FAULT_ID_VALID, userDataLen: userData?.len ?? 0 });
   const domain = ops.domainAllocPagingFlags
     ? ops.domainAllocPagingFlags(dev, flags & ~IOMMU_HWPT_FAULT_ID_VALID, userData)
     : EOPNOTSUPP;
+  obs?.opEnd('domainAllocPagingFlags', opStatus(domain));
   if (typeof domain === 'number') return fail(domain);
   hwpt.domain = domain;
   domain.owner = ops;
   domain.cookie = hwpt;
   if (idev.enforceCacheCoherency) {
+    obs?.opBegin('enforceCacheCoherency', { domain: hwpt.id });
     const ok = domain.ops.enforceCacheCoherency?.(domain) ?? false;
+    obs?.opEnd('enforceCacheCoherency', ok ? 0 : EINVAL);
     if (!ok) return fail(EINVAL);
     hwpt.enforceCacheCoherency = true;
   }
@@ -216,7 +230,10 @@ function hwptNestedAlloc(
     ictx.abortAndDestroy(hwpt);
     return ENOMEM;
   }
+  const obs = ictx.core.observer;
+  obs?.opBegin('domainAllocNested', { device: idev.dev.name, hwpt: hwpt.id, parent: parent.id, flags: flags & ~IOMMU_HWPT_FAULT_ID_VALID, userDataType: userData.type });
   const domain = ops.domainAllocNested(idev.dev, parent.domain, flags & ~IOMMU_HWPT_FAULT_ID_VALID, userData);
+  obs?.opEnd('domainAllocNested', opStatus(domain));
   if (typeof domain === 'number') {
     ictx.abortAndDestroy(hwpt);
     return domain;
@@ -246,7 +263,10 @@ function viommuHwptNestedAlloc(ictx: IommufdCtxImpl, viommu: Viommu, flags: numb
     ictx.abortAndDestroy(hwpt);
     return ENOMEM;
   }
+  const obs = ictx.core.observer;
+  obs?.opBegin('allocDomainNested', { viommu: viommu.id, hwpt: hwpt.id, flags: flags & ~IOMMU_HWPT_FAULT_ID_VALID, userDataType: userData.type });
   const domain = vops.allocDomainNested(viommu.core, flags & ~IOMMU_HWPT_FAULT_ID_VALID, userData);
+  obs?.opEnd('allocDomainNested', opStatus(domain));
   if (typeof domain === 'number') {
     ictx.abortAndDestroy(hwpt);
     return domain;
@@ -337,17 +357,22 @@ export function iommufdHwptInvalidate(ucmd: Ucmd<Cmd<typeof iommu_hwpt_invalidat
     if (cmd.entry_num && (!cmd.data_uptr || !cmd.entry_len)) return EINVAL;
     const pt = ictx.getObject(cmd.hwpt_id, 'ANY');
     if (typeof pt === 'number') return pt;
+    const obs = ictx.core.observer;
     try {
       let r: 0 | Errno;
       if (pt instanceof HwptNested) {
         const inv = pt.domain.ops.cacheInvalidateUser;
         if (!inv) return EOPNOTSUPP;
+        obs?.opBegin('cacheInvalidateUser', { domain: pt.id, type: array.type, entries: array.entryNum });
         r = inv(pt.domain, array);
+        obs?.opEnd('cacheInvalidateUser', r);
       } else if (pt.type === 'VIOMMU') {
         const v = pt as Viommu;
         const inv = v.core.ops?.cacheInvalidate;
         if (!inv) return EOPNOTSUPP;
+        obs?.opBegin('cacheInvalidate', { viommu: v.id, type: array.type, entries: array.entryNum });
         r = inv(v.core, array);
+        obs?.opEnd('cacheInvalidate', r);
       } else return EINVAL;
       done = array.entryNum;
       return r;
@@ -372,11 +397,13 @@ export function iommufdHwptSetDirtyTracking(ucmd: Ucmd<Cmd<typeof iommu_hwpt_set
     const enable = (cmd.flags & IOMMU_HWPT_DIRTY_TRACKING_ENABLE) !== 0;
     if (enable) {
       // iopt_clear_dirty_data: start from a clean slate.
-      for (const a of hwpt.ioas.iopt.areas) {
-        ops.readAndClearDirty(hwpt.domain, a.start, a.last - a.start + 1n, 0, { record: () => undefined });
-      }
+      for (const a of hwpt.ioas.iopt.areas) readAndClearDirty(hwpt, ops, a.start, a.last - a.start + 1n, 0, { record: () => undefined });
     }
-    return ops.setDirtyTracking(hwpt.domain, enable);
+    const obs = hwpt.ictx.core.observer;
+    obs?.opBegin('setDirtyTracking', { domain: hwpt.id, enable: enable ? 1 : 0 });
+    const rc = ops.setDirtyTracking(hwpt.domain, enable);
+    obs?.opEnd('setDirtyTracking', rc);
+    return rc;
   } finally {
     ucmd.ictx.putObject(hwpt);
   }
@@ -421,7 +448,7 @@ export function iommufdHwptGetDirtyBitmap(ucmd: Ucmd<Cmd<typeof iommu_hwpt_get_d
       if (a.last < cmd.iova || a.start > last) continue;
       const s = a.start < cmd.iova ? cmd.iova : a.start;
       const e = a.last > last ? last : a.last;
-      ops.readAndClearDirty(hwpt.domain, s, e - s + 1n, Number(cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR), { record });
+      readAndClearDirty(hwpt, ops, s, e - s + 1n, Number(cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR), { record });
     }
     for (const [index, bits] of words) {
       const at = cmd.data + index * 8n;
@@ -436,4 +463,12 @@ export function iommufdHwptGetDirtyBitmap(ucmd: Ucmd<Cmd<typeof iommu_hwpt_get_d
   } finally {
     ictx.putObject(hwpt);
   }
+}
+
+/** The driver's `read_and_clear_dirty` over one range (its errors are swallowed by both callers, as in the kernel). */
+function readAndClearDirty(hwpt: HwptPaging, ops: IommuDirtyOps, iova: bigint, length: bigint, flags: number, dirty: IommuDirtyBitmap): void {
+  const obs = hwpt.ictx.core.observer;
+  obs?.opBegin('readAndClearDirty', { domain: hwpt.id, iova: `0x${iova.toString(16)}`, length: `0x${length.toString(16)}`, flags });
+  const rc = ops.readAndClearDirty(hwpt.domain, iova, length, flags, dirty);
+  obs?.opEnd('readAndClearDirty', rc);
 }

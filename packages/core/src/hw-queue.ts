@@ -89,7 +89,10 @@ export function iommufdHwQueueAlloc(ucmd: Ucmd<Cmd<typeof iommu_hw_queue_alloc>>
       type: cmd.type,
     });
     if (ictx.shouldFail('driver-init')) return ENOMEM;
+    const obs = ictx.core.observer;
+    obs?.opBegin('hwQueueInitPhys', { hwQueue: hwq.id, viommu: viommu.id, type: cmd.type, index: cmd.index, basePa: `0x${basePa.toString(16)}`, length: `0x${cmd.length.toString(16)}` });
     const rc = vops.hwQueueInitPhys(hwq.core, cmd.index, basePa);
+    obs?.opEnd('hwQueueInitPhys', rc);
     if (rc) return rc;
     cmd.out_hw_queue_id = hwq.id;
     return ucmd.respond();

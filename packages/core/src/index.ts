@@ -6,6 +6,7 @@
  */
 export { IommuCore } from './core.js';
 export type { DeviceDescription, IommuCoreOptions } from './core.js';
+export type { DriverOpArgs, DriverOpObserver } from './observe.js';
 export { FailNth, IommufdError } from './kernel.js';
 export type { Errno, FaultInjector, KernelFile, KernelMemFile, KernelProcess, MmapRegion } from './kernel.js';
 export type { IommufdContext, ObjectInfo } from './context.js';

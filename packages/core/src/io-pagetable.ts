@@ -18,6 +18,7 @@ import {
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, type Device, type Errno, type IommuDomain } from '@iommufd/driver-api';
 import type { KernelMemFile, KernelProcess } from './kernel.js';
 import { ACCOUNT_MM, ACCOUNT_NONE, ACCOUNT_USER, type AccountMode, type IommufdCtxImpl } from './context.js';
+import { domainLabel, type DriverOpObserver } from './observe.js';
 
 /** The modelled kernel's PAGE_SIZE. */
 export const PAGE_SIZE = 4096n;
@@ -77,21 +78,36 @@ function iommuPgsize(bitmap: bigint, iova: bigint, pa: bigint, size: bigint): { 
   return { pgsize, count: Number(span >> idx) };
 }
 
+const hex = (n: bigint): string => `0x${n.toString(16)}`;
+
 /** `iommu_map` of one contiguous run; on failure what this call mapped is unmapped again. */
-function iommuMapRun(domain: IommuDomain, iova: bigint, pa: bigint, size: bigint, prot: number): 0 | Errno {
+function iommuMapRun(obs: DriverOpObserver | undefined, domain: IommuDomain, iova: bigint, pa: bigint, size: bigint, prot: number): 0 | Errno {
   const min = lowestSetBit(domain.pgsizeBitmap);
   if ((iova | pa | size) % min || !domain.ops.mapPages) return EINVAL;
   let done = 0n;
   while (done < size) {
     const p = iommuPgsize(domain.pgsizeBitmap, iova + done, pa + done, size - done);
-    const r = p ? domain.ops.mapPages(domain, iova + done, pa + done, p.pgsize, p.count, prot) : { mapped: 0n, status: EINVAL };
+    let r: { mapped: bigint; status: 0 | Errno } = { mapped: 0n, status: EINVAL };
+    if (p) {
+      obs?.opBegin('mapPages', { domain: domainLabel(domain), iova: hex(iova + done), pa: hex(pa + done), pgsize: hex(p.pgsize), pgcount: p.count, prot });
+      r = domain.ops.mapPages(domain, iova + done, pa + done, p.pgsize, p.count, prot);
+      obs?.opEnd('mapPages', r.status);
+    }
     done += r.mapped;
     if (r.status || r.mapped === 0n) {
-      if (done > 0n) domain.ops.unmapPages?.(domain, iova, min, Number(done / min));
+      if (done > 0n) unmapPages(obs, domain, iova, min, Number(done / min));
       return r.status || EINVAL;
     }
   }
   return 0;
+}
+
+/** `iommu_unmap` through the driver's `unmap_pages`; the bytes unmapped are the op's value. */
+function unmapPages(obs: DriverOpObserver | undefined, domain: IommuDomain, iova: bigint, pgsize: bigint, pgcount: number): void {
+  if (!domain.ops.unmapPages) return;
+  obs?.opBegin('unmapPages', { domain: domainLabel(domain), iova: hex(iova), pgsize: hex(pgsize), pgcount });
+  const unmapped = domain.ops.unmapPages(domain, iova, pgsize, pgcount);
+  obs?.opEnd('unmapPages', 0, Number(unmapped));
 }
 
 /** Pages pinned per batch before the next is looked at (the kernel's GUP batch is of this order). */
@@ -449,12 +465,13 @@ export class IoPagetable {
    */
   private mapIntoDomain(domain: IommuDomain, area: IoptArea): 0 | Errno {
     let iova = area.start;
+    const obs = this.ictx.core.observer;
     while (iova <= area.last) {
       const pa = area.physOf(iova);
       let runEnd = iova + (PAGE_SIZE - (pa % PAGE_SIZE));
       while (!this.disableLargePages && runEnd <= area.last && area.physOf(runEnd) === pa + (runEnd - iova)) runEnd += PAGE_SIZE;
       if (runEnd > area.last + 1n) runEnd = area.last + 1n;
-      const rc = iommuMapRun(domain, iova, pa, runEnd - iova, area.iommuProt);
+      const rc = iommuMapRun(obs, domain, iova, pa, runEnd - iova, area.iommuProt);
       if (rc) {
         this.unmapFromDomain(domain, area, iova - 1n);
         return rc;
@@ -469,7 +486,7 @@ export class IoPagetable {
     if (last < area.start) return;
     const len = last - area.start + 1n;
     const pg = lowestSetBit(domain.pgsizeBitmap);
-    domain.ops.unmapPages?.(domain, area.start, pg, Number(len / pg));
+    unmapPages(this.ictx.core.observer, domain, area.start, pg, Number(len / pg));
   }
 
   /** Pins an area's pages and maps it into every domain; undoes itself on failure. */

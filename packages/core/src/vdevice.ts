@@ -86,7 +86,13 @@ export function iommufdVdeviceAlloc(ucmd: Ucmd<Cmd<typeof iommu_vdevice_alloc>>)
     }
     viommu.vdevs.set(cmd.virt_id, vdev);
     if (vops?.vdeviceInit) {
-      const rc = ictx.shouldFail('driver-init') ? ENOMEM : vops.vdeviceInit(vdev.core);
+      const obs = ictx.core.observer;
+      let rc: number = ENOMEM;
+      if (!ictx.shouldFail('driver-init')) {
+        obs?.opBegin('vdeviceInit', { vdevice: vdev.id, viommu: viommu.id, device: idev.dev.name, virtId: `0x${cmd.virt_id.toString(16)}` });
+        rc = vops.vdeviceInit(vdev.core);
+        obs?.opEnd('vdeviceInit', rc);
+      }
       if (rc) {
         ictx.abortAndDestroy(vdev);
         return rc;

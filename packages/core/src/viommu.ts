@@ -93,7 +93,10 @@ export function iommufdViommuAlloc(ucmd: Ucmd<Cmd<typeof iommu_viommu_alloc>>): 
       });
       if (ictx.shouldFail('driver-init')) return ENOMEM;
       const userData: IommuUserData = { type: cmd.type, uptr: cmd.data_uptr, len: cmd.data_len, user: ictx.process };
+      const obs = ictx.core.observer;
+      obs?.opBegin('viommuInit', { viommu: viommu.id, device: idev.dev.name, parent: hwpt.id, type: cmd.type, dataLen: cmd.data_len });
       const rc = ops.viommuInit(viommu.core, hwpt.domain, cmd.data_len ? userData : undefined);
+      obs?.opEnd('viommuInit', rc);
       if (rc) return rc;
       // A driver that did not set ops is buggy (WARN_ON_ONCE).
       if (!viommu.core.ops) return EOPNOTSUPP;

@@ -17,9 +17,19 @@ describe('iommufd-sim trace', () => {
     const t = load(a);
     expect(t.otherData).toMatchObject({ generator: 'iommufd-sim', clock: 'deterministic', source: { kind: 'scenario' } });
     const events = t.traceEvents.filter((e) => e.ph !== 'M');
-    // One clock tick per event: timestamps are 0, 1, 2, … in order.
+    // One clock tick per event: timestamps are 0, 1, 2, … in order; a complete event spans
+    // the events nested in it (an ioctl its driver ops), so its end is never before theirs.
     expect(events.map((e) => e.ts)).toEqual(events.map((_, i) => i));
-    expect(events.every((e) => (e.ph === 'X' ? e.dur === 1 : e.ph === 'i'))).toBe(true);
+    expect(events.every((e) => (e.ph === 'X' ? e.dur! >= 1 : e.ph === 'i'))).toBe(true);
+    const attach = events.find((e) => e.name === 'VFIO_DEVICE_ATTACH_IOMMUFD_PT')!;
+    expect(attach.dur).toBe(6);
+    expect(events.filter((e) => e.ts > attach.ts && e.ts < attach.ts + attach.dur!).map((e) => [e.cat, e.name])).toEqual([
+      ['driver', 'domainAllocPagingFlags'],
+      ['driver', 'attachDev'],
+      ['driver', 'mapPages'],
+      ['driver', 'mapPages'],
+      ['driver', 'mapPages'],
+    ]);
     const destroy = events.find((e) => e.name === 'IOMMU_DESTROY');
     expect(destroy?.args).toEqual({ fd: 4, 'in.size': '0x8', 'in.id': '0x1', result: 'EBUSY' });
     expect(events.find((e) => e.name === 'IOMMU_IOAS_ALLOC')?.args).toEqual({ fd: 4, 'in.size': '0xc', result: 0, 'out.out_ioas_id': '0x1' });
@@ -62,7 +72,7 @@ describe('iommufd-sim trace', () => {
     const s = join(dir, 's.json');
     const d = join(dir, 'd.json');
     await cli('run', join(examplesDir, 'mock-nested.yaml'), '--quiet', '--trace', s);
-    expect(await cli('trace', '--replay', s)).toMatchObject({ code: 0, out: `${s}: replay matches (39 events)\n` });
+    expect(await cli('trace', '--replay', s)).toMatchObject({ code: 0, out: `${s}: replay matches (56 events)\n` });
     expect((await cli('demo', '--quiet', '--trace', d)).code).toBe(0);
     const replay = await cli('trace', '--replay', d);
     expect(replay.code).toBe(0);

@@ -30,17 +30,7 @@ import type { BitLayout, BitFieldSpec } from './bitfield.js';
 import { typescriptCommandQueueConsumer, type CommandExecutor, type CommandQueueConsumer, type CommandQueueResult, type CommandRing, type GuestQueueContext } from './cmdq.js';
 import type { PhysicalMemory } from './memory.js';
 import { queueFull, queueIndex, queuePointer } from './queue.js';
-import {
-  CMDQ_ERR,
-  CMDQ_OP,
-  SMMU_CMD,
-  SMMU_CMD_ATC_INV,
-  SMMU_CMD_CFGI_RANGE,
-  SMMU_CMD_PRI_RESP,
-  SMMU_CMD_RESUME,
-  SMMU_CMD_SYNC,
-  SMMU_CMD_TLBI,
-} from './smmuv3-layouts.js';
+import { CMDQ_ERR, CMDQ_OP, SMMU_COMMAND_LAYOUTS } from './smmuv3-layouts.js';
 import type { SmmuV3 } from './smmuv3.js';
 import {
   VTD_DESC,
@@ -134,30 +124,32 @@ const SMMU_TLBI: FieldMap = {
   vmid: ['VMID'], asid: ['ASID'], addr: ['ADDR', 12], leaf: ['LEAF'], ttl: ['TTL'], tg: ['TG'], num: ['NUM'], scale: ['SCALE'],
 };
 type AnyBitLayout = BitLayout<readonly BitFieldSpec[]>;
-const asLayout = (l: unknown): AnyBitLayout => l as AnyBitLayout;
 
 /**
  * SMMU effect kind (= opcode) → the command layout and field mapping that rebuild the
  * command the engine executed (after guest substitution), as data.
  */
-const SMMU_COMMAND_OF_EFFECT: ReadonlyMap<number, readonly [AnyBitLayout, FieldMap]> = new Map<number, readonly [AnyBitLayout, FieldMap]>([
-  [CMDQ_OP.PREFETCH_CONFIG, [asLayout(SMMU_CMD), SMMU_SID]],
-  [CMDQ_OP.PREFETCH_ADDR, [asLayout(SMMU_CMD), { ...SMMU_SID, addr: ['ADDR', 12] }]],
-  [CMDQ_OP.CFGI_STE, [asLayout(SMMU_CMD), { sid: ['SID'], leaf: ['LEAF'] }]],
-  [CMDQ_OP.CFGI_STE_RANGE, [asLayout(SMMU_CMD_CFGI_RANGE), { sid: ['SID'], range: ['RANGE'] }]],
-  [CMDQ_OP.CFGI_CD, [asLayout(SMMU_CMD), { ...SMMU_SID, leaf: ['LEAF'] }]],
-  [CMDQ_OP.CFGI_CD_ALL, [asLayout(SMMU_CMD), { sid: ['SID'] }]],
+const SMMU_EFFECT_FIELDS: ReadonlyMap<number, FieldMap> = new Map<number, FieldMap>([
+  [CMDQ_OP.PREFETCH_CONFIG, SMMU_SID],
+  [CMDQ_OP.PREFETCH_ADDR, { ...SMMU_SID, addr: ['ADDR', 12] }],
+  [CMDQ_OP.CFGI_STE, { sid: ['SID'], leaf: ['LEAF'] }],
+  [CMDQ_OP.CFGI_STE_RANGE, { sid: ['SID'], range: ['RANGE'] }],
+  [CMDQ_OP.CFGI_CD, { ...SMMU_SID, leaf: ['LEAF'] }],
+  [CMDQ_OP.CFGI_CD_ALL, { sid: ['SID'] }],
   ...[
     CMDQ_OP.TLBI_NH_ALL, CMDQ_OP.TLBI_NH_ASID, CMDQ_OP.TLBI_NH_VA, CMDQ_OP.TLBI_NH_VAA, CMDQ_OP.TLBI_EL3_ALL, CMDQ_OP.TLBI_EL3_VA,
     CMDQ_OP.TLBI_EL2_ALL, CMDQ_OP.TLBI_EL2_ASID, CMDQ_OP.TLBI_EL2_VA, CMDQ_OP.TLBI_EL2_VAA, CMDQ_OP.TLBI_S12_VMALL, CMDQ_OP.TLBI_S2_IPA,
     CMDQ_OP.TLBI_NSNH_ALL,
-  ].map((op) => [op, [asLayout(SMMU_CMD_TLBI), SMMU_TLBI]] as const),
-  [CMDQ_OP.ATC_INV, [asLayout(SMMU_CMD_ATC_INV), { ...SMMU_SID, global: ['GLOBAL'], addr: ['ADDR', 12], size: ['SIZE'] }]],
-  [CMDQ_OP.PRI_RESP, [asLayout(SMMU_CMD_PRI_RESP), { ...SMMU_SID, prgi: ['PRGI'], resp: ['RESP'] }]],
-  [CMDQ_OP.RESUME, [asLayout(SMMU_CMD_RESUME), { sid: ['SID'], stag: ['STAG'], action: ['ACTION'] }]],
-  [CMDQ_OP.STALL_TERM, [asLayout(SMMU_CMD), { sid: ['SID'] }]],
-  [CMDQ_OP.CMD_SYNC, [asLayout(SMMU_CMD_SYNC), { cs: ['CS'], msh: ['MSH'], msiAttr: ['MSIATTR'], msiData: ['MSIDATA'], msiAddr: ['MSIADDR', 2] }]],
+  ].map((op) => [op, SMMU_TLBI] as const),
+  [CMDQ_OP.ATC_INV, { ...SMMU_SID, global: ['GLOBAL'], addr: ['ADDR', 12], size: ['SIZE'] }],
+  [CMDQ_OP.PRI_RESP, { ...SMMU_SID, prgi: ['PRGI'], resp: ['RESP'] }],
+  [CMDQ_OP.RESUME, { sid: ['SID'], stag: ['STAG'], action: ['ACTION'] }],
+  [CMDQ_OP.STALL_TERM, { sid: ['SID'] }],
+  [CMDQ_OP.CMD_SYNC, { cs: ['CS'], msh: ['MSH'], msiAttr: ['MSIATTR'], msiData: ['MSIDATA'], msiAddr: ['MSIADDR', 2] }],
 ]);
+const SMMU_COMMAND_OF_EFFECT: ReadonlyMap<number, readonly [AnyBitLayout, FieldMap]> = new Map(
+  [...SMMU_EFFECT_FIELDS].map(([op, map]) => [op, [SMMU_COMMAND_LAYOUTS.get(op)!, map]] as const),
+);
 
 /**
  * One compiled rule: bits `[shift, shift + width)` of effect word `from` go to bit `at` of

@@ -33,6 +33,8 @@ export type {
   MachineDescription,
   QueueConsumerKind,
 } from './machine.js';
+export { smmuCommandEvent, vtdDescriptorEvent } from './observer.js';
+export type { HardwareCommandEvent, HardwareEventFields, HardwareFaultEvent, HardwareObserver, HardwareWalkEvent } from './observer.js';
 export { BitLayoutError, defineBitLayout } from './bitfield.js';
 export type { BitFieldReader, BitFieldSpec, BitFields, BitLayout } from './bitfield.js';
 export { HardwareCache } from './cache.js';

@@ -10,6 +10,7 @@ import { SmmuV3, type SmmuV3Options } from './smmuv3.js';
 import { Tegra241Smmu, type Tegra241SmmuOptions } from './tegra241-cmdqv.js';
 import { identityTranslator, type DmaTranslator } from './translator.js';
 import { createVtdIommu, type VtdIommuOptions } from './vtd.js';
+import type { HardwareObserver } from './observer.js';
 
 /** The IOMMU models a machine can contain. */
 export type IommuKind = 'smmuv3' | 'tegra241-cmdqv' | 'vtd';
@@ -84,6 +85,11 @@ export interface IommuInstance extends MmioDevice, DmaTranslator {
   readonly kind: IommuKind;
   /** Bytes of MMIO space its registers occupy at {@link IommuDescription.base}. */
   readonly mmioSize: bigint;
+  /**
+   * Told of every command consumed, table walk and fault (tracing). Undefined by default:
+   * each observation point then costs one null check.
+   */
+  observer?: HardwareObserver | undefined;
   /** Further register frames (e.g. the Tegra241 CMDQV), at `base + offset`. */
   readonly extraMmio?: readonly { readonly offset: bigint; readonly size: bigint; readonly device: MmioDevice }[];
 }

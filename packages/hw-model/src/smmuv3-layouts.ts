@@ -2,7 +2,10 @@
  * SMMUv3 register offsets and every in-memory / register structure as bit-field data
  * (reference/smmuv3.md §1–4). Shared by the SMMUv3 model, the Tegra241 CMDQV and drivers.
  */
-import { defineBitLayout } from './bitfield.js';
+import { defineBitLayout, type BitFieldSpec, type BitLayout } from './bitfield.js';
+
+/** A layout of any field list. */
+type AnyBitLayout = BitLayout<readonly BitFieldSpec[]>;
 
 /** SMMUv3 register offsets (page 0; page 1 at +0x10000 aliases page 0). */
 export const SMMU_REG = {
@@ -377,6 +380,31 @@ export const SMMU_CMD_ATC_INV = defineBitLayout('CMD_ATC_INV', 2, [
   ['SIZE', 1, 5, 0],
   ['ADDR', 1, 63, 12],
 ] as const);
+
+/**
+ * The field view of each opcode: the layout whose fields that command has (TLBI, CFGI range,
+ * ATC_INV, PRI_RESP, RESUME, CMD_SYNC views; the common {@link SMMU_CMD} otherwise).
+ */
+export const SMMU_COMMAND_LAYOUTS: ReadonlyMap<number, BitLayout<readonly BitFieldSpec[]>> = new Map(
+  (
+    [
+      [[CMDQ_OP.PREFETCH_CONFIG, CMDQ_OP.PREFETCH_ADDR, CMDQ_OP.CFGI_STE, CMDQ_OP.CFGI_CD, CMDQ_OP.CFGI_CD_ALL, CMDQ_OP.STALL_TERM], SMMU_CMD],
+      [
+        [
+          CMDQ_OP.TLBI_NH_ALL, CMDQ_OP.TLBI_NH_ASID, CMDQ_OP.TLBI_NH_VA, CMDQ_OP.TLBI_NH_VAA, CMDQ_OP.TLBI_EL3_ALL, CMDQ_OP.TLBI_EL3_VA,
+          CMDQ_OP.TLBI_EL2_ALL, CMDQ_OP.TLBI_EL2_ASID, CMDQ_OP.TLBI_EL2_VA, CMDQ_OP.TLBI_EL2_VAA, CMDQ_OP.TLBI_S12_VMALL,
+          CMDQ_OP.TLBI_S2_IPA, CMDQ_OP.TLBI_NSNH_ALL,
+        ],
+        SMMU_CMD_TLBI,
+      ],
+      [[CMDQ_OP.CFGI_STE_RANGE], SMMU_CMD_CFGI_RANGE],
+      [[CMDQ_OP.ATC_INV], SMMU_CMD_ATC_INV],
+      [[CMDQ_OP.PRI_RESP], SMMU_CMD_PRI_RESP],
+      [[CMDQ_OP.RESUME], SMMU_CMD_RESUME],
+      [[CMDQ_OP.CMD_SYNC], SMMU_CMD_SYNC],
+    ] as const
+  ).flatMap(([ops, layout]) => ops.map((op) => [op, layout as unknown as AnyBitLayout] as const)),
+);
 
 /** CMDQ_CONS.ERR codes. */
 export const CMDQ_ERR = { NONE: 0, ILL: 1, ABT: 2, ATC_INV_SYNC: 3, ILL_ACCESS: 4 } as const;

@@ -44,7 +44,8 @@ import {
   STE_CFG,
   type SmmuEventName,
 } from './smmuv3-layouts.js';
-import { levelShift, permits, s1StartLevel, walk, type TableAddress, type WalkFault, type WalkParams } from './smmuv3-walk.js';
+import { levelShift, permits, s1StartLevel, walk, type TableAddress, type WalkFault, type WalkLeaf, type WalkParams } from './smmuv3-walk.js';
+import { smmuCommandEvent, type HardwareObserver } from './observer.js';
 import type { DmaEndpoint, DmaFault, DmaRequest, DmaTranslation, DmaTranslator, EndpointRegistry, PageRequest, PageRequestSink } from './translator.js';
 
 /** ID-register and cache options of {@link SmmuV3}. Defaults describe a nesting-capable SMMUv3.1. */
@@ -207,6 +208,8 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
   readonly interrupts: SmmuInterruptCounts = { gerror: 0, evtq: 0, priq: 0, cmdSync: 0, sev: 0 };
   /** Commands executed by the CMDQ (and VCMDQs), by opcode. */
   readonly commandCounts = new Map<number, number>();
+  /** Told of every command consumed, walk and fault (tracing); undefined: one null check per point. */
+  observer: HardwareObserver | undefined = undefined;
   /** The CMDQ consumer in use. */
   commandQueueConsumer: CommandQueueConsumer;
 
@@ -503,10 +506,23 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     const outer = this.activeQueue;
     this.activeQueue = ring.id;
     try {
-      return this.commandQueueConsumer.consume(ring, this.memory, executor);
+      const res = this.commandQueueConsumer.consume(ring, this.memory, executor);
+      if (this.observer !== undefined && res.error !== CMDQ_ERR.NONE) this.observeStoppedCommand(ring, res);
+      return res;
     } finally {
       this.activeQueue = outer;
     }
+  }
+
+  /**
+   * Reports the command a queue stopped at, read back from its ring slot: whichever consumer
+   * ran (the queue engine rejects a command without handing it to the executor), the slot
+   * at CONS holds it.
+   */
+  private observeStoppedCommand(ring: CommandRing & { readonly id: string }, res: CommandQueueResult): void {
+    const at = ring.base + BigInt(queueIndex(res.cons, ring.log2Size) * 16);
+    const readable = this.memory.isRam(at, 16);
+    this.observer!.command(smmuCommandEvent(ring.id, readable ? this.memory.read64(at) : 0n, readable ? this.memory.read64(at + 8n) : 0n, res.error));
   }
 
   /** Executes commands of the main CMDQ (all opcodes of reference §3.2). */
@@ -520,7 +536,10 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     // Every command issued from the non-secure queue with SSec set is illegal.
     if (handler === undefined || SMMU_CMD.get(w, 'SSEC') === 1n) return CMDQ_ERR.ILL;
     const err = handler(this, w);
-    if (err === CMDQ_ERR.NONE) this.commandCounts.set(op, (this.commandCounts.get(op) ?? 0) + 1);
+    if (err === CMDQ_ERR.NONE) {
+      this.commandCounts.set(op, (this.commandCounts.get(op) ?? 0) + 1);
+      if (this.observer !== undefined) this.observer.command(smmuCommandEvent(this.activeQueue, dw0, dw1));
+    }
     return err;
   }
 
@@ -735,6 +754,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       return { ok: true, pa: t.value.oa + (addr - t.value.iova) };
     };
     const w = walk(this.memory, cd.s1, iova, tableAddress);
+    if (this.observer !== undefined) this.observeWalk(req.streamId, req.pasid, 's1', iova, cd.s1.startLevel, w);
     if (!w.ok) return this.walkFault(req, ste, cd, w.fault);
     const leaf = w.leaf;
     let size = leaf.size;
@@ -781,11 +801,23 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     const hit = this.tlb.lookup('s2', ste.vmid, -1, ipa);
     if (hit !== undefined) return { ok: true, value: hit };
     const w = walk(this.memory, ste.s2!, ipa, (a) => ({ ok: true, pa: a }));
+    if (this.observer !== undefined) this.observeWalk(ste.sid, undefined, 's2', ipa, ste.s2!.startLevel, w);
     if (!w.ok) return w;
     const base = ipa & ~(w.leaf.size - 1n);
     const e: TlbEntry = { stage: 's2', vmid: ste.vmid, asid: -1, global: false, iova: base, size: w.leaf.size, oa: w.leaf.oa, s1perm: ALL_PERM, s2perm: w.leaf.perm };
     this.tlb.insert(e);
     return { ok: true, value: e };
+  }
+
+  private observeWalk(sid: number, ssid: number | undefined, stage: 's1' | 's2', ia: bigint, startLevel: number, w: { ok: true; leaf: WalkLeaf } | { ok: false; fault: WalkFault }): void {
+    this.observer!.walk({
+      streamId: sid,
+      ...(ssid !== undefined ? { pasid: ssid } : {}),
+      iova: ia,
+      stage,
+      ...(w.ok ? { levels: w.leaf.level - startLevel + 1 } : {}),
+      result: w.ok ? { ok: true, pa: w.leaf.oa, size: w.leaf.size } : { ok: false, fault: EVENT_NAMES.get(w.fault.id) ?? `event 0x${w.fault.id.toString(16)}` },
+    });
   }
 
   private walkFault(req: DmaRequest, ste: SteConfig, cd: CdConfig, f: WalkFault): { ok: false; fault: DmaFault } {
@@ -951,6 +983,9 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     const layout = site.fetchAddr !== undefined ? SMMU_EVENT_FETCH : SMMU_EVENT;
     const words = layout.encode(values);
     const recorded = site.record && !atsSilent && this.writeEvent(words);
+    if (this.observer !== undefined) {
+      this.observer.fault({ name, streamId: req.streamId, ...(req.pasid !== undefined ? { pasid: req.pasid } : {}), iova: req.iova, write: req.write, recorded, stall: false });
+    }
     return { ok: false, fault: { kind: name, code: id, iova: req.iova, write: req.write, recorded, stall: false } };
   }
 }

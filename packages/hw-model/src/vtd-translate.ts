@@ -7,7 +7,8 @@
 import type { StructureMemory } from './vtd-bitfields.js';
 import { readable, readWords } from './vtd-bitfields.js';
 import type { VtdCaches, VtdContextCacheEntry, VtdIotlbEntry, VtdPasidCacheEntry, VtdPasidFields, VtdTranslationKind } from './vtd-caches.js';
-import { VTD_FAULT } from './vtd-faults.js';
+import { VTD_FAULT, vtdFaultName } from './vtd-faults.js';
+import type { HardwareObserver } from './observer.js';
 import type { ResolvedVtdOptions } from './vtd-registers.js';
 import {
   aboveWidthMask,
@@ -40,6 +41,24 @@ export interface VtdTranslateUnit {
   fault(code: number, req: DmaRequest, fpd: boolean, pasid: number | undefined): DmaTranslation;
   /** Called for a recoverable fault of a device whose context has PRE=1: issue a page request instead. */
   pageRequestFault?(code: number, req: DmaRequest, pasid: number | undefined): DmaTranslation;
+  /** Told of every walk (tracing); undefined: one null check per walk. */
+  readonly observer?: HardwareObserver | undefined;
+}
+
+/** Entries read from the top of a `levels`-deep table to a leaf mapping `size` bytes (level 1 maps 4 KiB). */
+const levelsRead = (levels: number, size: bigint): number => levels - (size.toString(2).length - 13) / 9;
+
+const PGTT_NAMES: Readonly<Record<number, string>> = { 1: 'first-stage', 2: 'second-stage', 3: 'nested', 4: 'pass-through' };
+
+function observeWalk(o: HardwareObserver, req: DmaRequest, pasid: number | undefined, stage: string, levels: number, result: { pa: bigint; size: bigint } | number): void {
+  o.walk({
+    streamId: req.requesterId,
+    ...(pasid !== undefined ? { pasid } : {}),
+    iova: req.iova,
+    stage,
+    ...(typeof result === 'number' ? {} : { levels }),
+    result: typeof result === 'number' ? { ok: false, fault: vtdFaultName(result) } : { ok: true, pa: result.pa, size: result.size },
+  });
 }
 
 /** A failed table lookup: the fault reason and whether FPD applies to it. */
@@ -225,7 +244,8 @@ function legacyTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: Dm
   if (tt === 2) return { ok: true, pa: req.iova, pageSize: 4096n, writable: true };
   const hit = u.caches.iotlb.lookup(ctx.did, 0, req.iova);
   if (hit !== undefined && permissionFault(hit, req, false) === 0 && (!req.write || hit.dirty)) return success(hit, req, false);
-  const w = walkSecondStage(ssParams(u, l.SSPTPTR, l.AW, false), req.iova);
+  const ss = ssParams(u, l.SSPTPTR, l.AW, false);
+  const w = walkSecondStage(ss, req.iova);
   if (!w.ok) {
     const code =
       w.why === 'beyond-width'
@@ -237,8 +257,10 @@ function legacyTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: Dm
               ? VTD_FAULT.PTE_WRITE
               : VTD_FAULT.PTE_READ
             : VTD_FAULT.NEXT_PTR_INVALID;
+    if (u.observer !== undefined) observeWalk(u.observer, req, undefined, 'legacy', 0, code);
     return u.fault(code, req, fpd, undefined);
   }
+  if (u.observer !== undefined) observeWalk(u.observer, req, undefined, 'legacy', levelsRead(ss.levels, w.size), w);
   const e = finish(w, req, ctx.did, 0, 'legacy', w.pa | (req.iova & (w.size - 1n)), w.size);
   const pf = permissionFault(e, req, false);
   if (pf !== 0) return u.fault(pf, req, fpd, undefined);
@@ -292,6 +314,7 @@ function scalableTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: 
   const hit = u.caches.iotlb.lookup(did, pasid, req.iova);
   if (hit !== undefined && permissionFault(hit, req, wpe) === 0 && (!req.write || hit.dirty)) return success(hit, req, wpe);
   const r = walkPasid(u, p, req, did, pasid);
+  if (u.observer !== undefined) observeWalk(u.observer, req, pasid, PGTT_NAMES[p.PGTT] ?? `PGTT ${p.PGTT}`, typeof r === 'number' ? 0 : r.levels, typeof r === 'number' ? r : r.entry);
   const failWith = (code: number): DmaTranslation => {
     // Only an ATS translation request gets a failed completion the function may follow with a
     // PRI page request; an untranslated request that faults is recorded, PRE or not.
@@ -312,6 +335,8 @@ function scalableTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: 
 
 interface WalkOutcome {
   readonly entry: VtdIotlbEntry;
+  /** Leaf-path entries read (first stage then second stage when nested). */
+  readonly levels: number;
   /** Sets the dirty bit(s) of the leaf(s) for a write; returns a fault code or 0. */
   setDirty(): number;
 }
@@ -334,7 +359,7 @@ function walkPasid(u: VtdTranslateUnit, p: VtdPasidFields, req: DmaRequest, did:
   if (pgtt === VTD_PGTT.PASS_THROUGH) {
     if (req.iova >> BigInt(o.addressWidth) !== 0n) return VTD_FAULT.SM_BEYOND_MAX;
     const all = { read: true, write: true, exec: true, user: true, global: false };
-    return { entry: finish(all, req, did, pasid, 'pass-through', req.iova, 4096n), setDirty: noop };
+    return { entry: finish(all, req, did, pasid, 'pass-through', req.iova, 4096n), levels: 0, setDirty: noop };
   }
   const ss = ssParams(u, p.SSPTPTR, p.AW, ssade);
   if (pgtt === VTD_PGTT.SECOND_STAGE) {
@@ -342,6 +367,7 @@ function walkPasid(u: VtdTranslateUnit, p: VtdPasidFields, req: DmaRequest, did:
     if (!w.ok) return secondStageFaultCode(w.why, false);
     return {
       entry: finish(w, req, did, pasid, 'second-stage', w.pa | (req.iova & (w.size - 1n)), w.size),
+      levels: levelsRead(ss.levels, w.size),
       setDirty: () => (ssade ? (setLeafDirty(u, w, SS_D), 0) : 0),
     };
   }
@@ -357,6 +383,7 @@ function walkPasid(u: VtdTranslateUnit, p: VtdPasidFields, req: DmaRequest, did:
     if (gpa >> BigInt(o.addressWidth) !== 0n) return VTD_FAULT.SM_FS_RESERVED;
     return {
       entry: finish(fs, req, did, pasid, 'first-stage', gpa, fs.size),
+      levels: levelsRead(levels, fs.size),
       setDirty: () => (setLeafDirty(u, fs, FS_D) ? 0 : VTD_FAULT.SM_FS_WRITE_NESTED),
     };
   }
@@ -370,6 +397,7 @@ function walkPasid(u: VtdTranslateUnit, p: VtdPasidFields, req: DmaRequest, did:
   const entry = finish(perms, req, did, pasid, 'nested', s2.pa | (gpa & (s2.size - 1n)), size);
   return {
     entry,
+    levels: levelsRead(levels, fs.size) + levelsRead(ss.levels, s2.size),
     setDirty: () => {
       if (!setLeafDirty(u, fs, FS_D)) return VTD_FAULT.SM_FS_WRITE_NESTED;
       if (ssade) setLeafDirty(u, s2, SS_D);

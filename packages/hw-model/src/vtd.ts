@@ -4,7 +4,7 @@
  * translation port (a {@link DmaTranslator}). Software reaches it only through registers and
  * the structures it writes in memory.
  */
-import { writeWords, type StructureMemory } from './vtd-bitfields.js';
+import { readable, readWords, writeWords, type StructureMemory } from './vtd-bitfields.js';
 import { createVtdCaches, rangesOverlap, type VtdCaches, type VtdIotlbEntry } from './vtd-caches.js';
 import { VTD_FAULT, VTD_QUALIFIED_FAULTS, VtdFaultRecord, vtdFaultName } from './vtd-faults.js';
 import {
@@ -52,6 +52,7 @@ import {
   type VtdRegisterSpec,
 } from './vtd-registers.js';
 import { lookupContext, vtdTranslate, type VtdTranslateUnit } from './vtd-translate.js';
+import { vtdDescriptorEvent, type HardwareObserver } from './observer.js';
 import { EngineInvalidationQueueConsumer, modelQueueEngine } from './engine-consumers.js';
 import type { IommuFactoryContext } from './machine.js';
 import type { MmioDevice } from './memory.js';
@@ -115,6 +116,8 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
   readonly pageResponses: VtdPageGroupResponse[] = [];
   /** Interrupt messages sent, oldest first. */
   readonly interrupts: VtdInterrupt[] = [];
+  /** Told of every descriptor consumed, walk and fault (tracing); undefined: one null check per point. */
+  observer: HardwareObserver | undefined = undefined;
   private latchedRoot = 0n;
   private latchedTtm = 0;
 
@@ -448,7 +451,12 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
   /** {@inheritDoc VtdTranslateUnit.fault} */
   fault(code: number, req: DmaRequest, fpd: boolean, pasid: number | undefined): DmaTranslation {
     const recorded = fpd && VTD_QUALIFIED_FAULTS.has(code) ? false : this.recordFault(code, req, pasid);
+    if (this.observer !== undefined) this.observeFault(code, req, pasid, recorded, false);
     return { ok: false, fault: { kind: vtdFaultName(code), code, iova: req.iova, write: req.write, recorded } };
+  }
+
+  private observeFault(code: number, req: DmaRequest, pasid: number | undefined, recorded: boolean, stall: boolean): void {
+    this.observer!.fault({ name: vtdFaultName(code), streamId: req.requesterId, ...(pasid !== undefined ? { pasid } : {}), iova: req.iova, write: req.write, recorded, stall });
   }
 
   /** {@inheritDoc VtdTranslateUnit.pageRequestFault} */
@@ -456,6 +464,8 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     const sid = req.requesterId;
     const index = this.groupIndex.get(sid) ?? 0;
     this.groupIndex.set(sid, (index + 1) & 0x1ff);
+    // Reported before the page request, whose handling (and response) follows the fault.
+    if (this.observer !== undefined) this.observeFault(code, req, pasid, false, true);
     this.pageRequest({
       requesterId: sid,
       ...(pasid !== undefined ? { pasid } : {}),
@@ -548,8 +558,22 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
     if (tail >= iq.entries || tail === this.iqHead()) return;
     const res = this.consumer.consume({ mem: this.mem, base: iq.base, entries: iq.entries, wide: iq.wide, head: this.iqHead(), tail }, this.executor);
     this.setIqHead(res.head);
+    if (this.observer !== undefined && (res.error !== undefined || res.timeout !== undefined)) this.observeStoppedDescriptor(res.head, res.error?.reason);
     if (res.error !== undefined) this.raiseIqe(res.error.iqei);
     else if (res.timeout !== undefined) this.abortAfterTimeout(res.timeout.sid, res.head, tail);
+  }
+
+  /**
+   * Reports the descriptor the queue stopped at (IQE: the one at IQH; ITE: the device-TLB
+   * invalidation just before it), read back from the ring whichever consumer ran.
+   */
+  private observeStoppedDescriptor(head: number, iqeReason: string | undefined): void {
+    const iq = this.iq!;
+    const width = iq.wide ? 32 : 16;
+    const slot = iqeReason !== undefined ? head : (head + iq.entries - 1) % iq.entries;
+    const at = iq.base + BigInt(slot * width);
+    const words = readable(this.mem, at, width) ? readWords(this.mem, at, width / 8) : [0n, 0n];
+    this.observer!.command(vtdDescriptorEvent(words, iqeReason !== undefined ? `IQE: ${iqeReason}` : 'ITE'));
   }
 
   /** ITE: the wait descriptors pending behind a timed-out device-TLB invalidation are aborted. */
@@ -572,6 +596,8 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
   private readonly executor: VtdIqExecutor = {
     execute: (type, words) => {
       const out = this.executeDescriptor(type, words);
+      // A device-TLB invalidation that timed out is reported with the ITE that stops the queue.
+      if (this.observer !== undefined && out.kind !== 'timeout') this.observer.command(vtdDescriptorEvent(words));
       this.lastWasWait = type === VTD_DESC.WAIT;
       return out;
     },

@@ -14,26 +14,9 @@ import {
   SmmuV3OptionsError,
   PhysicalMemory,
 } from '../src/index.js';
-import { GuestRam, PageTables, SMMU_BASE, SmmuDriver, s1Cd, s2Ste } from './support/smmu-driver.js';
+import { GuestRam, PageTables, SMMU_BASE, SmmuDriver, s1Cd, s1Setup, s2Ste } from './support/smmu-driver.js';
 
 const RAM = 0x4000_0000n;
-
-/** A driver with one S1 domain (ASID 1) on SID 8 mapping IOVA 0x10_0000 → a data page. */
-function s1Setup(opts: ConstructorParameters<typeof SmmuDriver>[0] = {}) {
-  const d = new SmmuDriver(opts);
-  d.bringUp();
-  const alloc = () => d.mem.allocPages(1)[0]!;
-  const pt = new PageTables(d.mem, 1, 0, alloc);
-  const data = alloc();
-  pt.map(0x10_0000n, data);
-  const cdTable = alloc();
-  d.mem.write(cdTable, SMMU_CD.toBytes(s1Cd(pt.root, 1)));
-  d.writeSte(8, SMMU_STE.encode({ V: 1, CONFIG: 5, S1CONTEXTPTR: cdTable >> 6n, S1DSS: 0, S1CIR: 1, S1COR: 1, S1CSH: 3, EATS: 1 }));
-  d.cfgiSte(8);
-  const dev = d.machine.devices[0]!;
-  // Device 00:01.0 has requester ID 8 = StreamID 8.
-  return { d, pt, data, cdTable, dev, alloc };
-}
 
 describe('SMMUv3 registers', () => {
   it('reports the configured ID registers and reset values', () => {

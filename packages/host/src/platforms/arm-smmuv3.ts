@@ -10,6 +10,7 @@ import { IOMMU_FACTORIES, type IommuInstance, type PciCapabilities, type PciDevi
 import { armSmmuV3Probe, tegra241CmdqvImpl, type ArmSmmuV3 } from '@iommufd/arm-smmu-v3';
 import type { HostPhysicalMemory } from '../physical.js';
 import type { DmaRequest, DmaResult, Platform, PlatformContext } from '../platform.js';
+import { registerObservationPoints } from './observation.js';
 import { coreCapabilities, coreWithInjector, hardwarePlatform, machineOf, pciName, plugPciDevice, presetBdf, type HardwareDevice } from './hardware.js';
 
 /** Register base of the SMMU (the Arm `virt` board's); the Tegra241 CMDQV frame follows its 128 KiB. */
@@ -50,6 +51,7 @@ export async function createSmmuPlatform(ctx: PlatformContext, tegra = false): P
     const handle = core.addDevice({ name: streams[i]!.name, iommu: smmu, group: i + 1, ...coreCapabilities(pci.capabilities) });
     return { handle, pci };
   });
+  registerObservationPoints(ctx.memory, { core, iommus: [hw], devices: devices.map((d) => d.handle) });
   const groupIndex = new Map<PciDevice, number>();
   const afterDma = (pci: PciDevice, req: DmaRequest, result: DmaResult): void => {
     // A PRI-capable function whose ATS translation request came back without a translation

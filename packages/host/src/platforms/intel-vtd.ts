@@ -8,6 +8,7 @@ import { createVtdIommu, type VtdIommu } from '@iommufd/hw-model';
 import { probeIntelIommu, type IntelIommu } from '@iommufd/intel-vtd';
 import type { HostPhysicalMemory } from '../physical.js';
 import type { Platform, PlatformContext } from '../platform.js';
+import { registerObservationPoints } from './observation.js';
 import { coreCapabilities, coreWithInjector, hardwarePlatform, machineOf, pciName, plugPciDevice, presetBdf, type HardwareDevice } from './hardware.js';
 
 /**
@@ -52,5 +53,6 @@ export async function createIntelVtdPlatform(ctx: PlatformContext): Promise<Plat
     const handle = core.addDevice({ name, iommu: unit, group: i + 1, ...coreCapabilities(pci.capabilities) });
     devices.push({ handle, pci });
   }
+  registerObservationPoints(ctx.memory, { core, iommus: [hw], devices: devices.map((d) => d.handle) });
   return hardwarePlatform({ name: 'intel-vtd', core, devices, setInjector });
 }

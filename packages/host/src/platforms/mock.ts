@@ -14,6 +14,7 @@ import type { DmaFault, DmaRequest, DmaResult, Platform, PlatformContext, Platfo
 import type { ProcessImpl } from '../process.js';
 import { IommufdContexts } from './contexts.js';
 import { SelftestCommands } from './selftest-cmd.js';
+import { registerObservationPoints } from './observation.js';
 
 const PAGE = 4096n;
 
@@ -47,6 +48,7 @@ export async function createMockPlatform(ctx: PlatformContext): Promise<Platform
     devices.push({ name: handle.name, handle });
   }
 
+  registerObservationPoints(ctx.memory, { core, iommus: [], devices: devices.map((d) => d.handle as CoreDevice) });
   const contexts = new IommufdContexts();
 
   return {
