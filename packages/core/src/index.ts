@@ -7,7 +7,7 @@
 export { IommuCore } from './core.js';
 export type { DeviceDescription, IommuCoreOptions } from './core.js';
 export { FailNth, IommufdError } from './kernel.js';
-export type { Errno, FaultInjector, KernelFile, KernelMemFile, KernelProcess, MmapRegion } from './kernel.js';
+export type { DirectMap, Errno, FaultInjector, KernelFile, KernelMemFile, KernelProcess, LockedVmKind, MmapRegion } from './kernel.js';
 export type { IommufdContext, ObjectInfo } from './context.js';
 export type { ObjectTypeName } from './object.js';
 export {
@@ -29,7 +29,7 @@ export {
   iommufdAccessRw,
   iommufdAccessUnpinPages,
 } from './access.js';
-export type { AccessOps } from './access.js';
+export type { AccessOps, AccessRwFlags } from './access.js';
 export { IOMMUFD_DISPATCH, IOMMU_TEST_CMD_NR } from './main.js';
 export type { DispatchRow, IoctlHandler } from './main.js';
 export { iommufdVfioCompatIoasCreate } from './vfio-compat.js';
