@@ -9,7 +9,7 @@ import type { KernelFile } from './kernel-types.js';
 import type { FaultInjector } from '@iommufd/driver-api';
 import type { DmaRequest, DmaResult, HostObjectInfo, Platform, PlatformContext, PlatformName } from './platform.js';
 import { PageRefs, ramMemory, type HostPhysicalMemory } from './physical.js';
-import { ProcessImpl, type HostProcess } from './process.js';
+import { ProcessFamily, ProcessImpl, type HostProcess } from './process.js';
 import { VfioDeviceFile } from './vfio-cdev.js';
 
 /** Options of {@link createHost}. */
@@ -52,11 +52,14 @@ export interface Host {
   objects(fd: number, process?: HostProcess): readonly HostObjectInfo[];
   /**
    * Starts another process (a second VMM, say) with its own address space, fd table and
-   * memlock accounting, sharing the machine, the devices and the device nodes. Processes get
-   * pids 2, 3, … in order.
+   * memlock limit, sharing the machine, the devices and the device nodes. Processes (spawned
+   * or forked) get pids 2, 3, … in order.
    */
   spawnProcess(): HostProcess;
-  /** Every process of this host, the VMM process first. */
+  /**
+   * Every process of this host in pid order, the VMM process first: spawned, forked
+   * ({@link HostProcess.fork}) and exited ones alike (see {@link HostProcess.status}).
+   */
   readonly processes: readonly HostProcess[];
   /** Long-term pins held on RAM pages (0 once every iommufd user has been torn down). */
   readonly pinnedPages: number;
@@ -112,14 +115,14 @@ export async function createHost(options: HostOptions): Promise<Host> {
   }
   const memory = ramMemory(RAM_BASE, ramBytes);
   const refs = new PageRefs(memory);
-  const processes = new Map<unknown, ProcessImpl>();
+  const family = new ProcessFamily();
   const platform = await factory({
     memory,
     refs,
     devices,
     strict: options.strict ?? false,
     seed: options.seed ?? 1,
-    processOf: (k) => processes.get(k),
+    processOf: (k) => family.byKernel(k),
   });
   const paths = platform.devices.map((_, i) => `${VFIO_DEVICES_DIR}${i}`);
   const openStates = platform.devices.map(() => ({ open: false }));
@@ -141,15 +144,11 @@ export async function createHost(options: HostOptions): Promise<Host> {
     };
     return file;
   };
-  const spawn = (): ProcessImpl => {
-    const p = new ProcessImpl(processes.size + 1, memory, refs, opener);
-    processes.set(p.kernel, p);
-    return p;
-  };
+  const spawn = (): ProcessImpl => new ProcessImpl(family.nextPid(), memory, refs, opener, family);
   const proc = spawn();
   const processOfHandle = (p: HostProcess | undefined): ProcessImpl => {
     if (p === undefined) return proc;
-    for (const q of processes.values()) if (q === p) return q;
+    for (const q of family.members) if (q === p) return q;
     throw new HostError('BAD_OPTION', `process ${p.pid} does not belong to this host`);
   };
 
@@ -174,7 +173,7 @@ export async function createHost(options: HostOptions): Promise<Host> {
     },
     spawnProcess: spawn,
     get processes() {
-      return [...processes.values()];
+      return [...family.members];
     },
     get pinnedPages() {
       return refs.totalPins;

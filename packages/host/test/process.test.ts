@@ -190,7 +190,7 @@ describe('fds', () => {
 describe('AddressSpace in isolation', () => {
   it('places non-fixed mappings without overlap', () => {
     const memory = ramMemory(0x10_0000n, 1n << 20n);
-    const mm = new AddressSpace(memory, new PageRefs(memory), { get: () => {}, put: () => {} });
+    const mm = new AddressSpace(memory, new PageRefs(memory));
     const a = mm.mmap(0n, P, RW, ANON, { kind: 'anon' }) as bigint;
     const b = mm.mmap(0n, 3n * P, RW, ANON, { kind: 'anon' }) as bigint;
     expect(b >= a + P).toBe(true);
