@@ -133,7 +133,7 @@ export async function createHost(options: HostOptions): Promise<Host> {
     if (path === '/dev/vfio/vfio') return platform.openIommufd(proc, true);
     const index = paths.indexOf(path);
     if (index < 0) return ENOENT;
-    const file = new VfioDeviceFile(path, platform.devices[index].handle, proc, platform.vfio, openStates[index]);
+    const file = new VfioDeviceFile(path, platform.devices[index].handle, proc, platform.vfio, openStates[index], (k) => family.byKernel(k));
     let set = vfioFiles.get(index);
     if (!set) vfioFiles.set(index, (set = new Set()));
     set.add(file);

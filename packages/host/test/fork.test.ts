@@ -17,6 +17,8 @@ import {
   MAP_SHARED,
   PROT_READ,
   PROT_WRITE,
+  VFIO_DEVICE_BIND_IOMMUFD,
+  vfio_device_bind_iommufd,
 } from '@iommufd/uapi';
 import { createHost, HostError, type HostProcess } from '../src/index.js';
 import type { KernelFile } from '../src/kernel-types.js';
@@ -219,6 +221,26 @@ describe('processes of a host', () => {
     expect(host.processes.map((p) => p.status().state)).toEqual(['running', 'exited', 'running']);
     expect(parent.close(fd)).toBe(0);
     expect([host.pinnedPages, parent.lockedPages]).toEqual([0, 0]);
+    expect(host.contexts().map((c) => c.released)).toEqual([true]);
+  });
+
+  it('a forked child binds a VFIO device through its copies of the fds, from its own memory', async () => {
+    const host = await createHost({ platform: 'mock', devices: 1 });
+    const parent = host.process;
+    const iommufd = parent.open('/dev/iommu');
+    const vfio = parent.open(host.vfioDevices[0]!);
+    const child = parent.fork();
+    // A struct only the child's memory holds (the ioctl copies it into a fresh mapping).
+    child.mmap(64n * P, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+    const bind = vfio_device_bind_iommufd.encode({ argsz: vfio_device_bind_iommufd.size, flags: 0, iommufd, out_devid: 0, token_uuid_ptr: 0n });
+    expect(child.ioctl(vfio, VFIO_DEVICE_BIND_IOMMUFD, bind)).toBe(0);
+    expect(host.boundDeviceId(host.vfioDevices[0]!)).toBe(vfio_device_bind_iommufd.decode(bind).out_devid);
+    child.exit();
+    // The parent's copies keep the binding until the last close.
+    expect(host.boundDeviceId(host.vfioDevices[0]!)).toBe(1);
+    expect(parent.close(vfio)).toBe(0);
+    expect(host.boundDeviceId(host.vfioDevices[0]!)).toBeUndefined();
+    expect(parent.close(iommufd)).toBe(0);
     expect(host.contexts().map((c) => c.released)).toEqual([true]);
   });
 });
