@@ -37,7 +37,7 @@ export { iommufdVfioCompatIoasCreate } from './vfio-compat.js';
 export type { AccountMode, IommufdCtxImpl, Ucmd } from './context.js';
 export { IommufdObject, OBJECT_TYPE_VALUE, pinObject, unpinObject } from './object.js';
 export type { Ioas } from './ioas.js';
-export type { IoptAccess, IoPagetable, IoptArea, IoptPages, IovaRange, ReservedOwner } from './io-pagetable.js';
+export type { IoptAccess, IoPagetable, IoptArea, IoptPages, IovaRange, ReservedOwner, RwContext } from './io-pagetable.js';
 export type { Attach, IommuGroup, IommufdGroup } from './device.js';
 export type { Vdevice } from './vdevice.js';
 export type { PinRecord } from './access.js';

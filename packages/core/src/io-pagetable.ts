@@ -236,20 +236,20 @@ export class IoptPages {
    * pages. From another process than the source (or on the selftest's slow path) it goes
    * through the pinned pages, pinning temporarily what is not pinned; a single page may
    * instead be pinned from the source's memory when that still exists. Otherwise it is a
-   * plain copy_{to,from}_user on the source's memory.
+   * plain copy_to_user / copy_from_user on the source process's memory.
    */
-  rw(core: RwContext, startByte: bigint, data: Uint8Array, write: boolean, flags: { slowPath?: boolean; kthread?: boolean } = {}): 0 | Errno {
+  rw(kernel: RwContext, startByte: bigint, data: Uint8Array, write: boolean, flags: { slowPath?: boolean; kthread?: boolean } = {}): 0 | Errno {
     const startIndex = Number(startByte / PAGE_SIZE);
     const lastIndex = Number((startByte + BigInt(data.length) - 1n) / PAGE_SIZE);
     const offset = startByte % PAGE_SIZE;
     if (write && !this.writable) return EPERM;
-    if (this.source.kind !== 'user') return this.rwSlow(core, startIndex, lastIndex, offset, data, write);
-    const changeMm = core.current !== this.process || flags.slowPath === true;
+    if (this.source.kind !== 'user') return this.rwSlow(kernel, startIndex, lastIndex, offset, data, write);
+    const changeMm = kernel.current !== this.process || flags.slowPath === true;
     if (!flags.kthread && changeMm) {
-      if (startIndex === lastIndex) return this.rwPage(core, startIndex, offset, data, write);
-      return this.rwSlow(core, startIndex, lastIndex, offset, data, write);
+      if (startIndex === lastIndex) return this.rwPage(kernel, startIndex, offset, data, write);
+      return this.rwSlow(kernel, startIndex, lastIndex, offset, data, write);
     }
-    if (changeMm && this.process.exited) return this.rwSlow(core, startIndex, lastIndex, offset, data, write);
+    if (changeMm && this.process.exited) return this.rwSlow(kernel, startIndex, lastIndex, offset, data, write);
     const va = this.source.va + startByte;
     if (write) return this.process.copyToUser(va, data) ? EFAULT : 0;
     const got = this.process.copyFromUser(va, data.length);
@@ -259,11 +259,11 @@ export class IoptPages {
   }
 
   /** `iopt_pages_rw_page`: one page pinned from the live source (else the slow path). */
-  private rwPage(core: RwContext, index: number, offset: bigint, data: Uint8Array, write: boolean): 0 | Errno {
-    if (this.source.kind !== 'user' || this.process.exited || !core.directMap) return this.rwSlow(core, index, index, offset, data, write);
+  private rwPage(kernel: RwContext, index: number, offset: bigint, data: Uint8Array, write: boolean): 0 | Errno {
+    if (this.source.kind !== 'user' || this.process.exited || !kernel.directMap) return this.rwSlow(kernel, index, index, offset, data, write);
     const r = this.process.pinPages(this.source.va + BigInt(index) * PAGE_SIZE, 1, write);
     if (typeof r === 'number') return r;
-    copyPage(core.directMap, r.pfns[0]!, offset, data, write);
+    copyPage(kernel.directMap, r.pfns[0]!, offset, data, write);
     this.process.unpinPages(r.pfns);
     return 0;
   }
@@ -272,8 +272,8 @@ export class IoptPages {
    * `iopt_pages_rw_slow`: reads the PFNs as a domain fill would — pinned pages as they are,
    * the others pinned from the source for the copy and unpinned after (never accounted).
    */
-  private rwSlow(core: RwContext, startIndex: number, lastIndex: number, offset: bigint, data: Uint8Array, write: boolean): 0 | Errno {
-    const mem = core.directMap;
+  private rwSlow(kernel: RwContext, startIndex: number, lastIndex: number, offset: bigint, data: Uint8Array, write: boolean): 0 | Errno {
+    const mem = kernel.directMap;
     if (!mem) return EFAULT;
     const temp: bigint[] = [];
     const pfns: bigint[] = [];
