@@ -72,11 +72,20 @@ function env(opts: { mmAccounting?: boolean; capIpcLock?: boolean } = {}) {
   const mapFileAs = (proc: FakeProcess, fd: number, length: bigint, iova = IOVA) =>
     callAs(e.ctx, proc, iommu_ioas_map_file, IOMMU_IOAS_MAP_FILE, { flags: RW | IOMMU_IOAS_MAP_FIXED_IOVA, ioas_id: ioas, fd, start: 0n, length, iova });
   const changeProcessAs = (proc: FakeProcess) => callAs(e.ctx, proc, iommu_ioas_change_process, IOMMU_IOAS_CHANGE_PROCESS, {});
-  const attach = (i: number): BoundDevice => {
+  const bind = (i: number): BoundDevice => {
     const b = iommufdDeviceBind(e.ctx, e.devs[i]!);
     if (typeof b === 'number') throw new Error(`bind ${b}`);
-    expect(iommufdDeviceAttach(b.idev, undefined, ioas)).not.toBeTypeOf('number');
     return b.idev;
+  };
+  /** Binds device `i` and attaches it to the IOAS: the attach's result and the device. */
+  const tryAttach = (i: number) => {
+    const idev = bind(i);
+    return { idev, rc: iommufdDeviceAttach(idev, undefined, ioas) };
+  };
+  const attach = (i: number): BoundDevice => {
+    const { idev, rc } = tryAttach(i);
+    expect(rc).not.toBeTypeOf('number');
+    return idev;
   };
   const release = (...idevs: BoundDevice[]) => {
     for (const idev of idevs) {
@@ -92,7 +101,7 @@ function env(opts: { mmAccounting?: boolean; capIpcLock?: boolean } = {}) {
     child.copyToUser(va, bytes);
     return { va, bytes };
   };
-  return { ...e, ioas, child, mapAs, mapFileAs, changeProcessAs, attach, release, childBuffer };
+  return { ...e, ioas, child, mapAs, mapFileAs, changeProcessAs, tryAttach, attach, release, childBuffer };
 }
 
 describe('the source process of IOAS pages', () => {
@@ -116,12 +125,11 @@ describe('the source process of IOAS pages', () => {
     const { va } = e.childBuffer(2);
     expect(e.mapAs(e.child, va, 2n * PAGE)).toBe(0);
     e.child.exited = true;
-    const b = iommufdDeviceBind(e.ctx, e.devs[0]!);
-    if (typeof b === 'number') throw new Error(`bind ${b}`);
-    expect(iommufdDeviceAttach(b.idev, undefined, e.ioas)).toBe(EFAULT);
+    const a = e.tryAttach(0);
+    expect(a.rc).toBe(EFAULT);
     expect(e.ctx.objects().map((o) => o.type)).toEqual(['IOAS', 'DEVICE']);
     expect([e.child.pinnedPages, e.child.locked, e.child.pinnedVm]).toEqual([0, 0, 0]);
-    e.release(b.idev);
+    e.release(a.idev);
   });
 
   it('pages already pinned for a domain are copied into a new domain after the source exited', () => {
@@ -147,11 +155,10 @@ describe('the source process of IOAS pages', () => {
     const va = e.proc.mmap(2n * PAGE);
     expect(e.mapAs(e.proc, va, 2n * PAGE)).toBe(0);
     e.proc.munmap(va + PAGE, PAGE);
-    const b = iommufdDeviceBind(e.ctx, e.devs[0]!);
-    if (typeof b === 'number') throw new Error(`bind ${b}`);
-    expect(iommufdDeviceAttach(b.idev, undefined, e.ioas)).toBe(EFAULT);
+    const a = e.tryAttach(0);
+    expect(a.rc).toBe(EFAULT);
     expect(e.proc.pinnedPages).toBe(0);
-    e.release(b.idev);
+    e.release(a.idev);
   });
 });
 
@@ -174,11 +181,10 @@ describe('accounting modes', () => {
     const fd = e.child.memfd(2);
     expect(e.mapFileAs(e.child, fd, 2n * PAGE)).toBe(0);
     e.child.exited = true;
-    const b = iommufdDeviceBind(e.ctx, e.devs[0]!);
-    if (typeof b === 'number') throw new Error(`bind ${b}`);
-    expect(iommufdDeviceAttach(b.idev, undefined, e.ioas)).toBe(EINVAL);
+    const a = e.tryAttach(0);
+    expect(a.rc).toBe(EINVAL);
     expect(e.child.pinnedPages).toBe(0);
-    e.release(b.idev);
+    e.release(a.idev);
   });
 });
 

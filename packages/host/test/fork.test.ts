@@ -3,7 +3,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   EBADF,
-  ENOENT,
   IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
@@ -21,20 +20,13 @@ import {
   vfio_device_bind_iommufd,
 } from '@iommufd/uapi';
 import { createHost, HostError, type HostProcess } from '../src/index.js';
-import type { KernelFile } from '../src/kernel-types.js';
-import { PageRefs, ramMemory } from '../src/physical.js';
 import { ProcessImpl } from '../src/process.js';
+import { makeProcess } from './process-helpers.js';
 import { Iommufd } from './selftest/helpers.js';
 
 const P = 4096n;
 const RW = PROT_READ | PROT_WRITE;
 
-function makeProcess(files: Record<string, () => KernelFile> = {}) {
-  const memory = ramMemory(0x4000_0000n, 64n << 20n);
-  const refs = new PageRefs(memory);
-  const p = new ProcessImpl(1, memory, refs, (path) => files[path]?.() ?? ENOENT);
-  return { p, memory, refs };
-}
 
 const byte = (p: HostProcess, va: bigint): number => (p.peek(va, 1) as Uint8Array)[0]!;
 
