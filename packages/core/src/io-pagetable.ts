@@ -130,6 +130,16 @@ export class IoptPages {
   /** Areas referencing these pages. */
   areaUsers = 0;
 
+  /** An area starts using these pages; the first one holds a file source open (get_file). */
+  addAreaUser(): void {
+    if (this.areaUsers++ === 0 && this.source.kind === 'file') this.source.file.get?.();
+  }
+
+  /** An area stops using these pages; the last one lets a file source go (fput). */
+  dropAreaUser(): void {
+    if (--this.areaUsers === 0 && this.source.kind === 'file') this.source.file.put?.();
+  }
+
   /** Number of distinct pinned pages. */
   get pinnedCount(): number {
     return this.pfnOf.size;
@@ -630,7 +640,7 @@ export class IoPagetable {
       }
     }
     for (const a of created) {
-      a.pages.areaUsers++;
+      a.pages.addAreaUser();
       this.areas.push(a);
     }
     this.areas.sort((a, b) => (a.start < b.start ? -1 : 1));
@@ -677,7 +687,7 @@ export class IoPagetable {
   private removeArea(a: IoptArea): void {
     this.unfillArea(a);
     this.areas = this.areas.filter((x) => x !== a);
-    a.pages.areaUsers--;
+    a.pages.dropAreaUser();
   }
 
   /**
@@ -730,7 +740,7 @@ export class IoPagetable {
       const rc = area.pages.pin(this.ictx, rhs.firstIndex, lhs.lastIndex);
       if (rc) return rc;
     }
-    area.pages.areaUsers++;
+    area.pages.addAreaUser();
     this.areas.splice(this.areas.indexOf(area), 1, lhs, rhs);
     return 0;
   }

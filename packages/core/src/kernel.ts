@@ -14,6 +14,13 @@ export interface KernelMemFile {
   pinPages(offsetPage: bigint, npages: number, write: boolean): { pfns: bigint[] } | Errno;
   /** Unpin pages pinned by {@link KernelMemFile.pinPages}. */
   unpinPages(pfns: readonly bigint[]): void;
+  /**
+   * `get_file`: the IOAS pages of a MAP_FILE hold the file open while any area uses them,
+   * so closing the fd (or exiting) does not take the file's pages away. Optional.
+   */
+  get?(): void;
+  /** `fput`: drops the hold taken by {@link KernelMemFile.get}. */
+  put?(): void;
 }
 
 /** A successful mmap of driver MMIO; `close()` at munmap drops the owner's `users` ref. */

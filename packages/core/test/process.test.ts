@@ -10,6 +10,8 @@ import {
   EPERM,
   IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_CHANGE_PROCESS,
+  IOMMU_IOAS_COPY,
+  IOMMU_IOAS_UNMAP,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FILE,
   IOMMU_IOAS_MAP_FIXED_IOVA,
@@ -20,6 +22,8 @@ import {
   IOMMU_OPTION_RLIMIT_MODE,
   iommu_ioas_alloc,
   iommu_ioas_change_process,
+  iommu_ioas_copy,
+  iommu_ioas_unmap,
   iommu_ioas_map,
   iommu_ioas_map_file,
   iommu_option,
@@ -243,6 +247,28 @@ describe('IOMMU_IOAS_CHANGE_PROCESS', () => {
     expect(e.changeProcessAs(e.child)).toBe(-EINVAL);
     expect([e.proc.locked, e.child.locked]).toEqual([2, 0]);
     e.release(idev);
+  });
+});
+
+describe('IOMMU_IOAS_MAP_FILE pages', () => {
+  it('hold the file open while any area uses them (get_file), however many areas share them', () => {
+    const e = env();
+    const fd = e.proc.memfd(2);
+    const file = e.proc.files.get(fd)!;
+    let holds = 0;
+    file.get = () => holds++;
+    file.put = () => holds--;
+    expect(e.mapFileAs(e.proc, fd, 2n * PAGE)).toBe(0);
+    expect(holds).toBe(1);
+    const dst = e.ioctl(iommu_ioas_alloc, IOMMU_IOAS_ALLOC, {}).out.out_ioas_id;
+    const copy = { flags: RW, dst_ioas_id: dst, src_ioas_id: e.ioas, length: 2n * PAGE, src_iova: IOVA, dst_iova: 0n };
+    expect(e.ioctl(iommu_ioas_copy, IOMMU_IOAS_COPY, copy).rc).toBe(0);
+    expect(holds).toBe(1);
+    expect(e.ioctl(iommu_ioas_unmap, IOMMU_IOAS_UNMAP, { ioas_id: e.ioas, iova: 0n, length: (1n << 64n) - 1n }).rc).toBe(0);
+    expect(holds).toBe(1);
+    expect(e.ioctl(iommu_ioas_unmap, IOMMU_IOAS_UNMAP, { ioas_id: dst, iova: 0n, length: (1n << 64n) - 1n }).rc).toBe(0);
+    expect(holds).toBe(0);
+    e.release();
   });
 });
 

@@ -403,7 +403,18 @@ export class ProcessImpl implements HostProcess {
       fileForFd: (fd): KernelMemFile | Errno => {
         const of = table.lookup(fd);
         if (!of) return EBADF;
-        return of.file instanceof MemFile ? of.file : EINVAL;
+        const file = of.file;
+        if (!(file instanceof MemFile)) return EINVAL;
+        // The kernel's holds on the file are holds on this open file description.
+        return {
+          get size() {
+            return file.size;
+          },
+          pinPages: (offsetPage, npages, write) => file.pinPages(offsetPage, npages, write),
+          unpinPages: (pfns) => file.unpinPages(pfns),
+          get: () => of.get(),
+          put: () => of.put(),
+        };
       },
       reserveFd: () => {
         const fd = table.reserve();

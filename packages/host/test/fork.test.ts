@@ -235,4 +235,25 @@ describe('processes of a host', () => {
     expect(parent.close(iommufd)).toBe(0);
     expect(host.contexts().map((c) => c.released)).toEqual([true]);
   });
+
+  it('a MAP_FILE mapping holds its memfd open: after its process exited, a new domain still maps the file pages', async () => {
+    const host = await createHost({ platform: 'mock', devices: 0 });
+    const t = new Iommufd(host, host.process.open('/dev/iommu'));
+    const ioas = t.ioasAlloc();
+    const child = host.process.fork();
+    const c = t.as(child);
+    const mfd = child.memfdCreate('guest-ram', P);
+    child.poke(child.mmap(P, RW, MAP_SHARED, mfd), Uint8Array.of(0xc0, 0xff, 0xee));
+    expect(c.mapFile(ioas, mfd, 0n, P, BigInt(MOCK_APERTURE_START)).rc).toBe(0);
+    child.exit();
+    // File pages are pinned whoever mapped them, and they are still the file's.
+    expect(t.mockDomain(ioas).rc).toBe(0);
+    const access = t.createAccess(ioas);
+    const out = t.alloc(P);
+    expect(t.accessRw(access.fd, BigInt(MOCK_APERTURE_START), out, 3n)).toBe(0);
+    expect(t.p.peek(out, 3)).toEqual(Uint8Array.of(0xc0, 0xff, 0xee));
+    expect(t.p.close(access.fd)).toBe(0);
+    expect(t.close()).toBe(0);
+    expect(host.pinnedPages).toBe(0);
+  });
 });
