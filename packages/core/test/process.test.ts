@@ -153,6 +153,22 @@ describe('the source process of IOAS pages', () => {
     expect([e.child.pinnedPages, e.child.locked]).toEqual([0, 0]);
   });
 
+  it('pages an access pinned are the source for a domain attached after the source exited', () => {
+    const e = env();
+    const a = iommufdAccessCreate(e.ctx, e.ioas, { needsPin: true, unmap: () => undefined });
+    if (typeof a === 'number') throw new Error(`access ${a}`);
+    const { va } = e.childBuffer(2);
+    expect(e.mapAs(e.child, va, 2n * PAGE)).toBe(0);
+    expect(iommufdAccessPinPages(a.access, IOVA, 2n * PAGE, false)).toEqual([0n, 1n].map((i) => e.child.pages.get(va / PAGE + i)!.pfn));
+    e.child.exited = true;
+    const idev = e.attach(0);
+    expect(mockDomainLookup(deviceAttachedDomain(e.devs[0]!, undefined)!, IOVA + PAGE)?.pa).toBe(e.child.pages.get(va / PAGE + 1n)!.pfn * PAGE);
+    iommufdAccessUnpinPages(a.access, IOVA, 2n * PAGE);
+    iommufdAccessDestroy(a.access);
+    e.release(idev);
+    expect(e.child.pinnedPages).toBe(0);
+  });
+
   it('a GUP failure wins over the RLIMIT_MEMLOCK one (the kernel pins, then accounts)', () => {
     const e = env();
     e.proc.memlockLimit = 0;
