@@ -166,6 +166,7 @@ export async function createHost(options: HostOptions): Promise<Host> {
     dma: (devicePath, request) => platform.dma(platform.devices[deviceIndex(devicePath)], request),
     objects: (fd, process) => {
       const owner = processOfHandle(process);
+      if (owner.exited) throw new HostError('PROCESS_EXITED', `process ${owner.pid} has exited and holds no fds; inspect the context through a process that still has it open`);
       const of = owner.fileOf(fd);
       const objs = of ? platform.objects(of.file) : undefined;
       if (!objs) throw new HostError('BAD_OPTION', `fd ${fd} is not an open /dev/iommu of process ${owner.pid}`);

@@ -379,7 +379,7 @@ export class ProcessImpl implements HostProcess {
 
   /** {@inheritDoc HostProcess.status} */
   status(): ProcessStatus {
-    const kib = (pages: number): number => (this.exitedFlag ? 0 : pages * 4);
+    const kib = (pages: number): number => (this.exitedFlag ? 0 : pages * Number(HOST_PAGE_SIZE / 1024n));
     return { pid: this.pid, state: this.exitedFlag ? 'exited' : 'running', vmPinKiB: kib(this.pinnedVm), vmLckKiB: kib(this.mmLocked) };
   }
 

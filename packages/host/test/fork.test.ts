@@ -209,6 +209,7 @@ describe('processes of a host', () => {
     const spawned = host.spawnProcess();
     expect(spawned.pid).toBe(3);
     child.exit();
+    expect(() => host.objects(fd, child)).toThrow(/process 2 has exited/);
     expect(host.pinnedPages).toBe(2);
     expect(host.processes.map((p) => p.status().state)).toEqual(['running', 'exited', 'running']);
     expect(parent.close(fd)).toBe(0);
