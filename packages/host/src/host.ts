@@ -48,6 +48,9 @@ export interface Host {
   /**
    * The objects of the iommufd context open at `fd` of `process` (default: the VMM process
    * {@link Host.process}): IDs, types, users, references.
+   *
+   * @throws {@link HostError} `BAD_OPTION` when `fd` is not an open /dev/iommu of that
+   * process (or the process is not this host's), `PROCESS_EXITED` when it has exited.
    */
   objects(fd: number, process?: HostProcess): readonly HostObjectInfo[];
   /**
