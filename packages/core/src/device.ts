@@ -438,6 +438,9 @@ export function deviceAttachedDomain(dev: CoreDevice, pasid?: number): IommuDoma
 
 type Cmd<L> = L extends { decode(b: Uint8Array): infer V } ? V : never;
 
+/** The piece size of the user buffer clearing in IOMMU_GET_HW_INFO. */
+const CLEAR_CHUNK = 0x10000;
+
 /** IOMMU_GET_HW_INFO (device.c `iommufd_get_hw_info`). */
 export function iommufdGetHwInfo(ucmd: Ucmd<Cmd<typeof iommu_hw_info>>): 0 | Errno {
   const cmd = ucmd.cmd;
@@ -460,9 +463,15 @@ export function iommufdGetHwInfo(ucmd: Ucmd<Cmd<typeof iommu_hw_info>>): 0 | Err
       data = r.data;
       outType = r.type;
     }
-    const out = new Uint8Array(cmd.data_len);
-    out.set(data.subarray(0, Math.min(cmd.data_len, data.byteLength)));
-    if (cmd.data_len && ictx.process.copyToUser(cmd.data_uptr, out)) return EFAULT;
+    // copy_to_user of min(len) bytes, then clear_user of the rest of the user's buffer, in
+    // bounded pieces: a 4 GiB data_len must fault where the memory ends, not allocate 4 GiB.
+    const copyLen = Math.min(cmd.data_len, data.byteLength);
+    if (copyLen && ictx.process.copyToUser(cmd.data_uptr, data.subarray(0, copyLen))) return EFAULT;
+    const zeros = new Uint8Array(Math.min(cmd.data_len - copyLen, CLEAR_CHUNK));
+    for (let off = copyLen; off < cmd.data_len; off += zeros.length) {
+      const n = Math.min(zeros.length, cmd.data_len - off);
+      if (ictx.process.copyToUser(cmd.data_uptr + BigInt(off), zeros.subarray(0, n))) return EFAULT;
+    }
     cmd.data_len = data.byteLength;
     cmd.in_data_type = outType;
     cmd.out_data_type = outType;

@@ -290,7 +290,8 @@ export class Fault extends IommufdObject {
       this.respond(g, r.code);
       done += rec;
     }
-    return done ? done : -rc;
+    // Nothing written: the error, or 0 for an empty write (never -0).
+    return done ? done : rc ? -rc : 0;
   }
 }
 

@@ -391,9 +391,10 @@ export function iommufdHwptGetDirtyBitmap(ucmd: Ucmd<Cmd<typeof iommu_hwpt_get_d
   if (typeof hwpt === 'number') return hwpt;
   try {
     const iopt = hwpt.ioas.iopt;
-    const lastFull = cmd.iova + cmd.length - 1n;
-    if (lastFull > ULONG_MAX || lastFull < 0n) return EOVERFLOW;
-    const last = lastFull;
+    // iommufd_check_iova_range: `length - 1` is u64 arithmetic, so length 0 wraps and only
+    // iova 0 survives the overflow check (it then covers the whole address space).
+    const last = cmd.iova + BigInt.asUintN(64, cmd.length - 1n);
+    if (last > ULONG_MAX) return EOVERFLOW;
     const end = BigInt.asUintN(64, last + 1n);
     const align = iopt.iovaAlignment;
     if (cmd.iova % align || end % align) return EINVAL;
@@ -401,18 +402,19 @@ export function iommufdHwptGetDirtyBitmap(ucmd: Ucmd<Cmd<typeof iommu_hwpt_get_d
     if (cmd.iova % cmd.page_size || end % cmd.page_size) return EINVAL;
     const ops = hwpt.domain.dirtyOps;
     if (!ops) return EOPNOTSUPP;
-    const nbits = (last - cmd.iova) / cmd.page_size + 1n;
-    const nbytes = Number(((nbits + 63n) / 64n) * 8n);
-    const bitmap = ictx.process.copyFromUser(cmd.data, nbytes);
-    if (typeof bitmap === 'number') return ENOMEM;
-    const words = new DataView(bitmap.buffer, bitmap.byteOffset, bitmap.byteLength);
+    // iova_bitmap_alloc pins the first page of the user bitmap for writing; any failure
+    // there is reported as ENOMEM. Later pages are reached (or not) as bits get set.
+    const first = ictx.process.copyFromUser(cmd.data, 1);
+    if (typeof first === 'number' || ictx.process.copyToUser(cmd.data, first)) return ENOMEM;
+    // Only the u64 words that get a bit are read and written back: the bitmap of a huge
+    // range is never materialized, and bits are only ever set, never cleared.
+    const words = new Map<bigint, bigint>();
     const record = (iova: bigint, length: bigint): void => {
       let from = iova < cmd.iova ? cmd.iova : iova;
       const to = iova + length - 1n > last ? last : iova + length - 1n;
       for (; from <= to; from += cmd.page_size) {
         const bit = (from - cmd.iova) / cmd.page_size;
-        const w = Number(bit / 64n) * 8;
-        words.setBigUint64(w, words.getBigUint64(w, true) | (1n << (bit % 64n)), true);
+        words.set(bit / 64n, (words.get(bit / 64n) ?? 0n) | (1n << (bit % 64n)));
       }
     };
     for (const a of iopt.areas) {
@@ -421,7 +423,16 @@ export function iommufdHwptGetDirtyBitmap(ucmd: Ucmd<Cmd<typeof iommu_hwpt_get_d
       const e = a.last > last ? last : a.last;
       ops.readAndClearDirty(hwpt.domain, s, e - s + 1n, Number(cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR), { record });
     }
-    return ictx.process.copyToUser(cmd.data, bitmap) ? EFAULT : 0;
+    for (const [index, bits] of words) {
+      const at = cmd.data + index * 8n;
+      const cur = ictx.process.copyFromUser(at, 8);
+      // A bitmap page that cannot be pinned loses its bits silently, as iova_bitmap_set does.
+      if (typeof cur === 'number') continue;
+      const view = new DataView(cur.buffer, cur.byteOffset, 8);
+      view.setBigUint64(0, view.getBigUint64(0, true) | bits, true);
+      ictx.process.copyToUser(at, cur);
+    }
+    return 0;
   } finally {
     ictx.putObject(hwpt);
   }

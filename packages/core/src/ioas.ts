@@ -199,10 +199,12 @@ export function iommufdIoasMapFile(ucmd: Ucmd<Cmd<typeof iommu_ioas_map_file>>):
   const ioas = ucmd.ictx.getObject<Ioas>(cmd.ioas_id, 'IOAS');
   if (typeof ioas === 'number') return ioas;
   try {
-    if (cmd.length === 0n) return EINVAL;
-    if (cmd.start + cmd.length - 1n > ULONG_MAX) return EOVERFLOW;
+    // fget() comes before any length check (iopt_alloc_file_pages runs after it).
     const file = ucmd.ictx.process.fileForFd(cmd.fd);
     if (typeof file === 'number') return file;
+    if (cmd.length && cmd.start + cmd.length - 1n > ULONG_MAX) return EOVERFLOW;
+    // iopt_alloc_pages: the page count must not overflow size_t.
+    if (cmd.length === 0n || cmd.length > ULONG_MAX - PAGE_SIZE) return EINVAL;
     const writable = (cmd.flags & IOMMU_IOAS_MAP_WRITEABLE) !== 0;
     const iova = mapAt(ioas, cmd.flags, cmd.iova, cmd.length, cmd.start, () => {
       const p = IoPagetable.filePages(ucmd.ictx, file, cmd.start, cmd.length, writable);

@@ -2,6 +2,7 @@
  * Test harness: an in-test KernelProcess (flat user memory backed by fake physical frames),
  * a core with the mock driver, and a helper that runs an ioctl with a struct in user memory.
  */
+import { expect } from 'vitest';
 import { EBADF, EFAULT, ENOMEM, EPERM, type StructLayout } from '@iommufd/uapi';
 import { MockIommu } from '@iommufd/mock-iommu';
 import { IommuCore, type DirectMap, type KernelFile, type KernelMemFile, type KernelProcess, type FaultInjector } from '../src/index.js';
@@ -213,4 +214,39 @@ export function setup(opts: { devices?: number; faultInjection?: FaultInjector }
     return { rc, out: layout.decode(back.subarray(0, Math.min(size, layout.size))) as ReturnType<F['decode']> };
   }
   return { core, mock, devs, proc, ctx, scratch, ioctl };
+}
+
+/** One step of {@link expectErrorOrder}: the errno now expected, and the fix for the next step. */
+export interface OrderStep<V> {
+  /** The check that must fire with the struct as it is now (iommufd-core.md's words). */
+  readonly check: string;
+  /** Its errno (positive). */
+  readonly errno: number;
+  /** Fields that repair this fault, so the next check can fire. */
+  readonly fix: Partial<V>;
+}
+
+/**
+ * The error-order method: start from a struct with every fault at once and repair one fault
+ * per step. Each step must fail with its own errno — so every check is shown to come after
+ * all the earlier ones and before all the later ones — and no failing step may leave an
+ * object or a pin behind. Returns the fully repaired struct.
+ */
+export function expectErrorOrder<F extends StructLayout>(
+  e: ReturnType<typeof setup>,
+  layout: F,
+  request: number,
+  start: Parameters<F['encode']>[0],
+  steps: readonly OrderStep<Parameters<F['encode']>[0]>[],
+): Parameters<F['encode']>[0] {
+  let value = start;
+  const objects = () => e.ctx.objects().map((o) => ({ id: o.id, type: o.type, users: o.users }));
+  for (const step of steps) {
+    const before = { objects: objects(), pins: e.proc.pinnedPages };
+    const { rc } = e.ioctl(layout, request, value);
+    expect({ check: step.check, rc }).toEqual({ check: step.check, rc: step.errno ? -step.errno : 0 });
+    expect({ check: step.check, objects: objects(), pins: e.proc.pinnedPages }).toEqual({ check: step.check, ...before });
+    value = { ...(value as object), ...(step.fix as object) } as typeof value;
+  }
+  return value;
 }

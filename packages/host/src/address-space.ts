@@ -3,7 +3,7 @@
  * table from virtual page to physical frame, and the kernel's accessors to it
  * (copy_from_user / copy_to_user / pin_user_pages).
  */
-import { EFAULT, EINVAL, ENOMEM, EPERM } from '@iommufd/uapi';
+import { EFAULT, EINVAL, ENOMEM } from '@iommufd/uapi';
 import { MAP_FIXED, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '@iommufd/uapi';
 
 /** `MAP_HUGETLB`: accepted; backed by 4 KiB pages on a 2 MiB aligned range. */
@@ -250,7 +250,8 @@ export class AddressSpace {
 
   /**
    * pin_user_pages(FOLL_LONGTERM): every page must be mapped by a RAM-backed VMA (MMIO and
-   * holes → EFAULT), readable, and writable when `write` (EPERM). Faults pages in.
+   * holes → EFAULT), readable, and writable when `write` (else EFAULT too, as GUP's
+   * check_vma_flags without FOLL_FORCE). Faults pages in.
    */
   pin(va: bigint, npages: number, write: boolean): { pfns: bigint[] } | number {
     const pfns: bigint[] = [];
@@ -262,7 +263,7 @@ export class AddressSpace {
       const cur = (va & ~PAGE_MASK) + BigInt(i) * HOST_PAGE_SIZE;
       const vma = this.find(cur);
       if (!vma || vma.backing.kind === 'mmio' || !(vma.prot & (PROT_READ | PROT_WRITE))) return fail(EFAULT);
-      if (write && !(vma.prot & PROT_WRITE)) return fail(EPERM);
+      if (write && !(vma.prot & PROT_WRITE)) return fail(EFAULT);
       // A long-term pin of a private mapping breaks COW first, so the pinned page is the one
       // the process keeps seeing after it writes.
       const pfn = this.frame(vma, cur, !vma.shared || write, true);
