@@ -3,7 +3,7 @@
  * style drivers, the selftest's ACCESS_* commands, and the core itself for HW queue memory
  * (an *internal* access that also locks the areas against unmap).
  */
-import { EFAULT, EINVAL, ENOENT, EOPNOTSUPP, EOVERFLOW, EPERM } from '@iommufd/uapi';
+import { EINVAL, ENOENT, EOVERFLOW, EPERM } from '@iommufd/uapi';
 import { IOMMU_READ, IOMMU_WRITE, type Errno } from '@iommufd/driver-api';
 import type { IommufdContext, IommufdCtxImpl } from './context.js';
 import { IommufdObject, pinObject, unpinObject } from './object.js';
@@ -172,35 +172,37 @@ export function accessUnpinPages(access: Access, iova: bigint, length: bigint): 
   if (p) releasePin(access, p);
 }
 
+/** How {@link iommufdAccessRw} reaches the memory (`IOMMUFD_ACCESS_RW_*` besides WRITE). */
+export interface AccessRwFlags {
+  /** `IOMMUFD_ACCESS_RW_KTHREAD`: the caller may borrow the source process's mm. */
+  readonly kthread?: boolean;
+  /** The selftest's `__IOMMUFD_ACCESS_RW_SLOW_PATH`: always go through the pinned pages. */
+  readonly slowPath?: boolean;
+}
+
 /**
  * `iommufd_access_rw`: copy to or from the memory mapped at `[iova, iova + bytes.length)`,
- * through the process mapping behind the areas.
+ * area by area (each must allow the direction: EPERM), from the areas' pages as their source
+ * process or the pinned pages allow; ENOENT when the range is not fully mapped.
  */
-export function accessRw(access: Access, iova: bigint, bytes: Uint8Array, write: boolean): 0 | Errno {
+export function accessRw(access: Access, iova: bigint, bytes: Uint8Array, write: boolean, flags: AccessRwFlags = {}): 0 | Errno {
   if (bytes.byteLength === 0) return EINVAL;
   const last = iova + BigInt(bytes.byteLength) - 1n;
   if (last > ULONG_MAX) return EOVERFLOW;
   const ioas = access.ioas;
   if (!ioas) return ENOENT;
+  const ictx = access.ictx;
+  const rwCtx = { current: ictx.process, directMap: ictx.core.directMap };
   let cur = iova;
   while (cur <= last) {
     const a = ioas.iopt.areas.find((x) => x.start <= cur && cur <= x.last);
     if (!a) return ENOENT;
-    if (write && !(a.iommuProt & IOMMU_WRITE)) return EPERM;
-    const src = a.pages.source;
-    if (src.kind !== 'user') return EOPNOTSUPP;
+    if (!(a.iommuProt & (write ? IOMMU_WRITE : IOMMU_READ))) return EPERM;
     const end = a.last < last ? a.last : last;
-    const va = src.va + a.pagesByteOffset + (cur - a.start);
     const off = Number(cur - iova);
     const len = Number(end - cur + 1n);
-    const proc = a.pages.process;
-    if (write) {
-      if (proc.copyToUser(va, bytes.subarray(off, off + len))) return EFAULT;
-    } else {
-      const got = proc.copyFromUser(va, len);
-      if (typeof got === 'number') return EFAULT;
-      bytes.set(got, off);
-    }
+    const rc = a.pages.rw(rwCtx, a.pagesByteOffset + (cur - a.start), bytes.subarray(off, off + len), write, flags);
+    if (rc) return rc;
     cur = end + 1n;
   }
   return 0;
@@ -220,8 +222,8 @@ export function iommufdAccessUnpinPages(access: Access, iova: bigint, length: bi
   accessUnpinPages(access, iova, length);
 }
 /** `iommufd_access_rw` for external users. */
-export function iommufdAccessRw(access: Access, iova: bigint, bytes: Uint8Array, write: boolean): 0 | Errno {
-  return accessRw(access, iova, bytes, write);
+export function iommufdAccessRw(access: Access, iova: bigint, bytes: Uint8Array, write: boolean, flags: AccessRwFlags = {}): 0 | Errno {
+  return accessRw(access, iova, bytes, write, flags);
 }
 /**
  * `iommufd_access_replace`: move the access to another IOAS. The owner is told that

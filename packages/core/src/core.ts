@@ -7,7 +7,7 @@ import { IommufdCtxImpl, type IommufdContext } from './context.js';
 import { CoreDevice, IommuGroup } from './device.js';
 import { driverServices } from './driver.js';
 import { dispatchIoctl, type TestCommandHandler } from './main.js';
-import { IommufdError, type FaultInjector, type KernelProcess } from './kernel.js';
+import { IommufdError, type DirectMap, type FaultInjector, type KernelProcess } from './kernel.js';
 import type { DriverOpObserver } from './observe.js';
 
 /** Options of {@link IommuCore}. */
@@ -19,6 +19,12 @@ export interface IommuCoreOptions {
    * extends to 0xa0 (holes 0x95–0x9f answer ENOTTY). Returns 0/positive or -errno.
    */
   testCommand?: (ctx: IommufdContext, arg: bigint, userSize: number) => number;
+  /**
+   * The direct map of RAM. In-kernel accesses read pinned pages through it when they cannot
+   * use the source process's memory (that process has exited, or another one asks); without
+   * it those accesses fail with EFAULT.
+   */
+  directMap?: DirectMap;
 }
 
 /** What {@link IommuCore.addDevice} takes. */
@@ -52,10 +58,13 @@ export class IommuCore {
   private readonly devices: CoreDevice[] = [];
   private readonly contexts = new Set<IommufdCtxImpl>();
   private readonly testCommand: TestCommandHandler | undefined;
+  /** The direct map of RAM ({@link IommuCoreOptions.directMap}). */
+  readonly directMap: DirectMap | undefined;
 
   /** Creates a core with no instances. */
   constructor(options: IommuCoreOptions = {}) {
     this.faultInjector = options.faultInjection;
+    this.directMap = options.directMap;
     const tc = options.testCommand;
     this.testCommand = tc ? (ctx, arg, size) => tc(ctx, arg, size) : undefined;
   }

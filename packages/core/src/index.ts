@@ -8,7 +8,7 @@ export { IommuCore } from './core.js';
 export type { DeviceDescription, IommuCoreOptions } from './core.js';
 export type { DriverOpArgs, DriverOpObserver } from './observe.js';
 export { FailNth, IommufdError } from './kernel.js';
-export type { Errno, FaultInjector, KernelFile, KernelMemFile, KernelProcess, MmapRegion } from './kernel.js';
+export type { DirectMap, Errno, FaultInjector, KernelFile, KernelMemFile, KernelProcess, LockedVmKind, MmapRegion } from './kernel.js';
 export type { IommufdContext, ObjectInfo } from './context.js';
 export type { ObjectTypeName } from './object.js';
 export {
@@ -30,7 +30,7 @@ export {
   iommufdAccessRw,
   iommufdAccessUnpinPages,
 } from './access.js';
-export type { AccessOps } from './access.js';
+export type { AccessOps, AccessRwFlags } from './access.js';
 export { IOMMUFD_DISPATCH, IOMMU_TEST_CMD_NR } from './main.js';
 export type { DispatchRow, IoctlHandler } from './main.js';
 export { iommufdVfioCompatIoasCreate } from './vfio-compat.js';
@@ -38,7 +38,7 @@ export { iommufdVfioCompatIoasCreate } from './vfio-compat.js';
 export type { AccountMode, IommufdCtxImpl, Ucmd } from './context.js';
 export { IommufdObject, OBJECT_TYPE_VALUE, pinObject, unpinObject } from './object.js';
 export type { Ioas } from './ioas.js';
-export type { IoptAccess, IoPagetable, IoptArea, IoptPages, IovaRange, ReservedOwner } from './io-pagetable.js';
+export type { IoptAccess, IoPagetable, IoptArea, IoptPages, IovaRange, ReservedOwner, RwContext } from './io-pagetable.js';
 export type { Attach, IommuGroup, IommufdGroup } from './device.js';
 export type { Vdevice } from './vdevice.js';
 export type { PinRecord } from './access.js';

@@ -8,6 +8,7 @@ import {
   EBUSY,
   EDEADLK,
   EEXIST,
+  EFAULT,
   EINVAL,
   ENOENT,
   ENOMEM,
@@ -16,7 +17,7 @@ import {
   EPERM,
 } from '@iommufd/uapi';
 import { IOMMU_CACHE, IOMMU_READ, IOMMU_WRITE, type Device, type Errno, type IommuDomain } from '@iommufd/driver-api';
-import type { KernelMemFile, KernelProcess } from './kernel.js';
+import type { DirectMap, KernelMemFile, KernelProcess } from './kernel.js';
 import { ACCOUNT_MM, ACCOUNT_NONE, ACCOUNT_USER, type AccountMode, type IommufdCtxImpl } from './context.js';
 import { domainLabel, type DriverOpObserver } from './observe.js';
 
@@ -116,15 +117,18 @@ const PIN_BATCH_PAGES = 1024;
 /**
  * `iopt_pages`: the page source of one or more areas (shared by IOAS_COPY and by the halves
  * of a split area). Pages are pinned per index while any area fill or access needs them,
- * each page once (GUP) however many users it has, and charged while pinned.
+ * each page once (GUP) however many users it has, and accounted to the source process while
+ * pinned. The source process is the one that mapped them (`source_mm`, `source_task`,
+ * `source_user`): later pins (a domain attached after the mapping) pin from it, even when
+ * another process issues the ioctl, and fail with EFAULT once it has exited.
  */
 export class IoptPages {
   /** PFN of each pinned index. */
   private readonly pfnOf = new Map<number, bigint>();
   /** Users of each pinned index (area fills and access pins). */
   private readonly usersOf = new Map<number, number>();
-  /** Pages charged to RLIMIT_MEMLOCK while pinned. */
-  private charged = 0;
+  /** Pages accounted to the source process (`last_npinned`). */
+  private accounted = 0;
 
   constructor(
     /** Where the pages come from: the process's VA or a memfd-like file. */
@@ -133,18 +137,33 @@ export class IoptPages {
     readonly npages: number,
     /** Pinned for write. */
     readonly writable: boolean,
-    /** Accounting mode (NONE with CAP_IPC_LOCK, USER, or MM). */
-    public accountMode: AccountMode,
-    /** The process whose memory/limits are used. */
+    /** Accounting mode (NONE with CAP_IPC_LOCK, USER, or MM); fixed at creation. */
+    readonly accountMode: AccountMode,
+    /** The source process: whose memory is pinned and to whom the pins are accounted. */
     public process: KernelProcess,
   ) {}
 
   /** Areas referencing these pages. */
   areaUsers = 0;
 
+  /** An area starts using these pages; the first one holds a file source open (get_file). */
+  addAreaUser(): void {
+    if (this.areaUsers++ === 0 && this.source.kind === 'file') this.source.file.get?.();
+  }
+
+  /** An area stops using these pages; the last one lets a file source go (fput). */
+  dropAreaUser(): void {
+    if (--this.areaUsers === 0 && this.source.kind === 'file') this.source.file.put?.();
+  }
+
   /** Number of distinct pinned pages. */
   get pinnedCount(): number {
     return this.pfnOf.size;
+  }
+
+  /** Pages currently accounted to {@link IoptPages.process}. */
+  get chargedPages(): number {
+    return this.accounted;
   }
 
   /** PFN of a pinned index. */
@@ -154,10 +173,15 @@ export class IoptPages {
     return pfn;
   }
 
+  /**
+   * GUP of `count` pages from index `first`. A user source pins from the source process,
+   * which must still have its address space (`mmget_not_zero` → EFAULT); a file source pins
+   * the file's pages whoever mapped them.
+   */
   private gup(first: number, count: number): { pfns: bigint[] } | Errno {
-    return this.source.kind === 'user'
-      ? this.process.pinPages(this.source.va + BigInt(first) * PAGE_SIZE, count, this.writable)
-      : this.source.file.pinPages(this.source.startPage + BigInt(first), count, this.writable);
+    if (this.source.kind === 'file') return this.source.file.pinPages(this.source.startPage + BigInt(first), count, this.writable);
+    if (this.process.exited) return EFAULT;
+    return this.process.pinPages(this.source.va + BigInt(first) * PAGE_SIZE, count, this.writable);
   }
 
   private release(pfns: bigint[]): void {
@@ -166,18 +190,17 @@ export class IoptPages {
   }
 
   /**
-   * Adds a user to indexes `[first, last]`, pinning (and charging) the ones not pinned yet.
-   * Pins in batches and stops at the first failure, as the kernel's GUP batching does, so
-   * the work and memory grow with what is actually pinned (bounded by RAM), not with the
+   * Adds a user to indexes `[first, last]`, pinning the ones not pinned yet, then accounting
+   * them (the kernel pins first and updates the counters once the reader is done, so a GUP
+   * failure wins over a RLIMIT_MEMLOCK one). GUP runs in batches and stops at the first
+   * failure, so the work grows with what is actually pinned (bounded by RAM), not with the
    * size asked for: a 1 TiB request on a small machine fails with ENOMEM quickly.
    */
   pin(ictx: IommufdCtxImpl, first: number, last: number): 0 | Errno {
     const got: [number, bigint][] = [];
-    let charged = 0;
     let injected = false;
     const undo = (rc: Errno): Errno => {
       this.release(got.map(([, pfn]) => pfn));
-      if (charged) this.process.unchargeLockedPages(charged);
       return rc;
     };
     for (let batchFirst = first; batchFirst <= last; batchFirst += PIN_BATCH_PAGES) {
@@ -188,12 +211,7 @@ export class IoptPages {
       // One injection site per pin call that has pages to pin (fail_nth counts calls).
       if (!injected) {
         injected = true;
-        if (ictx.shouldFail('pin')) return ENOMEM;
-      }
-      if (this.accountMode !== ACCOUNT_NONE) {
-        const rc = this.process.chargeLockedPages(missing.length);
-        if (rc) return undo(rc);
-        charged += missing.length;
+        if (ictx.shouldFail('pin')) return undo(ENOMEM);
       }
       // GUP runs of consecutive missing indexes.
       for (let k = 0; k < missing.length; ) {
@@ -205,13 +223,17 @@ export class IoptPages {
         k += run;
       }
     }
+    if (got.length) {
+      const rc = updatePinned(this.process, this.accountMode, got.length, true);
+      if (rc) return undo(rc);
+      this.accounted += got.length;
+    }
     for (const [i, pfn] of got) this.pfnOf.set(i, pfn);
-    this.charged += charged;
     for (let i = first; i <= last; i++) this.usersOf.set(i, (this.usersOf.get(i) ?? 0) + 1);
     return 0;
   }
 
-  /** Drops a user of indexes `[first, last]`, unpinning (and uncharging) those left unused. */
+  /** Drops a user of indexes `[first, last]`, unpinning (and unaccounting) those left unused. */
   unpin(first: number, last: number): void {
     const freed: bigint[] = [];
     for (let i = first; i <= last; i++) {
@@ -227,31 +249,121 @@ export class IoptPages {
     }
     if (!freed.length) return;
     this.release(freed);
-    if (this.charged) {
-      const n = Math.min(this.charged, freed.length);
-      this.process.unchargeLockedPages(n);
-      this.charged -= n;
+    const n = Math.min(this.accounted, freed.length);
+    if (n) {
+      // update_unpinned ignores a failure (an MM-accounted source that has exited).
+      updatePinned(this.process, this.accountMode, n, false);
+      this.accounted -= n;
     }
   }
 
-  /** Pages currently charged. */
-  get chargedPages(): number {
-    return this.charged;
-  }
-
-  /** Moves the accounting of pinned pages to `process` (IOAS_CHANGE_PROCESS). */
-  recharge(process: KernelProcess, mode: AccountMode): 0 | Errno {
-    const want = mode === ACCOUNT_NONE ? 0 : this.pfnOf.size;
-    if (want) {
-      const rc = process.chargeLockedPages(want);
-      if (rc) return rc;
+  /**
+   * `iopt_pages_rw_access`: copies `data` to or from bytes `[startByte, +data.length)` of the
+   * pages. From another process than the source (or on the selftest's slow path) it goes
+   * through the pinned pages, pinning temporarily what is not pinned; a single page may
+   * instead be pinned from the source's memory when that still exists. Otherwise it is a
+   * plain copy_to_user / copy_from_user on the source process's memory.
+   */
+  rw(kernel: RwContext, startByte: bigint, data: Uint8Array, write: boolean, flags: { slowPath?: boolean; kthread?: boolean } = {}): 0 | Errno {
+    const startIndex = Number(startByte / PAGE_SIZE);
+    const lastIndex = Number((startByte + BigInt(data.length) - 1n) / PAGE_SIZE);
+    const offset = startByte % PAGE_SIZE;
+    if (write && !this.writable) return EPERM;
+    if (this.source.kind !== 'user') return this.rwSlow(kernel, startIndex, lastIndex, offset, data, write);
+    const changeMm = kernel.current !== this.process || flags.slowPath === true;
+    if (!flags.kthread && changeMm) {
+      if (startIndex === lastIndex) return this.rwPage(kernel, startIndex, offset, data, write);
+      return this.rwSlow(kernel, startIndex, lastIndex, offset, data, write);
     }
-    if (this.charged) this.process.unchargeLockedPages(this.charged);
-    this.process = process;
-    this.accountMode = mode;
-    this.charged = want;
+    if (changeMm && this.process.exited) return this.rwSlow(kernel, startIndex, lastIndex, offset, data, write);
+    const va = this.source.va + startByte;
+    if (write) return this.process.copyToUser(va, data) ? EFAULT : 0;
+    const got = this.process.copyFromUser(va, data.length);
+    if (typeof got === 'number') return EFAULT;
+    data.set(got);
     return 0;
   }
+
+  /** `iopt_pages_rw_page`: one page pinned from the live source (else the slow path). */
+  private rwPage(kernel: RwContext, index: number, offset: bigint, data: Uint8Array, write: boolean): 0 | Errno {
+    if (this.source.kind !== 'user' || this.process.exited || !kernel.directMap) return this.rwSlow(kernel, index, index, offset, data, write);
+    const r = this.process.pinPages(this.source.va + BigInt(index) * PAGE_SIZE, 1, write);
+    if (typeof r === 'number') return r;
+    copyPage(kernel.directMap, r.pfns[0]!, offset, data, write);
+    this.process.unpinPages(r.pfns);
+    return 0;
+  }
+
+  /**
+   * `iopt_pages_rw_slow`: reads the PFNs as a domain fill would — pinned pages as they are,
+   * the others pinned from the source for the copy and unpinned after (never accounted).
+   */
+  private rwSlow(kernel: RwContext, startIndex: number, lastIndex: number, offset: bigint, data: Uint8Array, write: boolean): 0 | Errno {
+    const mem = kernel.directMap;
+    if (!mem) return EFAULT;
+    const temp: bigint[] = [];
+    const pfns: bigint[] = [];
+    for (let i = startIndex; i <= lastIndex; i++) {
+      let pfn = this.pfnOf.get(i);
+      if (pfn === undefined) {
+        const r = this.gup(i, 1);
+        if (typeof r === 'number') {
+          this.release(temp);
+          return r;
+        }
+        pfn = r.pfns[0]!;
+        temp.push(pfn);
+      }
+      pfns.push(pfn);
+    }
+    let done = 0;
+    let off = offset;
+    for (const pfn of pfns) {
+      const n = Math.min(data.length - done, Number(PAGE_SIZE - off));
+      copyPage(mem, pfn, off, data.subarray(done, done + n), write);
+      done += n;
+      off = 0n;
+    }
+    this.release(temp);
+    return 0;
+  }
+}
+
+/** What {@link IoptPages.rw} needs of the kernel: `current` and the direct map. */
+export interface RwContext {
+  /** The process issuing the access (the kernel's `current`). */
+  readonly current: KernelProcess;
+  /** kmap of physical pages, when the host provides it. */
+  readonly directMap: DirectMap | undefined;
+}
+
+function copyPage(mem: DirectMap, pfn: bigint, offset: bigint, data: Uint8Array, write: boolean): void {
+  const pa = pfn * PAGE_SIZE + offset;
+  if (write) mem.write(pa, data);
+  else data.set(mem.read(pa, data.length));
+}
+
+/**
+ * `iopt_pages_update_pinned`: charges (or uncharges) `npages` to `process` as `mode` says —
+ * USER on the user's locked_vm, MM on the address space's locked_vm, which needs the address
+ * space to still exist (EINVAL) — and, when that succeeded, moves `pinned_vm` (VmPin), which
+ * every mode keeps, NONE included.
+ */
+export function updatePinned(process: KernelProcess, mode: AccountMode, npages: number, inc: boolean): 0 | Errno {
+  if (mode === ACCOUNT_USER) {
+    if (inc) {
+      const rc = process.chargeLockedPages(npages, 'user');
+      if (rc) return rc;
+    } else process.unchargeLockedPages(npages, 'user');
+  } else if (mode === ACCOUNT_MM) {
+    if (process.exited) return EINVAL;
+    if (inc) {
+      const rc = process.chargeLockedPages(npages, 'mm');
+      if (rc) return rc;
+    } else process.unchargeLockedPages(npages, 'mm');
+  }
+  process.addPinnedPages?.(inc ? npages : -npages);
+  return 0;
 }
 
 /** `iopt_area`: one mapped IOVA range. */
@@ -545,7 +657,7 @@ export class IoPagetable {
       }
     }
     for (const a of created) {
-      a.pages.areaUsers++;
+      a.pages.addAreaUser();
       this.areas.push(a);
     }
     this.areas.sort((a, b) => (a.start < b.start ? -1 : 1));
@@ -592,7 +704,7 @@ export class IoPagetable {
   private removeArea(a: IoptArea): void {
     this.unfillArea(a);
     this.areas = this.areas.filter((x) => x !== a);
-    a.pages.areaUsers--;
+    a.pages.dropAreaUser();
   }
 
   /**
@@ -645,7 +757,7 @@ export class IoPagetable {
       const rc = area.pages.pin(this.ictx, rhs.firstIndex, lhs.lastIndex);
       if (rc) return rc;
     }
-    area.pages.areaUsers++;
+    area.pages.addAreaUser();
     this.areas.splice(this.areas.indexOf(area), 1, lhs, rhs);
     return 0;
   }

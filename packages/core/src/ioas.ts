@@ -31,9 +31,9 @@ import {
   type iommu_vfio_ioas,
 } from '@iommufd/uapi';
 import type { Errno } from './kernel.js';
-import type { IommufdCtxImpl, Ucmd } from './context.js';
+import { ACCOUNT_MM, ACCOUNT_NONE, ACCOUNT_USER, type AccountMode, type IommufdCtxImpl, type Ucmd } from './context.js';
 import { IommufdObject } from './object.js';
-import { accountModeFor, iommuProtOf, IoPagetable, PAGE_SIZE, ULONG_MAX, type IoptAccess, type IoptArea, type IoptPages, type IovaRange } from './io-pagetable.js';
+import { iommuProtOf, IoPagetable, PAGE_SIZE, ULONG_MAX, updatePinned, type IoptAccess, type IoptArea, type IoptPages, type IovaRange } from './io-pagetable.js';
 import type { HwptPaging } from './hw-pagetable.js';
 
 /** Fields of a decoded uAPI struct. */
@@ -298,30 +298,55 @@ export function ioasOptionHugePages(ucmd: Ucmd<Cmd<typeof iommu_option>>): 0 | E
   }
 }
 
-/** IOMMU_IOAS_CHANGE_PROCESS: every area must be file backed; re-account all-or-nothing. */
+/**
+ * IOMMU_IOAS_CHANGE_PROCESS: makes the caller the source process of every IOAS's pages (whose
+ * memory later pins come from, to whom they are accounted). Every area must be file backed
+ * (EINVAL). Each pages keeps its accounting mode; those that are accounted and belong to
+ * another process have their pinned count charged to the caller first — all modes at once,
+ * all or nothing — then uncharged from the old process.
+ */
 export function iommufdIoasChangeProcess(ucmd: Ucmd<Cmd<typeof iommu_ioas_change_process>>): 0 | Errno {
   const cmd = ucmd.cmd;
   if (cmd.__reserved) return EOPNOTSUPP;
   const ictx = ucmd.ictx;
-  const pages = new Set<IoptPages>();
+  const current = ictx.process;
+  const all = new Set<IoptPages>();
   for (const ioas of ictx.allOfType<Ioas>('IOAS')) {
     for (const a of ioas.iopt.areas) {
       if (a.pages.source.kind !== 'file') return EINVAL;
-      pages.add(a.pages);
+      all.add(a.pages);
     }
   }
-  const mode = accountModeFor(ictx);
-  const done: { p: IoptPages; process: typeof ictx.process; mode: typeof mode }[] = [];
-  for (const p of pages) {
-    const before = { p, process: p.process, mode: p.accountMode };
-    const rc = p.recharge(ictx.process, mode);
+  // need_charge_update: the users of the model's processes are all one, so a different
+  // process is what makes USER and MM accounting move.
+  const moves = (p: IoptPages): boolean => p.accountMode !== ACCOUNT_NONE && p.process !== current;
+  const npinned = new Map<AccountMode, number>([
+    [ACCOUNT_USER, 0],
+    [ACCOUNT_MM, 0],
+  ]);
+  for (const p of all) if (moves(p)) npinned.set(p.accountMode, npinned.get(p.accountMode)! + p.chargedPages);
+  // charge_current, in account-mode order, undoing the earlier modes on failure.
+  const charged: [AccountMode, number][] = [];
+  for (const [mode, n] of npinned) {
+    if (!n) continue;
+    const rc = updatePinned(current, mode, n, true);
     if (rc) {
-      for (const d of done.reverse()) d.p.recharge(d.process, d.mode);
+      for (const [m, k] of charged.reverse()) updatePinned(current, m, k, false);
       return rc;
     }
-    done.push(before);
+    charged.push([mode, n]);
   }
-  return 0;
+  let rc: 0 | Errno = 0;
+  for (const p of all) {
+    if (moves(p)) {
+      // Uncharging an exited MM-accounted process fails (its mm is gone); the kernel warns,
+      // reports it, and moves the pages all the same.
+      const r = updatePinned(p.process, p.accountMode, p.chargedPages, false);
+      if (r) rc = r;
+    }
+    p.process = current;
+  }
+  return rc;
 }
 
 /** IOMMU_VFIO_IOAS: GET does not create a compat IOAS (ENODEV). */

@@ -14,6 +14,13 @@ export interface KernelMemFile {
   pinPages(offsetPage: bigint, npages: number, write: boolean): { pfns: bigint[] } | Errno;
   /** Unpin pages pinned by {@link KernelMemFile.pinPages}. */
   unpinPages(pfns: readonly bigint[]): void;
+  /**
+   * `get_file`: the IOAS pages of a MAP_FILE hold the file open while any area uses them,
+   * so closing the fd (or exiting) does not take the file's pages away. Optional.
+   */
+  get?(): void;
+  /** `fput`: drops the hold taken by {@link KernelMemFile.get}. */
+  put?(): void;
 }
 
 /** A successful mmap of driver MMIO; `close()` at munmap drops the owner's `users` ref. */
@@ -67,10 +74,40 @@ export interface KernelProcess {
   releaseFd(fd: number): void;
   /** capable(CAP_IPC_LOCK), capable(CAP_SYS_RESOURCE). */
   capable(cap: 'CAP_IPC_LOCK' | 'CAP_SYS_RESOURCE'): boolean;
-  /** RLIMIT_MEMLOCK accounting in pages: ENOMEM over the limit. */
-  chargeLockedPages(npages: number): 0 | Errno;
-  /** Undo {@link KernelProcess.chargeLockedPages}. */
-  unchargeLockedPages(npages: number): void;
+  /**
+   * RLIMIT_MEMLOCK accounting in pages, checked against this process's limit: ENOMEM over
+   * it. `kind` says which counter: `'user'` (the default) is the owning user's `locked_vm`
+   * (IOPT_PAGES_ACCOUNT_USER), `'mm'` this address space's `locked_vm`, shown as VmLck
+   * (IOPT_PAGES_ACCOUNT_MM, the VFIO type1 way).
+   */
+  chargeLockedPages(npages: number, kind?: LockedVmKind): 0 | Errno;
+  /** Undo {@link KernelProcess.chargeLockedPages} of the same `kind`. */
+  unchargeLockedPages(npages: number, kind?: LockedVmKind): void;
+  /**
+   * `mm->pinned_vm` (VmPin in /proc/<pid>/status): pages of this address space that
+   * in-kernel users hold long-term pinned, whatever the accounting mode; `delta` may be
+   * negative. Optional: a process that does not report it ignores the figure.
+   */
+  addPinnedPages?(delta: number): void;
+  /**
+   * The process has exited and its address space is gone (`mmget_not_zero()` fails): pages
+   * can no longer be pinned from it (EFAULT) nor charged to its `locked_vm` (EINVAL).
+   */
+  readonly exited?: boolean;
+}
+
+/** Which `locked_vm` counter a pin is charged to: the user's, or the address space's. */
+export type LockedVmKind = 'user' | 'mm';
+
+/**
+ * The kernel's direct map (kmap) of RAM: how the core reads and writes a pinned page by its
+ * physical address, e.g. for an in-kernel access to pages whose process has exited.
+ */
+export interface DirectMap {
+  /** `length` bytes at physical address `pa`. */
+  read(pa: bigint, length: number): Uint8Array;
+  /** Writes `bytes` at physical address `pa`. */
+  write(pa: bigint, bytes: Uint8Array): void;
 }
 
 /** A TypeScript-API misuse of the core (never a user-space error: those are errno values). */

@@ -5,7 +5,7 @@
 import { expect } from 'vitest';
 import { EBADF, EFAULT, ENOMEM, EPERM, type StructLayout } from '@iommufd/uapi';
 import { MockIommu } from '@iommufd/mock-iommu';
-import { IommuCore, type KernelFile, type KernelMemFile, type KernelProcess, type FaultInjector } from '../src/index.js';
+import { IommuCore, type DirectMap, type KernelFile, type KernelMemFile, type KernelProcess, type FaultInjector } from '../src/index.js';
 
 const PAGE = 4096n;
 
@@ -18,15 +18,24 @@ interface Page {
 /** A process address space: anonymous mappings of fake physical frames. */
 export class FakeProcess implements KernelProcess {
   readonly pages = new Map<bigint, Page>();
-  readonly frames = new Map<bigint, Uint8Array>();
   readonly pins = new Map<bigint, number>();
   readonly fds = new Map<number, KernelFile | 'reserved'>();
   readonly files = new Map<number, KernelMemFile>();
   nextPfn = 0x1000n;
   nextVa = 0x7f00_0000_0000n;
+  /** The user's locked_vm (IOPT_PAGES_ACCOUNT_USER). */
   locked = 0;
+  /** The mm's locked_vm, VmLck (IOPT_PAGES_ACCOUNT_MM). */
+  lockedMm = 0;
+  /** The mm's pinned_vm, VmPin. */
+  pinnedVm = 0;
+  /** exit_mm() ran. */
+  exited = false;
   memlockLimit = Number.MAX_SAFE_INTEGER;
   caps = { CAP_IPC_LOCK: false, CAP_SYS_RESOURCE: true };
+
+  /** `frames`: the machine's RAM, shared by the processes of one test (the direct map reads it). */
+  constructor(readonly frames = new Map<bigint, Uint8Array>()) {}
 
   /** Maps `length` bytes of fresh memory; pages get consecutive PFNs unless `scatter`. */
   mmap(length: bigint, opts: { writable?: boolean; scatter?: boolean; va?: bigint } = {}): bigint {
@@ -147,25 +156,44 @@ export class FakeProcess implements KernelProcess {
   capable(cap: 'CAP_IPC_LOCK' | 'CAP_SYS_RESOURCE'): boolean {
     return this.caps[cap];
   }
-  chargeLockedPages(npages: number): 0 | number {
-    if (this.locked + npages > this.memlockLimit) return ENOMEM;
-    this.locked += npages;
+  chargeLockedPages(npages: number, kind: 'user' | 'mm' = 'user'): 0 | number {
+    const have = kind === 'mm' ? this.lockedMm : this.locked;
+    if (have + npages > this.memlockLimit) return ENOMEM;
+    if (kind === 'mm') this.lockedMm += npages;
+    else this.locked += npages;
     return 0;
   }
-  unchargeLockedPages(npages: number): void {
-    this.locked -= npages;
+  unchargeLockedPages(npages: number, kind: 'user' | 'mm' = 'user'): void {
+    if (kind === 'mm') this.lockedMm -= npages;
+    else this.locked -= npages;
   }
+  addPinnedPages(delta: number): void {
+    this.pinnedVm += delta;
+  }
+}
+
+/** A direct map over fake frames. */
+export function fakeDirectMap(frames: Map<bigint, Uint8Array>): DirectMap {
+  const frame = (pa: bigint): Uint8Array => {
+    const f = frames.get(pa / PAGE);
+    if (!f) throw new Error(`no frame at ${pa.toString(16)}`);
+    return f;
+  };
+  return {
+    read: (pa, length) => frame(pa).slice(Number(pa % PAGE), Number(pa % PAGE) + length),
+    write: (pa, bytes) => frame(pa).set(bytes, Number(pa % PAGE)),
+  };
 }
 
 /** A fresh core, mock driver, process and /dev/iommu context. */
 export function setup(opts: { devices?: number; faultInjection?: FaultInjector } = {}) {
-  const core = new IommuCore({ faultInjection: opts.faultInjection });
+  const proc = new FakeProcess();
+  const core = new IommuCore({ faultInjection: opts.faultInjection, directMap: fakeDirectMap(proc.frames) });
   const mock = new MockIommu();
   core.registerIommu(mock.instance);
   const devs = Array.from({ length: opts.devices ?? 2 }, (_, i) =>
     core.addDevice({ name: `mock${i}`, iommu: mock.instance, group: i + 1, pasid: { maxPasidLog2: 20 } }),
   );
-  const proc = new FakeProcess();
   const ctx = core.open(proc);
   const scratch = proc.mmap(0x4000n);
   /** Runs `request` with `value` encoded in user memory (size field = `size` or the struct size). */

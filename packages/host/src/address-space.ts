@@ -23,12 +23,25 @@ const HUGE_ALIGN = 0x20_0000n;
 export interface MmioBacking {
   readonly physAddr: bigint;
   close(): void;
+  /**
+   * The same region for a forked address space (vm_ops->open): a new holder of the driver
+   * object, closed on its own. Undefined when the region cannot be copied (the child then
+   * does not get the mapping).
+   */
+  dup?(): MmioBacking | undefined;
+}
+
+/** The open file a file VMA holds (`vm_file`): one reference per VMA piece. */
+export interface FileHandle {
+  get(): void;
+  put(): void;
 }
 
 /** What a VMA maps. */
 export type VmaBacking =
   | { readonly kind: 'anon' }
-  | { readonly kind: 'file'; readonly file: MemFile; readonly pgoff: bigint }
+  /** `shmemAnon`: MAP_SHARED|MAP_ANONYMOUS, which Linux backs with a shmem file of its own. */
+  | { readonly kind: 'file'; readonly file: MemFile; readonly pgoff: bigint; readonly handle: FileHandle; readonly shmemAnon?: boolean }
   | { readonly kind: 'mmio'; readonly physAddr: bigint; readonly region: MmioBacking };
 
 /** One mapping, as `/proc/<pid>/maps` would show it. */
@@ -73,12 +86,6 @@ class MmioPieces {
   }
 }
 
-/** Callback invoked when a file-backed VMA is created or fully removed (file refcount). */
-export interface FileRefHooks {
-  get(file: MemFile): void;
-  put(file: MemFile): void;
-}
-
 /** A process's virtual memory. */
 export class AddressSpace {
   private vmas: Vma[] = [];
@@ -89,19 +96,56 @@ export class AddressSpace {
   constructor(
     private readonly memory: HostPhysicalMemory,
     private readonly refs: PageRefs,
-    private readonly fileRefs: FileRefHooks,
   ) {}
 
   /** The mappings, lowest address first. */
   mappings(): VmaInfo[] {
-    return this.vmas.map((v) => ({
-      start: v.start,
-      end: v.end,
-      prot: v.prot,
-      shared: v.shared,
-      kind: v.backing.kind,
-      ...(v.backing.kind === 'file' ? { name: v.backing.file.name } : {}),
-    }));
+    return this.vmas.map((v) => {
+      const b = v.backing;
+      const named = b.kind === 'file' && !b.shmemAnon;
+      return {
+        start: v.start,
+        end: v.end,
+        prot: v.prot,
+        shared: v.shared,
+        kind: b.kind === 'file' && b.shmemAnon ? 'anon' : b.kind,
+        ...(named ? { name: b.file.name } : {}),
+      };
+    });
+  }
+
+  /**
+   * dup_mmap at fork(2): the child gets every VMA. Shared mappings keep referring to the same
+   * pages (the file, the shmem object behind shared anonymous memory, the MMIO region);
+   * private pages the parent has are copied now (copy-on-write resolved at fork, which is
+   * what a pinned page gets anyway). ENOMEM (nothing kept) when RAM runs out.
+   */
+  fork(): AddressSpace | number {
+    const child = new AddressSpace(this.memory, this.refs);
+    const regions = new Map<MmioBacking, MmioBacking | undefined>();
+    for (const v of this.vmas) {
+      const b = v.backing;
+      let backing: VmaBacking = b;
+      if (b.kind === 'file') b.handle.get();
+      else if (b.kind === 'mmio') {
+        if (!regions.has(b.region)) regions.set(b.region, b.region.dup?.());
+        const region = regions.get(b.region);
+        if (!region) continue;
+        backing = { kind: 'mmio', physAddr: b.physAddr, region };
+        child.mmio.add(region);
+      }
+      child.vmas.push({ start: v.start, end: v.end, prot: v.prot, shared: v.shared, backing });
+    }
+    for (const [vpn, pfn] of this.anon) {
+      const copy = this.refs.alloc();
+      if (copy === undefined) {
+        child.release();
+        return ENOMEM;
+      }
+      this.memory.write(copy << HOST_PAGE_SHIFT, this.memory.read(pfn << HOST_PAGE_SHIFT, Number(HOST_PAGE_SIZE)));
+      child.anon.set(vpn, copy);
+    }
+    return child;
   }
 
   /** Anonymous (and private-copy) pages currently backed by RAM. */
@@ -130,7 +174,7 @@ export class AddressSpace {
       start = found;
     }
     const vma: Vma = { start, end: start + len, prot, shared: type === MAP_SHARED, backing };
-    if (backing.kind === 'file') this.fileRefs.get(backing.file);
+    if (backing.kind === 'file') backing.handle.get();
     if (backing.kind === 'mmio') this.mmio.add(backing.region);
     this.insert(vma);
     if (flags & MAP_POPULATE && backing.kind !== 'mmio') {
@@ -321,8 +365,8 @@ export class AddressSpace {
     const b = v.backing;
     let backing: VmaBacking = b;
     if (b.kind === 'file') {
-      backing = { kind: 'file', file: b.file, pgoff: b.pgoff + (delta >> HOST_PAGE_SHIFT) };
-      this.fileRefs.get(b.file);
+      backing = { ...b, pgoff: b.pgoff + (delta >> HOST_PAGE_SHIFT) };
+      b.handle.get();
     } else if (b.kind === 'mmio') {
       backing = { kind: 'mmio', physAddr: b.physAddr + delta, region: b.region };
       this.mmio.add(b.region);
@@ -355,7 +399,7 @@ export class AddressSpace {
   }
 
   private releaseVma(v: Vma): void {
-    if (v.backing.kind === 'file') this.fileRefs.put(v.backing.file);
+    if (v.backing.kind === 'file') v.backing.handle.put();
     else if (v.backing.kind === 'mmio') this.mmio.drop(v.backing.region);
   }
 }

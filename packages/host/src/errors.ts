@@ -6,7 +6,8 @@ export type HostErrorCode =
   | 'UNKNOWN_PLATFORM'
   | 'BAD_OPTION'
   | 'NO_SUCH_DEVICE'
-  | 'OUT_OF_MEMORY';
+  | 'OUT_OF_MEMORY'
+  | 'PROCESS_EXITED';
 
 /** Thrown for misuse of the host API; the message says what was wrong and how to fix it. */
 export class HostError extends Error {

@@ -72,6 +72,19 @@ export class FdTable {
     return 0;
   }
 
+  /**
+   * dup_fd at fork(2): the same descriptors referring to the same open files, each file
+   * gaining a holder (so a close in one process leaves the file open for the other).
+   */
+  fork(): FdTable {
+    const child = new FdTable(this.limit);
+    for (const [fd, of] of this.entries()) {
+      of.get();
+      child.slots.set(fd, of);
+    }
+    return child;
+  }
+
   /** Installed descriptors, ascending. */
   entries(): [number, OpenFile][] {
     const out: [number, OpenFile][] = [];

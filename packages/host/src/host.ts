@@ -9,7 +9,7 @@ import type { KernelFile } from './kernel-types.js';
 import type { FaultInjector } from '@iommufd/driver-api';
 import type { DmaRequest, DmaResult, HostObjectInfo, Platform, PlatformContext, PlatformName } from './platform.js';
 import { PageRefs, ramMemory, type HostPhysicalMemory } from './physical.js';
-import { ProcessImpl, type HostProcess } from './process.js';
+import { ProcessFamily, ProcessImpl, type HostProcess } from './process.js';
 import { VfioDeviceFile } from './vfio-cdev.js';
 
 /** Options of {@link createHost}. */
@@ -48,15 +48,21 @@ export interface Host {
   /**
    * The objects of the iommufd context open at `fd` of `process` (default: the VMM process
    * {@link Host.process}): IDs, types, users, references.
+   *
+   * @throws {@link HostError} `BAD_OPTION` when `fd` is not an open /dev/iommu of that
+   * process (or the process is not this host's), `PROCESS_EXITED` when it has exited.
    */
   objects(fd: number, process?: HostProcess): readonly HostObjectInfo[];
   /**
    * Starts another process (a second VMM, say) with its own address space, fd table and
-   * memlock accounting, sharing the machine, the devices and the device nodes. Processes get
-   * pids 2, 3, … in order.
+   * memlock limit, sharing the machine, the devices and the device nodes. Processes (spawned
+   * or forked) get pids 2, 3, … in order.
    */
   spawnProcess(): HostProcess;
-  /** Every process of this host, the VMM process first. */
+  /**
+   * Every process of this host in pid order, the VMM process first: spawned, forked
+   * ({@link HostProcess.fork}) and exited ones alike (see {@link HostProcess.status}).
+   */
   readonly processes: readonly HostProcess[];
   /** Long-term pins held on RAM pages (0 once every iommufd user has been torn down). */
   readonly pinnedPages: number;
@@ -112,14 +118,14 @@ export async function createHost(options: HostOptions): Promise<Host> {
   }
   const memory = ramMemory(RAM_BASE, ramBytes);
   const refs = new PageRefs(memory);
-  const processes = new Map<unknown, ProcessImpl>();
+  const family = new ProcessFamily();
   const platform = await factory({
     memory,
     refs,
     devices,
     strict: options.strict ?? false,
     seed: options.seed ?? 1,
-    processOf: (k) => processes.get(k),
+    processOf: (k) => family.byKernel(k),
   });
   const paths = platform.devices.map((_, i) => `${VFIO_DEVICES_DIR}${i}`);
   const openStates = platform.devices.map(() => ({ open: false }));
@@ -130,7 +136,7 @@ export async function createHost(options: HostOptions): Promise<Host> {
     if (path === '/dev/vfio/vfio') return platform.openIommufd(proc, true);
     const index = paths.indexOf(path);
     if (index < 0) return ENOENT;
-    const file = new VfioDeviceFile(path, platform.devices[index].handle, proc, platform.vfio, openStates[index]);
+    const file = new VfioDeviceFile(path, platform.devices[index].handle, proc, platform.vfio, openStates[index], (k) => family.byKernel(k));
     let set = vfioFiles.get(index);
     if (!set) vfioFiles.set(index, (set = new Set()));
     set.add(file);
@@ -141,15 +147,11 @@ export async function createHost(options: HostOptions): Promise<Host> {
     };
     return file;
   };
-  const spawn = (): ProcessImpl => {
-    const p = new ProcessImpl(processes.size + 1, memory, refs, opener);
-    processes.set(p.kernel, p);
-    return p;
-  };
+  const spawn = (): ProcessImpl => new ProcessImpl(family.nextPid(), memory, refs, opener, family);
   const proc = spawn();
   const processOfHandle = (p: HostProcess | undefined): ProcessImpl => {
     if (p === undefined) return proc;
-    for (const q of processes.values()) if (q === p) return q;
+    for (const q of family.members) if (q === p) return q;
     throw new HostError('BAD_OPTION', `process ${p.pid} does not belong to this host`);
   };
 
@@ -167,6 +169,7 @@ export async function createHost(options: HostOptions): Promise<Host> {
     dma: (devicePath, request) => platform.dma(platform.devices[deviceIndex(devicePath)], request),
     objects: (fd, process) => {
       const owner = processOfHandle(process);
+      if (owner.exited) throw new HostError('PROCESS_EXITED', `process ${owner.pid} has exited and holds no fds; inspect the context through a process that still has it open`);
       const of = owner.fileOf(fd);
       const objs = of ? platform.objects(of.file) : undefined;
       if (!objs) throw new HostError('BAD_OPTION', `fd ${fd} is not an open /dev/iommu of process ${owner.pid}`);
@@ -174,7 +177,7 @@ export async function createHost(options: HostOptions): Promise<Host> {
     },
     spawnProcess: spawn,
     get processes() {
-      return [...processes.values()];
+      return [...family.members];
     },
     get pinnedPages() {
       return refs.totalPins;

@@ -10,7 +10,7 @@ export type { Host, HostOptions } from './host.js';
 export { HostError } from './errors.js';
 export type { HostErrorCode } from './errors.js';
 export type { DmaFault, DmaRequest, DmaResult, HostObjectInfo, PlatformName } from './platform.js';
-export type { FdInfo, HostProcess, ProcessCredentials } from './process.js';
+export type { FdInfo, HostProcess, ProcessCredentials, ProcessStatus } from './process.js';
 export type { VmaInfo } from './address-space.js';
 export type { HostPhysicalMemory } from './physical.js';
 export { DemoError, formatSummary, runDemo } from './demo.js';

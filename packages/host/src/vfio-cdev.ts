@@ -5,7 +5,7 @@
  */
 import { E2BIG, EBADF, EBADFD, EFAULT, EINVAL, ENOTTY } from '@iommufd/uapi';
 import type { OpenFile } from './fd-table.js';
-import type { Errno, KernelFile } from './kernel-types.js';
+import type { Errno, KernelFile, KernelProcess } from './kernel-types.js';
 import {
   VFIO_DEVICE_ATTACH_IOMMUFD_PT,
   VFIO_DEVICE_ATTACH_PASID,
@@ -42,6 +42,8 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
   readonly kind = '[vfio-device]';
   private bound: { idev: Idev; devId: number; ctxFile: OpenFile } | undefined;
   private readonly attached = new Map<number | undefined, number>();
+  /** The process whose ioctl is running (`current`): whose memory and fd table it uses. */
+  private current: ProcessImpl;
 
   constructor(
     readonly path: string,
@@ -49,7 +51,11 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
     private readonly process: ProcessImpl,
     private readonly ops: VfioIommufdOps<Dev, Idev>,
     private readonly openState: { open: boolean },
-  ) {}
+    /** The host process behind a kernel view (a forked child calls on its copy of the fd). */
+    private readonly processOf: (kernel: KernelProcess) => ProcessImpl | undefined = () => undefined,
+  ) {
+    this.current = process;
+  }
 
   /** The current binding, if any. */
   get binding(): VfioBinding | undefined {
@@ -61,7 +67,17 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
     return this.bound?.idev;
   }
 
-  ioctl(request: number, arg: bigint): number {
+  ioctl(request: number, arg: bigint, caller?: KernelProcess): number {
+    const previous = this.current;
+    this.current = (caller && this.processOf(caller)) ?? this.process;
+    try {
+      return this.dispatch(request, arg);
+    } finally {
+      this.current = previous;
+    }
+  }
+
+  private dispatch(request: number, arg: bigint): number {
     if (request === VFIO_DEVICE_BIND_IOMMUFD) return this.bindIommufd(arg);
     // Every other ioctl of a cdev fd needs a successful bind first.
     if (!this.bound) return -EINVAL;
@@ -85,11 +101,11 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
 
   private bindIommufd(arg: bigint): number {
     const L = vfio_device_bind_iommufd;
-    const head = this.process.kernel.copyFromUser(arg, 4);
+    const head = this.current.kernel.copyFromUser(arg, 4);
     if (typeof head === 'number') return -EFAULT;
     const argsz = L.get(head, 'argsz');
     if (argsz < L.minSize) return -EINVAL;
-    const raw = this.process.kernel.copyFromUser(arg, argsz);
+    const raw = this.current.kernel.copyFromUser(arg, argsz);
     if (typeof raw === 'number') return -EFAULT;
     // copy_struct_from_user: bytes beyond what the kernel knows must be zero.
     if (raw.subarray(L.size).some((b) => b !== 0)) return -E2BIG;
@@ -97,12 +113,12 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
     if (bind.iommufd < 0 || bind.flags & ~VFIO_DEVICE_BIND_FLAG_TOKEN) return -EINVAL;
     if (this.bound) return -EINVAL;
     if (bind.flags & VFIO_DEVICE_BIND_FLAG_TOKEN) {
-      const uuid = this.process.kernel.copyFromUser(bind.token_uuid_ptr, 16);
+      const uuid = this.current.kernel.copyFromUser(bind.token_uuid_ptr, 16);
       if (typeof uuid === 'number') return -EFAULT;
       // vfio-pci accepts a VF token only for SR-IOV PFs/VFs; the host's devices are neither.
       return -EINVAL;
     }
-    const ctxFile = this.process.fileOf(bind.iommufd);
+    const ctxFile = this.current.fileOf(bind.iommufd);
     if (!ctxFile) return -EBADF;
     if (!this.ops.isIommufd(ctxFile.file)) return -EBADFD;
     // vfio_df_open: a cdev may hold the device open only once at a time.
@@ -111,7 +127,7 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
     if (typeof r === 'number') return -r;
     const out = new Uint8Array(4);
     new DataView(out.buffer).setUint32(0, r.devId, true);
-    if (this.process.kernel.copyToUser(arg + BigInt(L.offsetOf('out_devid')), out) !== 0) {
+    if (this.current.kernel.copyToUser(arg + BigInt(L.offsetOf('out_devid')), out) !== 0) {
       this.ops.unbind(r.idev);
       return -EFAULT;
     }
@@ -125,7 +141,7 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
   private attachPt(arg: bigint): number {
     const L = vfio_device_attach_iommufd_pt;
     const minsz = L.offsetOfEnd('pt_id');
-    const raw = this.process.kernel.copyFromUser(arg, minsz);
+    const raw = this.current.kernel.copyFromUser(arg, minsz);
     if (typeof raw === 'number') return -EFAULT;
     const argsz = L.get(raw, 'argsz');
     const flags = L.get(raw, 'flags');
@@ -135,7 +151,7 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
     if (flags & VFIO_DEVICE_ATTACH_PASID) {
       const xend = L.offsetOfEnd('pasid');
       if (argsz < xend) return -EINVAL;
-      const p = this.process.kernel.copyFromUser(arg + BigInt(minsz), xend - minsz);
+      const p = this.current.kernel.copyFromUser(arg + BigInt(minsz), xend - minsz);
       if (typeof p === 'number') return -EFAULT;
       pasid = new DataView(p.buffer, p.byteOffset).getUint32(0, true);
     }
@@ -146,7 +162,7 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
     ptId = r.ptId;
     const out = new Uint8Array(4);
     new DataView(out.buffer).setUint32(0, ptId, true);
-    if (this.process.kernel.copyToUser(arg + BigInt(L.offsetOf('pt_id')), out) !== 0) {
+    if (this.current.kernel.copyToUser(arg + BigInt(L.offsetOf('pt_id')), out) !== 0) {
       this.ops.detach(idev, pasid);
       this.attached.delete(pasid);
       return -EFAULT;
@@ -158,7 +174,7 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
   private detachPt(arg: bigint): number {
     const L = vfio_device_detach_iommufd_pt;
     const minsz = L.offsetOfEnd('flags');
-    const raw = this.process.kernel.copyFromUser(arg, minsz);
+    const raw = this.current.kernel.copyFromUser(arg, minsz);
     if (typeof raw === 'number') return -EFAULT;
     const argsz = L.get(raw, 'argsz');
     const flags = L.get(raw, 'flags');
@@ -167,7 +183,7 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
     if (flags & VFIO_DEVICE_DETACH_PASID) {
       const xend = L.offsetOfEnd('pasid');
       if (argsz < xend) return -EINVAL;
-      const p = this.process.kernel.copyFromUser(arg + BigInt(minsz), xend - minsz);
+      const p = this.current.kernel.copyFromUser(arg + BigInt(minsz), xend - minsz);
       if (typeof p === 'number') return -EFAULT;
       pasid = new DataView(p.buffer, p.byteOffset).getUint32(0, true);
     }

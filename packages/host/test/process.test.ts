@@ -4,18 +4,12 @@ import { EBADF, EFAULT, EINVAL, ENOENT } from '@iommufd/uapi';
 import type { KernelFile } from '../src/kernel-types.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE } from '@iommufd/uapi';
 import { PageRefs, ramMemory } from '../src/physical.js';
-import { ProcessImpl } from '../src/process.js';
+import { makeProcess } from './process-helpers.js';
 
 const P = 4096n;
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 
-function makeProcess(files: Record<string, () => KernelFile> = {}) {
-  const memory = ramMemory(0x4000_0000n, 64n << 20n);
-  const refs = new PageRefs(memory);
-  const p = new ProcessImpl(1, memory, refs, (path) => files[path]?.() ?? ENOENT);
-  return { p, memory, refs };
-}
 
 describe('address space', () => {
   it('anonymous memory reads zero, keeps writes, and allocates RAM only when touched', () => {
@@ -190,7 +184,7 @@ describe('fds', () => {
 describe('AddressSpace in isolation', () => {
   it('places non-fixed mappings without overlap', () => {
     const memory = ramMemory(0x10_0000n, 1n << 20n);
-    const mm = new AddressSpace(memory, new PageRefs(memory), { get: () => {}, put: () => {} });
+    const mm = new AddressSpace(memory, new PageRefs(memory));
     const a = mm.mmap(0n, P, RW, ANON, { kind: 'anon' }) as bigint;
     const b = mm.mmap(0n, 3n * P, RW, ANON, { kind: 'anon' }) as bigint;
     expect(b >= a + P).toBe(true);

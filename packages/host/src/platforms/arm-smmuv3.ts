@@ -44,7 +44,7 @@ export async function createSmmuPlatform(ctx: PlatformContext, tegra = false): P
   const streams = pcis.map((pci) => ({ name: pciName(pci.bdf), streamId: pci.streamId, endpoint: pci }));
   const smmu = armSmmuV3Probe({ memory, base: ARM_SMMUV3_BASE, name: 'smmu0', streams, priIopf: true, ...(tegra ? { impl: tegra241CmdqvImpl() } : {}) });
   smmus.set(ctx.memory, { smmu, hw });
-  const { core, setInjector } = coreWithInjector();
+  const { core, setInjector } = coreWithInjector(ctx.memory);
   core.registerIommu(smmu);
   const devices: HardwareDevice[] = pcis.map((pci, i) => {
     // The driver finds the StreamID by the device name; one iommu_group per function.

@@ -4,7 +4,7 @@
  * physical memory, and the {@link Platform} face over the core whose DMA is the PCI
  * function's own DMA engine, translated by the IOMMU model.
  */
-import { IommuCore, type CoreDevice } from '@iommufd/core';
+import { IommuCore, type CoreDevice, type DirectMap } from '@iommufd/core';
 import type { FaultInjector } from '@iommufd/driver-api';
 import { PciDevice, type Bdf, type DmaTranslator, type PciCapabilities, type PhysicalMemory } from '@iommufd/hw-model';
 import { ENOMEM } from '@iommufd/uapi';
@@ -20,10 +20,13 @@ export function machineOf(ctx: PlatformContext, preset: PlatformName): PhysicalM
   return ctx.memory.machine;
 }
 
-/** A core whose fault injector (fail_nth) is consulted at call time, so it can be armed after boot. */
-export function coreWithInjector(): { core: IommuCore; setInjector(i: FaultInjector | undefined): void } {
+/**
+ * A core whose fault injector (fail_nth) is consulted at call time, so it can be armed after
+ * boot, and which reaches RAM through `directMap` (the kernel's direct map).
+ */
+export function coreWithInjector(directMap: DirectMap): { core: IommuCore; setInjector(i: FaultInjector | undefined): void } {
   let injector: FaultInjector | undefined;
-  const core = new IommuCore({ faultInjection: { shouldFail: (site) => injector?.shouldFail(site) ?? false } });
+  const core = new IommuCore({ faultInjection: { shouldFail: (site) => injector?.shouldFail(site) ?? false }, directMap });
   return {
     core,
     setInjector: (i) => {

@@ -41,7 +41,7 @@ export async function createIntelVtdPlatform(ctx: PlatformContext): Promise<Plat
   memory.addMmio(INTEL_VTD_BASE, hw.mmioSize, hw);
   unit = probeIntelIommu({ memory, base: INTEL_VTD_BASE, name: 'dmar0' });
   units.set(ctx.memory, { unit, hw });
-  const { core, setInjector } = coreWithInjector();
+  const { core, setInjector } = coreWithInjector(ctx.memory);
   core.registerIommu(unit);
   const devices: HardwareDevice[] = [];
   for (let i = 0; i < ctx.devices; i++) {

@@ -37,6 +37,7 @@ export async function createMockPlatform(ctx: PlatformContext): Promise<Platform
   const core = new IommuCore({
     faultInjection: { shouldFail: (site) => injector?.shouldFail(site) ?? false },
     testCommand: (c, arg, size) => selftest!.dispatch(c, arg, size),
+    directMap: memory,
   });
   core.registerIommu(mock.instance);
   selftest = new SelftestCommands(core, mock, ctx, () => injector);
@@ -56,9 +57,7 @@ export async function createMockPlatform(ctx: PlatformContext): Promise<Platform
     devices,
     openIommufd(process: ProcessImpl, vfioCompat: boolean): KernelFile | number {
       if (injector?.shouldFail('file-alloc')) return ENOMEM;
-      const c = contexts.open(core, process.kernel, vfioCompat);
-      selftest!.register(c, process);
-      return c;
+      return contexts.open(core, process.kernel, vfioCompat);
     },
     vfio: contexts.vfio,
     objects: (file) => contexts.objects(file),

@@ -90,7 +90,6 @@ const u32 = (v: DataView, at: number) => v.getUint32(at, true);
 
 /** The IOMMU_TEST_CMD handler of one mock platform. */
 export class SelftestCommands {
-  private readonly processes = new Map<IommufdContext, ProcessImpl>();
   /** staccess files (the access fd's file, as `iommfd_test_staccess_fops`). */
   private readonly accessFiles = new WeakMap<KernelFile, StAccess>();
   private mockDevices = 0;
@@ -104,9 +103,12 @@ export class SelftestCommands {
     private readonly injector: () => FaultInjector | undefined,
   ) {}
 
-  /** Records which process opened a context (for fd lookups of access fds). */
-  register(ctx: IommufdContext, process: ProcessImpl): void {
-    this.processes.set(ctx, process);
+  /**
+   * The process issuing the command (`current`: the context's process while an ioctl runs),
+   * whose fd table holds the access fds and whose memory `uptr`s point into.
+   */
+  private current(ctx: IommufdCtxImpl): ProcessImpl | undefined {
+    return this.platform.processOf(ctx.process);
   }
 
   private fail(site: string): boolean {
@@ -362,7 +364,7 @@ export class SelftestCommands {
   }
 
   private userPhys(ctx: IommufdCtxImpl, va: bigint): bigint | Errno {
-    const proc = this.processes.get(ctx);
+    const proc = this.current(ctx);
     if (!proc) return EFAULT;
     const pa = proc.mm.translate(va, 'read', true);
     return typeof pa === 'bigint' ? pa : EFAULT;
@@ -385,7 +387,7 @@ export class SelftestCommands {
   /** MD_CHECK_REFS: each page's long-term pin count equals `refs` (EIO otherwise). */
   private checkRefs(ctx: IommufdCtxImpl, uptr: bigint, length: bigint, refs: number): 0 | Errno {
     if (length % PAGE || uptr % PAGE || uptr + length > ULONG_MAX) return EINVAL;
-    const proc = this.processes.get(ctx);
+    const proc = this.current(ctx);
     if (!proc) return EFAULT;
     for (let off = 0n; off < length; off += PAGE) {
       const pa = proc.mm.translate(uptr + off, 'read', true);
@@ -429,7 +431,7 @@ export class SelftestCommands {
   private createAccess(ctx: IommufdCtxImpl, ioasId: number, b: Uint8Array, respond: () => 0 | Errno): 0 | Errno {
     const flags = U.IOMMU_TEST_CMD_LAYOUTS.create_access.get(b, 'flags');
     if (flags & ~U.MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES) return EINVAL;
-    const proc = this.processes.get(ctx);
+    const proc = this.current(ctx);
     if (!proc) return EFAULT;
     const fd = proc.kernel.reserveFd();
     if (fd < 0 || this.fail('fd-alloc')) {
@@ -480,7 +482,7 @@ export class SelftestCommands {
 
   /** iommufd_access_get: the staccess behind an fd, or EBADFD. */
   private staccess(ctx: IommufdCtxImpl, fd: number): StAccess | Errno {
-    const of = this.processes.get(ctx)?.fileOf(fd);
+    const of = this.current(ctx)?.fileOf(fd);
     const st = of ? this.accessFiles.get(of.file) : undefined;
     return st ?? EBADFD;
   }
@@ -549,7 +551,7 @@ export class SelftestCommands {
       if (typeof got === 'number') return EFAULT;
       tmp = got;
     }
-    const rc = iommufdAccessRw(st.access, iova, tmp, write);
+    const rc = iommufdAccessRw(st.access, iova, tmp, write, { slowPath: (flags & U.MOCK_ACCESS_RW_SLOW_PATH) !== 0 });
     if (rc) return rc;
     if (!write && ctx.process.copyToUser(uptr, tmp)) return EFAULT;
     return 0;

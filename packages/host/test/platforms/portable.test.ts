@@ -249,4 +249,22 @@ describe.each(PRESETS)("portable selftest cases on '%s'", (platform) => {
     expect(t.destroy(0)).toBe(-U.ENOENT);
     teardown(f);
   });
+
+  it('fork_gone: a new HWPT is filled from the pages pinned for an exited child; with nothing pinned, EFAULT', async () => {
+    const f = await fixture(platform);
+    const { t } = f;
+    const child = f.host.process.fork();
+    // Pinned in the child for device 0's domain…
+    expect(t.as(child).map(f.ioas, f.buffer, BUFFER_SIZE, { iova: f.base }).rc).toBe(0);
+    // …and not pinned at all in an IOAS with no domain.
+    const bare = t.ioasAlloc();
+    expect(t.as(child).map(bare, f.buffer, BUFFER_SIZE, { iova: f.base }).rc).toBe(0);
+    child.exit();
+    const h = t.hwptAlloc(f.devIds[1]!, f.ioas, 0);
+    expect(h.rc).toBe(0);
+    expect(attach(f.host, f.devFds[1]!, h.id).rc).toBe(0);
+    expect(f.read(1, f.base + PAGE - 8n, 16)).toEqual(f.host.process.peek(f.buffer + PAGE - 8n, 16));
+    expect(t.hwptAlloc(f.devIds[1]!, bare, 0).rc).toBe(-U.EFAULT);
+    teardown(f);
+  });
 });

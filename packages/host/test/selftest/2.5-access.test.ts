@@ -113,6 +113,41 @@ describe.each(IOAS_VARIANTS)('fixture iommufd_ioas / $name', (v) => {
     expect(f.t.p.close(access.fd)).toBe(0);
   });
 
+  /** A forked child maps `buffer` (shared with the parent) at AP through its copy of the fd. */
+  const forkAndMap = () => {
+    const child = f.t.p.fork();
+    expect(f.t.as(child).map(f.ioas, f.buffer, BUFFER_SIZE, { iova: AP }).rc).toBe(0);
+    return child;
+  };
+
+  it('fork_gone', () => {
+    const access = f.t.createAccess(f.ioas, 0);
+    expect(access.rc).toBe(0);
+    // A mapping made by another mm: the child maps through its copy of the fd, then exits.
+    forkAndMap().exit();
+    if (f.stdev) {
+      // Everything was pinned in the child for the existing domain: the new one is filled
+      // from those pages, and the access reaches them although their process is gone.
+      expect(f.t.mockDomain(f.ioas).rc).toBe(0);
+      checkAccessRw(access.fd, AP, 0);
+    } else {
+      // Nothing was pinned, and the pages cannot be pinned from a process that has exited.
+      expect(f.t.mockDomain(f.ioas).rc).toBe(-U.EFAULT);
+    }
+    expect(f.t.p.close(access.fd)).toBe(0);
+  });
+
+  it('fork_present', () => {
+    const access = f.t.createAccess(f.ioas, 0);
+    expect(access.rc).toBe(0);
+    const child = forkAndMap();
+    // The child is still there: the new domain pins from its memory.
+    expect(f.t.mockDomain(f.ioas).rc).toBe(0);
+    checkAccessRw(access.fd, AP, 0);
+    child.exit();
+    expect(f.t.p.close(access.fd)).toBe(0);
+  });
+
   it('access_rw_unaligned', () => {
     const access = f.t.createAccess(f.ioas, 0);
     const iova = f.baseIova + MOCK_PAGE;

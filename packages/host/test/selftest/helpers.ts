@@ -32,10 +32,13 @@ export class Iommufd {
   constructor(
     readonly host: Host,
     readonly fd: number,
+    /** The process issuing the calls (the VMM process unless {@link Iommufd.as} chose another). */
+    readonly p: HostProcess = host.process,
   ) {}
 
-  get p(): HostProcess {
-    return this.host.process;
+  /** The same descriptor used by `process` — a forked child's inherited copy of the fd. */
+  as(process: HostProcess): Iommufd {
+    return new Iommufd(this.host, this.fd, process);
   }
 
   /** Encodes `value` (size defaults to sizeof), issues the ioctl, decodes the result. */
