@@ -8,7 +8,7 @@ import { EBADF, EFAULT, EINVAL, ENODEV, ENOMEM, ENOTTY } from '@iommufd/uapi';
 import { HostError } from './errors.js';
 import { FdTable, OpenFile } from './fd-table.js';
 import type { Errno, KernelFile, KernelMemFile, KernelProcess, MmapRegion } from './kernel-types.js';
-import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '@iommufd/uapi';
+import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, PROT_READ, PROT_WRITE } from '@iommufd/uapi';
 import { MemFile } from './memfd.js';
 import { HOST_PAGE_SIZE, type HostPhysicalMemory, type PageRefs } from './physical.js';
 
@@ -279,8 +279,12 @@ export class ProcessImpl implements HostProcess {
   private doMmap(addr: bigint, len: bigint, prot: number, flags: number, fd: number, off: bigint): bigint | Errno {
     if (off & (HOST_PAGE_SIZE - 1n) || off < 0n) return EINVAL;
     if (len === 0n) return EINVAL;
+    // MAP_SHARED_VALIDATE is MAP_SHARED whose other flags the kernel checks; we know them all.
+    if ((flags & MAP_SHARED_VALIDATE) === MAP_SHARED_VALIDATE) flags &= ~MAP_PRIVATE;
     const type = flags & (MAP_SHARED | MAP_PRIVATE);
     if (type !== MAP_SHARED && type !== MAP_PRIVATE) return EINVAL;
+    // The VMA covers whole pages, and a file's mmap sees the VMA's length.
+    len = (len + HOST_PAGE_SIZE - 1n) & ~(HOST_PAGE_SIZE - 1n);
     if (flags & MAP_ANONYMOUS) {
       if (type === MAP_PRIVATE) return this.mm.mmap(addr, len, prot, flags, { kind: 'anon' });
       // shmem_zero_setup: shared anonymous memory is a shmem object of its own, which is
@@ -416,10 +420,8 @@ export class ProcessImpl implements HostProcess {
           put: () => of.put(),
         };
       },
-      reserveFd: () => {
-        const fd = table.reserve();
-        return fd < 0 ? -fd : fd;
-      },
+      // get_unused_fd_flags: the fd, or -EMFILE as the contract says.
+      reserveFd: () => table.reserve(),
       installFd: (fd, file) => table.install(fd, new OpenFile(file)),
       releaseFd: (fd) => table.unreserve(fd),
       capable: (cap) => (cap === 'CAP_IPC_LOCK' ? creds.capIpcLock : creds.capSysResource),
