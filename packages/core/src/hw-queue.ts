@@ -57,7 +57,10 @@ export function iommufdHwQueueAlloc(ucmd: Ucmd<Cmd<typeof iommu_hw_queue_alloc>>
   try {
     const vops = viommu.core.ops;
     if (!vops || !vops.getHwQueueSize || !vops.hwQueueInitPhys) return EOPNOTSUPP;
+    const sizeObs = ictx.core.observer;
+    sizeObs?.opBegin('getHwQueueSize', { viommu: viommu.id, type: cmd.type });
     const size = vops.getHwQueueSize(viommu.core, cmd.type);
+    sizeObs?.opEnd('getHwQueueSize', 0, size);
     if (!size) return EOPNOTSUPP;
     if (size < IOMMUFD_HW_QUEUE.size) return EOPNOTSUPP;
     const hwq = allocUcmd(ucmd, new HwQueue(ictx, size));

@@ -21,7 +21,8 @@ export interface DriverOpObserver {
   opBegin(op: string, args: DriverOpArgs): void;
   /**
    * The op returned: `errno` 0 on success, else the positive errno it failed with; `value`
-   * for ops that return an amount (`unmapPages`: bytes unmapped).
+   * for ops that return an amount (`unmapPages`: bytes unmapped; `getViommuSize`,
+   * `getHwQueueSize`: the size the core then allocates).
    */
   opEnd(op: string, errno: number, value?: number): void;
 }

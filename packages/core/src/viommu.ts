@@ -67,7 +67,11 @@ export function iommufdViommuAlloc(ucmd: Ucmd<Cmd<typeof iommu_viommu_alloc>>): 
   try {
     const ops = idev.dev.iommu.ops;
     if (!ops.getViommuSize || !ops.viommuInit) return EOPNOTSUPP;
+    const sizeObs = ictx.core.observer;
+    sizeObs?.opBegin('getViommuSize', { device: idev.dev.name, type: cmd.type });
     const size = ops.getViommuSize(idev.dev, cmd.type);
+    // The size the core is about to allocate: the seed contract made visible in traces.
+    sizeObs?.opEnd('getViommuSize', 0, size);
     if (!size) return EOPNOTSUPP;
     // A size below the core struct is a driver bug (WARN_ON_ONCE in the kernel).
     if (size < IOMMUFD_VIOMMU.size) return EOPNOTSUPP;

@@ -72,7 +72,7 @@ describe('iommufd-sim trace', () => {
     const s = join(dir, 's.json');
     const d = join(dir, 'd.json');
     await cli('run', join(examplesDir, 'mock-nested.yaml'), '--quiet', '--trace', s);
-    expect(await cli('trace', '--replay', s)).toMatchObject({ code: 0, out: `${s}: replay matches (56 events)\n` });
+    expect(await cli('trace', '--replay', s)).toMatchObject({ code: 0, out: `${s}: replay matches (57 events)\n` });
     expect((await cli('demo', '--quiet', '--trace', d)).code).toBe(0);
     const replay = await cli('trace', '--replay', d);
     expect(replay.code).toBe(0);

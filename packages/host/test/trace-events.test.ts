@@ -117,11 +117,13 @@ describe('trace events of driver ops, commands, walks and faults', () => {
     ]);
   });
 
-  it('tegra241-cmdqv: hwQueueInitPhys in IOMMU_HW_QUEUE_ALLOC; the guest VCMDQ commands on the IOMMU track, the illegal one with CERROR_ILL', async () => {
+  it('tegra241-cmdqv: getHwQueueSize then hwQueueInitPhys in IOMMU_HW_QUEUE_ALLOC; the guest VCMDQ commands on the IOMMU track, the illegal one with CERROR_ILL', async () => {
     const events = await traceOf('tegra241-cmdqv-vcmdq.yaml');
     expectWellNested(events);
     const alloc = events.find((e) => e.name === 'IOMMU_HW_QUEUE_ALLOC')!;
     expect(inside(events, alloc).map(brief)).toEqual([
+      // The seed contract: the driver's size first (the core allocates that much), then init.
+      ['driver', 'getHwQueueSize', { viommu: 4, type: 1, result: 80 }],
       ['driver', 'hwQueueInitPhys', { hwQueue: 5, viommu: 4, type: 1, index: 0, basePa: '0x80c16000', length: '0x1000', result: 0 }],
     ]);
     expect(events.filter((e) => e.tid === 4).map(brief)).toEqual([
@@ -130,12 +132,13 @@ describe('trace events of driver ops, commands, walks and faults', () => {
     ]);
   });
 
-  it('mock: driver ops of nested translation (viommuInit, vdeviceInit, allocDomainNested, cacheInvalidate)', async () => {
+  it('mock: driver ops of nested translation (getViommuSize, viommuInit, vdeviceInit, allocDomainNested, cacheInvalidate)', async () => {
     const events = await traceOf('mock-nested.yaml');
     expectWellNested(events);
     expect(events.filter((e) => e.cat === 'driver' && !['mapPages', 'attachDev'].includes(e.name)).map((e) => [e.name, e.args])).toEqual([
       ['domainAllocPagingFlags', { device: '0000:00:01.0', hwpt: 4, flags: 0, userDataLen: 0, result: 0 }],
       ['domainAllocPagingFlags', { device: '0000:00:01.0', hwpt: 5, flags: 1, userDataLen: 0, result: 0 }],
+      ['getViommuSize', { device: '0000:00:01.0', type: 0xdeadbeef, result: 104 }],
       ['viommuInit', { viommu: 6, device: '0000:00:01.0', parent: 5, type: 0xdeadbeef, dataLen: 0, result: 0 }],
       ['vdeviceInit', { vdevice: 7, viommu: 6, device: '0000:00:01.0', virtId: '0x10', result: 0 }],
       ['allocDomainNested', { viommu: 6, hwpt: 8, flags: 0, userDataType: 0xdead, result: 0 }],
