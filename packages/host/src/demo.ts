@@ -15,6 +15,14 @@ export class DemoError extends Error {
   override readonly name = 'DemoError';
 }
 
+/** One step of a VMM run as the summary states it: what was done and its exact result. */
+export interface DemoStep {
+  /** The step (`nest parent`, `stale translation`, `vEVENT` …). */
+  readonly title: string;
+  /** What it produced: object IDs, addresses, bytes read, records decoded. */
+  readonly result: string;
+}
+
 /** What the demo did, for the summary. */
 export interface DemoSummary {
   /** The host's platform. */
@@ -35,6 +43,8 @@ export interface DemoSummary {
   readonly objects: readonly { id: number; type: string; users: number }[];
   /** Long-term page pins left after every fd was closed (0 unless something leaked). */
   readonly pinnedPagesAfterClose: number;
+  /** The steps of the run with their results, in order (the hardware presets' demo records them). */
+  readonly steps?: readonly DemoStep[];
 }
 
 const GUEST_RAM = 2n << 20n;
@@ -265,6 +275,7 @@ export function formatSummary(s: DemoSummary): string {
     ...s.devices.map((d) => `  ${d.path.padEnd(26)} DEVICE ${d.devId}, attached to HWPT ${d.ptId}`),
     `  DMA               ${s.dmaTransfers} transfer(s), ${s.dmaFaults} blocked`,
     `  vEVENTs           ${s.vevents} delivered`,
+    ...(s.steps && s.steps.length > 0 ? ['  steps:', ...s.steps.map((st, i) => `  ${String(i + 1).padStart(3)}. ${st.title}: ${st.result}`)] : []),
     '  objects before close:',
     ...s.objects.map((o) => `    ${String(o.id).padStart(3)}  ${o.type.padEnd(12)} users ${o.users}`),
     `  pinned pages after close: ${s.pinnedPagesAfterClose}`,

@@ -14,7 +14,7 @@ export type { FdInfo, HostProcess, ProcessCredentials } from './process.js';
 export type { VmaInfo } from './address-space.js';
 export type { HostPhysicalMemory } from './physical.js';
 export { DemoError, formatSummary, runDemo } from './demo.js';
-export type { DemoSummary } from './demo.js';
+export type { DemoStep, DemoSummary } from './demo.js';
 export * from '@iommufd/uapi';
 
 
