@@ -102,7 +102,7 @@ export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
     virt_id: virtId,
   }).out_vdevice_id;
   log(`nest parent HWPT ${parent}, vIOMMU ${viommu}, vDEVICE ${vdevice} (virtual ID ${hex(virtId)})`);
-  const dataVa = p.mmap(4096n, PROT_READ | PROT_WRITE, 0x22);
+  const dataVa = p.mmap(4096n, PROT_READ | PROT_WRITE, U.MAP_PRIVATE | U.MAP_ANONYMOUS);
   step('mmap(scratch)', Number(dataVa < 0n ? dataVa : 0n));
   step('scratch write', p.poke(dataVa, U.iommu_hwpt_selftest.encode({ iotlb: U.IOMMU_TEST_IOTLB_DEFAULT })));
   const nested = call(iommufd, 'IOMMU_HWPT_ALLOC(nested)', U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, {
@@ -173,6 +173,7 @@ export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
   step('close(/dev/iommu)', p.close(iommufd));
   step('close(guest-ram memfd)', p.close(ramFd));
   step('munmap(guest RAM)', p.munmap(ram, GUEST_RAM));
+  step('munmap(scratch)', p.munmap(dataVa, 4096n));
   log('destroyed the nested objects, closed every fd, unmapped guest RAM');
 
   return {

@@ -15,6 +15,8 @@ export type { VmaInfo } from './address-space.js';
 export type { HostPhysicalMemory } from './physical.js';
 export { DemoError, formatSummary, runDemo } from './demo.js';
 export type { DemoStep, DemoSummary } from './demo.js';
+export { formatLongRunReport, LONGRUN_HEAP_TOLERANCE_BYTES, runLongRun } from './longrun.js';
+export type { LongRunOptions, LongRunReport, LongRunSample } from './longrun.js';
 export * from '@iommufd/uapi';
 
 
