@@ -90,7 +90,8 @@ const u32 = (v: DataView, at: number) => v.getUint32(at, true);
 
 /** The IOMMU_TEST_CMD handler of one mock platform. */
 export class SelftestCommands {
-  private readonly processes = new Map<IommufdContext, ProcessImpl>();
+  // Weak: a context released long ago must not be kept alive by the selftest state.
+  private readonly processes = new WeakMap<IommufdContext, ProcessImpl>();
   /** staccess files (the access fd's file, as `iommfd_test_staccess_fops`). */
   private readonly accessFiles = new WeakMap<KernelFile, StAccess>();
   private mockDevices = 0;
