@@ -198,7 +198,7 @@ function mib(bytes: number): string {
 /** The report as a table: baseline, after the last cycle, change; then OK or the leaks. */
 export function formatLongRunReport(r: LongRunReport): string {
   const seconds = r.elapsedMs / 1000;
-  const row = (name: string, a: string, b: string, change: string) => `  ${name.padEnd(22)}${a.padStart(14)}${b.padStart(16)}   ${change}`;
+  const row = (name: string, a: string, b: string, change: string) => `  ${name.padEnd(22)}${a.padStart(15)}${b.padStart(19)}   ${change}`;
   const count = (name: string, key: keyof LongRunSample) => {
     const d = r.final[key] - r.baseline[key];
     return row(name, String(r.baseline[key]), String(r.final[key]), d === 0 ? '0' : `${d > 0 ? '+' : ''}${d}`);
