@@ -36,7 +36,7 @@ export interface LongRunOptions {
   readonly log?: (line: string) => void;
   /** Cycles between progress lines (default 100). */
   readonly progressEvery?: number;
-  /** One VM's life (default {@link vmCycle}, the demo's VMM run); it must close what it opens. */
+  /** One VM's life (default: the demo's VMM run, as `iommufd-sim demo` does it); it must close what it opens. */
   readonly cycle?: (host: Host) => void;
 }
 
@@ -187,7 +187,8 @@ export async function runLongRun(options: LongRunOptions): Promise<LongRunReport
   }
   const growth = final.heapUsedBytes - warmupHeap;
   if (growth > tolerance) leaks.push(`heapUsedBytes grew by ${mib(growth)} after the warm-up (tolerance ${mib(tolerance)})`);
-  const warmupCycles = Math.min(warmup, cycles);
+  // A time budget may end the run before the warm-up did: the heap baseline is then cycle 1's.
+  const warmupCycles = cycles >= warmup ? warmup : 1;
   return { platform: options.platform, cycles, elapsedMs: performance.now() - started, baseline, warmupHeapUsedBytes: warmupHeap, warmupCycles, final, peakHeapUsedBytes: peak, heapToleranceBytes: tolerance, leaks };
 }
 

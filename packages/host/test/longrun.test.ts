@@ -46,6 +46,19 @@ describe('long runs: whole VMs created and destroyed on one machine', () => {
     ]);
   });
 
+  it('a time budget that ends the run before the warm-up compares the heap with cycle 1', async () => {
+    const slowVm = () => {
+      const until = performance.now() + 30;
+      while (performance.now() < until);
+    };
+    const r = await runLongRun({ platform: 'mock', budgetMs: 70, warmupCycles: 5, cycle: slowVm });
+    expect(r.cycles).toBeGreaterThanOrEqual(1);
+    expect(r.cycles).toBeLessThan(5);
+    expect(r.warmupCycles).toBe(1);
+    expect(r.warmupHeapUsedBytes).toBe(r.baseline.heapUsedBytes);
+    expect(r.leaks).toEqual([]);
+  });
+
   it('iommufd-sim longrun prints the figures and exits 0; bad options exit 2', async () => {
     const r = await cli('longrun', '--platform', 'tegra241-cmdqv', '--cycles', '4', '--warmup', '2', '--quiet');
     expect(r).toMatchObject({ code: 0, err: '' });
