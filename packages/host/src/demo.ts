@@ -15,6 +15,14 @@ export class DemoError extends Error {
   override readonly name = 'DemoError';
 }
 
+/** One step of a VMM run as the summary states it: what was done and its exact result. */
+export interface DemoStep {
+  /** The step (`nest parent`, `stale translation`, `vEVENT` …). */
+  readonly title: string;
+  /** What it produced: object IDs, addresses, bytes read, records decoded. */
+  readonly result: string;
+}
+
 /** What the demo did, for the summary. */
 export interface DemoSummary {
   /** The host's platform. */
@@ -35,6 +43,8 @@ export interface DemoSummary {
   readonly objects: readonly { id: number; type: string; users: number }[];
   /** Long-term page pins left after every fd was closed (0 unless something leaked). */
   readonly pinnedPagesAfterClose: number;
+  /** The steps of the run with their results, in order (the hardware presets' demo records them). */
+  readonly steps?: readonly DemoStep[];
 }
 
 const GUEST_RAM = 2n << 20n;
@@ -92,7 +102,7 @@ export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
     virt_id: virtId,
   }).out_vdevice_id;
   log(`nest parent HWPT ${parent}, vIOMMU ${viommu}, vDEVICE ${vdevice} (virtual ID ${hex(virtId)})`);
-  const dataVa = p.mmap(4096n, PROT_READ | PROT_WRITE, 0x22);
+  const dataVa = p.mmap(4096n, PROT_READ | PROT_WRITE, U.MAP_PRIVATE | U.MAP_ANONYMOUS);
   step('mmap(scratch)', Number(dataVa < 0n ? dataVa : 0n));
   step('scratch write', p.poke(dataVa, U.iommu_hwpt_selftest.encode({ iotlb: U.IOMMU_TEST_IOTLB_DEFAULT })));
   const nested = call(iommufd, 'IOMMU_HWPT_ALLOC(nested)', U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, {
@@ -163,6 +173,7 @@ export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
   step('close(/dev/iommu)', p.close(iommufd));
   step('close(guest-ram memfd)', p.close(ramFd));
   step('munmap(guest RAM)', p.munmap(ram, GUEST_RAM));
+  step('munmap(scratch)', p.munmap(dataVa, 4096n));
   log('destroyed the nested objects, closed every fd, unmapped guest RAM');
 
   return {
@@ -265,6 +276,7 @@ export function formatSummary(s: DemoSummary): string {
     ...s.devices.map((d) => `  ${d.path.padEnd(26)} DEVICE ${d.devId}, attached to HWPT ${d.ptId}`),
     `  DMA               ${s.dmaTransfers} transfer(s), ${s.dmaFaults} blocked`,
     `  vEVENTs           ${s.vevents} delivered`,
+    ...(s.steps && s.steps.length > 0 ? ['  steps:', ...s.steps.map((st, i) => `  ${String(i + 1).padStart(3)}. ${st.title}: ${st.result}`)] : []),
     '  objects before close:',
     ...s.objects.map((o) => `    ${String(o.id).padStart(3)}  ${o.type.padEnd(12)} users ${o.users}`),
     `  pinned pages after close: ${s.pinnedPagesAfterClose}`,

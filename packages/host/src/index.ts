@@ -14,7 +14,9 @@ export type { FdInfo, HostProcess, ProcessCredentials, ProcessStatus } from './p
 export type { VmaInfo } from './address-space.js';
 export type { HostPhysicalMemory } from './physical.js';
 export { DemoError, formatSummary, runDemo } from './demo.js';
-export type { DemoSummary } from './demo.js';
+export type { DemoStep, DemoSummary } from './demo.js';
+export { formatLongRunReport, LONGRUN_HEAP_TOLERANCE_BYTES, runLongRun } from './longrun.js';
+export type { LongRunOptions, LongRunReport, LongRunSample } from './longrun.js';
 export * from '@iommufd/uapi';
 
 

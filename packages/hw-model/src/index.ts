@@ -7,7 +7,7 @@ export { PhysicalMemory, PhysicalMemoryError } from './memory.js';
 export type { AllocPagesOptions, MemoryRegion, MmioDevice } from './memory.js';
 export { identityTranslator } from './translator.js';
 export type { DmaEndpoint, DmaFault, DmaRequest, DmaTranslation, DmaTranslator, EndpointRegistry, PageRequest, PageRequestSink } from './translator.js';
-export { AddressTranslationCache, DmaError, PciDevice, requesterIdOf } from './pci.js';
+export { AddressTranslationCache, DmaError, PAGE_RESPONSE_LOG_LENGTH, PciDevice, requesterIdOf } from './pci.js';
 export type { AtcEntry, Bdf, DmaOperation, DmaResult, PciCapabilities, PciDeviceOptions } from './pci.js';
 export { IOMMU_FACTORIES, MachineDescriptionError, createMachine, createMachineWithEngine } from './machine.js';
 export {

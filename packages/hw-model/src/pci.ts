@@ -138,6 +138,9 @@ export function requesterIdOf(bdf: Bdf): number {
   return ((bdf.bus & 0xff) << 8) | ((bdf.dev & 0x1f) << 3) | (bdf.fn & 7);
 }
 
+/** How many page-group responses {@link PciDevice.pageResponses} and the VT-d model keep. */
+export const PAGE_RESPONSE_LOG_LENGTH = 1024;
+
 /** A PCI function that issues DMA through the IOMMU it sits behind. */
 export class PciDevice implements DmaEndpoint {
   /** Bus / device / function. */
@@ -154,7 +157,7 @@ export class PciDevice implements DmaEndpoint {
   atsEnabled = false;
   /** Fault injection: the device never completes ATC invalidations (an ATS invalidation timeout). */
   atcInvalidationTimeout = false;
-  /** PRI page-group responses received, oldest first. */
+  /** PRI page-group responses received, oldest first (the last {@link PAGE_RESPONSE_LOG_LENGTH}). */
   readonly pageResponses: { readonly pasid: number | undefined; readonly prgi: number; readonly code: number }[] = [];
 
   constructor(
@@ -185,6 +188,8 @@ export class PciDevice implements DmaEndpoint {
   /** A PRI response from the IOMMU (PRI_RESP). */
   pageResponse(pasid: number | undefined, prgi: number, code: number): void {
     this.pageResponses.push({ pasid, prgi, code });
+    // A log for inspection, not state: bounded, or a machine running for days grows with every fault.
+    if (this.pageResponses.length > PAGE_RESPONSE_LOG_LENGTH) this.pageResponses.shift();
   }
 
   /**

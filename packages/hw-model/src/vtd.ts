@@ -56,6 +56,7 @@ import { vtdDescriptorEvent, type HardwareObserver } from './observer.js';
 import { EngineInvalidationQueueConsumer, modelQueueEngine } from './engine-consumers.js';
 import type { IommuFactoryContext } from './machine.js';
 import type { MmioDevice } from './memory.js';
+import { PAGE_RESPONSE_LOG_LENGTH } from './pci.js';
 import type { DmaEndpoint, DmaRequest, DmaTranslation, DmaTranslator, EndpointRegistry } from './translator.js';
 
 /** An interrupt message the unit sent (MSI address/data from the event registers). */
@@ -112,7 +113,7 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
   readonly options: ResolvedVtdOptions;
   /** The translation caches (inspect with `entries()`). */
   readonly caches: VtdCaches;
-  /** Page-group responses delivered to endpoints, oldest first. */
+  /** Page-group responses delivered to endpoints, oldest first (the last {@link PAGE_RESPONSE_LOG_LENGTH}). */
   readonly pageResponses: VtdPageGroupResponse[] = [];
   /** Interrupt messages sent, oldest first. */
   readonly interrupts: VtdInterrupt[] = [];
@@ -697,6 +698,7 @@ export class VtdIommu implements MmioDevice, DmaTranslator, EndpointRegistry, Vt
           groupIndex: VtdPgrpRespDesc.f.PRGI.get(w),
         };
         this.pageResponses.push(resp);
+        if (this.pageResponses.length > PAGE_RESPONSE_LOG_LENGTH) this.pageResponses.shift();
         this.onPageResponse?.(resp);
         return done;
       }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DmaError,
+  PAGE_RESPONSE_LOG_LENGTH,
   PciDevice,
   PhysicalMemory,
   createMachine,
@@ -57,6 +58,14 @@ describe('PciDevice', () => {
     const { dev } = setup();
     const r = dev.dma({ iova: 0x3800n, length: 0x1000, write: false });
     expect(r).toEqual({ ok: false, bytesDone: 0x800, fault: { kind: 'F_TRANSLATION', code: 0x10, iova: 0x4000n, write: false, recorded: true } });
+  });
+
+  it('keeps the last PAGE_RESPONSE_LOG_LENGTH page-group responses, oldest first (a bounded log)', () => {
+    const { dev } = setup();
+    for (let i = 0; i < PAGE_RESPONSE_LOG_LENGTH + 6; i++) dev.pageResponse(undefined, i & 0x1ff, i % 3);
+    expect(dev.pageResponses).toHaveLength(PAGE_RESPONSE_LOG_LENGTH);
+    expect(dev.pageResponses[0]).toEqual({ pasid: undefined, prgi: 6, code: 0 });
+    expect(dev.pageResponses.at(-1)).toEqual({ pasid: undefined, prgi: (PAGE_RESPONSE_LOG_LENGTH + 5) & 0x1ff, code: (PAGE_RESPONSE_LOG_LENGTH + 5) % 3 });
   });
 
   it('rejects malformed operations with typed errors', () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { PAGE_RESPONSE_LOG_LENGTH } from '../src/index.js';
 import { DEVFN, LinuxVtd, mapFs, QI, QIE, REG, req, SID } from './vtd-linux.js';
 import { QUEUE_CONSUMERS, useQueueConsumer } from './support/consumers.js';
 
@@ -211,6 +212,14 @@ describe.each(QUEUE_CONSUMERS)('%s queue consumer', (consumer) => {
       expect(t.ok ? undefined : t.fault).toEqual({ kind: 'SM_FS_NOT_PRESENT', code: 0x71, iova: 0x1234_5678n, write: true, recorded: true });
       expect(v.r64(REG.PQT)).toBe(0n);
       expect(v.r32(REG.FSTS) & 2).toBe(2);
+    });
+
+    it('the unit keeps the last PAGE_RESPONSE_LOG_LENGTH page-group responses (a bounded log)', () => {
+      const { v } = priSetup();
+      for (let i = 0; i < PAGE_RESPONSE_LOG_LENGTH + 2; i++) expect(v.submit([QI.pageResponse(SID, 7, 0, i & 0x1ff)])).toBe(2);
+      expect(v.iommu.pageResponses).toHaveLength(PAGE_RESPONSE_LOG_LENGTH);
+      expect(v.iommu.pageResponses[0]).toEqual({ requesterId: SID, pasid: 7, code: 0, groupIndex: 2 });
+      expect(v.iommu.pageResponses.at(-1)).toEqual({ requesterId: SID, pasid: 7, code: 0, groupIndex: (PAGE_RESPONSE_LOG_LENGTH + 1) & 0x1ff });
     });
 
     it('a page-group response may carry private data in the upper half when PDP is set', () => {

@@ -12,6 +12,7 @@ import { runPresetDemo } from './preset-demo.js';
 import { HostError } from '../errors.js';
 import { createHost, type Host } from '../host.js';
 import { renderInspectHtml } from '../inspect/render.js';
+import { formatLongRunReport, runLongRun } from '../longrun.js';
 import type { PlatformName } from '../platform.js';
 import { runScenario, type RunReport } from '../scenario/run.js';
 import { parseScenario, ScenarioError, type Scenario } from '../scenario/schema.js';
@@ -21,7 +22,7 @@ import { compareTraces, traceHost, Tracer, type TraceFile, type TraceSource } fr
 export const EXIT_CODES = Object.freeze({
   /** Everything ran and every expectation held. */
   ok: 0,
-  /** A run failed: a step's expectation did not hold, a demo step failed, a replay mismatched, a benchmark failed. */
+  /** A run failed: a step's expectation did not hold, a demo step failed, a replay mismatched, a benchmark failed, a long run leaked. */
   failed: 1,
   /** Bad command line (unknown command or option, missing argument, unreadable file). */
   usage: 2,
@@ -41,7 +42,7 @@ const stdio: CliIo = { out: (t) => process.stdout.write(t), err: (t) => process.
 
 const EXIT_TEXT = `Exit codes:
   0  success
-  1  the run failed (an expectation, a demo step, a replay mismatch, a benchmark)
+  1  the run failed (an expectation, a demo step, a replay mismatch, a benchmark, a leak)
   2  bad command line
   3  invalid scenario or trace file (the message names the line and step)`;
 
@@ -188,6 +189,78 @@ Options:
         return EXIT_CODES.failed;
       }
       return EXIT_CODES.ok;
+    },
+  },
+  longrun: {
+    summary: 'create and destroy whole VMs in a loop and check that heap, frames, pins and objects return to the baseline',
+    usage: `Usage: iommufd-sim longrun [--platform NAME|all] [--cycles N] [--minutes M] [--devices N]
+                        [--heap-tolerance MIB] [--warmup N] [--quiet]
+
+Runs the demo's VMM scenario (guest RAM in an IOAS, nest parent, vIOMMU, vDEVICEs, nested
+HWPT from guest tables, HW queue on Tegra, DMA, a stale translation and its invalidation, a
+fault, then every object destroyed and every fd closed) over and over on one machine per
+preset, and measures after each cycle: the JS heap after a full GC, the machine's allocated
+pages, process RAM pages, pins, locked pages, open contexts, objects, fds and mappings.
+Prints the figures after the first cycle against those after the last. Exit 1 when any
+count is not back at its first-cycle value, or the heap grew by more than the tolerance
+after the warm-up cycles.
+
+Options:
+  --platform NAME      ${PLATFORMS.join(', ')} or all (default all)
+  --cycles N           VM cycles per preset (default 25 without --minutes)
+  --minutes M          time budget per preset (stops after the cycle under way)
+  --devices N          PCI devices of each machine, 1-64 (default 2)
+  --heap-tolerance MIB allowed heap growth after the warm-up (default 4)
+  --warmup N           cycles before the heap baseline is taken (default 5)
+  --quiet              print only the reports
+  -h, --help           show this help`,
+    options: {
+      platform: { type: 'string', default: 'all' },
+      cycles: { type: 'string' },
+      minutes: { type: 'string' },
+      devices: { type: 'string', default: '2' },
+      'heap-tolerance': { type: 'string', default: '4' },
+      warmup: { type: 'string', default: '5' },
+      quiet: { type: 'boolean' },
+      help,
+    },
+    positionals: { min: 0, max: 0 },
+    async run(v, _p, io) {
+      const platform = String(v.platform);
+      if (platform !== 'all' && !PLATFORMS.includes(platform as PlatformName)) throw new UsageError(`unknown platform '${platform}' (expected ${PLATFORMS.join(', ')} or all)`);
+      const positive = (name: string, value: string | boolean | undefined, integer: boolean): number | undefined => {
+        if (value === undefined) return undefined;
+        const n = Number(value);
+        if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new UsageError(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got '${String(value)}'`);
+        return n;
+      };
+      const cycles = positive('cycles', v.cycles, true);
+      const minutes = positive('minutes', v.minutes, false);
+      const devices = positive('devices', v.devices, true)!;
+      if (devices > 64) throw new UsageError(`--devices must be an integer in [1, 64], got '${String(v.devices)}'`);
+      const tolerance = positive('heap-tolerance', v['heap-tolerance'], false)!;
+      const warmup = positive('warmup', v.warmup, true)!;
+      let leaked = false;
+      try {
+        for (const name of platform === 'all' ? PLATFORMS : [platform as PlatformName]) {
+          const report = await runLongRun({
+            platform: name,
+            devices,
+            warmupCycles: warmup,
+            heapToleranceBytes: Math.round(tolerance * (1 << 20)),
+            ...(cycles !== undefined ? { cycles } : {}),
+            ...(minutes !== undefined ? { budgetMs: minutes * 60_000 } : {}),
+            ...(v.quiet ? {} : { log: (line: string) => io.out(`» ${line}\n`) }),
+          });
+          io.out(`${formatLongRunReport(report)}\n`);
+          leaked ||= report.leaks.length > 0;
+        }
+      } catch (e) {
+        if (!(e instanceof Error && e.name === 'DemoError')) throw e;
+        io.err(`iommufd-sim longrun: a VM cycle failed: ${e.message}\n`);
+        return EXIT_CODES.failed;
+      }
+      return leaked ? EXIT_CODES.failed : EXIT_CODES.ok;
     },
   },
   bench: {

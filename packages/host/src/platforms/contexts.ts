@@ -18,9 +18,19 @@ import type { KernelFile } from '../kernel-types.js';
 import type { HostObjectInfo } from '../platform.js';
 import type { VfioIommufdOps } from '../vfio-cdev.js';
 
+/** What {@link IommufdContexts.list} shows for a context released with nothing left. */
+const RELEASED_CLEAN: { released: boolean; objects: HostObjectInfo[] } = Object.freeze({ released: true, objects: Object.freeze([]) as unknown as HostObjectInfo[] });
+
 /** Every context opened on one core, released or not. */
 export class IommufdContexts {
+  /** Contexts from the first one not known to be released and empty, in open order. */
   private readonly opened: IommufdContext[] = [];
+  /**
+   * How many contexts before {@link opened} were released holding nothing. They are only
+   * counted: a VMM that opens and closes /dev/iommu for every VM must not make the host
+   * keep every dead context (and searching them on each VFIO bind) for ever.
+   */
+  private releasedClean = 0;
 
   /** What the VFIO cdevs call: the core's VFIO-facing functions over this core's contexts. */
   readonly vfio: VfioIommufdOps<unknown, unknown> = {
@@ -35,6 +45,7 @@ export class IommufdContexts {
   /** open("/dev/iommu") on `core` (`vfioCompat` for "/dev/vfio/vfio"). */
   open(core: IommuCore, process: KernelProcess, vfioCompat: boolean): IommufdContext {
     const c = core.open(process, { vfioCompat });
+    this.compact();
     this.opened.push(c);
     return c;
   }
@@ -51,8 +62,23 @@ export class IommufdContexts {
 
   /** Every context with whether its last close ran and the objects it still holds. */
   list(): { released: boolean; objects: HostObjectInfo[] }[] {
-    return this.opened.map((c) => ({ released: (c as IommufdContext & { isReleased?: boolean }).isReleased === true, objects: objectsOf(c) }));
+    this.compact();
+    const rest = this.opened.map((c) => ({ released: isReleased(c), objects: objectsOf(c) }));
+    return [...new Array<{ released: boolean; objects: HostObjectInfo[] }>(this.releasedClean).fill(RELEASED_CLEAN), ...rest];
   }
+
+  /** Counts (and forgets) the leading contexts that are released and hold no object. */
+  private compact(): void {
+    let n = 0;
+    while (n < this.opened.length && isReleased(this.opened[n]!) && this.opened[n]!.objects().length === 0) n++;
+    if (n === 0) return;
+    this.opened.splice(0, n);
+    this.releasedClean += n;
+  }
+}
+
+function isReleased(c: IommufdContext): boolean {
+  return (c as IommufdContext & { isReleased?: boolean }).isReleased === true;
 }
 
 function objectsOf(c: IommufdContext): HostObjectInfo[] {
