@@ -41,7 +41,7 @@ const PRESET_STEPS: Readonly<Record<string, { readonly what: string; readonly st
     what: 'guest STE → CD → stage 1, a stale TLB entry until the TLBI through the vIOMMU, an F_TRANSLATION vEVENT with the vSID',
     steps: [
       'guest RAM: 2 MiB memfd at VMM VA 0x10000000000, mapped in IOAS 1 at IOVA 0x0..0x1fffff',
-      'IOMMU_GET_HW_INFO: DEVICE 2: type ARM_SMMUV3, max PASID log2 0',
+      'IOMMU_GET_HW_INFO: DEVICE 2: type ARM_SMMUV3, max PASID log2 20',
       'DMA on the IOAS: /dev/vfio/devices/vfio0 read "hello from guest RAM" at IOVA 0x1000; the last device wrote IOVA 0x2000; IOVA 0x200000 (past guest RAM) blocked',
       'nest parent: HWPT 5 (stage 2 over IOAS 1); /dev/vfio/devices/vfio0 replaced onto it',
       'vIOMMU: vIOMMU 6 (ARM_SMMUV3) on nest parent HWPT 5',
@@ -60,7 +60,7 @@ const PRESET_STEPS: Readonly<Record<string, { readonly what: string; readonly st
     what: 'the SMMUv3 run plus the guest\'s own TLBI + CMD_SYNC through VCMDQ 0 of the mmapped VINTF page',
     steps: [
       'guest RAM: 2 MiB memfd at VMM VA 0x10000000000, mapped in IOAS 1 at IOVA 0x0..0x1fffff',
-      'IOMMU_GET_HW_INFO: DEVICE 2: type ARM_SMMUV3, max PASID log2 0',
+      'IOMMU_GET_HW_INFO: DEVICE 2: type ARM_SMMUV3, max PASID log2 20',
       'DMA on the IOAS: /dev/vfio/devices/vfio0 read "hello from guest RAM" at IOVA 0x1000; the last device wrote IOVA 0x2000; IOVA 0x200000 (past guest RAM) blocked',
       'nest parent: HWPT 5 (stage 2 over IOAS 1); /dev/vfio/devices/vfio0 replaced onto it',
       'vIOMMU: vIOMMU 6 (TEGRA241_CMDQV) on nest parent HWPT 5',

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -34,5 +34,16 @@ describe('iommufd-sim', () => {
     expect(run('run', `${examples}mock-nested.yaml`, '--quiet')).toMatchObject({ status: 0, stderr: '' });
     expect(run('run', `${examples}mock-expect-fails.yaml`, '--quiet')).toMatchObject({ status: 1, stderr: expect.stringMatching(/step 5 \(line 13\) ioctl IOMMU_DESTROY: expected success, got EBUSY/) });
     expect(run('run', cli)).toMatchObject({ status: 3, stderr: expect.stringMatching(/invalid scenario/) });
+  });
+
+  it('a reader that goes away (demo | head) ends the run with 141, as SIGPIPE would, and nothing on stderr', async () => {
+    const child = spawn(process.execPath, [cli, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    // Close our end before the demo's first line: its first write meets a closed pipe.
+    child.stdout.destroy();
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    expect(code).toBe(141);
+    expect(err).toBe('');
   });
 });
