@@ -93,8 +93,9 @@ if (await platformAvailable('tegra241-cmdqv')) {
 }
 // tegra241-cmdqv: logical VCMDQs of the vIOMMU's VINTF. Linux's driver reads PARAM and
 // gives every VINTF NUM_VCMDQ / NUM_VINTF logical queues (num_lvcmdqs_per_vintf); it keeps
-// VINTF0 for itself and gives a vIOMMU the last VINTF. Current silicon has 2 per VINTF (the
-// preset's default, 16 / 4, gives 4). For 64 on one vIOMMU: 2^7 VCMDQs — the most
+// VINTF0 for itself and gives each vIOMMU a free VINTF. Current silicon has 2 per VINTF (a
+// reviewer's note on the Linux series); the preset's default, 16 / 4, gives 4. For 64 on one
+// vIOMMU: 2^7 VCMDQs — the most
 // CMDQ_ALLOC's 7-bit LVCMDQ field can address — over 2^1 VINTFs (VINTF0 the kernel's, VINTF1
 // the vIOMMU's), 64 each; the 65th index is the driver's -EINVAL.
 const TEGRA_64_QUEUES = { cmdqv: { vcmdqsLog2: 7, vintfsLog2: 1 } };

@@ -70,7 +70,7 @@ export interface SmmuHardwareOptions {
 
 /**
  * NVIDIA Tegra241 CMDQV sizes (its PARAM register). The driver derives LVCMDQs per VINTF as
- * 2^vcmdqsLog2 / 2^vintfsLog2 and keeps VINTF0 for the kernel; a vIOMMU gets the last VINTF.
+ * 2^vcmdqsLog2 / 2^vintfsLog2 and keeps VINTF0 for the kernel; each vIOMMU gets a free VINTF of its own.
  */
 export interface CmdqvHardwareOptions {
   /** log2 of the number of global VCMDQs (PARAM.NUM_VCMDQ_LOG2), 0..7. Default 4 (16). */
