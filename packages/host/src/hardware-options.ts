@@ -4,7 +4,7 @@
  * register (SMMU IDR0–IDR5, CMDQV PARAM, VT-d CAP/ECAP) or a PCI capability, and the driver
  * learns it by probing those registers, as on a real machine.
  */
-import type { Bdf } from '@iommufd/hw-model';
+import type { Bdf, SmmuV3Options, Tegra241CmdqvOptions, VtdOptions } from '@iommufd/hw-model';
 import { HostError } from './errors.js';
 import type { PlatformName } from './platform.js';
 
@@ -29,89 +29,38 @@ export interface PciFunctionOptions {
   readonly pasidBits?: number;
 }
 
-/** SMMUv3 features of the `arm-smmuv3` / `tegra241-cmdqv` presets (the IDR fields they set). */
-export interface SmmuHardwareOptions {
-  /** Stage-1 translation (IDR0.S1P). Default true. At least one stage must be supported. */
-  readonly stage1?: boolean;
-  /** Stage-2 translation (IDR0.S2P). Default true. */
-  readonly stage2?: boolean;
-  /** ATS (IDR0.ATS). Default true. */
-  readonly ats?: boolean;
-  /** PRI (IDR0.PRI). Default true. */
-  readonly pri?: boolean;
-  /** Range invalidation (IDR3.RIL). Default true. */
-  readonly ril?: boolean;
-  /** Stage-2 forced write-back (IDR3.FWB). Default true. */
-  readonly fwb?: boolean;
-  /** Two-level CD tables (IDR0.CD2L). Default true. */
-  readonly cd2l?: boolean;
-  /** Two-level stream table (IDR0.ST_LEVEL). Default true. */
-  readonly twoLevelStreamTable?: boolean;
-  /** ASID width (IDR0.ASID16): 8 or 16. Default 16. */
-  readonly asidBits?: 8 | 16;
-  /** VMID width (IDR0.VMID16): 8 or 16. Default 16. */
-  readonly vmidBits?: 8 | 16;
-  /** StreamID width (IDR1.SIDSIZE), 0..32; every function's StreamID (its requester ID) must fit. Default 16. */
-  readonly sidBits?: number;
-  /** SubstreamID width (IDR1.SSIDSIZE), 0..20. Default 20. */
-  readonly ssidBits?: number;
-  /**
-   * log2 of the largest command queue (IDR1.CMDQS), 7..19 (the driver refuses to probe an
-   * SMMU whose queue holds no more than one 64-command batch). Default 19.
-   */
-  readonly cmdqLog2?: number;
-  /** log2 of the largest event queue (IDR1.EVTQS), 1..19. Default 19. */
-  readonly evtqLog2?: number;
-  /** log2 of the largest PRI queue (IDR1.PRIQS), 1..19. Default 19. */
-  readonly priqLog2?: number;
-  /** Output address size encoding (IDR5.OAS): 0 = 32 bits … 5 = 48 bits. Default 5. */
-  readonly oas?: number;
-}
+/**
+ * SMMUv3 features of the `arm-smmuv3` / `tegra241-cmdqv` presets: the IDR fields of the
+ * model's options (see `SmmuV3Options` of `@iommufd/hw-model` for each field and default).
+ * Ranges: `sidBits` 0–32 (every function's StreamID, its requester ID, must fit), `ssidBits`
+ * 0–20, `cmdqLog2` 7–19 (Linux's driver refuses to probe an SMMU whose command queue holds
+ * no more than one 64-command batch), `evtqLog2` / `priqLog2` 1–19, `oas` 0–5; `stage1` and
+ * `stage2` not both false.
+ */
+export type SmmuHardwareOptions = Pick<
+  SmmuV3Options,
+  'stage1' | 'stage2' | 'ats' | 'pri' | 'ril' | 'fwb' | 'cd2l' | 'twoLevelStreamTable' | 'asidBits' | 'vmidBits' | 'sidBits' | 'ssidBits' | 'cmdqLog2' | 'evtqLog2' | 'priqLog2' | 'oas'
+>;
 
 /**
- * NVIDIA Tegra241 CMDQV sizes (its PARAM register). The driver derives LVCMDQs per VINTF as
- * 2^vcmdqsLog2 / 2^vintfsLog2 and keeps VINTF0 for the kernel; each vIOMMU gets a free VINTF of its own.
+ * NVIDIA Tegra241 CMDQV sizes (its PARAM register; `Tegra241CmdqvOptions` of
+ * `@iommufd/hw-model`): `vcmdqsLog2` 0–7, `vintfsLog2` 0–6 and at most `vcmdqsLog2`,
+ * `sidsPerVintfLog2` 0–4. The driver derives LVCMDQs per VINTF as 2^vcmdqsLog2 /
+ * 2^vintfsLog2 and keeps VINTF0 for the kernel; each vIOMMU gets a free VINTF of its own.
  */
-export interface CmdqvHardwareOptions {
-  /** log2 of the number of global VCMDQs (PARAM.NUM_VCMDQ_LOG2), 0..7. Default 4 (16). */
-  readonly vcmdqsLog2?: number;
-  /** log2 of the number of VINTFs (PARAM.NUM_VINTF_LOG2), 0..6, at most vcmdqsLog2. Default 2 (4). */
-  readonly vintfsLog2?: number;
-  /** log2 of the SID match/replace slots per VINTF (PARAM.NUM_SID_PER_VM_LOG2), 0..4. Default 4 (16). */
-  readonly sidsPerVintfLog2?: number;
-}
+export type CmdqvHardwareOptions = Tegra241CmdqvOptions;
 
-/** Intel VT-d capabilities of the `intel-vtd` preset (the CAP / ECAP fields they set). */
-export interface VtdHardwareOptions {
-  /**
-   * Address width in bits (CAP.MGAW + 1, SAGAW): 39, 48 or 57. Default 48. With 39 the unit
-   * walks 3-level tables only, so a first-stage (4-level) domain cannot attach (-EINVAL):
-   * set `firstStage: false` to get second-stage paging domains.
-   */
-  readonly addressWidth?: 39 | 48 | 57;
-  /** First-stage translation (ECAP.FLTS). Default true. */
-  readonly firstStage?: boolean;
-  /** Second-stage translation (ECAP.SLTS). Default true. */
-  readonly secondStage?: boolean;
-  /** Nested translation (ECAP.NEST). Default true. */
-  readonly nested?: boolean;
-  /** Pass-through (ECAP.PT). Default true. */
-  readonly passThrough?: boolean;
-  /** PASID width (ECAP.PSS + 1), 0..20; 0 clears ECAP.PASID. Default 20. */
-  readonly pasidBits?: number;
-  /** Page requests (ECAP.PRS). Default true. */
-  readonly pageRequests?: boolean;
-  /** Device-TLB / ATS (ECAP.DT). Default true. */
-  readonly deviceTlb?: boolean;
-  /** Snoop control (ECAP.SC). Default false. */
-  readonly snoopControl?: boolean;
-  /** Caching mode (CAP.CM), as a virtual IOMMU reports it. Default false. */
-  readonly cachingMode?: boolean;
-  /** Domain-ID width (CAP.ND: 2^(4+2·nd) domain IDs), 0..6. Default 6. */
-  readonly nd?: number;
-  /** Fault recording registers (CAP.NFR + 1), 1..8. Default 4. */
-  readonly faultRecords?: number;
-}
+/**
+ * Intel VT-d capabilities of the `intel-vtd` preset: the CAP / ECAP fields of the model's
+ * options (see `VtdOptions` of `@iommufd/hw-model`). Ranges: `pasidBits` 0–20, `nd` 0–6,
+ * `faultRecords` 1–8. With `addressWidth` 39 the unit walks 3-level tables only, so a
+ * first-stage (4-level) domain cannot attach (-EINVAL): set `firstStage: false` to get
+ * second-stage paging domains.
+ */
+export type VtdHardwareOptions = Pick<
+  VtdOptions,
+  'addressWidth' | 'firstStage' | 'secondStage' | 'nested' | 'passThrough' | 'pasidBits' | 'pageRequests' | 'deviceTlb' | 'snoopControl' | 'cachingMode' | 'nd' | 'faultRecords'
+>;
 
 /** `hardware` of the `arm-smmuv3` preset. */
 export interface ArmSmmuV3HardwareOptions {
