@@ -89,17 +89,25 @@ export interface IntelVtdHardwareOptions {
  * parameters are the kernel selftest's) has none.
  */
 export interface HostHardwareOptions {
+  /** None: the selftest mock is what the kernel's selftest builds. */
   readonly mock: never;
+  /** SMMU features and the PCI functions' capabilities. */
   readonly 'arm-smmuv3': ArmSmmuV3HardwareOptions;
+  /** As `arm-smmuv3`, plus the CMDQV's sizes. */
   readonly 'tegra241-cmdqv': Tegra241CmdqvHardwareOptions;
+  /** VT-d capabilities and the PCI functions' capabilities. */
   readonly 'intel-vtd': IntelVtdHardwareOptions;
 }
 
 /** Every hardware section a preset may receive, validated (what the platform factories read). */
 export interface ValidatedHardware {
+  /** SMMU IDR features (SMMU presets). */
   readonly smmu?: SmmuHardwareOptions;
+  /** CMDQV PARAM sizes (tegra241-cmdqv). */
   readonly cmdqv?: CmdqvHardwareOptions;
+  /** VT-d CAP / ECAP features (intel-vtd). */
   readonly vtd?: VtdHardwareOptions;
+  /** PCI function capabilities (hardware presets). */
   readonly devices?: PciFunctionOptions;
 }
 
