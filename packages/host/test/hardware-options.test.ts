@@ -107,6 +107,15 @@ describe('hardware option: the driver probes what the registers say', () => {
     expect(SMMU_IDR5.num(i5!, 'OAS')).toBe(2);
     // The driver took the 10-bit SSID width: the device's 20-bit PASID is capped at it.
     expect(info.maxPasidLog2).toBe(10);
+
+    const more: SmmuHardwareOptions = { fwb: false, cd2l: false, twoLevelStreamTable: false, vmidBits: 8, sidBits: 12, evtqLog2: 5, priqLog2: 6 };
+    const w = await bootVmm({ platform: 'arm-smmuv3', devices: 1, hardware: { smmu: more } });
+    const [j0, j1, , j3] = idrs(U.getHwInfo(w.p, w.fd, { devId: w.devIds[0]! }));
+    expect([SMMU_IDR3.num(j3!, 'FWB'), SMMU_IDR0.num(j0!, 'CD2L'), SMMU_IDR0.num(j0!, 'ST_LEVEL'), SMMU_IDR0.num(j0!, 'VMID16')]).toEqual([0, 0, 0, 0]);
+    expect([SMMU_IDR1.num(j1!, 'SIDSIZE'), SMMU_IDR1.num(j1!, 'EVTQS'), SMMU_IDR1.num(j1!, 'PRIQS')]).toEqual([12, 5, 6]);
+    // A linear stream table and one-level CD tables still translate.
+    U.vfioDeviceAttachIommufdPt(w.p, w.deviceFds[0]!, { ptId: w.ioas });
+    expect(w.host.dma(w.host.vfioDevices[0]!, { iova: 0x4000n, length: 1, write: true, data: Uint8Array.of(1) })).toEqual({ ok: true });
   });
 
   it('arm-smmuv3: without stage 1 there is no nesting parent (-EOPNOTSUPP), a stage-2 IOAS domain still translates', async () => {
@@ -141,6 +150,10 @@ describe('hardware option: the driver probes what the registers say', () => {
     const ecap = vtdRegs(info).ecap_reg;
     expect([Number(VtdCap.f.MGAW.of(cap)), Number(VtdCap.f.CM.of(cap)), Number(VtdCap.f.ND.of(cap)), Number(VtdCap.f.NFR.of(cap)), Number(VtdCap.f.FS5LP.of(cap))]).toEqual([56, 1, 2, 0, 1]);
     expect([Number(VtdEcap.f.PSS.of(ecap)), Number(VtdEcap.f.NEST.of(ecap)), Number(VtdEcap.f.SC.of(ecap))]).toEqual([11, 0, 1]);
+    const w = await bootVmm({ platform: 'intel-vtd', devices: 1, hardware: { vtd: { passThrough: false, pageRequests: false, deviceTlb: false, secondStage: false } } });
+    const wecap = vtdRegs(U.getHwInfo(w.p, w.fd, { devId: w.devIds[0]! })).ecap_reg;
+    const f = (n: 'PT' | 'PRS' | 'DT' | 'SLTS' | 'FLTS') => Number(VtdEcap.f[n].of(wecap));
+    expect([f('PT'), f('PRS'), f('DT'), f('SLTS'), f('FLTS')]).toEqual([0, 0, 0, 0, 1]);
     // The unit's 12-bit PASIDs cap the device's 20; without ECAP.NEST there is no nesting parent.
     expect(info.maxPasidLog2).toBe(12);
     expect(() => U.hwptAlloc(v.p, v.fd, { devId: v.devIds[0]!, ptId: v.ioas, flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT })).toThrow(expect.objectContaining({ errno: U.EOPNOTSUPP }));
