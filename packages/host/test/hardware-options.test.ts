@@ -200,9 +200,14 @@ describe('hardware option: the driver probes what the registers say', () => {
   });
 
   it('more than 64 devices: 31 per bus, each with its own StreamID, DMA through its own domain', async () => {
-    const host = await createHost({ platform: 'arm-smmuv3', devices: 100 });
-    expect(host.vfioDevices).toHaveLength(100);
-    expect(host.vfioDevices[99]).toBe('/dev/vfio/devices/vfio99');
+    const a = await bootVmm({ platform: 'arm-smmuv3', devices: 100 });
+    expect(a.host.vfioDevices).toHaveLength(100);
+    expect(a.host.vfioDevices[99]).toBe('/dev/vfio/devices/vfio99');
+    // Devices 9 and 40 are slot 10 of bus 0 and of bus 1: StreamIDs 0x50 and 0x150, so the
+    // bus is part of the StreamID and attaching one leaves the other blocked.
+    U.vfioDeviceAttachIommufdPt(a.p, a.deviceFds[40]!, { ptId: a.ioas });
+    expect(a.host.dma(a.host.vfioDevices[40]!, { iova: 0x3000n, length: 1, write: true, data: Uint8Array.of(5) })).toEqual({ ok: true });
+    expect(a.host.dma(a.host.vfioDevices[9]!, { iova: 0x3000n, length: 1, write: false }).ok).toBe(false);
     const v = await bootVmm({ platform: 'intel-vtd', devices: 70 });
     // Device 69 sits at 02:08.0 (bus 2, slot 69 − 62 + 1).
     U.vfioDeviceAttachIommufdPt(v.p, v.deviceFds[69]!, { ptId: v.ioas });
