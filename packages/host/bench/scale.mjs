@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `pnpm bench scale` (shared/design/BENCH.md): 1 000 vDEVICEs on one vIOMMU, 64 HW queues on
-// one vIOMMU, and 1 TiB of sparse guest RAM mapped into an IOAS. Where a platform cannot
+// one vIOMMU, and 1 TiB of sparse guest RAM mapped into an IOAS. The hw_queues line of
+// tegra241-cmdqv tries one queue past the target, so it shows the exact stop errno too. Where a platform cannot
 // reach the target, the line says the largest count/size that worked and the exact error.
 // Every line carries the time, the JS heap / RSS of this process and the physical RAM
 // frames the machine handed out (host.memory.pagesInUse) and pinned (host.pinnedPages).
@@ -58,23 +59,24 @@ const line = (what, impl, target, r, host, extra = '') => {
   const objects = host.objects(fd).length;
   line('vdevices', 'mock', VDEVICES, r, host, ` objects=${objects}`);
 }
-// arm-smmuv3: one vDEVICE per VFIO device; the preset plugs PCI functions at 00:01.0 … 00:1f.0.
+// arm-smmuv3: one vDEVICE per VFIO device, so as many PCI functions as vDEVICEs: the preset
+// puts 31 on each bus (slots 1–31, bus after bus), each with its own StreamID.
 if (await platformAvailable('arm-smmuv3')) {
-  let devices = Math.min(VDEVICES, 64);
-  let boot;
-  // createHost accepts devices ≤ 64 but the SMMU presets throw from 32 on: find the most that boots.
-  const tried = [];
-  for (; devices > 0; devices--) {
-    try {
-      boot = await bootVsmmu(devices);
-      break;
-    } catch (e) {
-      if (tried.length === 0) tried.push(`devices=${devices}:${why(e)}`);
-    }
-  }
-  const { host, p, fd, viommu, devIds } = boot;
+  const { host, p, fd, viommu, devIds } = await bootVsmmu(VDEVICES);
   const r = upTo(devIds.length, (i) => U.vdeviceAlloc(p, fd, { viommuId: viommu, devId: devIds[i], virtId: BigInt(0x100 + 3 * i) }));
-  line('vdevices', 'arm-smmuv3', VDEVICES, r, host, ` max_devices=${devices}${tried.length ? ` createHost_failed_at=${tried[0]}` : ''}`);
+  line('vdevices', 'arm-smmuv3', VDEVICES, r, host, ` devices=${devIds.length} buses=${Math.ceil(devIds.length / 31)} objects=${host.objects(fd).length}`);
+}
+// tegra241-cmdqv: a vDEVICE takes one SID match/replace slot of the vIOMMU's VINTF, and a
+// VINTF's register block has 16 (PARAM.NUM_SID_PER_VM_LOG2 = 4, the most it can say): the
+// 17th stops with the driver's -ENOSPC. One device more than slots is enough to show it.
+if (await platformAvailable('tegra241-cmdqv')) {
+  const slots = 16;
+  const { host, p, fd, deviceFds, devIds, ioas } = await bootVmm({ platform: 'tegra241-cmdqv', devices: slots + 1, hardware: { cmdqv: { sidsPerVintfLog2: 4 } } }, 2n << 20n);
+  const parent = U.hwptAlloc(p, fd, { devId: devIds[0], ptId: ioas, flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT });
+  U.vfioDeviceAttachIommufdPt(p, deviceFds[0], { ptId: parent });
+  const viommu = U.viommuAlloc(p, fd, { devId: devIds[0], hwptId: parent, type: U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, data: U.iommu_viommu_tegra241_cmdqv.encode({}) }).id;
+  const r = upTo(devIds.length, (i) => U.vdeviceAlloc(p, fd, { viommuId: viommu, devId: devIds[i], virtId: BigInt(0x100 + 3 * i) }));
+  line('vdevices', 'tegra241-cmdqv', VDEVICES, r, host, ` devices=${devIds.length} sid_slots_per_vintf=${slots}`);
 }
 
 // --- HW queues -------------------------------------------------------------------------
@@ -89,14 +91,22 @@ if (await platformAvailable('arm-smmuv3')) {
   const r = upTo(HW_QUEUES, (i) => U.hwQueueAlloc(p, fd, { viommuId: viommu, type: U.IOMMU_HW_QUEUE_TYPE_SELFTEST, index: i, nestingParentIova: base + (BigInt(i) << 12n), length: 4096n }));
   line('hw_queues', 'mock', HW_QUEUES, r, host, ` limit=IOMMU_TEST_HW_QUEUE_MAX=${U.IOMMU_TEST_HW_QUEUE_MAX}`);
 }
-// tegra241-cmdqv: VCMDQs of the vIOMMU's VINTF.
+// tegra241-cmdqv: logical VCMDQs of the vIOMMU's VINTF. Linux's driver reads PARAM and
+// gives every VINTF NUM_VCMDQ / NUM_VINTF logical queues (num_lvcmdqs_per_vintf); it keeps
+// VINTF0 for itself and gives each vIOMMU a free VINTF. Current silicon has 2 per VINTF (a
+// reviewer's note on the Linux series); the preset's default, 16 / 4, gives 4. For 64 on one
+// vIOMMU: 2^7 VCMDQs — the most
+// CMDQ_ALLOC's 7-bit LVCMDQ field can address — over 2^1 VINTFs (VINTF0 the kernel's, VINTF1
+// the vIOMMU's), 64 each; the 65th index is the driver's -EINVAL.
+const TEGRA_64_QUEUES = { cmdqv: { vcmdqsLog2: 7, vintfsLog2: 1 } };
 if (await platformAvailable('tegra241-cmdqv')) {
-  const { host, p, fd, deviceFds, devIds, ioas } = await bootVmm({ platform: 'tegra241-cmdqv', devices: 1 }, 2n << 20n);
+  const { host, p, fd, deviceFds, devIds, ioas } = await bootVmm({ platform: 'tegra241-cmdqv', devices: 1, hardware: TEGRA_64_QUEUES }, 2n << 20n);
+  const info = U.iommu_hw_info_tegra241_cmdqv.decode(U.getHwInfo(p, fd, { devId: devIds[0], type: U.IOMMU_HW_INFO_TYPE_TEGRA241_CMDQV }).data);
   const parent = U.hwptAlloc(p, fd, { devId: devIds[0], ptId: ioas, flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT });
   U.vfioDeviceAttachIommufdPt(p, deviceFds[0], { ptId: parent });
   const viommu = U.viommuAlloc(p, fd, { devId: devIds[0], hwptId: parent, type: U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, data: U.iommu_viommu_tegra241_cmdqv.encode({}) }).id;
-  const r = upTo(HW_QUEUES, (i) => U.hwQueueAlloc(p, fd, { viommuId: viommu, type: U.IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index: i, nestingParentIova: BigInt(i) << 12n, length: 4096n }));
-  line('hw_queues', 'tegra241-cmdqv', HW_QUEUES, r, host);
+  const r = upTo(HW_QUEUES + 1, (i) => U.hwQueueAlloc(p, fd, { viommuId: viommu, type: U.IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index: i, nestingParentIova: BigInt(i) << 12n, length: 4096n }));
+  line('hw_queues', 'tegra241-cmdqv', HW_QUEUES, r, host, ` vcmdqs_log2=${TEGRA_64_QUEUES.cmdqv.vcmdqsLog2} vintfs_log2=${TEGRA_64_QUEUES.cmdqv.vintfsLog2} hw_info_log2vcmdqs=${info.log2vcmdqs}`);
 }
 
 // --- sparse guest RAM ------------------------------------------------------------------

@@ -5,6 +5,7 @@
  */
 import { ENOENT } from '@iommufd/uapi';
 import { HostError } from './errors.js';
+import { MAX_DEVICES, validateHardware, type HostHardwareOptions } from './hardware-options.js';
 import type { KernelFile } from './kernel-types.js';
 import type { FaultInjector } from '@iommufd/driver-api';
 import type { DmaRequest, DmaResult, HostObjectInfo, Platform, PlatformContext, PlatformName } from './platform.js';
@@ -12,12 +13,25 @@ import { PageRefs, ramMemory, type HostPhysicalMemory } from './physical.js';
 import { ProcessFamily, ProcessImpl, type HostProcess } from './process.js';
 import { VfioDeviceFile } from './vfio-cdev.js';
 
-/** Options of {@link createHost}. */
-export interface HostOptions {
+/**
+ * Options of {@link createHost}. `P` is the preset, so that `hardware` takes only that
+ * preset's parameters (a VT-d capability on an SMMU preset does not type-check).
+ */
+export interface HostOptions<P extends PlatformName = PlatformName> {
   /** The machine preset. */
-  readonly platform: PlatformName;
-  /** Number of PCI devices behind the IOMMU (each gets a VFIO cdev). Default 1. */
+  readonly platform: P;
+  /**
+   * Number of PCI devices behind the IOMMU (each gets a VFIO cdev), 0 to 7936. The hardware
+   * presets put 31 functions on each bus (slots 1–31), bus after bus: device 31 is 01:01.0.
+   * Default 1.
+   */
   readonly devices?: number;
+  /**
+   * Parameters of the preset's hardware (see {@link HostHardwareOptions}): SMMU features,
+   * CMDQV sizes, VT-d capabilities, the PCI functions' ATS / PRI / PASID. They land in the
+   * ID and capability registers and the driver probes them. Default: every preset's own.
+   */
+  readonly hardware?: HostHardwareOptions[P];
   /** RAM size in bytes (sparse: only touched pages cost memory). Default 4 GiB. */
   readonly ramBytes?: bigint | number;
   /** Hardware caches never evict, to expose every missing invalidation. Default false. */
@@ -82,6 +96,9 @@ export interface Host {
 
 type PlatformFactory = (ctx: PlatformContext) => Promise<Platform>;
 
+/** Errors by which a model or a driver's probe refuses a hardware configuration. */
+const HARDWARE_REFUSALS: ReadonlySet<string> = new Set(['ArmSmmuProbeError', 'IntelVtdError', 'SmmuV3OptionsError', 'VtdOptionsError', 'RangeError']);
+
 /** Which issue brings each preset that is not wired in yet. */
 const PENDING_PLATFORMS: Partial<Record<PlatformName, string>> = {};
 
@@ -96,13 +113,14 @@ const factories: Partial<Record<PlatformName, PlatformFactory>> = {
  * Builds a host: RAM, the platform's IOMMU and devices with the driver probed, one VMM
  * process, VFIO cdevs for each device.
  *
- * @throws {@link HostError} for an unknown or not yet available platform, or bad options.
+ * @throws {@link HostError} for an unknown or not yet available platform, or bad options
+ * (`BAD_OPTION` naming the option, the value and the allowed range).
  */
-export async function createHost(options: HostOptions): Promise<Host> {
-  const name = options.platform;
+export async function createHost<P extends PlatformName>(options: HostOptions<P>): Promise<Host> {
+  const name: PlatformName = options.platform;
   const devices = options.devices ?? 1;
-  if (!Number.isInteger(devices) || devices < 0 || devices > 64) {
-    throw new HostError('BAD_OPTION', `devices must be an integer in [0, 64], got ${String(devices)}`);
+  if (!Number.isInteger(devices) || devices < 0 || devices > MAX_DEVICES) {
+    throw new HostError('BAD_OPTION', `devices must be an integer in [0, ${MAX_DEVICES}] (31 per PCI bus, buses 0–255), got ${String(devices)}`);
   }
   const ramBytes = BigInt(options.ramBytes ?? 4n << 30n);
   if (ramBytes < 1n << 20n || ramBytes % 4096n !== 0n) {
@@ -116,6 +134,7 @@ export async function createHost(options: HostOptions): Promise<Host> {
     }
     throw new HostError('UNKNOWN_PLATFORM', `unknown platform '${String(name)}'; expected one of 'mock', 'arm-smmuv3', 'tegra241-cmdqv', 'intel-vtd'`);
   }
+  const hardware = validateHardware(name, options.hardware, devices);
   const memory = ramMemory(RAM_BASE, ramBytes);
   const refs = new PageRefs(memory);
   const family = new ProcessFamily();
@@ -123,9 +142,16 @@ export async function createHost(options: HostOptions): Promise<Host> {
     memory,
     refs,
     devices,
+    hardware,
     strict: options.strict ?? false,
     seed: options.seed ?? 1,
     processOf: (k) => family.byKernel(k),
+  }).catch((e: unknown) => {
+    // A register combination the driver's probe (or the model) refuses is the caller's option.
+    if (options.hardware !== undefined && e instanceof Error && HARDWARE_REFUSALS.has(e.name)) {
+      throw new HostError('BAD_OPTION', `platform '${name}' did not come up with this hardware: ${e.message}; change 'hardware'`);
+    }
+    throw e;
   });
   const paths = platform.devices.map((_, i) => `${VFIO_DEVICES_DIR}${i}`);
   const openStates = platform.devices.map(() => ({ open: false }));

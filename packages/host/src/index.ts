@@ -7,6 +7,16 @@
  */
 export { createHost } from './host.js';
 export type { Host, HostOptions } from './host.js';
+export type {
+  ArmSmmuV3HardwareOptions,
+  CmdqvHardwareOptions,
+  HostHardwareOptions,
+  IntelVtdHardwareOptions,
+  PciFunctionOptions,
+  SmmuHardwareOptions,
+  Tegra241CmdqvHardwareOptions,
+  VtdHardwareOptions,
+} from './hardware-options.js';
 export { HostError } from './errors.js';
 export type { HostErrorCode } from './errors.js';
 export type { DmaFault, DmaRequest, DmaResult, HostObjectInfo, PlatformName } from './platform.js';

@@ -4,6 +4,7 @@
  */
 import type { FaultInjector } from '@iommufd/driver-api';
 import type { DmaFault } from '@iommufd/hw-model';
+import type { ValidatedHardware } from './hardware-options.js';
 import type { KernelFile } from './kernel-types.js';
 import type { HostPhysicalMemory, PageRefs } from './physical.js';
 import type { ProcessImpl } from './process.js';
@@ -59,6 +60,8 @@ export interface PlatformContext {
   readonly memory: HostPhysicalMemory;
   readonly refs: PageRefs;
   readonly devices: number;
+  /** The validated `hardware` option (empty: the preset's defaults). */
+  readonly hardware: ValidatedHardware;
   readonly strict: boolean;
   readonly seed: number;
   /** The host's process lookup, for callbacks that need the caller (e.g. test commands). */

@@ -118,15 +118,19 @@ describe('pnpm bench (host) at tiny sizes', () => {
     expect(by('mock', 'vdevices')).toMatchObject({ target: '16', reached: '16' });
     // 16 vDEVICEs + 16 devices + 16 auto domains + IOAS + nest parent + vIOMMU + … in the object table.
     expect(Number(by('mock', 'vdevices').objects)).toBeGreaterThanOrEqual(16 * 3 + 3);
-    expect(by('arm-smmuv3', 'vdevices')).toMatchObject({ target: '16', reached: '16', max_devices: '16' });
+    expect(by('arm-smmuv3', 'vdevices')).toMatchObject({ target: '16', reached: '16', devices: '16', buses: '1' });
+    expect(by('arm-smmuv3', 'vdevices').stopped_by).toBeUndefined();
+    // A VINTF has 16 SID slots: the 17th vDEVICE is the driver's -ENOSPC.
+    expect(by('tegra241-cmdqv', 'vdevices')).toMatchObject({ reached: '16', sid_slots_per_vintf: '16', stopped_by: 'ENOSPC' });
     expect(by('mock', 'hw_queues')).toMatchObject({ target: '64', reached: '2', stopped_by: 'EINVAL' });
-    expect(by('tegra241-cmdqv', 'hw_queues').stopped_by).toBe('EINVAL');
+    // 2^7 VCMDQs over 2^1 VINTFs: 64 LVCMDQs on the vIOMMU's VINTF, as GET_HW_INFO says; index 64 is -EINVAL.
+    expect(by('tegra241-cmdqv', 'hw_queues')).toMatchObject({ target: '64', reached: '64', hw_info_log2vcmdqs: '6', stopped_by: 'EINVAL' });
     expect(by('mock', 'sparse_map')).toMatchObject({ domain: 'none', bytes: String(1 << 30), rc: '0', pinned_pages: '0' });
     expect(Number(by('mock', 'sparse_map').frames_in_use)).toBeLessThan(8);
     expect(by('mock', 'sparse_attach').rc).toBe('EADDRINUSE');
     expect(by('mock', 'sparse_unmap').rc).toBe('0');
     // With a domain every page must be pinned: 1 GiB does not fit 64 MiB of RAM, and the failed map unpins all.
     expect(by('arm-smmuv3', 'sparse_map')).toMatchObject({ domain: 'attached', rc: 'ENOMEM', pinned_pages: '0' });
-    expect(all.at(-1)!.fields).toMatchObject({ vdevices_mock: '16/16', hw_queues_mock: '2/64', sparse_map_no_domain: 'ok', 'sparse_map_arm-smmuv3_attached': 'ENOMEM' });
+    expect(all.at(-1)!.fields).toMatchObject({ vdevices_mock: '16/16', 'vdevices_arm-smmuv3': '16/16', hw_queues_mock: '2/64', 'hw_queues_tegra241-cmdqv': '64/64', sparse_map_no_domain: 'ok', 'sparse_map_arm-smmuv3_attached': 'ENOMEM' });
   });
 });

@@ -83,6 +83,45 @@ describe('iommufd-sim run: scenario validation (exit 3, naming the line and step
     expect(r.err).toBe('iommufd-sim run: invalid scenario: machine: ramBytes must be a multiple of 4096 and at least 1 MiB, got 4097\n');
   });
 
+  it('machine.hardware reaches createHost: a CMDQV with one LVCMDQ per VINTF refuses HW queue index 1; a wrong section is exit 3', async () => {
+    const text = (hardware: string) =>
+      `machine: { platform: tegra241-cmdqv, devices: 1, hardware: ${hardware} }
+steps:
+  - mmap: { length: 0x200000 }
+    as: ram
+  - open: /dev/iommu
+    as: iommufd
+  - ioctl: IOMMU_IOAS_ALLOC
+    as: ioas
+  - ioctl: IOMMU_IOAS_MAP
+    fields: { flags: [IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE], ioas_id: $ioas, user_va: $ram, length: 0x200000, iova: 0 }
+  - bind: { device: 0 }
+    as: dev
+  - ioctl: IOMMU_HWPT_ALLOC
+    fields: { flags: IOMMU_HWPT_ALLOC_NEST_PARENT, dev_id: $dev, pt_id: $ioas }
+    as: parent
+  - attach: { device: $dev, pt: $parent }
+  - mmap: { length: 0x1000 }
+    as: scratch
+  - ioctl: IOMMU_VIOMMU_ALLOC
+    fields: { type: IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, dev_id: $dev, hwpt_id: $parent, data_len: 16, data_uptr: $scratch }
+    as: viommu
+  - ioctl: IOMMU_HW_QUEUE_ALLOC
+    fields: { viommu_id: $viommu, type: IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index: 0, nesting_parent_iova: 0x10000, length: 0x1000 }
+  - ioctl: IOMMU_HW_QUEUE_ALLOC
+    fields: { viommu_id: $viommu, type: IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index: 1, nesting_parent_iova: 0x11000, length: 0x1000 }
+    expect: { errno: EINVAL }
+`;
+    const report = await runScenario(parseScenario(text('{ cmdqv: { vcmdqsLog2: 3, vintfsLog2: 3 } }')));
+    expect(report.failure).toBeUndefined();
+    expect(report.outcomes).toHaveLength(11);
+    // The preset's default CMDQV (4 LVCMDQs per VINTF) takes index 1, so the expectation fails there.
+    expect((await runScenario(parseScenario(text('{}')))).failure?.index).toBe(10);
+    const r = await cli('run', scenarioFile(text('{ vtd: { nested: false } }')));
+    expect(r.code).toBe(3);
+    expect(r.err).toBe("iommufd-sim run: invalid scenario: machine: hardware.vtd is not an option of platform 'tegra241-cmdqv'; it takes 'smmu', 'cmdqv', 'devices'\n");
+  });
+
   it('an unknown ioctl, struct field or $reference is an invalid scenario (exit 3) at run time', async () => {
     const head = 'machine: { platform: mock }\nsteps:\n  - open: /dev/iommu\n';
     const cases: [string, RegExp][] = [

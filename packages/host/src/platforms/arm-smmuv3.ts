@@ -11,7 +11,7 @@ import { armSmmuV3Probe, tegra241CmdqvImpl, type ArmSmmuV3 } from '@iommufd/arm-
 import type { HostPhysicalMemory } from '../physical.js';
 import type { DmaRequest, DmaResult, Platform, PlatformContext } from '../platform.js';
 import { registerObservationPoints } from './observation.js';
-import { coreCapabilities, coreWithInjector, hardwarePlatform, machineOf, pciName, plugPciDevice, presetBdf, type HardwareDevice } from './hardware.js';
+import { coreCapabilities, coreWithInjector, functionCapabilities, hardwarePlatform, machineOf, pciName, plugPciDevice, presetBdf, type HardwareDevice } from './hardware.js';
 
 /** Register base of the SMMU (the Arm `virt` board's); the Tegra241 CMDQV frame follows its 128 KiB. */
 export const ARM_SMMUV3_BASE = 0x0900_0000n;
@@ -36,11 +36,14 @@ export async function createSmmuPlatform(ctx: PlatformContext, tegra = false): P
   const name = tegra ? 'tegra241-cmdqv' : 'arm-smmuv3';
   const memory = machineOf(ctx, name);
   const kind = tegra ? 'tegra241-cmdqv' : 'smmuv3';
-  const hw = IOMMU_FACTORIES[kind]!({ memory, description: { kind, name: 'smmu0', base: ARM_SMMUV3_BASE }, strict: ctx.strict, seed: ctx.seed });
+  // The model's options are the hardware's: IDR fields and the CMDQV's PARAM, which the driver probes.
+  const options = { ...ctx.hardware.smmu, ...(tegra && ctx.hardware.cmdqv ? { cmdqv: ctx.hardware.cmdqv } : {}) };
+  const hw = IOMMU_FACTORIES[kind]!({ memory, description: { kind, name: 'smmu0', base: ARM_SMMUV3_BASE, options }, strict: ctx.strict, seed: ctx.seed });
   memory.addMmio(ARM_SMMUV3_BASE, hw.mmioSize, hw);
   for (const x of hw.extraMmio ?? []) memory.addMmio(ARM_SMMUV3_BASE + x.offset, x.size, x.device);
   // The IORT: every function's StreamID (= its requester ID) is known before the SMMU probes.
-  const pcis = Array.from({ length: ctx.devices }, (_, i) => plugPciDevice(memory, hw, presetBdf(i), DEVICE_CAPABILITIES));
+  const capabilities = functionCapabilities(DEVICE_CAPABILITIES, ctx.hardware.devices);
+  const pcis = Array.from({ length: ctx.devices }, (_, i) => plugPciDevice(memory, hw, presetBdf(i), capabilities));
   const streams = pcis.map((pci) => ({ name: pciName(pci.bdf), streamId: pci.streamId, endpoint: pci }));
   const smmu = armSmmuV3Probe({ memory, base: ARM_SMMUV3_BASE, name: 'smmu0', streams, priIopf: true, ...(tegra ? { impl: tegra241CmdqvImpl() } : {}) });
   smmus.set(ctx.memory, { smmu, hw });

@@ -8,6 +8,7 @@ import { IommuCore, type CoreDevice, type DirectMap } from '@iommufd/core';
 import type { FaultInjector } from '@iommufd/driver-api';
 import { PciDevice, type Bdf, type DmaTranslator, type PciCapabilities, type PhysicalMemory } from '@iommufd/hw-model';
 import { ENOMEM } from '@iommufd/uapi';
+import type { PciFunctionOptions } from '../hardware-options.js';
 import type { KernelFile } from '../kernel-types.js';
 import { MachineMemory } from '../physical.js';
 import { IommufdContexts } from './contexts.js';
@@ -35,10 +36,7 @@ export function coreWithInjector(directMap: DirectMap): { core: IommuCore; setIn
   };
 }
 
-/** Slots 1–31 of each bus (slot 0 is the host bridge's), function 0, bus after bus. */
-export function presetBdf(index: number): Bdf {
-  return { bus: Math.floor(index / 31), dev: (index % 31) + 1, fn: 0 };
-}
+export { presetBdf } from '../hardware-options.js';
 
 /** The Linux name of a PCI function (`0000:00:01.0`). */
 export function pciName(bdf: Bdf): string {
@@ -49,6 +47,20 @@ export function pciName(bdf: Bdf): string {
 /** A PCI function on the machine's memory behind `translator` (the IOMMU model). */
 export function plugPciDevice(memory: PhysicalMemory, translator: DmaTranslator, bdf: Bdf, capabilities: PciCapabilities): PciDevice {
   return new PciDevice(memory, translator, { bdf, capabilities });
+}
+
+/**
+ * A preset's function capabilities with the `hardware.devices` option applied: ATS / PRI
+ * switched, the PASID width replaced (0 removes the PASID capability).
+ */
+export function functionCapabilities(preset: PciCapabilities, o: PciFunctionOptions | undefined): PciCapabilities {
+  if (o === undefined) return preset;
+  const pasidBits = o.pasidBits ?? preset.pasid?.maxPasidLog2 ?? 0;
+  return {
+    ats: o.ats ?? preset.ats === true,
+    pri: o.pri ?? preset.pri === true,
+    ...(pasidBits > 0 ? { pasid: { exec: false, priv: false, ...preset.pasid, maxPasidLog2: pasidBits } } : {}),
+  };
 }
 
 /** The core's `addDevice` description fields that come from a function's PCI capabilities. */

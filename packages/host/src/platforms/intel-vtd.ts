@@ -9,7 +9,7 @@ import { probeIntelIommu, type IntelIommu } from '@iommufd/intel-vtd';
 import type { HostPhysicalMemory } from '../physical.js';
 import type { Platform, PlatformContext } from '../platform.js';
 import { registerObservationPoints } from './observation.js';
-import { coreCapabilities, coreWithInjector, hardwarePlatform, machineOf, pciName, plugPciDevice, presetBdf, type HardwareDevice } from './hardware.js';
+import { coreCapabilities, coreWithInjector, functionCapabilities, hardwarePlatform, machineOf, pciName, plugPciDevice, presetBdf, type HardwareDevice } from './hardware.js';
 
 /**
  * Register base of the DRHD. x86 firmware puts it at 0xfed9_0000, but the host's RAM starts
@@ -34,7 +34,7 @@ export async function createIntelVtdPlatform(ctx: PlatformContext): Promise<Plat
   let unit: IntelIommu | undefined;
   const hw: VtdIommu = createVtdIommu({
     memory,
-    description: { kind: 'vtd', name: 'dmar0', base: INTEL_VTD_BASE, options: { onInterrupt: (irq) => unit?.handleInterrupt(irq) } },
+    description: { kind: 'vtd', name: 'dmar0', base: INTEL_VTD_BASE, options: { ...ctx.hardware.vtd, onInterrupt: (irq) => unit?.handleInterrupt(irq) } },
     strict: ctx.strict,
     seed: ctx.seed,
   });
@@ -43,10 +43,11 @@ export async function createIntelVtdPlatform(ctx: PlatformContext): Promise<Plat
   units.set(ctx.memory, { unit, hw });
   const { core, setInjector } = coreWithInjector(ctx.memory);
   core.registerIommu(unit);
+  const capabilities = functionCapabilities(DEVICE_CAPABILITIES, ctx.hardware.devices);
   const devices: HardwareDevice[] = [];
   for (let i = 0; i < ctx.devices; i++) {
     const bdf = presetBdf(i);
-    const pci = plugPciDevice(memory, hw, bdf, DEVICE_CAPABILITIES);
+    const pci = plugPciDevice(memory, hw, bdf, capabilities);
     const name = pciName(bdf);
     unit.addPciDevice(name, pci);
     // One iommu_group per function (ACS everywhere, as on a server root complex).

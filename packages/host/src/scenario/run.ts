@@ -120,6 +120,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       ...(m.ramBytes !== undefined ? { ramBytes: BigInt(m.ramBytes) } : {}),
       ...(m.strict !== undefined ? { strict: m.strict } : {}),
       ...(m.seed !== undefined ? { seed: m.seed } : {}),
+      ...(m.hardware !== undefined ? { hardware: m.hardware } : {}),
     });
   } catch (e) {
     // A machine createHost rejects (e.g. ramBytes not a multiple of 4096) is a fault of the file.

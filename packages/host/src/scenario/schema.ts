@@ -4,6 +4,7 @@
  */
 import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
+import { MAX_DEVICES, type HostHardwareOptions } from '../hardware-options.js';
 
 /** A scalar of a scenario: a number, a `0x…` string, `$name`, `$name.field`, `$name+0x10`, or a uAPI constant name. */
 const scalar = z.union([z.number(), z.string(), z.boolean()]);
@@ -170,14 +171,21 @@ export interface ScenarioMachine {
   readonly strict?: boolean;
   /** Seed of anything randomised. */
   readonly seed?: number;
+  /**
+   * The preset's hardware parameters, as createHost's `hardware` (sections and fields are
+   * checked by createHost against the platform: a wrong one is a `machine:` error).
+   */
+  readonly hardware?: HostHardwareOptions[ScenarioMachine['platform']];
 }
 
 const machineSchema = z.strictObject({
   platform: z.enum(['mock', 'arm-smmuv3', 'tegra241-cmdqv', 'intel-vtd']),
-  devices: z.number().int().min(0).max(64).optional(),
+  devices: z.number().int().min(0).max(MAX_DEVICES).optional(),
   ramBytes: z.union([z.number().int().positive(), z.string().regex(/^(0x[0-9a-fA-F]+|[0-9]+)$/)]).optional(),
   strict: z.boolean().optional(),
   seed: z.number().int().optional(),
+  // Sections of fields; which ones a platform takes, and their ranges, createHost checks.
+  hardware: z.record(z.string(), z.record(z.string(), z.union([z.boolean(), z.number()]))).optional(),
 });
 
 /** A validated scenario. */
@@ -267,6 +275,7 @@ export function parseScenario(text: string): Scenario {
     }
     return { ...(r.data as object), action, index, ...(line !== undefined ? { line } : {}) } as ScenarioStep;
   });
-  const machine: ScenarioMachine = m.data;
+  // `hardware` is a mapping of mappings here; createHost checks it against the platform.
+  const machine = m.data as ScenarioMachine;
   return { ...(typeof top.name === 'string' ? { name: top.name } : {}), machine, steps };
 }
