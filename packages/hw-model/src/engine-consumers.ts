@@ -169,6 +169,31 @@ interface Rebuild {
   readonly words: number;
   readonly head: bigint;
   readonly moves: readonly BitMove[];
+  /**
+   * The same moves merged: every move between the same two words by the same distance
+   * becomes one mask and one shift (target fields never overlap, so this is exact).
+   */
+  readonly merged: readonly MergedMove[];
+}
+
+/** Bits `mask` of effect word `from`, moved left by `left` (right when negative) into entry word `to`. */
+interface MergedMove {
+  readonly from: number;
+  readonly to: number;
+  readonly mask: bigint;
+  readonly left: bigint;
+}
+
+function mergeMoves(moves: readonly BitMove[]): MergedMove[] {
+  const groups = new Map<string, { from: number; to: number; mask: bigint; left: bigint }>();
+  for (const m of moves) {
+    const left = m.at - m.shift;
+    const key = `${m.from}:${m.to}:${left}`;
+    const g = groups.get(key) ?? { from: m.from, to: m.to, mask: 0n, left };
+    g.mask |= m.mask << m.shift;
+    groups.set(key, g);
+  }
+  return [...groups.values()];
 }
 
 /** A target field: where it sits and whether it holds an address in place (VT-d `addr` fields). */
@@ -199,7 +224,7 @@ function compileRebuild(kind: number, words: number, head: bigint, targets: Read
       moves.push({ from: f.word, shift: BigInt(f.lo + shift), mask: (1n << BigInt(width)) - 1n, to: t.word, at: BigInt(t.lo) });
     }
   }
-  return { words, head, moves };
+  return { words, head, moves, merged: mergeMoves(moves) };
 }
 
 /** Applies a rebuild rule to effect words w0..w3. */
@@ -216,6 +241,9 @@ const SMMU_REBUILD: ReadonlyMap<number, Rebuild> = new Map(
     return [op, compileRebuild(op, 2, BigInt(op), targets, map)] as const;
   }),
 );
+
+/** {@link SMMU_REBUILD} indexed by effect kind (an array lookup per record). */
+const SMMU_REBUILD_BY_KIND: readonly (Rebuild | undefined)[] = Array.from({ length: 256 }, (_, kind) => SMMU_REBUILD.get(kind));
 
 /** VT-d effect kind (0x100 + type) → descriptor field of each effect field, as data (PFSID is split in two). */
 const VTD_FIELDS_OF_EFFECT: ReadonlyMap<number, FieldMap> = new Map<number, FieldMap>([
@@ -261,6 +289,27 @@ export function vtdDescriptorOfEffect(e: Effect): bigint[] {
   const r = VTD_REBUILD.get(e.kind);
   if (r === undefined) throw new QueueEngineMismatchError(`effect kind 0x${e.kind.toString(16)} (${e.name}) is not a VT-d descriptor`);
   return rebuild(r, wordsOfEffect(e));
+}
+
+/**
+ * Rebuilds the SMMU command of the effect record at store offset `at` into `out` (dw0, dw1):
+ * straight from engine memory, no allocation per record.
+ */
+function rebuildSmmuCommand(r: Rebuild, view: DataView, at: number, w: bigint[], out: bigint[]): void {
+  w[0] = view.getBigUint64(at, true);
+  w[1] = view.getBigUint64(at + 8, true);
+  w[2] = view.getBigUint64(at + 16, true);
+  w[3] = view.getBigUint64(at + 24, true);
+  let dw0 = r.head;
+  let dw1 = 0n;
+  for (const m of r.merged) {
+    const bits = w[m.from]! & m.mask;
+    const v = m.left >= 0n ? bits << m.left : bits >> -m.left;
+    if (m.to === 0) dw0 |= v;
+    else dw1 |= v;
+  }
+  out[0] = dw0;
+  out[1] = dw1;
 }
 
 /** Reads the four words of record `i` of a batch straight from engine memory. */
@@ -377,15 +426,19 @@ export class EngineCommandQueueConsumer implements CommandQueueConsumer {
     if (q === undefined) return typescriptCommandQueueConsumer.consume(ring, memory, executor);
     const host = executor.guest?.host ?? executor;
     let executed = 0;
+    const w: bigint[] = [0n, 0n, 0n, 0n];
+    const cmd: bigint[] = [0n, 0n];
     const sink: CacheEffects = {
       applyEffects: (batch: EffectBatch): InvalidationFault | undefined => {
         let fault: InvalidationFault | undefined;
         for (let i = 0; i < batch.count; i++) {
-          const w = recordWords(this.engine.store, batch, i);
-          const kind = Number(w[0]! & 0xffffn);
-          const rule = SMMU_REBUILD.get(kind);
-          const cmd = rule === undefined ? undefined : rebuild(rule, w);
-          const err = cmd === undefined ? CMDQ_ERR.ILL : host.execute(cmd[0]!, cmd[1]!);
+          // Re-read per record: an executor may grow the store (its view is then re-created).
+          const view = this.engine.store.view;
+          const at = batch.offset + i * 32;
+          const kind = view.getUint16(at, true);
+          const rule = SMMU_REBUILD_BY_KIND[kind];
+          if (rule !== undefined) rebuildSmmuCommand(rule, view, at, w, cmd);
+          const err = rule === undefined ? CMDQ_ERR.ILL : host.execute(cmd[0]!, cmd[1]!);
           if (err !== CMDQ_ERR.NONE) {
             const e = batch.get(i);
             throw new QueueEngineMismatchError(`the engine executed ${e.name} at CONS 0x${e.position.toString(16)} but the SMMU model answers CONS.ERR ${err}`);
