@@ -230,6 +230,20 @@ function writeScalar(
   value: number | bigint,
 ): void {
   const size = ELEMENT_SIZE[kind];
+  if (at + size <= end) {
+    // The whole scalar fits: one store, truncated to the C type's width as the byte loop would.
+    if (size === 8) {
+      view.setBigUint64(at, BigInt.asUintN(64, typeof value === 'bigint' ? value : BigInt(Math.trunc(value))), true);
+      return;
+    }
+    const n = typeof value === 'bigint' ? Number(BigInt.asUintN(32, value)) : Math.trunc(value);
+    if (Number.isSafeInteger(n)) {
+      if (size === 4) view.setUint32(at, n >>> 0, true);
+      else if (size === 2) view.setUint16(at, n & 0xffff, true);
+      else view.setUint8(at, n & 0xff);
+      return;
+    }
+  }
   let v = typeof value === 'bigint' ? value : BigInt(Math.trunc(value));
   v = BigInt.asUintN(size * 8, v);
   for (let i = 0; i < size; i++) {
