@@ -110,7 +110,7 @@ export class CommandQueue {
     const syncAt = p;
     if (sync) {
       // MSIPOLL: the SYNC's completion MSI writes MSIData (0) over the SYNC's own first word.
-      const sc = [...buildCmd(this.host.msiPoll ? { opcode: 'CMD_SYNC', msiaddr: this.slot(p) } : { opcode: 'CMD_SYNC' })];
+      const sc = this.host.msiPoll ? syncWithMsiAddress(this.slot(p)) : [...SYNC_SEV];
       if (this.busyPolling) SMMU_CMD_SYNC.set(sc, 'CS', CMD_SYNC_CS.NONE);
       this.writeSlot(p, sc[0]!, sc[1]!);
       p = queueIncrement(p, this.log2Size);
@@ -146,6 +146,21 @@ export class CommandQueue {
     this.host.memory.write64(at, dw0);
     this.host.memory.write64(at + 8n, dw1);
   }
+}
+
+/** `CMD_SYNC` completing by SEV, and by MSI (address 0 here; see {@link syncWithMsiAddress}). */
+const SYNC_SEV = buildCmd({ opcode: 'CMD_SYNC' });
+const SYNC_MSI = buildCmd({ opcode: 'CMD_SYNC', msiaddr: 0n });
+
+/**
+ * `buildCmd({ opcode: 'CMD_SYNC', msiaddr })` from the prebuilt command: only MSIADDR depends
+ * on the address (one CMD_SYNC per batch, so building it field by field each time would cost
+ * as much as the batch).
+ */
+function syncWithMsiAddress(msiaddr: bigint): bigint[] {
+  const sc = [...SYNC_MSI];
+  SMMU_CMD_SYNC.set(sc, 'MSIADDR', (msiaddr & ((1n << 52n) - 1n)) >> 2n);
+  return sc;
 }
 
 /** The ring bytes of `cmds` (16 per command, little-endian dw0 then dw1). */

@@ -302,12 +302,12 @@ const SID_OPCODES: ReadonlySet<number> = new Set([CMDQ_OP.ATC_INV, CMDQ_OP.CFGI_
  * vSMMU's.
  */
 function convertUserCmdsWithEngine(vsmmu: ArmVsmmu, engine: Vsmmu, bytes: Uint8Array): number {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const streams = new Map<number, number>();
   const looked = new Set<number>();
   for (let at = 0; at < bytes.length; at += 16) {
     if (!SID_OPCODES.has(bytes[at]!)) continue;
-    const vsid = view.getUint32(at + 4, true);
+    // dw0[63:32], little-endian, read from the bytes (a DataView would move a small array out of the JS heap).
+    const vsid = (bytes[at + 4]! | (bytes[at + 5]! << 8) | (bytes[at + 6]! << 16) | (bytes[at + 7]! << 24)) >>> 0;
     if (looked.has(vsid)) continue;
     looked.add(vsid);
     const sid = vsidToSid(vsmmu, vsid);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { SMMU_REG, SMMU_STE, SMMU_STRTAB_BASE_CFG, createMachine } from '@iommufd/hw-model';
 import { ENXIO, ENODEV } from '@iommufd/uapi';
 import { ArmSmmuProbeError, armSmmuV3Probe, buildCmd } from '../src/index.js';
@@ -95,7 +95,11 @@ describe('probe and bring-up', () => {
     const view = new DataView(bytes.buffer);
     cmds.forEach(([dw0, dw1], i) => (view.setBigUint64(16 * i, dw0, true), view.setBigUint64(16 * i + 8, dw1, true)));
     const before = hw.commandCounts.get(0x11) ?? 0;
+    const executed = vi.spyOn(hw, 'executeCommand');
     const ring = issued(smmu, () => expect(smmu.cmdq.issueCmdlist(bytes, true)).toBe(0));
+    // The SMMU saw the commands, then the MSIPOLL SYNC exactly as buildCmd makes it.
+    expect(executed.mock.calls).toEqual([...cmds, buildCmd({ opcode: 'CMD_SYNC', msiaddr: smmu.cmdq.slot(2) })].map((c) => [...c]));
+    executed.mockRestore();
     // Slots 120..127, then 0..1, the SYNC at 2: PROD 3 with the wrap bit.
     expect(smmu.cmdq.prod).toBe(0x80 | 3);
     expect(ring.slice(0, 10)).toEqual(cmds.map((c) => [...c]));
