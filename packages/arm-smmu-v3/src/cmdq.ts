@@ -23,7 +23,7 @@ export interface CmdqHost {
   /** 32-bit register write. */
   writeReg(offset: number, value: number): void;
   /** Physical memory access for the ring. */
-  readonly memory: { write64(pa: bigint, v: bigint): void; read32(pa: bigint): number };
+  readonly memory: { write(pa: bigint, data: Uint8Array): void; write64(pa: bigint, v: bigint): void; read32(pa: bigint): number };
   /** Runs pending interrupt handlers (a CPU spinning on a SYNC still takes the GERROR IRQ). */
   serviceInterrupts(): void;
   /** Whether CMD_SYNC completion is polled through its own MSI write (`ARM_SMMU_OPT_MSIPOLL`). */
@@ -87,10 +87,15 @@ export class CommandQueue {
 
   /**
    * `arm_smmu_cmdq_issue_cmdlist(cmds, n, sync)`: writes the commands contiguously, appends a
-   * CMD_SYNC when `sync`, publishes PROD and waits for the SYNC. 0 or ETIMEDOUT.
+   * CMD_SYNC when `sync`, publishes PROD and waits for the SYNC. 0 or ETIMEDOUT. `cmds` is
+   * either the commands or their bytes (16 per command, little-endian dw0 then dw1: the
+   * ring's own format), which go into the ring in one write per contiguous run.
    */
-  issueCmdlist(cmds: readonly SmmuCommand[], sync: boolean): Status {
-    const n = cmds.length + (sync ? 1 : 0);
+  issueCmdlist(cmds: readonly SmmuCommand[] | Uint8Array, sync: boolean): Status {
+    const bytes = cmds instanceof Uint8Array ? cmds : commandBytes(cmds);
+    if (bytes.length % CMDQ_ENT_BYTES !== 0) throw new RangeError(`command bytes must be a multiple of ${CMDQ_ENT_BYTES}, got ${bytes.length}`);
+    const count = bytes.length / CMDQ_ENT_BYTES;
+    const n = count + (sync ? 1 : 0);
     if (n > 1 << this.log2Size) throw new RangeError(`${n} commands do not fit a ${1 << this.log2Size}-entry queue`);
     for (let tries = 0; this.space() < n; tries++) {
       this.cons = this.readCons();
@@ -101,15 +106,11 @@ export class CommandQueue {
       }
       this.host.serviceInterrupts();
     }
-    let p = this.prod;
-    for (const [dw0, dw1] of cmds) {
-      this.writeSlot(p, dw0, dw1);
-      p = queueIncrement(p, this.log2Size);
-    }
+    let p = this.writeRun(this.prod, bytes);
     const syncAt = p;
     if (sync) {
       // MSIPOLL: the SYNC's completion MSI writes MSIData (0) over the SYNC's own first word.
-      const sc = [...buildCmd(this.host.msiPoll ? { opcode: 'CMD_SYNC', msiaddr: this.slot(p) } : { opcode: 'CMD_SYNC' })];
+      const sc = this.host.msiPoll ? syncWithMsiAddress(this.slot(p)) : [...SYNC_SEV];
       if (this.busyPolling) SMMU_CMD_SYNC.set(sc, 'CS', CMD_SYNC_CS.NONE);
       this.writeSlot(p, sc[0]!, sc[1]!);
       p = queueIncrement(p, this.log2Size);
@@ -129,11 +130,48 @@ export class CommandQueue {
     }
   }
 
+  /** Writes whole commands from slot `p` on (at most two runs: up to the end of the ring, then from slot 0); the pointer after them. */
+  private writeRun(p: number, bytes: Uint8Array): number {
+    const count = bytes.length / CMDQ_ENT_BYTES;
+    if (count === 0) return p;
+    const size = 1 << this.log2Size;
+    const first = Math.min(count, size - queueIndex(p, this.log2Size));
+    this.host.memory.write(this.slot(p), bytes.subarray(0, first * CMDQ_ENT_BYTES));
+    if (first < count) this.host.memory.write(this.base, bytes.subarray(first * CMDQ_ENT_BYTES));
+    return (p + count) & ((2 << this.log2Size) - 1);
+  }
+
   private writeSlot(p: number, dw0: bigint, dw1: bigint): void {
     const at = this.slot(p);
     this.host.memory.write64(at, dw0);
     this.host.memory.write64(at + 8n, dw1);
   }
+}
+
+/** `CMD_SYNC` completing by SEV, and by MSI (address 0 here; see {@link syncWithMsiAddress}). */
+const SYNC_SEV = buildCmd({ opcode: 'CMD_SYNC' });
+const SYNC_MSI = buildCmd({ opcode: 'CMD_SYNC', msiaddr: 0n });
+
+/**
+ * `buildCmd({ opcode: 'CMD_SYNC', msiaddr })` from the prebuilt command: only MSIADDR depends
+ * on the address (one CMD_SYNC per batch, so building it field by field each time would cost
+ * as much as the batch).
+ */
+function syncWithMsiAddress(msiaddr: bigint): bigint[] {
+  const sc = [...SYNC_MSI];
+  SMMU_CMD_SYNC.set(sc, 'MSIADDR', (msiaddr & ((1n << 52n) - 1n)) >> 2n);
+  return sc;
+}
+
+/** The ring bytes of `cmds` (16 per command, little-endian dw0 then dw1). */
+function commandBytes(cmds: readonly SmmuCommand[]): Uint8Array {
+  const out = new Uint8Array(cmds.length * CMDQ_ENT_BYTES);
+  const view = new DataView(out.buffer);
+  cmds.forEach(([dw0, dw1], i) => {
+    view.setBigUint64(i * CMDQ_ENT_BYTES, BigInt.asUintN(64, dw0), true);
+    view.setBigUint64(i * CMDQ_ENT_BYTES + 8, BigInt.asUintN(64, dw1), true);
+  });
+  return out;
 }
 
 /**

@@ -29,7 +29,7 @@ import {
   defineDriverStruct,
   dptr,
   du16,
-  iommuCopyStructFromFullUserArray,
+  iommuCopyFullUserArrayBytes,
   iommuCopyStructFromUser,
   iommuShouldFail,
   pointee,
@@ -278,77 +278,75 @@ export function convertUserCmd(vsmmu: ArmVsmmu, cmd: readonly [bigint, bigint]):
   }
 }
 
-/** Guest commands converted up to the first refused one (`done` = its index, or all). */
-interface ConvertedCmds {
-  readonly cmds: SmmuCommand[];
-  readonly done: number;
-}
-
-/** {@link convertUserCmd} entry by entry, stopping at the first refused command. */
-function convertUserCmds(vsmmu: ArmVsmmu, entries: readonly { readonly cmd: readonly bigint[] }[]): ConvertedCmds {
-  const cmds: SmmuCommand[] = [];
-  for (const e of entries) {
-    const c = convertUserCmd(vsmmu, [e.cmd[0]!, e.cmd[1]!]);
-    if (typeof c !== 'object') break;
-    cmds.push(c);
+/**
+ * {@link convertUserCmd} entry by entry over the kernel copy of the array (16 bytes per
+ * command), in place, stopping at the first refused command; returns how many were converted.
+ */
+function convertUserCmds(vsmmu: ArmVsmmu, bytes: Uint8Array): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = bytes.length / 16;
+  for (let i = 0; i < n; i++) {
+    const c = convertUserCmd(vsmmu, [view.getBigUint64(i * 16, true), view.getBigUint64(i * 16 + 8, true)]);
+    if (typeof c !== 'object') return i;
+    view.setBigUint64(i * 16, c[0], true);
+    view.setBigUint64(i * 16 + 8, c[1], true);
   }
-  return { cmds, done: cmds.length };
+  return n;
 }
 
 const SID_OPCODES: ReadonlySet<number> = new Set([CMDQ_OP.ATC_INV, CMDQ_OP.CFGI_CD, CMDQ_OP.CFGI_CD_ALL]);
 
 /**
- * The same conversion by the queue engine's vSMMU: its vSID → pSID table holds exactly the
- * vDEVICEs the array names (looked up as {@link vsidToSid} does), its VMID the vSMMU's.
+ * The same conversion by the queue engine's vSMMU, in place: its vSID → pSID table holds
+ * exactly the vDEVICEs the array names (looked up as {@link vsidToSid} does), its VMID the
+ * vSMMU's.
  */
-function convertUserCmdsWithEngine(vsmmu: ArmVsmmu, engine: Vsmmu, entries: readonly { readonly cmd: readonly bigint[] }[]): ConvertedCmds {
-  const bytes = new Uint8Array(entries.length * 16);
-  const view = new DataView(bytes.buffer);
+function convertUserCmdsWithEngine(vsmmu: ArmVsmmu, engine: Vsmmu, bytes: Uint8Array): number {
   const streams = new Map<number, number>();
-  entries.forEach((e, i) => {
-    view.setBigUint64(i * 16, e.cmd[0]!, true);
-    view.setBigUint64(i * 16 + 8, e.cmd[1]!, true);
-    if (!SID_OPCODES.has(bytes[i * 16]!)) return;
-    const vsid = view.getUint32(i * 16 + 4, true);
-    if (streams.has(vsid)) return;
+  const looked = new Set<number>();
+  for (let at = 0; at < bytes.length; at += 16) {
+    if (!SID_OPCODES.has(bytes[at]!)) continue;
+    // dw0[63:32], little-endian, read from the bytes (a DataView would move a small array out of the JS heap).
+    const vsid = (bytes[at + 4]! | (bytes[at + 5]! << 8) | (bytes[at + 6]! << 16) | (bytes[at + 7]! << 24)) >>> 0;
+    if (looked.has(vsid)) continue;
+    looked.add(vsid);
     const sid = vsidToSid(vsmmu, vsid);
     if (sid !== undefined) streams.set(vsid, sid);
-  });
+  }
   engine.setVmid(vsmmu.vmid);
   engine.setStreams(streams);
-  const done = engine.convert(bytes);
-  const cmds: SmmuCommand[] = [];
-  for (let i = 0; i < done; i++) cmds.push([view.getBigUint64(i * 16, true), view.getBigUint64(i * 16 + 8, true)]);
-  return { cmds, done };
+  return engine.convert(bytes);
 }
 
 /**
  * `arm_vsmmu_cache_invalidate`: copies the whole array, converts command by command (in the
  * queue engine when the SMMU has one, see the `vsmmuConverter` probe option) and
- * issues every 63 converted commands (or the rest) with a CMD_SYNC on the main CMDQ.
+ * issues every 63 converted commands (or the rest) with a CMD_SYNC on the main CMDQ, each
+ * batch written into the ring straight from the converted array.
  * `entryNum` becomes the number of commands handled (the failing index on EIO).
  */
 export function armVsmmuCacheInvalidate(viommu: IommufdViommu, array: IommuUserDataArray): Status {
   const vsmmu = vsmmuOf(viommu);
-  const entries = iommuCopyStructFromFullUserArray(iommu_viommu_arm_smmuv3_invalidate, array, IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3);
-  if (typeof entries === 'number') {
+  const cmds = iommuCopyFullUserArrayBytes(iommu_viommu_arm_smmuv3_invalidate, array, IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3);
+  if (typeof cmds === 'number') {
     array.entryNum = 0;
-    return entries;
+    return cmds;
   }
   const engine = vsmmu.smmu.vsmmuConverter();
-  const { cmds, done } = engine !== undefined ? convertUserCmdsWithEngine(vsmmu, engine, entries) : convertUserCmds(vsmmu, entries);
+  const done = engine !== undefined ? convertUserCmdsWithEngine(vsmmu, engine, cmds) : convertUserCmds(vsmmu, cmds);
+  const total = array.entryNum;
   let last = 0;
   let cur = 0;
   let ret: Status = 0;
-  while (cur !== entries.length) {
+  while (cur !== total) {
     // A refused command stops the walk; the commands converted since the last batch are not issued.
     if (cur === done) {
       ret = EIO;
       break;
     }
     cur++;
-    if (cur !== entries.length && cur - last !== CMDQ_BATCH_ENTRIES - 1) continue;
-    const st = vsmmu.smmu.cmdq.issueCmdlist(cmds.slice(last, cur), true);
+    if (cur !== total && cur - last !== CMDQ_BATCH_ENTRIES - 1) continue;
+    const st = vsmmu.smmu.cmdq.issueCmdlist(cmds.subarray(last * 16, cur * 16), true);
     if (st !== 0) {
       cur--;
       ret = st;

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { SMMU_REG, SMMU_STE, SMMU_STRTAB_BASE_CFG, createMachine } from '@iommufd/hw-model';
 import { ENXIO, ENODEV } from '@iommufd/uapi';
 import { ArmSmmuProbeError, armSmmuV3Probe, buildCmd } from '../src/index.js';
@@ -82,6 +82,35 @@ describe('probe and bring-up', () => {
     expect(smmu.messages).toContain('skipping command in error state: 0x000000000000007f 0x0000000000001234');
     expect(smmu.readReg(SMMU_REG.CMDQ_CONS) & 0x7f00_0000).toBe(0x0100_0000);
     expect(opcodes(issued(smmu, () => smmu.issueCmdWithSync({ opcode: 'TLBI_NSNH_ALL' })))).toEqual([0x30, 0]);
+  });
+
+  it('writes a batch given as bytes into the ring in order across the wrap, one PROD write, executed by the SMMU', () => {
+    const { smmu, hw } = rig({ smmu: { cmdqLog2: 7 } });
+    expect(smmu.cmdq.prod).toBe(4);
+    // 115 commands + SYNC leave PROD at slot 120 of 128.
+    expect(smmu.cmdq.issueCmdlist(Array.from({ length: 115 }, () => buildCmd({ opcode: 'TLBI_NSNH_ALL' })), true)).toBe(0);
+    expect(smmu.cmdq.prod).toBe(120);
+    const cmds = Array.from({ length: 10 }, (_, i) => buildCmd({ opcode: 'TLBI_NH_ASID', asid: 0x40 + i, vmid: 7 }));
+    const bytes = new Uint8Array(160);
+    const view = new DataView(bytes.buffer);
+    cmds.forEach(([dw0, dw1], i) => (view.setBigUint64(16 * i, dw0, true), view.setBigUint64(16 * i + 8, dw1, true)));
+    const before = hw.commandCounts.get(0x11) ?? 0;
+    const executed = vi.spyOn(hw, 'executeCommand');
+    const ring = issued(smmu, () => expect(smmu.cmdq.issueCmdlist(bytes, true)).toBe(0));
+    // The SMMU saw the commands, then the MSIPOLL SYNC exactly as buildCmd makes it.
+    expect(executed.mock.calls).toEqual([...cmds, buildCmd({ opcode: 'CMD_SYNC', msiaddr: smmu.cmdq.slot(2) })].map((c) => [...c]));
+    executed.mockRestore();
+    // Slots 120..127, then 0..1, the SYNC at 2: PROD 3 with the wrap bit.
+    expect(smmu.cmdq.prod).toBe(0x80 | 3);
+    expect(ring.slice(0, 10)).toEqual(cmds.map((c) => [...c]));
+    // The MSIPOLL SYNC, its first word overwritten by MSIData 0 on completion.
+    expect(ring.slice(10)).toEqual([[0n, (smmu.cmdq.slot(2) >> 2n) << 2n]]);
+    expect(smmu.readReg(SMMU_REG.CMDQ_CONS) & 0xfffff).toBe(0x83);
+    expect(hw.commandCounts.get(0x11)).toBe(before + 10);
+    // The same commands as an array land identically.
+    const again = issued(smmu, () => expect(smmu.cmdq.issueCmdlist(cmds, false)).toBe(0));
+    expect(again).toEqual(cmds.map((c) => [...c]));
+    expect(() => smmu.cmdq.issueCmdlist(bytes.subarray(0, 24), true)).toThrow(RangeError);
   });
 
   it('re-probing an enabled SMMU first aborts incoming traffic through GBPA, as Linux warns', () => {

@@ -150,7 +150,8 @@ export function dispatchIoctl(ictx: IommufdCtxImpl, request: number, arg: bigint
   if (nr < IOMMUFD_CMD_BASE || nr - IOMMUFD_CMD_BASE >= tableLen) return vfioCompatIoctl(ictx, request, arg);
   const sizeBytes = ictx.process.copyFromUser(arg, 4);
   if (typeof sizeBytes === 'number') return -EFAULT;
-  const userSize = new DataView(sizeBytes.buffer, sizeBytes.byteOffset, 4).getUint32(0, true);
+  // Little-endian u32 from the bytes (a DataView would move the small array out of the JS heap).
+  const userSize = (sizeBytes[0]! | (sizeBytes[1]! << 8) | (sizeBytes[2]! << 16) | (sizeBytes[3]! << 24)) >>> 0;
   if (nr === IOMMU_TEST_CMD_NR && testCommand) {
     if (request >>> 0 !== (0x3b00 | IOMMU_TEST_CMD_NR)) return -ENOTTY;
     return testCommand(ictx, arg, userSize);

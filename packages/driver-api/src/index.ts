@@ -88,6 +88,7 @@ export type {
 export {
   copyStructFromUser,
   copyStructToUser,
+  iommuCopyFullUserArrayBytes,
   iommuCopyStructFromFullUserArray,
   iommuCopyStructFromUser,
   iommuCopyStructFromUserArray,

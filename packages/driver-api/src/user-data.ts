@@ -106,36 +106,51 @@ export function iommuCopyStructFromUserArray<F extends readonly FieldSpec[]>(
 }
 
 /**
- * `iommu_copy_struct_from_full_user_array(kdst, entry_size, array, data_type)`: every entry,
- * each with `copy_struct_from_user` rules (shorter zero-extended, longer with non-zero tail
- * E2BIG); type mismatch or `entryNum` 0 → EINVAL. When `entryLen` equals the kernel size
- * the whole array is read with ONE `copyFromUser` (as Linux does) and decoded in place.
+ * `iommu_copy_struct_from_full_user_array(kdst, entry_size, array, data_type)`, as the raw
+ * kernel buffer: `entryNum` entries of `layout.size` bytes each (for drivers that hand the
+ * array on as bytes, e.g. to a command queue, without decoding every entry). Every entry
+ * follows `copy_struct_from_user` rules (shorter zero-extended, longer with a non-zero tail
+ * E2BIG); type mismatch or `entryNum` 0 → EINVAL. When `entryLen` equals the kernel size the
+ * whole array is read with ONE `copyFromUser` (as Linux does). The buffer is the kernel's
+ * own copy: the driver may rewrite it in place.
+ */
+export function iommuCopyFullUserArrayBytes<F extends readonly FieldSpec[]>(
+  layout: StructLayout<F>,
+  array: IommuUserDataArray,
+  dataType: number,
+): Uint8Array | Errno {
+  if (array.type !== dataType) return EINVAL;
+  if (array.entryNum === 0) return EINVAL;
+  const ksize = layout.size;
+  if (array.entryLen === ksize) {
+    // Linux: same size → a single copy_from_user of the array; no tails, so only EFAULT.
+    const all = array.user.copyFromUser(array.uptr, ksize * array.entryNum);
+    if (typeof all === 'number') return all;
+    return all.slice();
+  }
+  const out = new Uint8Array(ksize * array.entryNum);
+  for (let i = 0; i < array.entryNum; i++) {
+    const bytes = copyStructFromUser(array.user, ksize, array.uptr + BigInt(array.entryLen) * BigInt(i), array.entryLen);
+    if (typeof bytes === 'number') return bytes;
+    out.set(bytes, i * ksize);
+  }
+  return out;
+}
+
+/**
+ * `iommu_copy_struct_from_full_user_array(kdst, entry_size, array, data_type)`: every entry
+ * decoded, with the rules (and the single `copyFromUser` for same-size entries) of
+ * {@link iommuCopyFullUserArrayBytes}.
  */
 export function iommuCopyStructFromFullUserArray<F extends readonly FieldSpec[]>(
   layout: StructLayout<F>,
   array: IommuUserDataArray,
   dataType: number,
 ): StructValue<F>[] | Errno {
-  if (array.type !== dataType) return EINVAL;
-  if (array.entryNum === 0) return EINVAL;
+  const all = iommuCopyFullUserArrayBytes(layout, array, dataType);
+  if (typeof all === 'number') return all;
   const out: StructValue<F>[] = [];
-  if (array.entryLen === layout.size) {
-    // Linux: same size → a single copy_from_user of the array; no tails, so only EFAULT.
-    const all = array.user.copyFromUser(array.uptr, layout.size * array.entryNum);
-    if (typeof all === 'number') return all;
-    for (let i = 0; i < array.entryNum; i++) out.push(layout.decode(all, i * layout.size));
-    return out;
-  }
-  for (let i = 0; i < array.entryNum; i++) {
-    const bytes = copyStructFromUser(
-      array.user,
-      layout.size,
-      array.uptr + BigInt(array.entryLen) * BigInt(i),
-      array.entryLen,
-    );
-    if (typeof bytes === 'number') return bytes;
-    out.push(layout.decode(bytes));
-  }
+  for (let i = 0; i < array.entryNum; i++) out.push(layout.decode(all, i * layout.size));
   return out;
 }
 

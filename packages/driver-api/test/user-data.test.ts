@@ -3,6 +3,7 @@ import { defineStruct, u32, u64, E2BIG, EFAULT, EINVAL } from '@iommufd/uapi';
 import {
   copyStructFromUser,
   copyStructToUser,
+  iommuCopyFullUserArrayBytes,
   iommuCopyStructFromFullUserArray,
   iommuCopyStructFromUser,
   iommuCopyStructFromUserArray,
@@ -138,5 +139,34 @@ describe('user arrays', () => {
     u.mem.set([1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 9], 0);
     expect(iommuCopyStructFromFullUserArray(entry, { ...arr, uptr: 0x1000n, entryLen: 16, entryNum: 2 }, TYPE)).toBe(E2BIG);
     expect(calls).toEqual([[0x1000n, 16]]);
+  });
+  it('full-array bytes: the kernel buffer (entry_num × sizeof), zero-extended or tail-checked, a copy the driver may rewrite', () => {
+    const u = userMemory();
+    const calls: [bigint, number][] = [];
+    const aliasing: UserMemory = {
+      // A user memory that hands out views of itself: the helper must still return its own copy.
+      copyFromUser: (va, len) => (calls.push([va, len]), va >= 0x1000n && va + BigInt(len) <= 0x2000n ? u.mem.subarray(Number(va - 0x1000n), Number(va - 0x1000n) + len) : EFAULT),
+      copyToUser: (va, bytes) => u.copyToUser(va, bytes),
+    };
+    u.mem.set([1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5, 0, 0, 0, 6, 0, 0, 0], 0);
+    const arr = { type: TYPE, uptr: 0x1000n, entryLen: 12, entryNum: 2, user: aliasing };
+    const same = iommuCopyFullUserArrayBytes(entry, arr, TYPE);
+    expect(same).toEqual(new Uint8Array([1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5, 0, 0, 0, 6, 0, 0, 0]));
+    expect(calls).toEqual([[0x1000n, 24]]);
+    (same as Uint8Array).fill(0xee);
+    expect(u.mem[0]).toBe(1);
+    // Shorter entries are zero-extended to sizeof, one copy per entry.
+    calls.length = 0;
+    expect(iommuCopyFullUserArrayBytes(entry, { ...arr, entryLen: 8 }, TYPE)).toEqual(new Uint8Array([1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0]));
+    expect(calls).toEqual([[0x1000n, 8], [0x1008n, 8]]);
+    // Longer entries: a zero tail is dropped, a non-zero tail is E2BIG.
+    expect(iommuCopyFullUserArrayBytes(entry, { ...arr, entryLen: 16, entryNum: 1 }, TYPE)).toBe(E2BIG);
+    u.mem.fill(0, 12, 16);
+    expect(iommuCopyFullUserArrayBytes(entry, { ...arr, entryLen: 16, entryNum: 1 }, TYPE)).toEqual(new Uint8Array([1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0]));
+    expect(iommuCopyFullUserArrayBytes(entry, { ...arr, uptr: 0x1ff0n }, TYPE)).toBe(EFAULT);
+    calls.length = 0;
+    expect(iommuCopyFullUserArrayBytes(entry, { ...arr, entryNum: 0 }, TYPE)).toBe(EINVAL);
+    expect(iommuCopyFullUserArrayBytes(entry, { ...arr, type: 5 }, TYPE)).toBe(EINVAL);
+    expect(calls).toEqual([]);
   });
 });

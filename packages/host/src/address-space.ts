@@ -242,7 +242,9 @@ export class AddressSpace {
       const chunk = Math.min(bytes.length - done, Number(HOST_PAGE_SIZE - (cur & PAGE_MASK)));
       const pa = this.translate(cur, 'write', true);
       if (typeof pa !== 'bigint') return typeof pa === 'number' ? pa : EFAULT;
-      this.memory.write(pa, bytes.subarray(done, done + chunk));
+      // A write within one page passes the caller's array as is (a subarray of a small array
+      // would move it out of the JS heap first).
+      this.memory.write(pa, chunk === bytes.length ? bytes : bytes.subarray(done, done + chunk));
       done += chunk;
     }
     return 0;

@@ -169,6 +169,36 @@ interface Rebuild {
   readonly words: number;
   readonly head: bigint;
   readonly moves: readonly BitMove[];
+  /**
+   * The same moves merged: every move between the same two words by the same distance
+   * becomes one mask and one shift (target fields never overlap, so this is exact).
+   */
+  readonly merged: readonly MergedMove[];
+}
+
+/**
+ * Bits of effect word `from` (mask in 32-bit halves `maskLo` / `maskHi`), moved left by
+ * `left` bits (right when negative) into entry word `to`: worked on 32-bit halves, so a
+ * record is rebuilt without a BigInt per field.
+ */
+interface MergedMove {
+  readonly from: number;
+  readonly to: number;
+  readonly maskLo: number;
+  readonly maskHi: number;
+  readonly left: number;
+}
+
+function mergeMoves(moves: readonly BitMove[]): MergedMove[] {
+  const groups = new Map<string, { from: number; to: number; mask: bigint; left: number }>();
+  for (const m of moves) {
+    const left = Number(m.at - m.shift);
+    const key = `${m.from}:${m.to}:${left}`;
+    const g = groups.get(key) ?? { from: m.from, to: m.to, mask: 0n, left };
+    g.mask |= m.mask << m.shift;
+    groups.set(key, g);
+  }
+  return [...groups.values()].map((g) => ({ from: g.from, to: g.to, maskLo: Number(g.mask & 0xffff_ffffn), maskHi: Number((g.mask >> 32n) & 0xffff_ffffn), left: g.left }));
 }
 
 /** A target field: where it sits and whether it holds an address in place (VT-d `addr` fields). */
@@ -199,7 +229,7 @@ function compileRebuild(kind: number, words: number, head: bigint, targets: Read
       moves.push({ from: f.word, shift: BigInt(f.lo + shift), mask: (1n << BigInt(width)) - 1n, to: t.word, at: BigInt(t.lo) });
     }
   }
-  return { words, head, moves };
+  return { words, head, moves, merged: mergeMoves(moves) };
 }
 
 /** Applies a rebuild rule to effect words w0..w3. */
@@ -216,6 +246,9 @@ const SMMU_REBUILD: ReadonlyMap<number, Rebuild> = new Map(
     return [op, compileRebuild(op, 2, BigInt(op), targets, map)] as const;
   }),
 );
+
+/** {@link SMMU_REBUILD} indexed by effect kind (an array lookup per record). */
+const SMMU_REBUILD_BY_KIND: readonly (Rebuild | undefined)[] = Array.from({ length: 256 }, (_, kind) => SMMU_REBUILD.get(kind));
 
 /** VT-d effect kind (0x100 + type) → descriptor field of each effect field, as data (PFSID is split in two). */
 const VTD_FIELDS_OF_EFFECT: ReadonlyMap<number, FieldMap> = new Map<number, FieldMap>([
@@ -256,11 +289,69 @@ export function smmuCommandOfEffect(e: Effect): [bigint, bigint] {
   return [dw0!, dw1!];
 }
 
+/**
+ * @internal The command (dw0, dw1) of the SMMU effect record at byte `at` of `view`, by the
+ * consumer's fast path (undefined for a kind that is not an SMMU command).
+ */
+export function smmuCommandOfRecord(view: DataView, at: number): [bigint, bigint] | undefined {
+  const rule = SMMU_REBUILD_BY_KIND[view.getUint16(at, true)];
+  if (rule === undefined) return undefined;
+  const out = [0n, 0n];
+  rebuildSmmuCommand(rule, view, at, new Int32Array(4), out);
+  return [out[0]!, out[1]!];
+}
+
 /** The descriptor words (always four; the upper two are zero unless private data) a VT-d effect record stands for. */
 export function vtdDescriptorOfEffect(e: Effect): bigint[] {
   const r = VTD_REBUILD.get(e.kind);
   if (r === undefined) throw new QueueEngineMismatchError(`effect kind 0x${e.kind.toString(16)} (${e.name}) is not a VT-d descriptor`);
   return rebuild(r, wordsOfEffect(e));
+}
+
+/** Scratch for assembling a 64-bit word from its halves (one BigInt per word). */
+const HALVES = new DataView(new ArrayBuffer(8));
+
+/**
+ * Rebuilds the SMMU command of the effect record at store offset `at` into `out` (dw0, dw1),
+ * straight from engine memory: the moves run on 32-bit halves (`h` is scratch for the four
+ * output halves), and each command word becomes a BigInt once.
+ */
+function rebuildSmmuCommand(r: Rebuild, view: DataView, at: number, h: Int32Array, out: bigint[]): void {
+  h[0] = Number(r.head & 0xffff_ffffn);
+  h[1] = Number(r.head >> 32n);
+  h[2] = 0;
+  h[3] = 0;
+  for (const m of r.merged) {
+    const lo = view.getUint32(at + 8 * m.from, true) & m.maskLo;
+    const hi = view.getUint32(at + 8 * m.from + 4, true) & m.maskHi;
+    const L = m.left;
+    let dlo: number;
+    let dhi: number;
+    if (L === 0) {
+      dlo = lo;
+      dhi = hi;
+    } else if (L >= 32) {
+      dlo = 0;
+      dhi = lo << (L - 32);
+    } else if (L > 0) {
+      dlo = lo << L;
+      dhi = (hi << L) | (lo >>> (32 - L));
+    } else if (L > -32) {
+      dlo = (lo >>> -L) | (hi << (32 + L));
+      dhi = hi >>> -L;
+    } else {
+      dlo = hi >>> (-L - 32);
+      dhi = 0;
+    }
+    h[2 * m.to] |= dlo;
+    h[2 * m.to + 1] |= dhi;
+  }
+  HALVES.setInt32(0, h[0]!, true);
+  HALVES.setInt32(4, h[1]!, true);
+  out[0] = HALVES.getBigUint64(0, true);
+  HALVES.setInt32(0, h[2]!, true);
+  HALVES.setInt32(4, h[3]!, true);
+  out[1] = HALVES.getBigUint64(0, true);
 }
 
 /** Reads the four words of record `i` of a batch straight from engine memory. */
@@ -377,21 +468,25 @@ export class EngineCommandQueueConsumer implements CommandQueueConsumer {
     if (q === undefined) return typescriptCommandQueueConsumer.consume(ring, memory, executor);
     const host = executor.guest?.host ?? executor;
     let executed = 0;
+    const halves = new Int32Array(4);
+    const cmd: bigint[] = [0n, 0n];
     const sink: CacheEffects = {
       applyEffects: (batch: EffectBatch): InvalidationFault | undefined => {
         let fault: InvalidationFault | undefined;
         for (let i = 0; i < batch.count; i++) {
-          const w = recordWords(this.engine.store, batch, i);
-          const kind = Number(w[0]! & 0xffffn);
-          const rule = SMMU_REBUILD.get(kind);
-          const cmd = rule === undefined ? undefined : rebuild(rule, w);
-          const err = cmd === undefined ? CMDQ_ERR.ILL : host.execute(cmd[0]!, cmd[1]!);
+          // Re-read per record: an executor may grow the store (its view is then re-created).
+          const view = this.engine.store.view;
+          const at = batch.offset + i * 32;
+          const kind = view.getUint16(at, true);
+          const rule = SMMU_REBUILD_BY_KIND[kind];
+          if (rule !== undefined) rebuildSmmuCommand(rule, view, at, halves, cmd);
+          const err = rule === undefined ? CMDQ_ERR.ILL : host.execute(cmd[0]!, cmd[1]!);
           if (err !== CMDQ_ERR.NONE) {
             const e = batch.get(i);
             throw new QueueEngineMismatchError(`the engine executed ${e.name} at CONS 0x${e.position.toString(16)} but the SMMU model answers CONS.ERR ${err}`);
           }
           executed++;
-          if (kind === CMDQ_OP.ATC_INV && this.smmu.takeAtcSyncPending()) fault = { kind: 'timeout', sid: Number(w[1]! & 0xffff_ffffn) };
+          if (kind === CMDQ_OP.ATC_INV && this.smmu.takeAtcSyncPending()) fault = { kind: 'timeout', sid: this.engine.store.view.getUint32(at + 8, true) };
         }
         return fault;
       },

@@ -4,6 +4,7 @@
  * the driver wrote in memory, through a config cache and a TLB that only the architecture's
  * invalidation commands empty (reference/smmuv3.md).
  */
+import type { BitFieldReader } from './bitfield.js';
 import { HardwareCache } from './cache.js';
 import { SmmuTlb, type TlbEntry } from './smmuv3-tlb.js';
 import { typescriptCommandQueueConsumer, type CommandExecutor, type CommandQueueConsumer, type CommandQueueResult, type CommandRing } from './cmdq.js';
@@ -308,7 +309,23 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     this.tlb = new SmmuTlb({ capacity: o.tlbEntries ?? 256, strict });
     this.commandQueueConsumer = o.commandQueueConsumer ?? typescriptCommandQueueConsumer;
     this.regs = this.registerTable();
+    // The ID registers never change after reset: decode the features and masks the command
+    // handlers test on every command once.
+    this.features = {
+      S1P: this.idr0('S1P') === 1,
+      S2P: this.idr0('S2P') === 1,
+      ATS: this.idr0('ATS') === 1,
+      PRI: this.idr0('PRI') === 1,
+      HYP: this.idr0('HYP') === 1,
+      RIL: SMMU_IDR3.num([BigInt(this.idr[3])], 'RIL') === 1,
+    };
+    this.idMasks = { asid: this.asidMask, vmid: this.vmidMask };
   }
+
+  /** The IDR features {@link SmmuV3.feature} reports (decoded once: the ID registers are constant). */
+  private readonly features: Readonly<Record<'S1P' | 'S2P' | 'ATS' | 'PRI' | 'HYP' | 'RIL', boolean>>;
+  /** ASID / VMID masks (decoded once). */
+  private readonly idMasks: { readonly asid: number; readonly vmid: number };
 
   // ---------------------------------------------------------------- features
 
@@ -530,12 +547,11 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
 
   /** Executes one command; returns a CONS.ERR code. */
   executeCommand(dw0: bigint, dw1: bigint): number {
-    const w = [dw0, dw1];
-    const op = SMMU_CMD.num(w, 'OPCODE');
-    const handler = COMMANDS.get(op);
+    const op = Number(dw0 & 0xffn);
+    const handler = COMMANDS[op];
     // Every command issued from the non-secure queue with SSec set is illegal.
-    if (handler === undefined || SMMU_CMD.get(w, 'SSEC') === 1n) return CMDQ_ERR.ILL;
-    const err = handler(this, w);
+    if (handler === undefined || CMD_SSEC.test(dw0)) return CMDQ_ERR.ILL;
+    const err = handler(this, [dw0, dw1]);
     if (err === CMDQ_ERR.NONE) {
       this.commandCounts.set(op, (this.commandCounts.get(op) ?? 0) + 1);
       if (this.observer !== undefined) this.observer.command(smmuCommandEvent(this.activeQueue, dw0, dw1));
@@ -593,12 +609,11 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
   }
   /** @internal Whether the ID registers advertise a feature. */
   feature(f: 'S1P' | 'S2P' | 'ATS' | 'PRI' | 'HYP' | 'RIL'): boolean {
-    if (f === 'RIL') return SMMU_IDR3.num([BigInt(this.idr[3])], 'RIL') === 1;
-    return this.idr0(f) === 1;
+    return this.features[f];
   }
   /** @internal ASID / VMID masks (8 or 16 bits, per IDR0). */
-  get masks(): { asid: number; vmid: number } {
-    return { asid: this.asidMask, vmid: this.vmidMask };
+  get masks(): { readonly asid: number; readonly vmid: number } {
+    return this.idMasks;
   }
 
   // ---------------------------------------------------------------- event and PRI queues
@@ -1039,11 +1054,11 @@ const PRIMECELL_ID = new Map<number, number>([
  * ignored; TG = 0 is a single-address invalidation.
  */
 function tlbiRange(s: SmmuV3, w: bigint[]): { start: bigint; end: bigint } {
-  const addr = SMMU_CMD_TLBI.get(w, 'ADDR') << 12n;
-  const tg = s.feature('RIL') ? SMMU_CMD_TLBI.num(w, 'TG') : 0;
+  const addr = field(TLBI.ADDR, w) << 12n;
+  const tg = s.feature('RIL') ? num(TLBI.TG, w) : 0;
   if (tg === 0) return { start: addr, end: addr + 1n };
   const granule = 1n << BigInt(12 + 2 * (tg - 1));
-  const pages = BigInt(SMMU_CMD_TLBI.num(w, 'NUM') + 1) << BigInt(SMMU_CMD_TLBI.num(w, 'SCALE'));
+  const pages = BigInt(num(TLBI.NUM, w) + 1) << BigInt(num(TLBI.SCALE, w));
   const start = addr & ~(granule - 1n);
   return { start, end: start + pages * granule };
 }
@@ -1055,13 +1070,36 @@ function overlaps(e: TlbEntry, r: { start: bigint; end: bigint }): boolean {
 type CommandHandler = (s: SmmuV3, w: bigint[]) => number;
 const OK = CMDQ_ERR.NONE;
 const ILL = CMDQ_ERR.ILL;
-const vmidOf = (s: SmmuV3, w: bigint[]) => SMMU_CMD_TLBI.num(w, 'VMID') & s.masks.vmid;
-const asidOf = (s: SmmuV3, w: bigint[]) => SMMU_CMD_TLBI.num(w, 'ASID') & s.masks.asid;
+/** Precompiled readers of the fields every TLBI reads (no name lookup per command). */
+const TLBI = {
+  ADDR: SMMU_CMD_TLBI.reader('ADDR'),
+  TG: SMMU_CMD_TLBI.reader('TG'),
+  NUM: SMMU_CMD_TLBI.reader('NUM'),
+  SCALE: SMMU_CMD_TLBI.reader('SCALE'),
+  VMID: SMMU_CMD_TLBI.reader('VMID'),
+  ASID: SMMU_CMD_TLBI.reader('ASID'),
+};
+/** Readers of the ATC_INV fields. */
+const ATC = {
+  SIZE: SMMU_CMD_ATC_INV.reader('SIZE'),
+  SSV: SMMU_CMD_ATC_INV.reader('SSV'),
+  GLOBAL: SMMU_CMD_ATC_INV.reader('GLOBAL'),
+  ADDR: SMMU_CMD_ATC_INV.reader('ADDR'),
+  SID: SMMU_CMD_ATC_INV.reader('SID'),
+  SSID: SMMU_CMD_ATC_INV.reader('SSID'),
+};
+const CMD_SSEC = SMMU_CMD.reader('SSEC');
+const CMD_SID = SMMU_CMD.reader('SID');
+const CMD_SSID = SMMU_CMD.reader('SSID');
+const field = (r: BitFieldReader, w: readonly bigint[]): bigint => r.get(w[r.word]!);
+const num = (r: BitFieldReader, w: readonly bigint[]): number => Number(r.get(w[r.word]!));
+const vmidOf = (s: SmmuV3, w: bigint[]) => num(TLBI.VMID, w) & s.masks.vmid;
+const asidOf = (s: SmmuV3, w: bigint[]) => num(TLBI.ASID, w) & s.masks.asid;
 const isS1 = (e: TlbEntry) => e.stage !== 's2';
 const needs = (f: 'S1P' | 'S2P', h: CommandHandler): CommandHandler => (s, w) => (s.feature(f) ? h(s, w) : ILL);
 
 /** The opcode table (reference §3.2, invalidation scopes per §7.1). */
-const COMMANDS = new Map<number, CommandHandler>([
+const COMMAND_TABLE = new Map<number, CommandHandler>([
   [CMDQ_OP.PREFETCH_CONFIG, () => OK],
   [CMDQ_OP.PREFETCH_ADDR, () => OK],
   [
@@ -1084,7 +1122,7 @@ const COMMANDS = new Map<number, CommandHandler>([
   [
     CMDQ_OP.CFGI_CD,
     needs('S1P', (s, w) => {
-      s.cmdCfgiCd(SMMU_CMD.num(w, 'SID'), SMMU_CMD.num(w, 'SSID'));
+      s.cmdCfgiCd(num(CMD_SID, w), num(CMD_SSID, w));
       return OK;
     }),
   ],
@@ -1170,11 +1208,11 @@ const COMMANDS = new Map<number, CommandHandler>([
     (s, w) => {
       if (!s.feature('ATS')) return ILL;
       // Size 52 and above means the whole ATC.
-      const size = SMMU_CMD_ATC_INV.num(w, 'SIZE');
-      const ssv = SMMU_CMD_ATC_INV.num(w, 'SSV') === 1 && SMMU_CMD_ATC_INV.num(w, 'GLOBAL') === 0;
+      const size = num(ATC.SIZE, w);
+      const ssv = ATC.SSV.test(w[ATC.SSV.word]!) && !ATC.GLOBAL.test(w[ATC.GLOBAL.word]!);
       const bytes = size >= 52 ? undefined : 0x1000n << BigInt(size);
-      const addr = SMMU_CMD_ATC_INV.get(w, 'ADDR') << 12n;
-      s.cmdAtcInv(SMMU_CMD_ATC_INV.num(w, 'SID'), ssv ? SMMU_CMD_ATC_INV.num(w, 'SSID') : undefined, bytes === undefined ? 0n : addr & ~(bytes - 1n), bytes);
+      const addr = field(ATC.ADDR, w) << 12n;
+      s.cmdAtcInv(num(ATC.SID, w), ssv ? num(ATC.SSID, w) : undefined, bytes === undefined ? 0n : addr & ~(bytes - 1n), bytes);
       return OK;
     },
   ],
@@ -1194,3 +1232,6 @@ const COMMANDS = new Map<number, CommandHandler>([
   [CMDQ_OP.STALL_TERM, () => OK],
   [CMDQ_OP.CMD_SYNC, (s, w) => s.cmdSync(w)],
 ]);
+
+/** {@link COMMAND_TABLE} indexed by the 8-bit opcode (an array lookup per command). */
+const COMMANDS: readonly (CommandHandler | undefined)[] = Array.from({ length: 256 }, (_, op) => COMMAND_TABLE.get(op));

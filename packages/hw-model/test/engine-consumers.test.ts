@@ -1,5 +1,7 @@
 import { EFFECT_KINDS, type Effect } from '@iommufd/queue-engine';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { smmuCommandOfRecord } from '../src/engine-consumers.js';
 import {
   CMDQ_ERR,
   IOMMU_FACTORIES,
@@ -201,5 +203,36 @@ describe('effect records rebuild the commands and descriptors the engine execute
     );
     expect(VtdPgrpRespDesc.decode(resp)).toMatchObject({ TYPE: 9, RID: 0x10, RC: 0xf, P: 1, PDP: 1, LPIG: 1, PRGI: 0x55, PASID: 4, PRIV0: 0x11n, PRIV1: 0x22n });
     expect(resp).toHaveLength(4);
+  });
+});
+
+describe('the consumer rebuilds each SMMU command from its effect record exactly', () => {
+  it('matches smmuCommandOfEffect for every SMMU kind and any field values (32-bit-halves fast path)', () => {
+    const kinds = [...EFFECT_KINDS.values()].filter((k) => k.kind < 0x100);
+    const field = (width: number) => fc.bigInt({ min: 0n, max: (1n << BigInt(width)) - 1n });
+    const effect = fc.constantFrom(...kinds).chain((k) =>
+      fc.record({
+        kind: fc.constant(k),
+        position: fc.integer({ min: 0, max: 0xffff_ffff }),
+        values: fc.tuple(...k.fields.map((f) => field(f.width))),
+      }),
+    );
+    fc.assert(
+      fc.property(effect, fc.integer({ min: 0, max: 3 }), ({ kind, position, values }, slot) => {
+        const fields = Object.fromEntries(kind.fields.map((f, i) => [f.name, values[i]!]));
+        const e: Effect = { kind: kind.kind, name: kind.name, position, fields };
+        const words = [BigInt(kind.kind) | (BigInt(position) << 32n), 0n, 0n, 0n];
+        kind.fields.forEach((f, i) => (words[f.word]! |= values[i]! << BigInt(f.lo)));
+        const view = new DataView(new ArrayBuffer(32 * 4));
+        words.forEach((w, i) => view.setBigUint64(32 * slot + 8 * i, w, true));
+        expect(smmuCommandOfRecord(view, 32 * slot)).toEqual(smmuCommandOfEffect(e));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+  it('has no command for a VT-d kind', () => {
+    const view = new DataView(new ArrayBuffer(32));
+    view.setUint16(0, 0x101, true);
+    expect(smmuCommandOfRecord(view, 0)).toBeUndefined();
   });
 });

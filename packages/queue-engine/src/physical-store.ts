@@ -167,7 +167,8 @@ export class PhysicalStore {
     while (done < data.length) {
       const inPage = Math.min(data.length - done, PAGE_SIZE - (a % PAGE_SIZE));
       const off = this.offsetOf(a, true);
-      this.bytes.set(data.subarray(done, done + inPage), off);
+      // Whole-array writes skip the subarray (it would move a small array out of the JS heap).
+      this.bytes.set(inPage === data.length ? data : data.subarray(done, done + inPage), off);
       done += inPage;
       a += inPage;
     }

@@ -17,7 +17,9 @@ export function copyStructFromUser<F extends readonly FieldSpec[]>(
   user: Uint8Array,
 ): StructValue<F> | typeof E2BIG {
   for (let i = layout.size; i < user.length; i++) if (user[i] !== 0) return E2BIG;
-  return layout.decode(user.subarray(0, Math.min(user.length, layout.size)));
+  // Every field lies below sizeof and the tail is zero: decoding the user bytes as they are
+  // is the same (and a small array is not moved out of the JS heap by a subarray).
+  return layout.decode(user);
 }
 
 /**
@@ -30,5 +32,6 @@ export function structBytesForUser<F extends readonly FieldSpec[]>(
   value: Partial<StructValue<F>>,
   userSize: number,
 ): Uint8Array {
-  return layout.encode(value).subarray(0, Math.max(0, Math.min(userSize, layout.size)));
+  const bytes = layout.encode(value);
+  return userSize >= layout.size ? bytes : bytes.slice(0, Math.max(0, userSize));
 }

@@ -195,6 +195,36 @@ export class LayoutError extends Error {
   override readonly name = 'LayoutError';
 }
 
+/**
+ * Scratch bytes for small structs. A small Uint8Array lives inside the JS heap and asking it
+ * for its `.buffer` (as a DataView needs) moves it out first, which costs more than the whole
+ * decode; copying it here and reading through one long-lived DataView does not.
+ */
+const SCRATCH_BYTES = 256;
+const SCRATCH = new Uint8Array(SCRATCH_BYTES);
+const SCRATCH_VIEW = new DataView(SCRATCH.buffer);
+
+/** A DataView over `bytes`' contents for reading: the scratch copy for small arrays. */
+function readView(bytes: Uint8Array): DataView {
+  if (bytes.byteLength > SCRATCH_BYTES) return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  SCRATCH.set(bytes);
+  return SCRATCH_VIEW;
+}
+
+/**
+ * Runs `write` on a DataView with `bytes`' contents and leaves the result in `bytes` (for a
+ * small array: on the scratch copy, copied back only when `write` returns).
+ */
+function writeThrough(bytes: Uint8Array, write: (view: DataView) => void): void {
+  if (bytes.byteLength > SCRATCH_BYTES) {
+    write(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    return;
+  }
+  SCRATCH.set(bytes);
+  write(SCRATCH_VIEW);
+  bytes.set(SCRATCH.subarray(0, bytes.byteLength));
+}
+
 function readScalar(view: DataView, kind: ScalarKind, at: number, end: number): number | bigint {
   const size = ELEMENT_SIZE[kind];
   if (at + size <= end) {
@@ -230,6 +260,20 @@ function writeScalar(
   value: number | bigint,
 ): void {
   const size = ELEMENT_SIZE[kind];
+  if (at + size <= end) {
+    // The whole scalar fits: one store, truncated to the C type's width as the byte loop would.
+    if (size === 8) {
+      view.setBigUint64(at, BigInt.asUintN(64, typeof value === 'bigint' ? value : BigInt(Math.trunc(value))), true);
+      return;
+    }
+    const n = typeof value === 'bigint' ? Number(BigInt.asUintN(32, value)) : Math.trunc(value);
+    if (Number.isSafeInteger(n)) {
+      if (size === 4) view.setUint32(at, n >>> 0, true);
+      else if (size === 2) view.setUint16(at, n & 0xffff, true);
+      else view.setUint8(at, n & 0xff);
+      return;
+    }
+  }
   let v = typeof value === 'bigint' ? value : BigInt(Math.trunc(value));
   v = BigInt.asUintN(size * 8, v);
   for (let i = 0; i < size; i++) {
@@ -308,8 +352,6 @@ export function defineStruct<const F extends readonly FieldSpec[]>(
     if (!f) throw new LayoutError(`${name} has no field ${n}`);
     return f;
   };
-  const viewOf = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-
   const readField = (view: DataView, f: FieldInfo, base: number, end: number) => {
     if (!f.isArray) return readScalar(view, f.kind, base + f.offset, end);
     const out: (number | bigint)[] = [];
@@ -341,19 +383,20 @@ export function defineStruct<const F extends readonly FieldSpec[]>(
     offsetOf: (n) => field(n).offset,
     offsetOfEnd: (n) => field(n).offset + field(n).size,
     decode(bytes, base = 0) {
-      const view = viewOf(bytes);
+      const view = readView(bytes);
       const out: Record<string, unknown> = {};
       for (const f of fieldList) out[f.name] = readField(view, f, base, bytes.byteLength);
       return out as StructValue<F>;
     },
     encode(value = {}, into, base = 0) {
       const bytes = into ?? new Uint8Array(size);
-      const view = viewOf(bytes);
       const v = value as Record<string, unknown>;
-      for (const f of fieldList) {
-        if (f.aliasOf !== undefined && v[f.name] === undefined) continue;
-        writeField(view, f, base, bytes.byteLength, v[f.name] ?? zeroOf(f));
-      }
+      writeThrough(bytes, (view) => {
+        for (const f of fieldList) {
+          if (f.aliasOf !== undefined && v[f.name] === undefined) continue;
+          writeField(view, f, base, bytes.byteLength, v[f.name] ?? zeroOf(f));
+        }
+      });
       return bytes;
     },
     zero() {
@@ -362,10 +405,11 @@ export function defineStruct<const F extends readonly FieldSpec[]>(
       return out as StructValue<F>;
     },
     get(bytes, n, base = 0) {
-      return readField(viewOf(bytes), field(n), base, bytes.byteLength) as never;
+      return readField(readView(bytes), field(n), base, bytes.byteLength) as never;
     },
     set(bytes, n, v, base = 0) {
-      writeField(viewOf(bytes), field(n), base, bytes.byteLength, v);
+      const f = field(n);
+      writeThrough(bytes, (view) => writeField(view, f, base, bytes.byteLength, v));
     },
     format(value) {
       const v = value as Record<string, unknown>;

@@ -1,6 +1,6 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import fc from 'fast-check';
-import { alias, array, defineStruct, iommu_hw_info, LayoutError, u16, u32, u64 } from '../src/index.js';
+import { alias, array, defineStruct, iommu_hw_info, LayoutError, s32, s64, u16, u32, u64, u8 } from '../src/index.js';
 
 // iommu_hw_info (iommufd.h, 6.17) exercises the interesting rules: a u8 and u8[3] after a
 // union, a min size below sizeof, and a u64 that must be 8-aligned.
@@ -104,5 +104,35 @@ describe('defineStruct', () => {
     expect([s.align, s.size]).toEqual([8, 16]);
     expect(defineStruct('b', [u64('x')], { align: 4 }).align).toBe(8);
     expect(() => defineStruct('c', [u32('x')], { align: 3 })).toThrow(LayoutError);
+  });
+});
+
+describe('encode stores each scalar as the C type truncates it', () => {
+  const kinds = [
+    [u8, 1],
+    [u16, 2],
+    [u32, 4],
+    [s32, 4],
+    [u64, 8],
+    [s64, 8],
+  ] as const;
+  const value = fc.oneof(
+    fc.integer({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }),
+    fc.double({ min: -1e20, max: 1e20, noNaN: true }),
+    fc.bigInt({ min: -(1n << 70n), max: 1n << 70n }),
+  );
+  it('whole or cut at the end of the buffer: the low bytes of the value, little-endian', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...kinds), value, fc.integer({ min: 0, max: 8 }), ([kind, size], v, room) => {
+        const layout = defineStruct('one', [kind('x')]);
+        const into = new Uint8Array(Math.min(room, size)).fill(0xa5);
+        layout.encode({ x: v } as never, into);
+        let want = BigInt.asUintN(size * 8, typeof v === 'bigint' ? v : BigInt(Math.trunc(v)));
+        const bytes: number[] = [];
+        for (let i = 0; i < into.length; i++, want >>= 8n) bytes.push(Number(want & 0xffn));
+        expect([...into]).toEqual(bytes);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
