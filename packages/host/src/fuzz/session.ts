@@ -225,6 +225,7 @@ export class FuzzSession {
     this.findings = [];
     this.index = index;
     this.opName = op.kind;
+    this.objectsCache.clear();
     try {
       this.dispatch(op.kind, new OpArgs(op.args));
     } catch (e) {
@@ -257,7 +258,7 @@ export class FuzzSession {
 
   /** Checks a syscall return: an integer, ≥ 0 or a -errno in [-4095, -1]. */
   private ret(what: string, r: number): number {
-    this.calls++;
+    this.counted();
     if (!Number.isInteger(r) || r < -4095) this.report('bad-return', `${what} returned ${String(r)}, not 0/positive or -errno`);
     if (r < 0) this.errors++;
     return r;
@@ -370,9 +371,24 @@ export class FuzzSession {
     return open[a.below(open.length)]!.fd!;
   }
 
+  /** Counts one syscall-level call; what the host answered before it may have changed. */
+  private counted(): void {
+    this.calls++;
+    this.objectsCache.clear();
+  }
+
+  /** Objects of a context as of the last call (read once per context between calls). */
+  private readonly objectsCache = new Map<CtxShadow, readonly HostObjectInfo[]>();
+
   private objectsOf(ctx: CtxShadow | undefined): readonly HostObjectInfo[] {
     if (!ctx) return [];
-    return this.host.contexts()[ctx.index]?.objects ?? [];
+    let objs = this.objectsCache.get(ctx);
+    if (!objs) {
+      // One context's objects through its fd, not every context ever opened.
+      objs = ctx.fd !== undefined ? this.host.objects(ctx.fd) : (this.host.contexts()[ctx.index]?.objects ?? []);
+      this.objectsCache.set(ctx, objs);
+    }
+    return objs;
   }
 
   /** An object ID: mostly a live object of one of `types` in the fd's context, else anything. */
@@ -476,7 +492,7 @@ export class FuzzSession {
     const flags = a.chance(90) ? MAP_PRIVATE | MAP_ANONYMOUS : a.pick([MAP_SHARED | MAP_ANONYMOUS, MAP_ANONYMOUS, a.u32()])!;
     const length = a.chance(95) ? pages * PAGE : BigInt(a.u32());
     const r = this.p.mmap(length, prot, flags, -1, 0n);
-    this.calls++;
+    this.counted();
     if (r < 0n) {
       this.errors++;
       if (r < -4095n) this.report('bad-return', `mmap returned ${r}`);
@@ -1022,7 +1038,7 @@ export class FuzzSession {
     const offset = region && a.chance(85) ? region.offset : BigInt(a.below(16)) * PAGE;
     const length = region && a.chance(85) ? region.length : BigInt(1 + a.below(3)) * PAGE;
     const va = this.p.mmap(length, PROT_READ | PROT_WRITE, a.chance(90) ? MAP_SHARED : MAP_PRIVATE, ctx.fd!, offset);
-    this.calls++;
+    this.counted();
     if (va < 0n) {
       this.errors++;
       if (va < -4095n) this.report('bad-return', `mmap(iommufd) returned ${va}`);
@@ -1108,7 +1124,7 @@ export class FuzzSession {
     const write = a.chance(50);
     const data = new Uint8Array(length);
     for (let i = 0; i < length; i++) data[i] = a.u32() & 0xff;
-    this.calls++;
+    this.counted();
     const r = this.host.dma(path, { iova, length, write, data: write ? data : undefined, pasid });
     if (this.unknownState) return;
     const covering = (x: bigint): Area | undefined => {
@@ -1228,21 +1244,25 @@ export class FuzzSession {
     const contexts = this.host.contexts();
     const next = new Map<number, Map<number, string>>();
     let totalAreaPages = 0n;
-    for (const [i, c] of contexts.entries()) {
+    for (let i = 0; i < contexts.length; i++) {
+      const c = contexts[i]!;
       const ctx = this.ctxs[i - this.ctxBase];
-      const ids = new Map<number, string>();
-      next.set(i, ids);
       if (c.released) {
         if (c.objects.length) this.report('invariant', `context ${i} is released but still has objects`);
         if (ctx) ctx.ioas.clear();
         continue;
       }
+      const ids = new Map<number, string>();
+      next.set(i, ids);
       const before = this.previous.get(i);
+      // One pass indexes the objects and counts who pins whom; a second checks each live one.
+      const byId = new Map<number, HostObjectInfo>();
       const incoming = new Map<number, number>();
       for (const o of c.objects) {
         if (o.id <= 0 || o.id > 0x7fffffff) this.report('invariant', `context ${i}: object ID ${o.id} outside [1, 0x7fffffff]`);
         if (ids.has(o.id)) this.report('invariant', `context ${i}: object ID ${o.id} listed twice`);
         ids.set(o.id, o.type);
+        byId.set(o.id, o);
         const prevType = before?.get(o.id);
         if (prevType !== undefined && prevType !== o.type && o.state === 'live') {
           this.report('invariant', `context ${i}: ID ${o.id} was a ${prevType} and is now a ${o.type} within one call (ID reused while live)`);
@@ -1252,12 +1272,13 @@ export class FuzzSession {
       for (const o of c.objects) {
         if (o.state !== 'live') continue;
         for (const r of o.refs) {
-          const t = c.objects.find((x) => x.id === r);
-          if (!t || t.state !== 'live') this.report('invariant', `context ${i}: ${o.type} ${o.id} pins ID ${r}, which is not a live object`);
+          if (byId.get(r)?.state !== 'live') this.report('invariant', `context ${i}: ${o.type} ${o.id} pins ID ${r}, which is not a live object`);
         }
-        const expected = 1 + (incoming.get(o.id) ?? 0) + this.extraUsers(ctx, o);
-        if (o.users !== expected && !this.unknownState) {
-          this.report('invariant', `context ${i}: ${o.type} ${o.id} has users=${o.users}, expected ${expected} (1 table + ${incoming.get(o.id) ?? 0} pinning objects + ${this.extraUsers(ctx, o)} fds/mmaps/bindings)`);
+        if (this.unknownState) continue;
+        const extra = this.extraUsers(ctx, o);
+        const expected = 1 + (incoming.get(o.id) ?? 0) + extra;
+        if (o.users !== expected) {
+          this.report('invariant', `context ${i}: ${o.type} ${o.id} has users=${o.users}, expected ${expected} (1 table + ${incoming.get(o.id) ?? 0} pinning objects + ${extra} fds/mmaps/bindings)`);
         }
       }
       if (ctx) {
