@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FUZZ_OP_KINDS, FuzzRandom, generateOps, minimize, parseFuzzCase, replay, runFuzz, type FuzzCase } from '../../src/index.js';
+import { FUZZ_OP_KINDS, FuzzRandom, generateOps, minimize, parseFuzzCase, replay, runFuzz, type FuzzCase, type FuzzOp } from '../../src/index.js';
+import { FuzzSession } from '../../src/fuzz/session.js';
 
 describe('FuzzRandom', () => {
   it('is a pure function of the seed', () => {
@@ -155,6 +156,7 @@ describe('fixed findings', () => {
     'vtd-attach-grow-exception-dangling-pin',
     'vtd-pasid0-attach-translates-rid',
     'pasid0-detach-blocks-attached-rid',
+    'vdevice-keeps-device-reference',
   ])('%s replays with no finding', async (name) => {
     const c = await load(name);
     expect(c.findings.length).toBeGreaterThan(0); // what it showed when it was found
@@ -170,4 +172,56 @@ describe('fixed findings', () => {
     expect(r.findings.map((f) => f.message)).toEqual([]);
     expect(r.operations).toBe(c.ops.length + 1);
   });
+});
+
+describe('two processes', () => {
+  // Words chosen so each op takes the plain path (see session.ts): both processes open
+  // /dev/iommu, map one anonymous page (tags 0x11 and 0x22) at IOVA 0x1000000 of their IOAS,
+  // and the second binds vfio0 to its own IOAS and DMAs into it.
+  const w = (...xs: number[]): number[] => [...xs, ...Array<number>(16 - xs.length).fill(0)];
+  const ops: FuzzOp[] = [
+    { kind: 'OPEN_IOMMUFD', args: w() },
+    { kind: 'IOAS_ALLOC', args: w(50, 0, 0) },
+    { kind: 'MMAP_ANON', args: w(99, 0, 0, 0, 0, 0x11) },
+    { kind: 'IOAS_MAP', args: w(50, 0, 0, 0, 0, 99, 0, 0, 0, 0, 0, 0, 0) },
+    { kind: 'SPAWN_PROCESS', args: w() },
+    { kind: 'OPEN_IOMMUFD', args: w() },
+    { kind: 'IOAS_ALLOC', args: w(99, 50, 0, 0) },
+    { kind: 'MMAP_ANON', args: w(99, 0, 0, 0, 0, 0x22) },
+    { kind: 'IOAS_MAP', args: w(99, 50, 0, 0, 0, 99, 0, 99, 0, 0, 0, 0, 0, 0, 0) },
+    { kind: 'VFIO_OPEN', args: w(0) },
+    { kind: 'VFIO_BIND', args: w(0, 99, 50, 0, 0) },
+    { kind: 'VFIO_ATTACH', args: w(0, 99, 0, 0, 0) },
+    { kind: 'DMA', args: w(0, 0, 0, 0, 0, 16, 7, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4) },
+  ];
+
+  it.each(['mock', 'intel-vtd', 'arm-smmuv3'] as const)('%s: a DMA of the second process lands in its memory only, and its fds are its own', async (platform) => {
+    const s = await FuzzSession.create({ platform, devices: 2 });
+    for (const [i, op] of ops.entries()) expect(s.execute(op, i), `${i} ${op.kind}`).toEqual([]);
+    const host = s.hostUnderTest;
+    const [p1, p2] = host.processes;
+    expect(host.processes.map((p) => p.pid)).toEqual([1, 2]);
+    // Same fd number, different contexts: each process's IOAS holds its own mapping.
+    const fd1 = p1!.fds().find((f) => f.kind === '[iommufd]')!.fd;
+    const fd2 = p2!.fds().find((f) => f.kind === '[iommufd]')!.fd;
+    expect(fd2).toBe(fd1);
+    expect(host.objects(fd2, p2).map((o) => o.type)).toEqual(['IOAS', 'DEVICE', 'HWPT_PAGING']);
+    expect(host.objects(fd1, p1).map((o) => o.type)).toEqual(['IOAS']);
+    // The pages the two processes mapped at IOVA 0x1000000 (the same VA in both): the DMA
+    // write reached the second process's page only.
+    const page = (p: typeof p1, tag: number): bigint => p!.mappings().find((m) => m.end - m.start === 4096n && (p!.peek(m.start, 1) as Uint8Array)[0] === tag)!.start;
+    const va1 = page(p1, 0x11);
+    const va2 = page(p2, 0x22);
+    expect(va2).toBe(va1);
+    expect(p2!.peek(va2 + 16n, 8)).toEqual(Uint8Array.of(0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4));
+    expect(p1!.peek(va1, 24)).toEqual(Uint8Array.from({ length: 24 }, (_, i) => [0x11, 0xa5][i] ?? 0));
+    expect(s.finish(ops.length)).toEqual([]);
+  });
+
+  it('a mock run with the second process spawned early stays clean', async () => {
+    const spawnFirst: FuzzOp[] = [{ kind: 'SPAWN_PROCESS', args: w() }, ...generateOps(11, 1500)];
+    const r = await replay({ ops: spawnFirst, platform: 'mock', devices: 3 });
+    expect(r.findings.map((f) => f.message)).toEqual([]);
+    expect(r.operations).toBe(spawnFirst.length + 1);
+  }, 60_000);
 });
