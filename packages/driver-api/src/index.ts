@@ -89,6 +89,7 @@ export {
   copyStructFromUser,
   copyStructToUser,
   iommuCopyStructFromFullUserArray,
+  KMALLOC_MAX_SIZE,
   iommuCopyStructFromUser,
   iommuCopyStructFromUserArray,
   iommuCopyStructToUser,

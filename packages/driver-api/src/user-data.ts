@@ -4,7 +4,7 @@
  * surprises people: a *driver* struct longer than the kernel's is EINVAL (not the
  * top-level ioctl rule "longer with zero tail is fine").
  */
-import { E2BIG, EINVAL } from '@iommufd/uapi';
+import { E2BIG, EINVAL, ENOMEM } from '@iommufd/uapi';
 import type { StructLayout, StructValue, FieldSpec } from '@iommufd/uapi';
 import type { Errno, Status } from './ops.js';
 
@@ -105,10 +105,14 @@ export function iommuCopyStructFromUserArray<F extends readonly FieldSpec[]>(
   );
 }
 
+/** The largest kmalloc (`KMALLOC_MAX_SIZE`: 2^(MAX_PAGE_ORDER 10 + PAGE_SHIFT 12) bytes, 4 MiB). */
+export const KMALLOC_MAX_SIZE = 4 << 20;
+
 /**
  * `iommu_copy_struct_from_full_user_array(kdst, entry_size, array, data_type)`: every entry,
  * each with `copy_struct_from_user` rules (shorter zero-extended, longer with non-zero tail
- * E2BIG); type mismatch or `entryNum` 0 → EINVAL. When `entryLen` equals the kernel size
+ * E2BIG); type mismatch or `entryNum` 0 → EINVAL; more than {@link KMALLOC_MAX_SIZE} bytes
+ * of kernel entries → ENOMEM first (the caller's kcalloc). When `entryLen` equals the kernel size
  * the whole array is read with ONE `copyFromUser` (as Linux does) and decoded in place.
  */
 export function iommuCopyStructFromFullUserArray<F extends readonly FieldSpec[]>(
@@ -116,6 +120,10 @@ export function iommuCopyStructFromFullUserArray<F extends readonly FieldSpec[]>
   array: IommuUserDataArray,
   dataType: number,
 ): StructValue<F>[] | Errno {
+  // Every Linux caller first kcalloc()s entry_num kernel-sized entries for this copy (the
+  // destination it passes in), and kmalloc refuses more than KMALLOC_MAX_SIZE: ENOMEM before
+  // anything is read — and no multi-GiB buffer or billions of per-entry copies here.
+  if (array.entryNum * layout.size > KMALLOC_MAX_SIZE) return ENOMEM;
   if (array.type !== dataType) return EINVAL;
   if (array.entryNum === 0) return EINVAL;
   const out: StructValue<F>[] = [];
