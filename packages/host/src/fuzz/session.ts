@@ -1053,10 +1053,11 @@ export class FuzzSession {
     const v = this.vfioFd(a);
     if (!v) return;
     const iommufd = this.iommufdFd(a);
-    const { r, out } = this.ioctlStruct(v.fd, VFIO_DEVICE_BIND_IOMMUFD, vfio_device_bind_iommufd, { argsz: vfio_device_bind_iommufd.size, flags: 0, iommufd }, a, 'VFIO_DEVICE_BIND_IOMMUFD');
+    const { r, sent, out } = this.ioctlStruct(v.fd, VFIO_DEVICE_BIND_IOMMUFD, vfio_device_bind_iommufd, { argsz: vfio_device_bind_iommufd.size, flags: 0, iommufd }, a, 'VFIO_DEVICE_BIND_IOMMUFD');
     if (r === 0) {
-      v.ctx = this.ctxByFd.get(iommufd);
-      v.devId = vfio_device_bind_iommufd.decode(out).out_devid;
+      // The fd the kernel saw: a mutated struct may name another (valid) iommufd.
+      v.ctx = this.ctxByFd.get(this.sentValue(vfio_device_bind_iommufd, sent).iommufd);
+      v.devId = vfio_device_bind_iommufd.decode(padTo(out, vfio_device_bind_iommufd.size)).out_devid;
       if (v.ctx) this.checkFreshId(v.ctx, v.devId);
     }
   }

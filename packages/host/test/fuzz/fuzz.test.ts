@@ -158,6 +158,7 @@ describe('fixed findings', () => {
     'pasid0-detach-blocks-attached-rid',
     'vdevice-keeps-device-reference',
     'invalidate-array-beyond-kmalloc',
+    'vfio-bind-mutated-iommufd',
   ])('%s replays with no finding', async (name) => {
     const c = await load(name);
     expect(c.findings.length).toBeGreaterThan(0); // what it showed when it was found
