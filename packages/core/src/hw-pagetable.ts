@@ -382,6 +382,49 @@ export function iommufdHwptSetDirtyTracking(ucmd: Ucmd<Cmd<typeof iommu_hwpt_set
   }
 }
 
+/** Bitmaps up to this size are read, filled and written back whole. */
+const BITMAP_WHOLE_MAX = 1n << 20n;
+/** Bytes of a larger bitmap handled at a time (Linux's iova_bitmap pins it in chunks too). */
+const BITMAP_CHUNK = 1n << 16n;
+
+/**
+ * A bitmap of a garbage-sized range (up to 2^49 bytes for a 2^64-byte range) is never one
+ * buffer: its user pages are read chunk by chunk first (ENOMEM at the first unmapped one, as
+ * the whole-bitmap path answers), the dirty bits collected sparsely, then each chunk is
+ * written back with its bits (EFAULT at the first chunk that cannot be written).
+ */
+function getDirtyBitmapChunked(
+  ictx: IommufdCtxImpl,
+  data: bigint,
+  nbytes: bigint,
+  readDirty: (record: (iova: bigint, length: bigint) => void) => void,
+  bitsOf: (iova: bigint, length: bigint, set: (bit: bigint) => void) => void,
+): 0 | Errno {
+  for (let off = 0n; off < nbytes; off += BITMAP_CHUNK) {
+    const n = nbytes - off < BITMAP_CHUNK ? nbytes - off : BITMAP_CHUNK;
+    if (typeof ictx.process.copyFromUser(data + off, Number(n)) === 'number') return ENOMEM;
+  }
+  const words = new Map<bigint, bigint>();
+  readDirty((iova, length) =>
+    bitsOf(iova, length, (bit) => {
+      const w = bit / 64n;
+      words.set(w, (words.get(w) ?? 0n) | (1n << (bit % 64n)));
+    }),
+  );
+  for (let off = 0n; off < nbytes; off += BITMAP_CHUNK) {
+    const n = nbytes - off < BITMAP_CHUNK ? nbytes - off : BITMAP_CHUNK;
+    const chunk = ictx.process.copyFromUser(data + off, Number(n));
+    if (typeof chunk === 'number') return EFAULT;
+    const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    for (let w = off / 8n; w < (off + n) / 8n; w++) {
+      const bits = words.get(w);
+      if (bits !== undefined) view.setBigUint64(Number(w * 8n - off), view.getBigUint64(Number(w * 8n - off), true) | bits, true);
+    }
+    if (ictx.process.copyToUser(data + off, chunk)) return EFAULT;
+  }
+  return 0;
+}
+
 /** IOMMU_HWPT_GET_DIRTY_BITMAP: per-area driver errors are swallowed, as in the kernel. */
 export function iommufdHwptGetDirtyBitmap(ucmd: Ucmd<Cmd<typeof iommu_hwpt_get_dirty_bitmap>>): 0 | Errno {
   const cmd = ucmd.cmd;
@@ -402,25 +445,30 @@ export function iommufdHwptGetDirtyBitmap(ucmd: Ucmd<Cmd<typeof iommu_hwpt_get_d
     const ops = hwpt.domain.dirtyOps;
     if (!ops) return EOPNOTSUPP;
     const nbits = (last - cmd.iova) / cmd.page_size + 1n;
-    const nbytes = Number(((nbits + 63n) / 64n) * 8n);
-    const bitmap = ictx.process.copyFromUser(cmd.data, nbytes);
-    if (typeof bitmap === 'number') return ENOMEM;
-    const words = new DataView(bitmap.buffer, bitmap.byteOffset, bitmap.byteLength);
-    const record = (iova: bigint, length: bigint): void => {
-      let from = iova < cmd.iova ? cmd.iova : iova;
-      const to = iova + length - 1n > last ? last : iova + length - 1n;
-      for (; from <= to; from += cmd.page_size) {
-        const bit = (from - cmd.iova) / cmd.page_size;
-        const w = Number(bit / 64n) * 8;
-        words.setBigUint64(w, words.getBigUint64(w, true) | (1n << (bit % 64n)), true);
+    const nbytes = ((nbits + 63n) / 64n) * 8n;
+    const readDirty = (record: (iova: bigint, length: bigint) => void): void => {
+      for (const a of iopt.areas) {
+        if (a.last < cmd.iova || a.start > last) continue;
+        const s = a.start < cmd.iova ? cmd.iova : a.start;
+        const e = a.last > last ? last : a.last;
+        ops.readAndClearDirty(hwpt.domain, s, e - s + 1n, Number(cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR), { record });
       }
     };
-    for (const a of iopt.areas) {
-      if (a.last < cmd.iova || a.start > last) continue;
-      const s = a.start < cmd.iova ? cmd.iova : a.start;
-      const e = a.last > last ? last : a.last;
-      ops.readAndClearDirty(hwpt.domain, s, e - s + 1n, Number(cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR), { record });
-    }
+    const bitsOf = (iova: bigint, length: bigint, set: (bit: bigint) => void): void => {
+      let from = iova < cmd.iova ? cmd.iova : iova;
+      const to = iova + length - 1n > last ? last : iova + length - 1n;
+      for (; from <= to; from += cmd.page_size) set((from - cmd.iova) / cmd.page_size);
+    };
+    if (nbytes > BITMAP_WHOLE_MAX) return getDirtyBitmapChunked(ictx, cmd.data, nbytes, readDirty, bitsOf);
+    const bitmap = ictx.process.copyFromUser(cmd.data, Number(nbytes));
+    if (typeof bitmap === 'number') return ENOMEM;
+    const words = new DataView(bitmap.buffer, bitmap.byteOffset, bitmap.byteLength);
+    readDirty((iova, length) =>
+      bitsOf(iova, length, (bit) => {
+        const w = Number(bit / 64n) * 8;
+        words.setBigUint64(w, words.getBigUint64(w, true) | (1n << (bit % 64n)), true);
+      }),
+    );
     return ictx.process.copyToUser(cmd.data, bitmap) ? EFAULT : 0;
   } finally {
     ictx.putObject(hwpt);
