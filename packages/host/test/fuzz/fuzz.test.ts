@@ -159,6 +159,7 @@ describe('fixed findings', () => {
     'vdevice-keeps-device-reference',
     'invalidate-array-beyond-kmalloc',
     'vfio-bind-mutated-iommufd',
+    'dirty-bitmap-garbage-length',
   ])('%s replays with no finding', async (name) => {
     const c = await load(name);
     expect(c.findings.length).toBeGreaterThan(0); // what it showed when it was found
