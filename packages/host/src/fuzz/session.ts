@@ -1124,7 +1124,8 @@ export class FuzzSession {
       if (va < -4095n) this.report('bad-return', `mmap(iommufd) returned ${va}`);
       return;
     }
-    const owner = ctx.regions.find((x) => offset >= x.offset && offset < x.offset + x.length)?.owner ?? -1;
+    // The newest registration: a destroyed vIOMMU's offsets are handed out again.
+    const owner = ctx.regions.findLast((x) => offset >= x.offset && offset < x.offset + x.length)?.owner ?? -1;
     this.mmio.push({ va, length, ctx, owner });
   }
 

@@ -160,6 +160,7 @@ describe('fixed findings', () => {
     'invalidate-array-beyond-kmalloc',
     'vfio-bind-mutated-iommufd',
     'dirty-bitmap-garbage-length',
+    'mmap-region-reused-offset',
   ])('%s replays with no finding', async (name) => {
     const c = await load(name);
     expect(c.findings.length).toBeGreaterThan(0); // what it showed when it was found
