@@ -222,8 +222,12 @@ function driverAttach(idev: BoundDevice, domain: IommuDomain, pasid: number | un
   const width = devicePasidLog2(dev);
   if (width > 0 && pasid >= 2 ** width) return EINVAL;
   if (!domain.ops.setDevPasid) return EOPNOTSUPP;
-  const rc = domain.ops.setDevPasid(domain, dev, pasid, old);
-  if (rc) return rc;
+  // __iommu_set_group_pasid: a device without PASID (max_pasids 0) never issues a PASID
+  // TLP, so the driver is not asked to program one; the group still records the domain.
+  if (width > 0) {
+    const rc = domain.ops.setDevPasid(domain, dev, pasid, old);
+    if (rc) return rc;
+  }
   dev.pasidDomains.set(pasid, domain);
   return 0;
 }
@@ -288,7 +292,8 @@ function hwptDetach(idev: BoundDevice, pasid: number | undefined): Hwpt | undefi
       for (const d of idev.dev.group.devices) blocked.ops.attachDev?.(blocked, d);
       idev.dev.group.domain = blocked;
     } else {
-      blocked.ops.setDevPasid?.(blocked, idev.dev, pasid, hwpt.domain);
+      // __iommu_remove_group_pasid skips devices without PASID, as the attach did.
+      if (devicePasidLog2(idev.dev) > 0) blocked.ops.setDevPasid?.(blocked, idev.dev, pasid, hwpt.domain);
       idev.dev.pasidDomains.delete(pasid);
     }
   }
