@@ -252,6 +252,10 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
   readonly sidBits: number;
   /** SubstreamID width. */
   readonly ssidBits: number;
+  /** `iommu.max_pasids = 1 << ssid_bits`: the core validates PASIDs against it. */
+  get maxPasidLog2(): number {
+    return this.ssidBits;
+  }
   /** Input address size of stage-2 (and output of stage-1) tables. */
   readonly ias: number;
   /** Output address size. */

@@ -222,12 +222,8 @@ function driverAttach(idev: BoundDevice, domain: IommuDomain, pasid: number | un
   const width = devicePasidLog2(dev);
   if (width > 0 && pasid >= 2 ** width) return EINVAL;
   if (!domain.ops.setDevPasid) return EOPNOTSUPP;
-  // __iommu_set_group_pasid: a device without PASID (max_pasids 0) never issues a PASID
-  // TLP, so the driver is not asked to program one; the group still records the domain.
-  if (width > 0) {
-    const rc = domain.ops.setDevPasid(domain, dev, pasid, old);
-    if (rc) return rc;
-  }
+  const rc = domain.ops.setDevPasid(domain, dev, pasid, old);
+  if (rc) return rc;
   dev.pasidDomains.set(pasid, domain);
   return 0;
 }
@@ -292,8 +288,7 @@ function hwptDetach(idev: BoundDevice, pasid: number | undefined): Hwpt | undefi
       for (const d of idev.dev.group.devices) blocked.ops.attachDev?.(blocked, d);
       idev.dev.group.domain = blocked;
     } else {
-      // __iommu_remove_group_pasid skips devices without PASID, as the attach did.
-      if (devicePasidLog2(idev.dev) > 0) blocked.ops.setDevPasid?.(blocked, idev.dev, pasid, hwpt.domain);
+      blocked.ops.setDevPasid?.(blocked, idev.dev, pasid, hwpt.domain);
       idev.dev.pasidDomains.delete(pasid);
     }
   }

@@ -161,7 +161,7 @@ describe('fixed findings', () => {
     'vfio-bind-mutated-iommufd',
     'dirty-bitmap-garbage-length',
     'mmap-region-reused-offset',
-    'pasid-on-no-pasid-device',
+    'pasid-beyond-smmu-ssid',
   ])('%s replays with no finding', async (name) => {
     const c = await load(name);
     expect(c.findings.length).toBeGreaterThan(0); // what it showed when it was found
