@@ -432,19 +432,32 @@ setUndoImmediateAttach((idev, pasid) => {
   if (hwpt) unpinObject(idev, hwpt);
 });
 
-/** `iommufd_device_attach`: attach the RID (pasid undefined) or a PASID to an IOAS or HWPT. */
+/**
+ * The core's name for a caller's PASID: Linux's `IOMMU_NO_PASID` is 0, so PASID 0 from the
+ * uAPI (VFIO_DEVICE_ATTACH_PASID, IOMMU_TEST_OP_PASID_ATTACH) names the RID itself, never a
+ * separate PASID a driver would program over the RID's own entry (VT-d RID_PASID, the SMMU's
+ * substream 0).
+ */
+function ridOrPasid(pasid: number | undefined): number | undefined {
+  return pasid === 0 ? undefined : pasid;
+}
+
+/**
+ * `iommufd_device_attach`: attach the RID (pasid undefined or 0, `IOMMU_NO_PASID`) or a
+ * PASID to an IOAS or HWPT.
+ */
 export function iommufdDeviceAttach(idev: BoundDevice, pasid: number | undefined, ptId: number): { ptId: number } | Errno {
-  return changePt(idev, pasid, ptId, doAttach);
+  return changePt(idev, ridOrPasid(pasid), ptId, doAttach);
 }
 
-/** `iommufd_device_replace`. */
+/** `iommufd_device_replace` (pasid 0 is the RID, as in attach). */
 export function iommufdDeviceReplace(idev: BoundDevice, pasid: number | undefined, ptId: number): { ptId: number } | Errno {
-  return changePt(idev, pasid, ptId, doReplace);
+  return changePt(idev, ridOrPasid(pasid), ptId, doReplace);
 }
 
-/** `iommufd_device_detach`: a no-op when not attached. */
+/** `iommufd_device_detach`: a no-op when not attached (pasid 0 is the RID, as in attach). */
 export function iommufdDeviceDetach(idev: BoundDevice, pasid: number | undefined): void {
-  const hwpt = hwptDetach(idev, pasid);
+  const hwpt = hwptDetach(idev, ridOrPasid(pasid));
   if (hwpt) hwptPut(idev.ictx, idev, hwpt);
 }
 

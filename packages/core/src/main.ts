@@ -16,7 +16,7 @@ import {
   IOMMU_OPTION_RLIMIT_MODE,
   IOMMUFD_CMD_BASE,
   IOMMUFD_IOCTLS,
-  copyStructFromUser,
+  copyStructFromUserAt,
   structBytesForUser,
   iommu_option,
   type IommufdIoctl,
@@ -159,9 +159,7 @@ export function dispatchIoctl(ictx: IommufdCtxImpl, request: number, arg: bigint
   const row = IOMMUFD_DISPATCH[nr - IOMMUFD_CMD_BASE];
   if (!row || row.request !== request >>> 0) return -ENOTTY;
   if (userSize < row.minSize) return -EINVAL;
-  const user = ictx.process.copyFromUser(arg, userSize);
-  if (typeof user === 'number') return -EFAULT;
-  const cmd = copyStructFromUser(row.layout, user);
+  const cmd = copyStructFromUserAt(row.layout, (va, n) => ictx.process.copyFromUser(va, n), arg, userSize);
   if (typeof cmd === 'number') return -cmd;
   const ucmd: Ucmd<typeof cmd> = {
     ictx,

@@ -171,6 +171,26 @@ describe('bind / attach / detach with automatic domains', () => {
     expect(deviceAttachedDomain(e.devs[0]!, 5)).toBeUndefined();
   });
 
+  it('PASID 0 is the RID (IOMMU_NO_PASID): attach, replace and detach move the group domain, not a PASID entry', () => {
+    const e = env();
+    const a = e.bind(0);
+    const h1 = e.hwptAlloc({ dev_id: a.devId, pt_id: e.ioas }).out.out_hwpt_id;
+    const h2 = e.hwptAlloc({ dev_id: a.devId, pt_id: e.ioas }).out.out_hwpt_id;
+    const blocked = deviceAttachedDomain(e.devs[0]!);
+    // A non-PASID HWPT is fine: it is the RID attach, not a PASID attach.
+    expect(iommufdDeviceAttach(a.idev, 0, h1)).toEqual({ ptId: h1 });
+    const d1 = deviceAttachedDomain(e.devs[0]!);
+    expect(d1).not.toBe(blocked);
+    expect(deviceAttachedDomain(e.devs[0]!, 0)).toBeUndefined();
+    // The RID is taken: a second attach through either name is EBUSY.
+    expect(iommufdDeviceAttach(a.idev, undefined, h1)).toBe(EBUSY);
+    expect(iommufdDeviceReplace(a.idev, 0, h2)).toEqual({ ptId: h2 });
+    expect(deviceAttachedDomain(e.devs[0]!)).not.toBe(d1);
+    iommufdDeviceDetach(a.idev, 0);
+    expect(deviceAttachedDomain(e.devs[0]!)).toBe(e.devs[0]!.iommu.ops.blockedDomain);
+    iommufdDeviceUnbind(a.idev);
+  });
+
   it('attaching an attached PASID again is EBUSY, to the same or another HWPT (kernel claims the device slot first)', () => {
     const e = env();
     const a = e.bind(0);

@@ -90,6 +90,7 @@ export {
   copyStructToUser,
   iommuCopyFullUserArrayBytes,
   iommuCopyStructFromFullUserArray,
+  KMALLOC_MAX_SIZE,
   iommuCopyStructFromUser,
   iommuCopyStructFromUserArray,
   iommuCopyStructToUser,

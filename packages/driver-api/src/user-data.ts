@@ -4,7 +4,7 @@
  * surprises people: a *driver* struct longer than the kernel's is EINVAL (not the
  * top-level ioctl rule "longer with zero tail is fine").
  */
-import { E2BIG, EINVAL } from '@iommufd/uapi';
+import { E2BIG, EINVAL, ENOMEM } from '@iommufd/uapi';
 import type { StructLayout, StructValue, FieldSpec } from '@iommufd/uapi';
 import type { Errno, Status } from './ops.js';
 
@@ -105,12 +105,16 @@ export function iommuCopyStructFromUserArray<F extends readonly FieldSpec[]>(
   );
 }
 
+/** The largest kmalloc (`KMALLOC_MAX_SIZE`: 2^(MAX_PAGE_ORDER 10 + PAGE_SHIFT 12) bytes, 4 MiB). */
+export const KMALLOC_MAX_SIZE = 4 << 20;
+
 /**
  * `iommu_copy_struct_from_full_user_array(kdst, entry_size, array, data_type)`, as the raw
  * kernel buffer: `entryNum` entries of `layout.size` bytes each (for drivers that hand the
  * array on as bytes, e.g. to a command queue, without decoding every entry). Every entry
  * follows `copy_struct_from_user` rules (shorter zero-extended, longer with a non-zero tail
- * E2BIG); type mismatch or `entryNum` 0 → EINVAL. When `entryLen` equals the kernel size the
+ * E2BIG); more than {@link KMALLOC_MAX_SIZE} bytes of kernel entries → ENOMEM first (the
+ * caller's kcalloc); type mismatch or `entryNum` 0 → EINVAL. When `entryLen` equals the kernel size the
  * whole array is read with ONE `copyFromUser` (as Linux does). The buffer is the kernel's
  * own copy: the driver may rewrite it in place.
  */
@@ -119,6 +123,9 @@ export function iommuCopyFullUserArrayBytes<F extends readonly FieldSpec[]>(
   array: IommuUserDataArray,
   dataType: number,
 ): Uint8Array | Errno {
+  // Every Linux caller first kcalloc()s entry_num kernel-sized entries for this copy, and
+  // kmalloc refuses more than KMALLOC_MAX_SIZE: ENOMEM before anything is read.
+  if (array.entryNum * layout.size > KMALLOC_MAX_SIZE) return ENOMEM;
   if (array.type !== dataType) return EINVAL;
   if (array.entryNum === 0) return EINVAL;
   const ksize = layout.size;

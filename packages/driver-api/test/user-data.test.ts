@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { defineStruct, u32, u64, E2BIG, EFAULT, EINVAL } from '@iommufd/uapi';
+import { defineStruct, u32, u64, E2BIG, EFAULT, EINVAL, ENOMEM } from '@iommufd/uapi';
 import {
   copyStructFromUser,
   copyStructToUser,
   iommuCopyFullUserArrayBytes,
   iommuCopyStructFromFullUserArray,
+  KMALLOC_MAX_SIZE,
   iommuCopyStructFromUser,
   iommuCopyStructFromUserArray,
   iommuCopyStructToUser,
@@ -107,6 +108,16 @@ describe('user arrays', () => {
     expect(iommuCopyStructFromFullUserArray(entry, { ...arr, entryNum: 2 }, TYPE)).toBe(E2BIG);
     expect(iommuCopyStructFromFullUserArray(entry, { ...arr, entryNum: 0 }, TYPE)).toBe(EINVAL);
     expect(iommuCopyStructFromFullUserArray(entry, { ...arr, type: 5 }, TYPE)).toBe(EINVAL);
+    // The caller's kcalloc of entry_num kernel entries fails first beyond KMALLOC_MAX_SIZE
+    // (also for a wrong type), before any user byte is read.
+    const reads: number[] = [];
+    const counted = { ...arr, user: { copyFromUser: (va: bigint, len: number) => (reads.push(len), u.copyFromUser(va, len)), copyToUser: u.copyToUser } };
+    expect(iommuCopyStructFromFullUserArray(entry, { ...counted, entryNum: 0xffff_ffff }, TYPE)).toBe(ENOMEM);
+    expect(iommuCopyStructFromFullUserArray(entry, { ...counted, entryLen: 12, entryNum: 0x8000_0000, type: 5 }, TYPE)).toBe(ENOMEM);
+    expect(reads).toEqual([]);
+    // The largest array that fits is allocated: the copy runs (and faults past the mapping).
+    expect(iommuCopyStructFromFullUserArray(entry, { ...counted, entryLen: 12, entryNum: Math.floor(KMALLOC_MAX_SIZE / 12) }, TYPE)).toBe(EFAULT);
+    expect(reads).toEqual([Math.floor(KMALLOC_MAX_SIZE / 12) * 12]);
     expect(iommuCopyStructFromFullUserArray(entry, { ...arr, entryLen: 8, entryNum: 2 }, TYPE)).toEqual([
       { flags: 1, id: 2, extra: 0 },
       { flags: 3, id: 0, extra: 0 },

@@ -3,7 +3,7 @@
  * VFIO_DEVICE_BIND_IOMMUFD, VFIO_DEVICE_ATTACH_IOMMUFD_PT and VFIO_DEVICE_DETACH_IOMMUFD_PT
  * with the kernel's argsz / flags / errno rules, and unbind on the last close.
  */
-import { E2BIG, EBADF, EBADFD, EFAULT, EINVAL, ENOTTY } from '@iommufd/uapi';
+import { copyStructFromUserAt, EBADF, EBADFD, EFAULT, EINVAL, ENOTTY } from '@iommufd/uapi';
 import type { OpenFile } from './fd-table.js';
 import type { Errno, KernelFile, KernelProcess } from './kernel-types.js';
 import {
@@ -105,11 +105,9 @@ export class VfioDeviceFile<Dev, Idev> implements KernelFile {
     if (typeof head === 'number') return -EFAULT;
     const argsz = L.get(head, 'argsz');
     if (argsz < L.minSize) return -EINVAL;
-    const raw = this.current.kernel.copyFromUser(arg, argsz);
-    if (typeof raw === 'number') return -EFAULT;
     // copy_struct_from_user: bytes beyond what the kernel knows must be zero.
-    if (raw.subarray(L.size).some((b) => b !== 0)) return -E2BIG;
-    const bind = L.decode(raw.subarray(0, L.size));
+    const bind = copyStructFromUserAt(L, (va, n) => this.current.kernel.copyFromUser(va, n), arg, argsz);
+    if (typeof bind === 'number') return -bind;
     if (bind.iommufd < 0 || bind.flags & ~VFIO_DEVICE_BIND_FLAG_TOKEN) return -EINVAL;
     if (this.bound) return -EINVAL;
     if (bind.flags & VFIO_DEVICE_BIND_FLAG_TOKEN) {

@@ -49,6 +49,12 @@ export class PhysicalMemory {
   private readonly usedPfns = new Set<number>();
   /** No page below this address is free (keeps repeated allocations linear). */
   private lowestFree = 0n;
+  /**
+   * Per request shape (page count, alignment): no run of that shape starts below `at`.
+   * First fit stays first fit, but a bulk of 512-page refills no longer rescans every used
+   * page from the lowest single-page hole each time (quadratic in the pages in use).
+   */
+  private readonly runFrom = new Map<string, { readonly pages: number; at: bigint }>();
 
   constructor(store: PhysicalStore = new PhysicalStore()) {
     this.store = store;
@@ -177,16 +183,21 @@ export class PhysicalMemory {
       }
       return out;
     }
-    const rams = this.regions.filter((r) => r.kind === 'ram' && r.base + r.size > this.lowestFree).sort((x, y) => (x.base < y.base ? -1 : 1));
+    const key = `${n}/${align}`;
+    let hint = this.runFrom.get(key);
+    if (!hint) this.runFrom.set(key, (hint = { pages: n, at: 0n }));
+    const low = hint.at > this.lowestFree ? hint.at : this.lowestFree;
+    const rams = this.regions.filter((r) => r.kind === 'ram' && r.base + r.size > low).sort((x, y) => (x.base < y.base ? -1 : 1));
     let first = true;
     for (const r of rams) {
-      const from = this.lowestFree > r.base ? this.lowestFree : r.base;
+      const from = low > r.base ? low : r.base;
       let start = (from + align - 1n) & ~(align - 1n);
       const end = r.base + r.size;
       while (start + BigInt(n) * PAGE <= end) {
         let clash = -1;
+        const startPfn = Number(start >> 12n);
         for (let i = 0; i < n; i++) {
-          if (this.usedPfns.has(Number((start >> 12n) + BigInt(i)))) {
+          if (this.usedPfns.has(startPfn + i)) {
             clash = i;
             break;
           }
@@ -202,6 +213,8 @@ export class PhysicalMemory {
           }
           // Single-page, page-aligned scans skip only used pages: nothing below is free.
           if (first && align === PAGE && (n === 1 || start === from)) this.lowestFree = start + BigInt(n) * PAGE;
+          // First fit: no run of this shape starts before `start`, and none overlapping it.
+          hint.at = start + BigInt(n) * PAGE;
           return out;
         }
         const after = start + BigInt(clash + 1) * PAGE;
@@ -219,6 +232,11 @@ export class PhysicalMemory {
       if (!this.usedPfns.delete(pfn)) throw new PhysicalMemoryError(`freePages: page 0x${pa.toString(16)} is not allocated`);
       this.store.freeFrame(pfn);
       if (pa < this.lowestFree) this.lowestFree = pa;
+      // A freed page can complete a run that starts up to `pages - 1` pages before it.
+      for (const h of this.runFrom.values()) {
+        const from = pa - BigInt(h.pages - 1) * PAGE;
+        if (from < h.at) h.at = from < 0n ? 0n : from;
+      }
     }
   }
 

@@ -84,4 +84,24 @@ describe('PhysicalMemory', () => {
     expect(m.allocPages(1)).toEqual([0x5000n]);
     expect(b).toBe(0x2000n);
   });
+
+  it('stays first fit for multi-page runs: a freed page reopens the runs it completes', () => {
+    const m = new PhysicalMemory();
+    m.addRam(0x1000n, 0x20_000n);
+    const [hole] = m.allocPages(1);
+    const r1 = m.allocPages(4);
+    const r2 = m.allocPages(4);
+    const r3 = m.allocPages(4);
+    m.freePages([hole!]); // a 1-page hole below every 4-page run: not enough for 4
+    expect(m.allocPages(4)[0]).toBe(r3[3]! + 0x1000n);
+    // Freeing the middle run makes it the first fit again, even below the hint.
+    m.freePages(r2);
+    expect(m.allocPages(4)).toEqual(r2);
+    // A run completed by one freed page that is not its first: the last page of r1 plus
+    // three pages of a freed r2-sized block starting at it.
+    m.freePages(r2.slice(0, 3));
+    m.freePages([r1[3]!]);
+    expect(m.allocPages(4)).toEqual([r1[3]!, r2[0]!, r2[1]!, r2[2]!]);
+    expect(m.allocPages(1)).toEqual([hole]);
+  });
 });

@@ -3,7 +3,7 @@
  * (`copy_struct_from_user` in include/linux/uaccess.h on the way in, `min(user size,
  * sizeof)` bytes on the way out), shared by every model of a kernel handler.
  */
-import { E2BIG } from './errno.js';
+import { E2BIG, EFAULT } from './errno.js';
 import type { FieldSpec, StructLayout, StructValue } from './layout.js';
 
 /**
@@ -34,4 +34,37 @@ export function structBytesForUser<F extends readonly FieldSpec[]>(
 ): Uint8Array {
   const bytes = layout.encode(value);
   return userSize >= layout.size ? bytes : bytes.slice(0, Math.max(0, userSize));
+}
+
+/** Reads `length` bytes of user memory at `va`: the bytes, or an errno (EFAULT) as a number. */
+export type UserMemoryReader = (va: bigint, length: number) => Uint8Array | number;
+
+/** Bytes of user memory {@link copyStructFromUserAt} reads at a time past the kernel's struct. */
+const TAIL_CHUNK = 4096;
+
+/**
+ * `copy_struct_from_user` straight from user memory, for a user size that may be garbage: a
+ * longer struct's tail is checked to be zero chunk by chunk from its start
+ * (`check_zeroed_user`: the first non-zero byte gives `E2BIG`, the first unmapped byte
+ * `EFAULT`, whichever comes first), then the kernel's part is copied (`EFAULT`). Never holds
+ * more than one page of the tail, so a size of 4 GiB costs what it costs the kernel, not a
+ * 4 GiB buffer. Errnos are positive, as in {@link copyStructFromUser}.
+ */
+export function copyStructFromUserAt<F extends readonly FieldSpec[]>(
+  layout: StructLayout<F>,
+  read: UserMemoryReader,
+  va: bigint,
+  userSize: number,
+): StructValue<F> | typeof E2BIG | typeof EFAULT {
+  for (let off = layout.size; off < userSize; ) {
+    const at = va + BigInt(off);
+    const chunk = Math.min(userSize - off, TAIL_CHUNK - Number(at % BigInt(TAIL_CHUNK)));
+    const bytes = read(at, chunk);
+    if (typeof bytes === 'number') return EFAULT;
+    for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return E2BIG;
+    off += chunk;
+  }
+  const head = read(va, Math.min(userSize, layout.size));
+  if (typeof head === 'number') return EFAULT;
+  return layout.decode(head);
 }

@@ -40,4 +40,5 @@ export { IommufdError, peekUser, pokeUser, UserScratch, withScratch } from './pr
 export type { UserProcess } from './process.js';
 export * from './wrappers.js';
 export * from './events.js';
-export { copyStructFromUser, structBytesForUser } from './extensible.js';
+export { copyStructFromUser, copyStructFromUserAt, structBytesForUser } from './extensible.js';
+export type { UserMemoryReader } from './extensible.js';

@@ -4,9 +4,16 @@
  */
 
 /** Options of {@link minimize}. */
-export interface MinimizeOptions {
+export interface MinimizeOptions<T = unknown> {
   /** Upper bound on predicate evaluations (each one replays a candidate). Default 2000. */
   readonly maxTests?: number;
+  /**
+   * Groups items by a key (the fuzzer: the operation kind) for a first pass that drops every
+   * item of one group at once, keeping the last item. Programs whose later steps pick among
+   * what earlier steps created shrink poorly under ddmin alone (dropping one step shifts
+   * every later pick); dropping a whole kind that creates nothing (DMA, queries) does not.
+   */
+  readonly groupOf?: (item: T) => string;
 }
 
 /**
@@ -20,7 +27,7 @@ export interface MinimizeOptions {
 export async function minimize<T>(
   items: readonly T[],
   fails: (candidate: readonly T[]) => boolean | Promise<boolean>,
-  options: MinimizeOptions = {},
+  options: MinimizeOptions<T> = {},
 ): Promise<T[]> {
   const maxTests = options.maxTests ?? 2000;
   let tests = 0;
@@ -30,6 +37,16 @@ export async function minimize<T>(
   };
   if (!(await test(items))) throw new RangeError('minimize: the input does not fail, so there is nothing to minimize');
   let current = [...items];
+  // Failures at the end of a run: the shortest failing prefix first (binary search).
+  let lo = 1;
+  let hi = current.length;
+  while (lo < hi && tests < maxTests) {
+    const mid = (lo + hi) >> 1;
+    if (await test(current.slice(0, mid))) hi = mid;
+    else lo = mid + 1;
+  }
+  current = current.slice(0, hi);
+  if (options.groupOf) current = await dropGroups(current, options.groupOf, test, () => tests < maxTests);
   let n = 2;
   while (current.length >= 2 && tests < maxTests) {
     const chunk = Math.ceil(current.length / n);
@@ -64,5 +81,25 @@ export async function minimize<T>(
     }
   }
   if (current.length === 1 && tests < maxTests && (await test([]))) return [];
+  return current;
+}
+
+/** Drops every item of one group at a time (the last item always stays), repeating while any group goes. */
+async function dropGroups<T>(items: T[], groupOf: (item: T) => string, test: (c: readonly T[]) => Promise<boolean>, budgetLeft: () => boolean): Promise<T[]> {
+  let current = items;
+  let progress = true;
+  while (progress && budgetLeft()) {
+    progress = false;
+    const groups = [...new Set(current.slice(0, -1).map(groupOf))];
+    for (const g of groups) {
+      if (!budgetLeft()) break;
+      const last = current.length - 1;
+      const candidate = current.filter((x, i) => i === last || groupOf(x) !== g);
+      if (candidate.length < current.length && (await test(candidate))) {
+        current = candidate;
+        progress = true;
+      }
+    }
+  }
   return current;
 }

@@ -45,6 +45,8 @@ export const FUZZ_OP_KINDS = [
   'DMA',
   'GARBAGE_IOCTL',
   'CLOSE_ALL',
+  'SPAWN_PROCESS',
+  'SWITCH_PROCESS',
 ] as const;
 
 /** One operation kind of {@link FUZZ_OP_KINDS}. */
@@ -99,6 +101,8 @@ const WEIGHTS: Record<FuzzOpKind, number> = {
   DMA: 14,
   GARBAGE_IOCTL: 3,
   CLOSE_ALL: 0.15,
+  SPAWN_PROCESS: 0.3,
+  SWITCH_PROCESS: 3,
 };
 
 const CUMULATIVE: { kind: FuzzOpKind; upTo: number }[] = [];

@@ -201,7 +201,7 @@ export async function runFuzz(options: FuzzOptions = {}): Promise<FuzzReport> {
     let failing = ops.slice(0, Math.min(failedAt + 1, ran));
     if (options.minimize ?? true) {
       const signature = findingSignature(found[0]!);
-      failing = await minimize(failing, async (cand) => (await replay({ ops: cand, platform, devices }, { ignore: options.ignore })).findings.some((f) => findingSignature(f) === signature), { maxTests: options.minimizeTests ?? 400 });
+      failing = await minimize(failing, async (cand) => (await replay({ ops: cand, platform, devices }, { ignore: options.ignore })).findings.some((f) => findingSignature(f) === signature), { maxTests: options.minimizeTests ?? 400, groupOf: (op) => op.kind });
     }
     const final = await replay({ ops: failing, platform, devices }, { ignore: options.ignore });
     const c: FuzzCase = { format: 'iommufd-fuzz-case/1', platform, devices, seed, ops: failing, findings: final.findings.length ? final.findings : found };

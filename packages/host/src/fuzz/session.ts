@@ -81,6 +81,7 @@ import {
   type StructLayout,
 } from '@iommufd/uapi';
 import { createHost, type Host } from '../host.js';
+import type { HostProcess } from '../process.js';
 import type { HostObjectInfo, PlatformName } from '../platform.js';
 import { OpArgs, type FuzzOp } from './ops.js';
 
@@ -92,6 +93,8 @@ const ARENA_PAGES = 8n;
 /** Bound on live anonymous mappings / fds the fuzzer keeps, so state stays dense in objects. */
 const MAX_ANON = 24;
 const MAX_FDS = 48;
+/** The VMM process plus at most this many spawned ones (processes never exit). */
+const MAX_PROCESSES = 3;
 /** VFIO ioctls that change mappings or bindings: 0x3b66 SET_IOMMU, 0x3b71 MAP_DMA, 0x3b72 UNMAP_DMA, 0x3b73/0x3b75 dirty/enable, 0x3b76-0x3b78 cdev bind/attach/detach. */
 const STATEFUL_REQUESTS = new Set([0x3b66, 0x3b71, 0x3b72, 0x3b73, 0x3b74, 0x3b75, 0x3b76, 0x3b77, 0x3b78]);
 
@@ -128,18 +131,24 @@ interface Area {
 }
 
 interface AnonMapping {
+  /** The process whose address space holds it. */
+  readonly proc: ProcShadow;
   readonly va: bigint;
   readonly length: bigint;
   live: boolean;
 }
 
 interface CtxShadow {
-  /** Position in `host.contexts()`. */
+  /** Position in `host.contexts()` (one list over every process). */
   readonly index: number;
+  /** The process that opened it; `fd` is a number in its fd table. */
+  readonly proc: ProcShadow;
   fd: number | undefined;
   readonly ioas: Map<number, Area[]>;
   /** IDs of the mmap-able regions the context's vIOMMUs registered: offset/length by owner. */
   readonly regions: { owner: number; offset: bigint; length: bigint }[];
+  /** The DEVICE each vDEVICE was allocated for (by vDEVICE ID; stale once the ID is gone). */
+  readonly vdeviceOf: Map<number, number>;
 }
 
 interface VfioShadow {
@@ -164,6 +173,23 @@ interface MmioMapping {
   readonly owner: number;
 }
 
+/** What the fuzzer knows of one process: its fds, memory and the objects it reaches through them. */
+interface ProcShadow {
+  readonly p: HostProcess;
+  readonly ctxByFd: Map<number, CtxShadow>;
+  readonly anon: AnonMapping[];
+  readonly memfds: number[];
+  readonly vfio: VfioShadow[];
+  readonly events: EventFd[];
+  readonly mmio: MmioMapping[];
+  /** Scratch memory for arrays and data pointers inside structs. */
+  arena: bigint;
+}
+
+function procShadow(p: HostProcess): ProcShadow {
+  return { p, ctxByFd: new Map(), anon: [], memfds: [], vfio: [], events: [], mmio: [], arena: 0n };
+}
+
 type Mode = 'valid' | 'mutated' | 'garbage';
 
 /** Options of {@link FuzzSession.create}. */
@@ -181,13 +207,9 @@ export interface FuzzSessionOptions {
  */
 export class FuzzSession {
   private readonly ctxs: CtxShadow[] = [];
-  private readonly ctxByFd = new Map<number, CtxShadow>();
-  private readonly anon: AnonMapping[] = [];
-  private readonly memfds: number[] = [];
-  private readonly vfio: VfioShadow[] = [];
-  private readonly events: EventFd[] = [];
-  private readonly mmio: MmioMapping[] = [];
-  private arena = 0n;
+  /** Every process, the VMM process first; `cur` is the one operations run in. */
+  private readonly procs: ProcShadow[];
+  private cur: ProcShadow;
   /** Contexts the warm-up opened before the session started (they come first in `host.contexts()`). */
   private readonly ctxBase: number;
   private previous = new Map<number, Map<number, string>>();
@@ -204,6 +226,31 @@ export class FuzzSession {
     private readonly baseline: { readonly pages: number; readonly machinePages: number },
   ) {
     this.ctxBase = host.contexts().length;
+    this.cur = procShadow(host.process);
+    this.procs = [this.cur];
+  }
+
+  // The operations act on the current process's fds and memory.
+  private get ctxByFd(): Map<number, CtxShadow> {
+    return this.cur.ctxByFd;
+  }
+  private get anon(): AnonMapping[] {
+    return this.cur.anon;
+  }
+  private get memfds(): number[] {
+    return this.cur.memfds;
+  }
+  private get vfio(): VfioShadow[] {
+    return this.cur.vfio;
+  }
+  private get events(): EventFd[] {
+    return this.cur.events;
+  }
+  private get mmio(): MmioMapping[] {
+    return this.cur.mmio;
+  }
+  private get arena(): bigint {
+    return this.cur.arena;
   }
 
   /** Builds a fresh host and session. */
@@ -225,6 +272,7 @@ export class FuzzSession {
     this.findings = [];
     this.index = index;
     this.opName = op.kind;
+    this.objectsCache.clear();
     try {
       this.dispatch(op.kind, new OpArgs(op.args));
     } catch (e) {
@@ -257,7 +305,7 @@ export class FuzzSession {
 
   /** Checks a syscall return: an integer, ≥ 0 or a -errno in [-4095, -1]. */
   private ret(what: string, r: number): number {
-    this.calls++;
+    this.counted();
     if (!Number.isInteger(r) || r < -4095) this.report('bad-return', `${what} returned ${String(r)}, not 0/positive or -errno`);
     if (r < 0) this.errors++;
     return r;
@@ -340,29 +388,54 @@ export class FuzzSession {
         return this.garbageIoctl(a);
       case 'CLOSE_ALL':
         return this.closeAll();
+      case 'SPAWN_PROCESS':
+        return this.spawnProcess();
+      case 'SWITCH_PROCESS':
+        return this.switchProcess(a);
     }
   }
 
-  private get p() {
-    return this.host.process;
+  private get p(): HostProcess {
+    return this.cur.p;
   }
 
   private fdCount(): number {
     return this.p.fds().length;
   }
 
+  /** A second (third) VMM process with its own fd table, address space and memlock account. */
+  private spawnProcess(): void {
+    if (this.procs.length >= MAX_PROCESSES) return;
+    const proc = procShadow(this.host.spawnProcess());
+    this.procs.push(proc);
+    this.mapArena(proc);
+    this.cur = proc;
+  }
+
+  /** Following operations run in another process (fds and VAs are then its own). */
+  private switchProcess(a: OpArgs): void {
+    this.cur = this.procs[a.below(this.procs.length)]!;
+  }
+
   private openIommufd(path: string): void {
     if (this.fdCount() >= MAX_FDS) return;
     const fd = this.ret(`open(${path})`, this.p.open(path));
     if (fd < 0) return;
-    const ctx: CtxShadow = { index: this.ctxBase + this.ctxs.length, fd, ioas: new Map(), regions: [] };
+    const ctx: CtxShadow = { index: this.ctxBase + this.ctxs.length, proc: this.cur, fd, ioas: new Map(), regions: [], vdeviceOf: new Map() };
     this.ctxs.push(ctx);
     this.ctxByFd.set(fd, ctx);
   }
 
   /** An iommufd fd to issue an ioctl on (now and then any other fd, or a closed one). */
   private iommufdFd(a: OpArgs): number {
-    const open = this.ctxs.filter((c) => c.fd !== undefined);
+    // Cross-process misuse: an fd number that is an iommufd only in another process (the
+    // kernel resolves it in this process's table). Only with several processes, so a
+    // one-process program draws the same words as before.
+    if (this.procs.length > 1 && a.chance(5)) {
+      const foreign = a.pick(this.ctxs.filter((c) => c.fd !== undefined && c.proc !== this.cur));
+      if (foreign) return foreign.fd!;
+    }
+    const open = this.ctxs.filter((c) => c.fd !== undefined && c.proc === this.cur);
     if (open.length === 0 || a.chance(3)) {
       const any = a.pick(this.p.fds().map((f) => f.fd));
       return a.chance(50) || any === undefined ? a.below(64) - 1 : any;
@@ -370,9 +443,24 @@ export class FuzzSession {
     return open[a.below(open.length)]!.fd!;
   }
 
+  /** Counts one syscall-level call; what the host answered before it may have changed. */
+  private counted(): void {
+    this.calls++;
+    this.objectsCache.clear();
+  }
+
+  /** Objects of a context as of the last call (read once per context between calls). */
+  private readonly objectsCache = new Map<CtxShadow, readonly HostObjectInfo[]>();
+
   private objectsOf(ctx: CtxShadow | undefined): readonly HostObjectInfo[] {
     if (!ctx) return [];
-    return this.host.contexts()[ctx.index]?.objects ?? [];
+    let objs = this.objectsCache.get(ctx);
+    if (!objs) {
+      // One context's objects through its fd, not every context ever opened.
+      objs = ctx.fd !== undefined ? this.host.objects(ctx.fd, ctx.proc.p) : (this.host.contexts()[ctx.index]?.objects ?? []);
+      this.objectsCache.set(ctx, objs);
+    }
+    return objs;
   }
 
   /** An object ID: mostly a live object of one of `types` in the fd's context, else anything. */
@@ -463,9 +551,9 @@ export class FuzzSession {
     return layout.decode(buf) as ReturnType<L['decode']>;
   }
 
-  private mapArena(): void {
-    const va = this.p.mmap(ARENA_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
-    this.arena = va > 0n ? va : 0n;
+  private mapArena(proc: ProcShadow = this.cur): void {
+    const va = proc.p.mmap(ARENA_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
+    proc.arena = va > 0n ? va : 0n;
   }
 
   private mmapAnon(a: OpArgs): void {
@@ -474,15 +562,17 @@ export class FuzzSession {
     const pages = BigInt(1 + a.below(a.chance(20) ? 64 : 8));
     const prot = a.chance(85) ? PROT_READ | PROT_WRITE : a.pick([PROT_READ, 0, PROT_WRITE])!;
     const flags = a.chance(90) ? MAP_PRIVATE | MAP_ANONYMOUS : a.pick([MAP_SHARED | MAP_ANONYMOUS, MAP_ANONYMOUS, a.u32()])!;
-    const length = a.chance(95) ? pages * PAGE : BigInt(a.u32());
+    // Odd lengths (unaligned, up to 64 MiB): a mapping of gigabytes adds no coverage over one
+    // of megabytes, but pinning it into every domain attached later costs seconds.
+    const length = a.chance(95) ? pages * PAGE : BigInt(a.u32() % (1 << 26));
     const r = this.p.mmap(length, prot, flags, -1, 0n);
-    this.calls++;
+    this.counted();
     if (r < 0n) {
       this.errors++;
       if (r < -4095n) this.report('bad-return', `mmap returned ${r}`);
       return;
     }
-    const m: AnonMapping = { va: r, length: ((length + PAGE - 1n) / PAGE) * PAGE, live: true };
+    const m: AnonMapping = { proc: this.cur, va: r, length: ((length + PAGE - 1n) / PAGE) * PAGE, live: true };
     this.anon.push(m);
     if (prot & PROT_WRITE && m.length <= 64n * PAGE) {
       // A tag in every page so DMA data checks see distinct contents.
@@ -525,7 +615,10 @@ export class FuzzSession {
 
   /** A user VA to map: mostly a range inside a live anonymous mapping. */
   private userRange(a: OpArgs): { va: bigint; length: bigint } {
-    const m = a.pick(this.anon.filter((x) => x.live));
+    // Cross-process misuse: another process's VA means nothing here (EFAULT, or whatever this
+    // process happens to have there, which is what must then be mapped).
+    const others = this.procs.length > 1 && a.chance(5) ? this.procs.filter((q) => q !== this.cur).flatMap((q) => q.anon.filter((x) => x.live)) : [];
+    const m = others.length ? a.pick(others) : a.pick(this.anon.filter((x) => x.live));
     if (!m || a.chance(8)) return { va: a.pick([0n, BigInt(a.u32()) << 12n, U64_MAX - PAGE + 1n])!, length: BigInt(1 + a.below(4)) * PAGE };
     const pages = Number(m.length / PAGE);
     const first = a.below(pages);
@@ -872,7 +965,7 @@ export class FuzzSession {
 
   private vdeviceAlloc(a: OpArgs): void {
     const fd = this.iommufdFd(a);
-    this.ioctlStruct(
+    const { r, sent, out } = this.ioctlStruct(
       fd,
       IOMMU_VDEVICE_ALLOC,
       iommu_vdevice_alloc,
@@ -880,6 +973,8 @@ export class FuzzSession {
       a,
       'IOMMU_VDEVICE_ALLOC',
     );
+    const ctx = this.ctxByFd.get(fd);
+    if (r === 0 && ctx) ctx.vdeviceOf.set(iommu_vdevice_alloc.decode(padTo(out, iommu_vdevice_alloc.size)).out_vdevice_id, this.sentValue(iommu_vdevice_alloc, sent).dev_id);
   }
 
   private veventqAlloc(a: OpArgs): void {
@@ -958,10 +1053,11 @@ export class FuzzSession {
     const v = this.vfioFd(a);
     if (!v) return;
     const iommufd = this.iommufdFd(a);
-    const { r, out } = this.ioctlStruct(v.fd, VFIO_DEVICE_BIND_IOMMUFD, vfio_device_bind_iommufd, { argsz: vfio_device_bind_iommufd.size, flags: 0, iommufd }, a, 'VFIO_DEVICE_BIND_IOMMUFD');
+    const { r, sent, out } = this.ioctlStruct(v.fd, VFIO_DEVICE_BIND_IOMMUFD, vfio_device_bind_iommufd, { argsz: vfio_device_bind_iommufd.size, flags: 0, iommufd }, a, 'VFIO_DEVICE_BIND_IOMMUFD');
     if (r === 0) {
-      v.ctx = this.ctxByFd.get(iommufd);
-      v.devId = vfio_device_bind_iommufd.decode(out).out_devid;
+      // The fd the kernel saw: a mutated struct may name another (valid) iommufd.
+      v.ctx = this.ctxByFd.get(this.sentValue(vfio_device_bind_iommufd, sent).iommufd);
+      v.devId = vfio_device_bind_iommufd.decode(padTo(out, vfio_device_bind_iommufd.size)).out_devid;
       if (v.ctx) this.checkFreshId(v.ctx, v.devId);
     }
   }
@@ -1016,19 +1112,20 @@ export class FuzzSession {
   }
 
   private mmapRegion(a: OpArgs): void {
-    const ctx = a.pick(this.ctxs.filter((c) => c.fd !== undefined));
+    const ctx = a.pick(this.ctxs.filter((c) => c.fd !== undefined && c.proc === this.cur));
     if (!ctx || this.mmio.length >= 16) return;
     const region = a.pick(ctx.regions);
     const offset = region && a.chance(85) ? region.offset : BigInt(a.below(16)) * PAGE;
     const length = region && a.chance(85) ? region.length : BigInt(1 + a.below(3)) * PAGE;
     const va = this.p.mmap(length, PROT_READ | PROT_WRITE, a.chance(90) ? MAP_SHARED : MAP_PRIVATE, ctx.fd!, offset);
-    this.calls++;
+    this.counted();
     if (va < 0n) {
       this.errors++;
       if (va < -4095n) this.report('bad-return', `mmap(iommufd) returned ${va}`);
       return;
     }
-    const owner = ctx.regions.find((x) => offset >= x.offset && offset < x.offset + x.length)?.owner ?? -1;
+    // The newest registration: a destroyed vIOMMU's offsets are handed out again.
+    const owner = ctx.regions.findLast((x) => offset >= x.offset && offset < x.offset + x.length)?.owner ?? -1;
     this.mmio.push({ va, length, ctx, owner });
   }
 
@@ -1077,10 +1174,16 @@ export class FuzzSession {
     const path = this.host.vfioDevices[device];
     if (!path) return;
     // Every open of the device shares one attachment state; the bound one holds it.
-    const bound = this.vfio.find((x) => x.device === device && x.devId !== undefined);
+    const bound = this.procs.flatMap((q) => q.vfio).find((x) => x.device === device && x.devId !== undefined);
     const keys = bound ? [...bound.attached.keys()] : [];
     const pasid = keys.length && a.chance(85) ? keys[a.below(keys.length)] : a.chance(50) ? undefined : a.below(4);
-    const ptId = bound?.attached.get(pasid);
+    // VFIO tracks a PASID-0 attach apart from the RID's, but PASID 0 is IOMMU_NO_PASID: the
+    // core attaches the RID itself, so requests without a PASID translate through it. A
+    // request tagged PASID 0 is the hardware's business (VT-d: RID_PASID; SMMU: substream 0
+    // may be refused), so it may fault but never reach what the RID's IOAS does not map.
+    const rid = pasid === undefined || pasid === 0;
+    const ptId = rid ? (bound?.attached.get(undefined) ?? bound?.attached.get(0)) : bound?.attached.get(pasid);
+    const mayFault = pasid === 0;
     let areas: Area[] = [];
     if (bound?.ctx && ptId !== undefined) {
       const ioasId = this.ioasOf(this.objectsOf(bound.ctx), ptId);
@@ -1102,7 +1205,7 @@ export class FuzzSession {
     const write = a.chance(50);
     const data = new Uint8Array(length);
     for (let i = 0; i < length; i++) data[i] = a.u32() & 0xff;
-    this.calls++;
+    this.counted();
     const r = this.host.dma(path, { iova, length, write, data: write ? data : undefined, pasid });
     if (this.unknownState) return;
     const covering = (x: bigint): Area | undefined => {
@@ -1140,13 +1243,15 @@ export class FuzzSession {
       if (r.ok && write) this.report('invariant', `${where} succeeded on a mapping without WRITEABLE`);
       return;
     }
-    if (!first.uncertain && !r.ok) {
+    if (!first.uncertain && !r.ok && !mayFault) {
       this.report('invariant', `${where} faulted (${r.fault.kind}) but the context mapped it (IOAS mapping at 0x${first.iova.toString(16)}, prot ${first.prot})`);
       return;
     }
     if (r.ok && first.src.kind === 'anon' && first.src.mapping.live) {
       const va = first.src.va + (iova - first.iova);
-      const mem = this.p.peek(va, length);
+      // Read back in the process that mapped it: another process's memory at the same VA
+      // must not be what the device reached.
+      const mem = first.src.mapping.proc.p.peek(va, length);
       if (typeof mem === 'number') return;
       const got = write ? mem : (r.data ?? new Uint8Array(0));
       const want = write ? data : mem;
@@ -1167,38 +1272,42 @@ export class FuzzSession {
     if (r === 0) this.forgetFd(fd);
   }
 
-  private forgetFd(fd: number): void {
-    const ctx = this.ctxByFd.get(fd);
+  private forgetFd(fd: number, proc: ProcShadow = this.cur): void {
+    const ctx = proc.ctxByFd.get(fd);
     if (ctx) {
       ctx.fd = undefined;
-      this.ctxByFd.delete(fd);
+      proc.ctxByFd.delete(fd);
     }
-    const vi = this.vfio.findIndex((x) => x.fd === fd);
-    if (vi >= 0) this.vfio.splice(vi, 1);
-    const ei = this.events.findIndex((x) => x.fd === fd);
-    if (ei >= 0) this.events.splice(ei, 1);
-    const mi = this.memfds.indexOf(fd);
-    if (mi >= 0) this.memfds.splice(mi, 1);
+    const vi = proc.vfio.findIndex((x) => x.fd === fd);
+    if (vi >= 0) proc.vfio.splice(vi, 1);
+    const ei = proc.events.findIndex((x) => x.fd === fd);
+    if (ei >= 0) proc.events.splice(ei, 1);
+    const mi = proc.memfds.indexOf(fd);
+    if (mi >= 0) proc.memfds.splice(mi, 1);
   }
 
   private closeAll(): void {
-    for (const { fd } of this.p.fds()) {
-      this.ret('close', this.p.close(fd));
-      this.forgetFd(fd);
+    for (const proc of this.procs) {
+      for (const { fd } of proc.p.fds()) {
+        this.ret('close', proc.p.close(fd));
+        this.forgetFd(fd, proc);
+      }
+      for (const m of proc.p.mappings()) this.ret('munmap', proc.p.munmap(m.start, m.end - m.start));
+      for (const m of proc.anon) m.live = false;
+      proc.anon.length = 0;
+      proc.mmio.length = 0;
     }
-    for (const m of this.p.mappings()) this.ret('munmap', this.p.munmap(m.start, m.end - m.start));
-    for (const m of this.anon) m.live = false;
-    this.anon.length = 0;
-    this.mmio.length = 0;
     this.checkBaseline();
-    this.mapArena();
+    for (const proc of this.procs) this.mapArena(proc);
   }
 
   private checkBaseline(): void {
     const left = this.host.contexts().flatMap((c, i) => (c.released && c.objects.length === 0 ? [] : [`context ${i}: ${c.released ? 'released' : 'NOT released'}, objects [${c.objects.map((o) => `${o.id}:${o.type}`).join(' ')}]`]));
     if (left.length) this.report('invariant', `after closing every fd: ${left.join('; ')}`);
     if (this.host.pinnedPages !== 0) this.report('invariant', `after closing every fd ${this.host.pinnedPages} pages are still pinned`);
-    if (this.p.lockedPages !== 0) this.report('invariant', `after closing every fd ${this.p.lockedPages} pages are still charged to RLIMIT_MEMLOCK`);
+    for (const { p } of this.procs) {
+      if (p.lockedPages !== 0) this.report('invariant', `after closing every fd ${p.lockedPages} pages are still charged to RLIMIT_MEMLOCK of pid ${p.pid}`);
+    }
     if (this.host.memory.pagesInUse !== this.baseline.pages) {
       this.report('invariant', `after closing every fd and mapping ${this.host.memory.pagesInUse} RAM pages are in use, baseline ${this.baseline.pages}`);
     }
@@ -1222,21 +1331,25 @@ export class FuzzSession {
     const contexts = this.host.contexts();
     const next = new Map<number, Map<number, string>>();
     let totalAreaPages = 0n;
-    for (const [i, c] of contexts.entries()) {
+    for (let i = 0; i < contexts.length; i++) {
+      const c = contexts[i]!;
       const ctx = this.ctxs[i - this.ctxBase];
-      const ids = new Map<number, string>();
-      next.set(i, ids);
       if (c.released) {
         if (c.objects.length) this.report('invariant', `context ${i} is released but still has objects`);
         if (ctx) ctx.ioas.clear();
         continue;
       }
+      const ids = new Map<number, string>();
+      next.set(i, ids);
       const before = this.previous.get(i);
+      // One pass indexes the objects and counts who pins whom; a second checks each live one.
+      const byId = new Map<number, HostObjectInfo>();
       const incoming = new Map<number, number>();
       for (const o of c.objects) {
         if (o.id <= 0 || o.id > 0x7fffffff) this.report('invariant', `context ${i}: object ID ${o.id} outside [1, 0x7fffffff]`);
         if (ids.has(o.id)) this.report('invariant', `context ${i}: object ID ${o.id} listed twice`);
         ids.set(o.id, o.type);
+        byId.set(o.id, o);
         const prevType = before?.get(o.id);
         if (prevType !== undefined && prevType !== o.type && o.state === 'live') {
           this.report('invariant', `context ${i}: ID ${o.id} was a ${prevType} and is now a ${o.type} within one call (ID reused while live)`);
@@ -1246,12 +1359,13 @@ export class FuzzSession {
       for (const o of c.objects) {
         if (o.state !== 'live') continue;
         for (const r of o.refs) {
-          const t = c.objects.find((x) => x.id === r);
-          if (!t || t.state !== 'live') this.report('invariant', `context ${i}: ${o.type} ${o.id} pins ID ${r}, which is not a live object`);
+          if (byId.get(r)?.state !== 'live') this.report('invariant', `context ${i}: ${o.type} ${o.id} pins ID ${r}, which is not a live object`);
         }
-        const expected = 1 + (incoming.get(o.id) ?? 0) + this.extraUsers(ctx, o);
-        if (o.users !== expected && !this.unknownState) {
-          this.report('invariant', `context ${i}: ${o.type} ${o.id} has users=${o.users}, expected ${expected} (1 table + ${incoming.get(o.id) ?? 0} pinning objects + ${this.extraUsers(ctx, o)} fds/mmaps/bindings)`);
+        if (this.unknownState) continue;
+        const extra = this.extraUsers(ctx, o, c.objects);
+        const expected = 1 + (incoming.get(o.id) ?? 0) + extra;
+        if (o.users !== expected) {
+          this.report('invariant', `context ${i}: ${o.type} ${o.id} has users=${o.users}, expected ${expected} (1 table + ${incoming.get(o.id) ?? 0} pinning objects + ${extra} fds/mmaps/bindings)`);
         }
       }
       if (ctx) {
@@ -1272,21 +1386,22 @@ export class FuzzSession {
   }
 
   /** users references held by things other than objects: fds, mmaps, the VFIO binding. */
-  private extraUsers(ctx: CtxShadow | undefined, o: HostObjectInfo): number {
+  private extraUsers(ctx: CtxShadow | undefined, o: HostObjectInfo, objects: readonly HostObjectInfo[]): number {
     if (!ctx) return 0;
     switch (o.type) {
       case 'FAULT':
       case 'VEVENTQ':
-        return this.events.some((e) => e.ctx === ctx && e.objId === o.id) ? 1 : 0;
+        return ctx.proc.events.some((e) => e.ctx === ctx && e.objId === o.id) ? 1 : 0;
       case 'VIOMMU':
-        return this.mmio.filter((m) => m.ctx === ctx && m.owner === o.id).length;
+        return ctx.proc.mmio.filter((m) => m.ctx === ctx && m.owner === o.id).length;
       case 'ACCESS':
         // The owner's reference (the HW_QUEUE for its internal access): never destroyable.
         return 1;
       case 'DEVICE':
         // The VFIO binding's reference, plus one per attachment (the core pairs each HWPT
-        // pin of the device with a users reference on the device).
-        return 1 + o.refs.length;
+        // pin of the device with a users reference on the device), plus its vDEVICE's: the
+        // lookup reference (users + wait_cnt) the vDEVICE keeps until it is destroyed.
+        return 1 + o.refs.length + objects.filter((v) => v.type === 'VDEVICE' && v.state === 'live' && ctx.vdeviceOf.get(v.id) === o.id).length;
       default:
         return 0;
     }
