@@ -22,6 +22,7 @@ import {
 } from '@iommufd/uapi';
 import type { Errno, IommuDirtyBitmap, IommuDirtyOps, IommuDomain, IommuUserData, IommuUserDataArray } from '@iommufd/driver-api';
 import type { IommufdCtxImpl, Ucmd } from './context.js';
+import type { KernelProcess } from './kernel.js';
 import { IommufdObject, pinObject, unpinObject } from './object.js';
 import type { BoundDevice } from './device.js';
 import type { Ioas } from './ioas.js';
@@ -429,40 +430,55 @@ export function iommufdHwptGetDirtyBitmap(ucmd: Ucmd<Cmd<typeof iommu_hwpt_get_d
     if (cmd.iova % cmd.page_size || end % cmd.page_size) return EINVAL;
     const ops = hwpt.domain.dirtyOps;
     if (!ops) return EOPNOTSUPP;
-    // iova_bitmap_alloc pins the first page of the user bitmap for writing; any failure
-    // there is reported as ENOMEM. Later pages are reached (or not) as bits get set.
-    const first = ictx.process.copyFromUser(cmd.data, 1);
-    if (typeof first === 'number' || ictx.process.copyToUser(cmd.data, first)) return ENOMEM;
+    // iova_bitmap walks the user bitmap in chunks, pinning each for writing: a first chunk
+    // that cannot be pinned fails iova_bitmap_alloc (ENOMEM); a later one ends the walk with
+    // EFAULT after the IOVA covered so far has been read (and cleared) and its bits set.
+    const nbits = (last - cmd.iova) / cmd.page_size + 1n;
+    const nbytes = ((nbits + 63n) / 64n) * 8n;
+    const writable = bitmapWritableBytes(ictx.process, cmd.data, nbytes);
+    if (writable === 0n) return ENOMEM;
+    const coveredBits = writable >= nbytes ? nbits : writable * 8n < nbits ? writable * 8n : nbits;
+    const coveredLast = cmd.iova + coveredBits * cmd.page_size - 1n;
     // Only the u64 words that get a bit are read and written back: the bitmap of a huge
     // range is never materialized, and bits are only ever set, never cleared.
     const words = new Map<bigint, bigint>();
     const record = (iova: bigint, length: bigint): void => {
       let from = iova < cmd.iova ? cmd.iova : iova;
-      const to = iova + length - 1n > last ? last : iova + length - 1n;
+      const to = iova + length - 1n > coveredLast ? coveredLast : iova + length - 1n;
       for (; from <= to; from += cmd.page_size) {
         const bit = (from - cmd.iova) / cmd.page_size;
         words.set(bit / 64n, (words.get(bit / 64n) ?? 0n) | (1n << (bit % 64n)));
       }
     };
     for (const a of iopt.areas) {
-      if (a.last < cmd.iova || a.start > last) continue;
+      if (a.last < cmd.iova || a.start > coveredLast) continue;
       const s = a.start < cmd.iova ? cmd.iova : a.start;
-      const e = a.last > last ? last : a.last;
+      const e = a.last > coveredLast ? coveredLast : a.last;
       readAndClearDirty(hwpt, ops, s, e - s + 1n, Number(cmd.flags & IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR), { record });
     }
     for (const [index, bits] of words) {
       const at = cmd.data + index * 8n;
       const cur = ictx.process.copyFromUser(at, 8);
-      // A bitmap page that cannot be pinned loses its bits silently, as iova_bitmap_set does.
       if (typeof cur === 'number') continue;
       const view = new DataView(cur.buffer, cur.byteOffset, 8);
       view.setBigUint64(0, view.getBigUint64(0, true) | bits, true);
       ictx.process.copyToUser(at, cur);
     }
-    return 0;
+    return writable >= nbytes ? 0 : EFAULT;
   } finally {
     ictx.putObject(hwpt);
   }
+}
+
+/**
+ * How many bytes of the user bitmap at `data` (of `nbytes`) can be pinned for writing before
+ * the first page that cannot: the process's answer when it gives one, else (a process model
+ * without {@link KernelProcess.writableExtent}) the first byte probed and the rest assumed.
+ */
+function bitmapWritableBytes(process: KernelProcess, data: bigint, nbytes: bigint): bigint {
+  if (process.writableExtent) return process.writableExtent(data, nbytes);
+  const first = process.copyFromUser(data, 1);
+  return typeof first === 'number' || process.copyToUser(data, first) ? 0n : nbytes;
 }
 
 /** The driver's `read_and_clear_dirty` over one range (its errors are swallowed by both callers, as in the kernel). */

@@ -64,6 +64,12 @@ export interface KernelProcess {
   pinPages(va: bigint, npages: number, write: boolean): { pfns: bigint[] } | Errno;
   /** Unpin pages pinned by {@link KernelProcess.pinPages}. */
   unpinPages(pfns: readonly bigint[]): void;
+  /**
+   * How many bytes from `va` (at most `length`) lie in pages GUP could pin for writing,
+   * up to the first page that it could not (unmapped, read-only, MMIO). The dirty-bitmap
+   * walk uses it to find where pinning its user bitmap would stop without touching every page.
+   */
+  writableExtent?(va: bigint, length: bigint): bigint;
   /** The memfd-like file behind an fd, or EBADF. */
   fileForFd(fd: number): KernelMemFile | Errno;
   /** get_unused_fd_flags: an fd number ≥ 0, or a negative errno (e.g. -EMFILE). */

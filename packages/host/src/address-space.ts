@@ -277,6 +277,22 @@ export class AddressSpace {
     return { pfns };
   }
 
+  /**
+   * Bytes from `va` (at most `length`) in pages {@link AddressSpace.pin} could pin for
+   * writing, up to the first page it could not: found VMA by VMA, never page by page.
+   */
+  writableExtent(va: bigint, length: bigint): bigint {
+    const end = va + length;
+    let cur = va & ~PAGE_MASK;
+    while (cur < end) {
+      const vma = this.find(cur);
+      if (!vma || vma.backing.kind === 'mmio' || !(vma.prot & PROT_WRITE)) break;
+      cur = vma.end;
+    }
+    const n = cur - va;
+    return n <= 0n ? 0n : n > length ? length : n;
+  }
+
   /** unpin_user_pages. */
   unpin(pfns: readonly bigint[]): void {
     for (const pfn of pfns) this.refs.unpin(pfn);

@@ -404,6 +404,7 @@ export class ProcessImpl implements HostProcess {
       copyToUser: (va, bytes) => (mm.write(va, bytes) === 0 ? 0 : EFAULT),
       pinPages: (va, npages, write) => mm.pin(va, npages, write),
       unpinPages: (pfns) => mm.unpin(pfns),
+      writableExtent: (va, length) => mm.writableExtent(va, length),
       fileForFd: (fd): KernelMemFile | Errno => {
         const of = table.lookup(fd);
         if (!of) return EBADF;
