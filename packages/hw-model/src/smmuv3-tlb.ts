@@ -30,15 +30,34 @@ export interface TlbEntry {
 }
 
 const STAGES = { s1: 0, s2: 1, nested: 2 } as const;
-/** Page sizes probed, smallest first, with their shift above 4 KiB page numbers. */
-const SIZES = [
-  { size: 0x1000n, div: 1 },
-  { size: 0x20_0000n, div: 512 },
-  { size: 0x4000_0000n, div: 262144 },
-] as const;
+/** Page sizes probed, smallest first, as a multiple of 4 KiB. */
+const SIZE_PAGES = [1, 512, 262144] as const;
+const SIZES = [0x1000n, 0x20_0000n, 0x4000_0000n] as const;
 
-function tag(stage: TlbEntry['stage'], vmid: number, asid: number, sizeIdx: number): number {
-  return ((STAGES[stage] * 65536 + vmid) * 65538 + (asid + 2)) * 4 + sizeIdx;
+/** Largest address whose Number form is exact. */
+const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** @internal The 4 KiB page number of `address` (exact for every 64-bit address). */
+export function pageNumber(address: bigint): number {
+  return address >= 0n && address <= MAX_EXACT ? Math.floor(Number(address) / 4096) : Number(address >> 12n);
+}
+
+/** The tag of a regime / VMID / ASID (-2 for global entries, -1 for stage 2). */
+function tag(stage: TlbEntry['stage'], vmid: number, asid: number): number {
+  return (STAGES[stage] * 65536 + vmid) * 65538 + (asid + 2);
+}
+
+/**
+ * The key of a page-size-aligned block within one tag: its number in units of its own size,
+ * with the size index in the low two bits (exact: page numbers are below 2^41 for 53-bit
+ * addresses).
+ */
+function blockKey(pn: number, sizeIdx: number): number {
+  return Math.floor(pn / SIZE_PAGES[sizeIdx]!) * 4 + sizeIdx;
+}
+
+function sizeIndex(size: bigint): number {
+  return SIZES.indexOf(size as (typeof SIZES)[number]);
 }
 
 /** Options of {@link SmmuTlb}. */
@@ -75,10 +94,22 @@ export class SmmuTlb {
 
   /** The entry of (`stage`, `vmid`, `asid` or global) covering `address`. */
   lookup(stage: TlbEntry['stage'], vmid: number, asid: number, address: bigint): TlbEntry | undefined {
-    const pn = Number(address >> 12n);
-    for (let i = 0; i < SIZES.length; i++) {
-      const key = SIZES[i]!.div === 1 ? pn : Math.floor(pn / SIZES[i]!.div);
-      const e = this.index.get(tag(stage, vmid, asid, i))?.get(key) ?? (asid >= 0 ? this.index.get(tag(stage, vmid, -2, i))?.get(key) : undefined);
+    return this.lookupPage(stage, vmid, asid, pageNumber(address));
+  }
+
+  /** @internal {@link SmmuTlb.lookup} by 4 KiB page number (see {@link pageNumber}). */
+  lookupPage(stage: TlbEntry['stage'], vmid: number, asid: number, pn: number): TlbEntry | undefined {
+    const own = this.index.get(tag(stage, vmid, asid));
+    // Global (nG = 0) entries of the regime, fetched on the first size the ASID's own entries miss.
+    let global: Map<number, TlbEntry> | undefined | null = asid >= 0 ? null : undefined;
+    // Smallest page first; at each size the ASID's own entry before a global one.
+    for (let i = 0; i < SIZE_PAGES.length; i++) {
+      const key = blockKey(pn, i);
+      let e = own?.get(key);
+      if (e === undefined && global !== undefined) {
+        if (global === null) global = this.index.get(tag(stage, vmid, -2));
+        e = global?.get(key);
+      }
       if (e !== undefined) {
         this.hits++;
         return e;
@@ -90,10 +121,10 @@ export class SmmuTlb {
 
   /** Caches `e` (replacing an entry with the same tag and base), evicting the oldest when full. */
   insert(e: TlbEntry): void {
-    const i = SIZES.findIndex((s) => s.size === e.size);
+    const i = sizeIndex(e.size);
     if (i < 0) throw new RangeError(`TLB entry size 0x${e.size.toString(16)} is not 4 KiB, 2 MiB or 1 GiB`);
-    const t = tag(e.stage, e.vmid, e.global ? -2 : e.asid, i);
-    const key = Math.floor(Number(e.iova >> 12n) / SIZES[i]!.div);
+    const t = tag(e.stage, e.vmid, e.global ? -2 : e.asid);
+    const key = blockKey(pageNumber(e.iova), i);
     let inner = this.index.get(t);
     if (inner === undefined) {
       inner = new Map();
@@ -132,8 +163,6 @@ export class SmmuTlb {
 
   private remove(e: TlbEntry): void {
     this.order.delete(e);
-    const i = SIZES.findIndex((s) => s.size === e.size);
-    const inner = this.index.get(tag(e.stage, e.vmid, e.global ? -2 : e.asid, i));
-    inner?.delete(Math.floor(Number(e.iova >> 12n) / SIZES[i]!.div));
+    this.index.get(tag(e.stage, e.vmid, e.global ? -2 : e.asid))?.delete(blockKey(pageNumber(e.iova), sizeIndex(e.size)));
   }
 }
