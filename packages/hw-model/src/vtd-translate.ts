@@ -87,7 +87,7 @@ function sagawHas(o: ResolvedVtdOptions, aw: number): boolean {
 
 /** Resolves the context entry of `sid`, through the context-cache. */
 export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCacheEntry | VtdLookupFailure {
-  const hit = u.caches.context.get(`${sid}`);
+  const hit = u.caches.context.get(sid);
   if (hit !== undefined) return hit;
   const scalable = u.ttm === 1;
   const above = aboveWidthMask(u.options.addressWidth);
@@ -116,7 +116,7 @@ export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCache
       return { fail: VTD_FAULT.SM_CONTEXT_INVALID, fpd };
     }
     const e: VtdContextCacheEntry = { sid, scalable: true, did: 0, words, sm: c };
-    u.caches.context.set(`${sid}`, e);
+    u.caches.context.set(sid, e);
     return e;
   }
   if (VtdRootEntry.hasReservedBits(root)) return { fail: VTD_FAULT.ROOT_RESERVED, fpd: false };
@@ -134,13 +134,14 @@ export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCache
     return { fail: VTD_FAULT.CONTEXT_INVALID, fpd };
   }
   const e: VtdContextCacheEntry = { sid, scalable: false, did: l.DID, words, legacy: l };
-  u.caches.context.set(`${sid}`, e);
+  u.caches.context.set(sid, e);
   return e;
 }
 
 /** Resolves the PASID-table entry of (`sid`, `pasid`), through the PASID-cache. */
 export function lookupPasidEntry(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, pasid: number, ctxFpd: boolean): VtdPasidCacheEntry | VtdLookupFailure {
-  const key = `${ctx.sid}/${pasid}`;
+  // SID (16 bits) above PASID (20 bits): one exact Number.
+  const key = ctx.sid * 2 ** 20 + pasid;
   const hit = u.caches.pasid.get(key);
   if (hit !== undefined) return hit;
   const above = aboveWidthMask(u.options.addressWidth);
@@ -198,27 +199,32 @@ interface Permissions {
 
 /** The fault a request meets on a translation with permissions `p`, or 0 when it is allowed. */
 function permissionFault(p: Permissions, req: DmaRequest, wpe: boolean): number {
+  return accessFault(p, req.write, req.exec === true, req.priv === true, wpe);
+}
+
+/** {@link permissionFault} of an access described by its flags. */
+function accessFault(p: Permissions, write: boolean, exec: boolean, priv: boolean, wpe: boolean): number {
   if (p.kind === 'first-stage' || p.kind === 'nested') {
-    const user = req.priv !== true;
+    const user = !priv;
     if (user && !p.user) return VTD_FAULT.SM_US_CLEAR;
     // Supervisor writes ignore R/W unless WPE (x86 CR0.WP semantics).
-    if (req.write && !p.write && (user || wpe || !p.stage2Write)) return VTD_FAULT.SM_NO_WRITE;
-    if (req.exec === true && !p.exec) return VTD_FAULT.SM_NO_EXECUTE;
-    if (!req.write && !p.read) return VTD_FAULT.SM_NO_READ;
+    if (write && !p.write && (user || wpe || !p.stage2Write)) return VTD_FAULT.SM_NO_WRITE;
+    if (exec && !p.exec) return VTD_FAULT.SM_NO_EXECUTE;
+    if (!write && !p.read) return VTD_FAULT.SM_NO_READ;
     return 0;
   }
   if (p.kind === 'legacy') {
-    if (req.write && !p.write) return VTD_FAULT.PTE_WRITE;
-    if (!req.write && !p.read) return VTD_FAULT.PTE_READ;
+    if (write && !p.write) return VTD_FAULT.PTE_WRITE;
+    if (!write && !p.read) return VTD_FAULT.PTE_READ;
     return 0;
   }
-  if (req.write && !p.write) return VTD_FAULT.SM_NO_WRITE;
-  if (!req.write && !p.read) return VTD_FAULT.SM_NO_READ;
+  if (write && !p.write) return VTD_FAULT.SM_NO_WRITE;
+  if (!write && !p.read) return VTD_FAULT.SM_NO_READ;
   return 0;
 }
 
 function writableFor(p: Permissions, req: DmaRequest, wpe: boolean): boolean {
-  return permissionFault(p, { ...req, write: true, exec: false }, wpe) === 0;
+  return accessFault(p, true, false, req.priv === true, wpe) === 0;
 }
 
 function success(e: VtdIotlbEntry, req: DmaRequest, wpe: boolean): DmaTranslation {
