@@ -59,6 +59,8 @@ export class PhysicalMemory {
    * architecture), so comparing them as doubles is exact.
    */
   private readonly ramBounds: number[] = [];
+  /** The store's view as last taken (see {@link PhysicalMemory.readRamWord}). */
+  private wordView: DataView | undefined;
   /** RAM page numbers handed out by {@link PhysicalMemory.allocPages}. */
   private readonly usedPfns = new Set<number>();
   /** No page below this address is free (keeps repeated allocations linear). */
@@ -144,7 +146,9 @@ export class PhysicalMemory {
           out.lo = 0;
           out.hi = 0;
         } else {
-          const view = this.store.view;
+          let view = this.wordView;
+          // Growing a WebAssembly memory detaches its old buffer (byteLength 0): take the new view.
+          if (view === undefined || view.buffer.byteLength === 0) view = this.wordView = this.store.view;
           const off = frame + (pa - pfn * PAGE_SIZE);
           out.lo = view.getUint32(off, true);
           out.hi = view.getUint32(off + 4, true);

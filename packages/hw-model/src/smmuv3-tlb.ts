@@ -77,6 +77,12 @@ export class SmmuTlb {
   /** Entries evicted for capacity. */
   evictions = 0;
   private readonly index = new Map<number, Map<number, TlbEntry>>();
+  /**
+   * The tag and entries of the last regime looked up (a stream's traffic keeps one tag; an
+   * inner map lives from its first insert until {@link SmmuTlb.clear}, so it stays valid).
+   */
+  private lastTag = -1;
+  private lastEntries: Map<number, TlbEntry> | undefined;
   /** Insertion order (for FIFO eviction and inspection). */
   private readonly order = new Set<TlbEntry>();
 
@@ -99,7 +105,16 @@ export class SmmuTlb {
 
   /** @internal {@link SmmuTlb.lookup} by 4 KiB page number (see {@link pageNumber}). */
   lookupPage(stage: TlbEntry['stage'], vmid: number, asid: number, pn: number): TlbEntry | undefined {
-    const own = this.index.get(tag(stage, vmid, asid));
+    const t = tag(stage, vmid, asid);
+    let own: Map<number, TlbEntry> | undefined;
+    if (t === this.lastTag) own = this.lastEntries;
+    else {
+      own = this.index.get(t);
+      if (own !== undefined) {
+        this.lastTag = t;
+        this.lastEntries = own;
+      }
+    }
     // Global (nG = 0) entries of the regime, fetched on the first size the ASID's own entries miss.
     let global: Map<number, TlbEntry> | undefined | null = asid >= 0 ? null : undefined;
     // Smallest page first; at each size the ASID's own entry before a global one.
@@ -158,6 +173,8 @@ export class SmmuTlb {
   /** Removes everything. */
   clear(): void {
     this.index.clear();
+    this.lastTag = -1;
+    this.lastEntries = undefined;
     this.order.clear();
   }
 

@@ -173,6 +173,9 @@ const CR0_BIT = Object.fromEntries(SMMU_CR0.fields.map(([name, , , lo]) => [name
 /** GERROR bit masks, derived from the {@link SMMU_GERROR} layout. */
 const GERROR_BIT = Object.fromEntries(SMMU_GERROR.fields.map(([name, , , lo]) => [name, 1 << lo])) as Record<(typeof SMMU_GERROR.fields)[number][0], number>;
 const PAGE = 0x1000n;
+/** The BigInt of each page / block size a 4 KiB-granule walk yields (made once, not per TLB fill). */
+const SIZE_BIGINT = new Map<number, bigint>([0x1000n, 0x20_0000n, 0x4000_0000n].map((b) => [Number(b), b]));
+const sizeBigInt = (size: number): bigint => SIZE_BIGINT.get(size) ?? BigInt(size);
 const OAS_BITS = [32, 36, 40, 42, 44, 48, 52] as const;
 const EVENT_NAMES = new Map<number, SmmuEventName>(Object.entries(EVT_ID).map(([k, v]) => [v, k as SmmuEventName]));
 
@@ -772,7 +775,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       asid: cd.asid,
       global: w.global,
       iova: BigInt(ia - offset),
-      size: BigInt(size),
+      size: sizeBigInt(size),
       oa: BigInt(oa - offset),
       ...(stage === 'nested' ? { ipa: BigInt(ipa - offset) } : {}),
       s1perm: w.perm,
@@ -810,7 +813,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     const w = walkNumbers(this.memory, ste.s2!, ipa, undefined);
     if (this.observer !== undefined) this.observeWalk(ste.sid, undefined, 's2', BigInt(ipa), ste.s2!.startLevel, w);
     if (!w.ok) return w;
-    const e: TlbEntry = { stage: 's2', vmid: ste.vmid, asid: -1, global: false, iova: BigInt(ipa - offsetIn(ipa, w.size)), size: BigInt(w.size), oa: BigInt(w.oa), s1perm: ALL_PERM, s2perm: w.perm };
+    const e: TlbEntry = { stage: 's2', vmid: ste.vmid, asid: -1, global: false, iova: BigInt(ipa - offsetIn(ipa, w.size)), size: sizeBigInt(w.size), oa: BigInt(w.oa), s1perm: ALL_PERM, s2perm: w.perm };
     this.tlb.insert(e);
     return { ok: true, value: e };
   }
@@ -840,9 +843,15 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
 
   /** The STE of `req.streamId`: config cache, else fetched, validated and cached. */
   private streamConfig(req: DmaRequest): Outcome<SteConfig> {
-    const sid = req.streamId;
-    const cached = this.configCache.get(sid);
+    const cached = this.configCache.get(req.streamId);
+    // Kept small so that it inlines into translate() and the hit's wrapper is never allocated.
     if (cached !== undefined && cached.kind === 'ste') return { ok: true, value: cached.ste };
+    return this.fetchStreamConfig(req);
+  }
+
+  /** The STE of `req.streamId` fetched from the stream table, validated and cached. */
+  private fetchStreamConfig(req: DmaRequest): Outcome<SteConfig> {
+    const sid = req.streamId;
     const cfg = [BigInt(this.r.strtabBaseCfg)];
     const log2 = Math.min(SMMU_STRTAB_BASE_CFG.num(cfg, 'LOG2SIZE'), this.sidBits);
     const base = this.r.strtabBase & 0x000f_ffff_ffff_ffc0n;
@@ -918,7 +927,13 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     // CD keys are negative so they never collide with STE keys (the StreamID).
     const key = -(ste.sid * 2 ** 20 + ssid) - 1;
     const cached = this.configCache.get(key);
+    // Kept small so that it inlines into translate() and the hit's wrapper is never allocated.
     if (cached !== undefined && cached.kind === 'cd') return { ok: true, value: cached.cd };
+    return this.fetchContextDescriptor(req, ste, ssid, key);
+  }
+
+  /** The CD of (`sid`, `ssid`) fetched (through stage 2 when nested), validated and cached under `key`. */
+  private fetchContextDescriptor(req: DmaRequest, ste: SteConfig, ssid: number, key: number): Outcome<CdConfig> {
     const toPa = (ipa: bigint): Outcome<bigint> => {
       if (ste.s2 === undefined) return { ok: true, value: ipa };
       const t = this.stage2(req, ste, ipa, EVT_CLASS.CD);
