@@ -69,6 +69,8 @@ export interface VtdLookupFailure {
   readonly fpd: boolean;
 }
 
+/** PASIDs a context's PASID directory covers: 2^(PDTS+7) directory entries of 64 PASIDs. */
+const PASID_LIMIT = Array.from({ length: 8 }, (_, pdts) => 2 ** (pdts + 7) * 64);
 const INTERRUPT_BASE = 0xfee0_0000n;
 const INTERRUPT_END = 0xfef0_0000n;
 const RECOVERABLE: ReadonlySet<number> = new Set<number>([
@@ -228,7 +230,7 @@ function writableFor(p: Permissions, req: DmaRequest, wpe: boolean): boolean {
 }
 
 function success(e: VtdIotlbEntry, req: DmaRequest, wpe: boolean): DmaTranslation {
-  return { ok: true, pa: e.pa + (req.iova & (e.size - 1n)), pageSize: e.size, writable: writableFor(e, req, wpe) };
+  return { ok: true, pa: e.pa + (req.iova - e.iova), pageSize: e.size, writable: writableFor(e, req, wpe) };
 }
 
 /** Translates one request (the unit has checked that translation is enabled). */
@@ -308,7 +310,7 @@ function scalableTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: 
   if (req.pasid !== undefined && c.PASIDE === 0) return u.fault(VTD_FAULT.SM_PASIDE_CLEAR, req, ctxFpd, req.pasid);
   const pasid = req.pasid ?? c.RID_PASID;
   const reportPasid = req.pasid;
-  if (pasid >= 2 ** (c.PDTS + 7) * 64) return u.fault(VTD_FAULT.SM_PASID_TOO_LARGE, req, ctxFpd, reportPasid);
+  if (pasid >= PASID_LIMIT[c.PDTS]!) return u.fault(VTD_FAULT.SM_PASID_TOO_LARGE, req, ctxFpd, reportPasid);
   const pe = lookupPasidEntry(u, ctx, pasid, ctxFpd);
   if ('fail' in pe) return u.fault(pe.fail, req, pe.fpd, reportPasid);
   const p = pe.fields;
