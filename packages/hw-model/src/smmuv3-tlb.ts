@@ -4,6 +4,7 @@
  * probes. Bounded (oldest entry evicted) or strict (never evicts); entries leave only through
  * eviction or TLBI commands.
  */
+import { pageOf } from './address.js';
 
 /** A TLB entry. `asid` is -1 for stage-2 entries; `stage` says which regime it caches. */
 export interface TlbEntry {
@@ -33,14 +34,6 @@ const STAGES = { s1: 0, s2: 1, nested: 2 } as const;
 /** Page sizes probed, smallest first, as a multiple of 4 KiB. */
 const SIZE_PAGES = [1, 512, 262144] as const;
 const SIZES = [0x1000n, 0x20_0000n, 0x4000_0000n] as const;
-
-/** Largest address whose Number form is exact. */
-const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
-
-/** @internal The 4 KiB page number of `address` (exact for every 64-bit address). */
-export function pageNumber(address: bigint): number {
-  return address >= 0n && address <= MAX_EXACT ? Math.floor(Number(address) / 4096) : Number(address >> 12n);
-}
 
 /** The tag of a regime / VMID / ASID (-2 for global entries, -1 for stage 2). */
 function tag(stage: TlbEntry['stage'], vmid: number, asid: number): number {
@@ -100,10 +93,10 @@ export class SmmuTlb {
 
   /** The entry of (`stage`, `vmid`, `asid` or global) covering `address`. */
   lookup(stage: TlbEntry['stage'], vmid: number, asid: number, address: bigint): TlbEntry | undefined {
-    return this.lookupPage(stage, vmid, asid, pageNumber(address));
+    return this.lookupPage(stage, vmid, asid, pageOf(address));
   }
 
-  /** @internal {@link SmmuTlb.lookup} by 4 KiB page number (see {@link pageNumber}). */
+  /** @internal {@link SmmuTlb.lookup} by 4 KiB page number (see `pageOf`). */
   lookupPage(stage: TlbEntry['stage'], vmid: number, asid: number, pn: number): TlbEntry | undefined {
     const t = tag(stage, vmid, asid);
     let own: Map<number, TlbEntry> | undefined;
@@ -139,7 +132,7 @@ export class SmmuTlb {
     const i = sizeIndex(e.size);
     if (i < 0) throw new RangeError(`TLB entry size 0x${e.size.toString(16)} is not 4 KiB, 2 MiB or 1 GiB`);
     const t = tag(e.stage, e.vmid, e.global ? -2 : e.asid);
-    const key = blockKey(pageNumber(e.iova), i);
+    const key = blockKey(pageOf(e.iova), i);
     let inner = this.index.get(t);
     if (inner === undefined) {
       inner = new Map();
@@ -180,6 +173,6 @@ export class SmmuTlb {
 
   private remove(e: TlbEntry): void {
     this.order.delete(e);
-    this.index.get(tag(e.stage, e.vmid, e.global ? -2 : e.asid))?.delete(blockKey(pageNumber(e.iova), sizeIndex(e.size)));
+    this.index.get(tag(e.stage, e.vmid, e.global ? -2 : e.asid))?.delete(blockKey(pageOf(e.iova), sizeIndex(e.size)));
   }
 }

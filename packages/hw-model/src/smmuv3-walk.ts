@@ -3,6 +3,7 @@
  * (reference §2.5). In a nested walk every table address goes through `tableAddress`
  * (the stage-2 translation) before it is read.
  */
+import { POW2, TWO_32 } from './address.js';
 import { halfWordField } from './bitfield.js';
 import type { PhysicalMemory, Word64 } from './memory.js';
 import { ARM_PTE, EVT_ID } from './smmuv3-layouts.js';
@@ -66,16 +67,8 @@ const PTE = {
   XNTABLE: halfWordField(ARM_PTE, 'XNTABLE'),
   APTABLE: halfWordField(ARM_PTE, 'APTABLE'),
 };
-const TWO_32 = 2 ** 32;
-/** 2^n for n = 0..64 (a table: `2 ** n` is a call to pow). */
-const POW2 = Array.from({ length: 65 }, (_, n) => 2 ** n);
 /** 2^shift for each level's shift (Number division by it is exact below 2^53). */
 const LEVEL_SIZE = [2 ** 39, 2 ** 30, 2 ** 21, 2 ** 12] as const;
-
-/** @internal `a mod size` for a power-of-two `size` (no fmod call; exact below 2^53). */
-export function offsetIn(a: number, size: number): number {
-  return a - Math.floor(a / size) * size;
-}
 
 /** Shift of the address bits one level indexes (4 KiB granule). */
 export function levelShift(level: number): number {

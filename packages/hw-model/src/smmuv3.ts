@@ -5,7 +5,8 @@
  * invalidation commands empty (reference/smmuv3.md).
  */
 import { HardwareCache } from './cache.js';
-import { pageNumber, SmmuTlb, type TlbEntry } from './smmuv3-tlb.js';
+import { offsetIn, pageOf } from './address.js';
+import { SmmuTlb, type TlbEntry } from './smmuv3-tlb.js';
 import { typescriptCommandQueueConsumer, type CommandExecutor, type CommandQueueConsumer, type CommandQueueResult, type CommandRing } from './cmdq.js';
 import type { MmioDevice, PhysicalMemory } from './memory.js';
 import { queueFull, queueIncrement, queueIndex, queuePointer } from './queue.js';
@@ -44,7 +45,7 @@ import {
   STE_CFG,
   type SmmuEventName,
 } from './smmuv3-layouts.js';
-import { levelShift, offsetIn, permits, s1StartLevel, walkNumbers, type WalkFailure, type WalkFault, type WalkLeafNumbers, type WalkParams } from './smmuv3-walk.js';
+import { levelShift, permits, s1StartLevel, walkNumbers, type WalkFailure, type WalkFault, type WalkLeafNumbers, type WalkParams } from './smmuv3-walk.js';
 import { smmuCommandEvent, type HardwareObserver } from './observer.js';
 import type { DmaEndpoint, DmaFault, DmaRequest, DmaTranslation, DmaTranslator, EndpointRegistry, PageRequest, PageRequestSink } from './translator.js';
 
@@ -717,7 +718,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     const exec = req.exec ?? false;
     const stage: TlbEntry['stage'] = cd === undefined ? 's2' : ste.s2 === undefined ? 's1' : 'nested';
     const asid = cd === undefined ? -1 : cd.asid;
-    let entry = this.tlb.lookupPage(stage, ste.vmid, asid, pageNumber(req.iova));
+    let entry = this.tlb.lookupPage(stage, ste.vmid, asid, pageOf(req.iova));
     if (entry === undefined) {
       const built = this.fill(req, ste, cd, stage);
       if (!built.ok) return built;

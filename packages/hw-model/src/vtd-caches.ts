@@ -9,7 +9,7 @@
  */
 
 import { HardwareCache } from './cache.js';
-import { pageOf } from './vtd-walk.js';
+import { pageOf } from './address.js';
 import type { FieldLayoutValue } from './vtd-bitfields.js';
 import type { VtdContextEntry, VtdPasidEntry, VtdSmContextEntry } from './vtd-tables.js';
 

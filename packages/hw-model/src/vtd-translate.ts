@@ -4,6 +4,7 @@
  * walk, through the context-cache, PASID-cache and IOTLB, with the architecture's fault
  * reasons. Fault recording itself belongs to the unit ({@link VtdTranslateUnit.fault}).
  */
+import { offsetIn, pageOf, POW2 } from './address.js';
 import type { StructureMemory } from './vtd-bitfields.js';
 import { readable, readWords } from './vtd-bitfields.js';
 import type { VtdCaches, VtdContextCacheEntry, VtdIotlbEntry, VtdPasidCacheEntry, VtdPasidFields, VtdTranslationKind } from './vtd-caches.js';
@@ -22,7 +23,7 @@ import {
   VtdFsPte,
   VtdSsPte,
 } from './vtd-tables.js';
-import { pageOf, secondStageFaultCode, walkFirstStagePage, walkSecondStagePage, type VtdLeafNumbers, type VtdSsWalkParams } from './vtd-walk.js';
+import { secondStageFaultCode, walkFirstStagePage, walkSecondStagePage, type VtdLeafNumbers, type VtdSsWalkParams } from './vtd-walk.js';
 import type { DmaRequest, DmaTranslation } from './translator.js';
 
 /** What the translation path needs from its unit. */
@@ -361,11 +362,6 @@ function setLeafDirty(u: VtdTranslateUnit, w: VtdLeafNumbers, dmask: bigint): bo
   return true;
 }
 
-/** `a mod size` for a power-of-two `size` (no fmod call; exact below 2^53). */
-function offsetIn(a: number, size: number): number {
-  return a - Math.floor(a / size) * size;
-}
-
 function walkPasid(u: VtdTranslateUnit, p: VtdPasidFields, req: DmaRequest, did: number, pasid: number): WalkOutcome | number {
   const o = u.options;
   const pgtt = p.PGTT;
@@ -396,7 +392,7 @@ function walkPasid(u: VtdTranslateUnit, p: VtdPasidFields, req: DmaRequest, did:
   const gpa = fs.pa + fsOffset;
   if (!nested) {
     // fs.pa is size-aligned and the width is above any page size: the page base decides.
-    if (fs.pa >= 2 ** o.addressWidth) return VTD_FAULT.SM_FS_RESERVED;
+    if (fs.pa >= POW2[o.addressWidth]!) return VTD_FAULT.SM_FS_RESERVED;
     return {
       entry: finish(fs, req, did, pasid, 'first-stage', BigInt(fs.pa), BigInt(fs.size)),
       levels: levelsRead(levels, fs.size),

@@ -3,6 +3,7 @@
  * (x86-64 4/5-level format), the latter optionally nested, i.e. every first-stage table
  * address is a guest-physical address translated through the second stage.
  */
+import { offsetIn, pageOf, POW2, TWO_32 } from './address.js';
 import { halfWordField, type HalfWordField } from './bitfield.js';
 import type { Word64 } from './memory.js';
 import { readWord, writeWord, type StructureMemory } from './vtd-bitfields.js';
@@ -95,9 +96,6 @@ const FSH = {
 };
 const SS_RES_LO = Number(VtdSsPte.reservedMasks[0]! & 0xffff_ffffn);
 const SS_RES_HI = Number(VtdSsPte.reservedMasks[0]! >> 32n);
-const TWO_32 = 2 ** 32;
-/** 2^n for n = 0..64 (a table: `2 ** n` is a call to pow). */
-const POW2 = Array.from({ length: 65 }, (_, n) => 2 ** n);
 /** Pages (4 KiB) under one entry of each level (level 1 maps one page). */
 const LEVEL_PAGES = [0, 1, 2 ** 9, 2 ** 18, 2 ** 27, 2 ** 36] as const;
 
@@ -134,12 +132,6 @@ function bigLeaf(w: VtdLeafNumbers): VtdPageWalk {
   return { ok, pa: BigInt(pa), size: BigInt(size), ...perms, leafAddr: BigInt(leafAddr), leaf: (BigInt(leafHi) << 32n) | BigInt(leafLo) };
 }
 
-/** An exact Number page number of a 64-bit address. */
-const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
-/** @internal */
-export function pageOf(a: bigint): number {
-  return a >= 0n && a <= MAX_EXACT ? Math.floor(Number(a) / 4096) : Number(a >> 12n);
-}
 
 /** The entry being examined (one walk reads at a time; nested second-stage walks complete before the next read). */
 const desc: Word64 = { lo: 0, hi: 0 };
@@ -256,7 +248,7 @@ function tableAddress(p: VtdFsWalkParams, gpa: number, isRoot: boolean): number 
   if (!w.ok) return { ok: false, code: secondStageFaultCode(w.why, true) };
   if (!w.read) return { ok: false, code: isRoot ? VTD_FAULT.SM_FS_ROOT_READ_NESTED : VTD_FAULT.SM_FS_READ_NESTED };
   tableWritable = w.write;
-  return w.pa + (gpa - Math.floor(gpa / w.size) * w.size);
+  return w.pa + offsetIn(gpa, w.size);
 }
 /** Second-stage write permission of the table {@link tableAddress} last returned. */
 let tableWritable = true;
