@@ -36,14 +36,6 @@ export interface VtdPageWalk {
   readonly leafWritable: boolean;
 }
 
-type Permissions = Pick<VtdPageWalk, 'read' | 'write' | 'exec' | 'user' | 'global'>;
-
-/** The result of a walk that reached a leaf of size 2^shift whose address field is `next`. */
-function leafWalk(next: bigint, shift: bigint, perms: Permissions, leafAddr: bigint, leaf: bigint, leafWritable: boolean): VtdPageWalk {
-  const size = 1n << shift;
-  return { ok: true, pa: next & ~(size - 1n), size, ...perms, leafAddr, leaf, leafWritable };
-}
-
 /** Why a second-stage walk failed. */
 export type VtdSsFailure = 'beyond-width' | 'root-invalid' | 'access' | 'not-present' | 'reserved';
 
@@ -73,8 +65,6 @@ export interface VtdSsWalkParams {
   readonly accessDirty: boolean;
 }
 
-const SS = VtdSsPte.f;
-const FS = VtdFsPte.f;
 /** Descriptor fields as seen from the 32-bit halves of an entry (from the layouts). */
 const SSH = {
   R: halfWordField(VtdSsPte.raw, 'R'),
@@ -108,30 +98,24 @@ function entryAddress(lo: number, hi: number, f: HalfWordField): number {
  * @internal A leaf reached by a walk in Numbers (VT-d output addresses are at most 52 bits,
  * exact in a double; see {@link VtdPageWalk} for the fields).
  */
-export interface VtdLeafNumbers {
-  readonly ok: true;
+export interface VtdLeafNumbers extends Pick<VtdPageWalk, 'ok' | 'read' | 'write' | 'exec' | 'user' | 'global' | 'leafWritable'> {
   /** Output page base. */
   readonly pa: number;
   /** Page size. */
   readonly size: number;
-  readonly read: boolean;
-  readonly write: boolean;
-  readonly exec: boolean;
-  readonly user: boolean;
-  readonly global: boolean;
   /** Address of the leaf entry. */
   readonly leafAddr: number;
-  /** The leaf entry as read (after the accessed-bit update), low and high halves. */
+  /** The leaf entry as read (after the accessed-bit update): bits 31:0. */
   readonly leafLo: number;
+  /** Bits 63:32 of the leaf entry. */
   readonly leafHi: number;
-  readonly leafWritable: boolean;
 }
 
+/** The {@link VtdPageWalk} (BigInt) form of a leaf. */
 function bigLeaf(w: VtdLeafNumbers): VtdPageWalk {
-  const { ok, pa, size, leafAddr, leafLo, leafHi, ...perms } = w;
-  return { ok, pa: BigInt(pa), size: BigInt(size), ...perms, leafAddr: BigInt(leafAddr), leaf: (BigInt(leafHi) << 32n) | BigInt(leafLo) };
+  const { read, write, exec, user, global } = w;
+  return { ok: true, pa: BigInt(w.pa), size: BigInt(w.size), read, write, exec, user, global, leafAddr: BigInt(w.leafAddr), leaf: (BigInt(w.leafHi) << 32n) | BigInt(w.leafLo), leafWritable: w.leafWritable };
 }
-
 
 /** The entry being examined (one walk reads at a time; nested second-stage walks complete before the next read). */
 const desc: Word64 = { lo: 0, hi: 0 };
