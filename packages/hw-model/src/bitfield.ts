@@ -144,3 +144,32 @@ export function defineBitLayout<const F extends readonly BitFieldSpec[]>(name: s
   };
   return layout;
 }
+
+/**
+ * A field of a one-word layout as seen from the 32-bit half it lies in, for walkers that
+ * read descriptors as two Numbers (`PhysicalMemory.readRamWord`)
+ * instead of one BigInt. The masks come from the layout's declaration, so no bit position
+ * is written twice.
+ */
+export interface HalfWordField {
+  /** The field's bits in place within bits 31:0 (as an unsigned Number). */
+  readonly lo: number;
+  /** The field's bits in place within bits 63:32. */
+  readonly hi: number;
+  /** Right shift of the field within the half it lies in (fields that straddle bit 32 have none). */
+  readonly shift: number;
+  /** Mask of the field's value after the shift. */
+  readonly valueMask: number;
+}
+
+/** The {@link HalfWordField} view of field `f` of word `word` of `layout`. */
+export function halfWordField<F extends readonly BitFieldSpec[]>(layout: BitLayout<F>, f: F[number][0]): HalfWordField {
+  const mask = layout.reader(f).mask;
+  const lo = Number(mask & 0xffff_ffffn);
+  const hi = Number(mask >> 32n);
+  const placed = lo !== 0 ? lo : hi;
+  let shift = 0;
+  while (placed !== 0 && Math.floor(placed / 2 ** shift) % 2 === 0) shift++;
+  const straddles = lo !== 0 && hi !== 0;
+  return { lo, hi, shift: straddles ? 0 : shift, valueMask: straddles ? 0 : Math.floor(placed / 2 ** shift) };
+}

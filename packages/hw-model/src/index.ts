@@ -4,7 +4,7 @@
  * @packageDocumentation
  */
 export { PhysicalMemory, PhysicalMemoryError } from './memory.js';
-export type { AllocPagesOptions, MemoryRegion, MmioDevice } from './memory.js';
+export type { AllocPagesOptions, MemoryRegion, MmioDevice, Word64 } from './memory.js';
 export { identityTranslator } from './translator.js';
 export type { DmaEndpoint, DmaFault, DmaRequest, DmaTranslation, DmaTranslator, EndpointRegistry, PageRequest, PageRequestSink } from './translator.js';
 export { AddressTranslationCache, DmaError, PAGE_RESPONSE_LOG_LENGTH, PciDevice, requesterIdOf } from './pci.js';

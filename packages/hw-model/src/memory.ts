@@ -35,6 +35,14 @@ export interface AllocPagesOptions {
 type AccessSize = 1 | 2 | 4 | 8;
 const PAGE = BigInt(PAGE_SIZE);
 
+/** A 64-bit word as its two little-endian 32-bit halves (filled by {@link PhysicalMemory.readRamWord}). */
+export interface Word64 {
+  /** Bits 31:0, unsigned. */
+  lo: number;
+  /** Bits 63:32, unsigned. */
+  hi: number;
+}
+
 /**
  * Little-endian physical memory with RAM and MMIO regions. Accesses that hit no region read as
  * zero and ignore writes; each is counted in {@link PhysicalMemory.unclaimedAccesses}.
@@ -45,6 +53,14 @@ export class PhysicalMemory {
   /** Number of accesses that hit neither RAM nor MMIO. */
   unclaimedAccesses = 0;
   private readonly regions: MemoryRegion[] = [];
+  /**
+   * The RAM regions as Number pairs [base, end, base, end, …] for table walkers. Physical
+   * addresses a walker fetches from are at most 52 bits (the largest OA of either
+   * architecture), so comparing them as doubles is exact.
+   */
+  private readonly ramBounds: number[] = [];
+  /** The store's view as last taken (see {@link PhysicalMemory.readRamWord}). */
+  private wordView: DataView | undefined;
   /** RAM page numbers handed out by {@link PhysicalMemory.allocPages}. */
   private readonly usedPfns = new Set<number>();
   /** No page below this address is free (keeps repeated allocations linear). */
@@ -69,6 +85,7 @@ export class PhysicalMemory {
   addRam(base: bigint, size: bigint): void {
     this.checkRegion(base, size, true);
     this.regions.push({ kind: 'ram', base, size });
+    this.ramBounds.push(Number(base), Number(base + size));
   }
 
   /** Maps `device` at `[base, base + size)`; accesses there go to its register file. */
@@ -117,6 +134,35 @@ export class PhysicalMemory {
       if (pa >= r.base && pa + 8n <= r.base + r.size) return r.kind === 'ram' ? this.store.read64(pa) : undefined;
     }
     return undefined;
+  }
+
+  /**
+   * {@link PhysicalMemory.readRam64} for walkers working in Numbers: reads the aligned u64 at
+   * `pa` (below 2^52) into `out` as two 32-bit halves, without BigInt; false (and `out`
+   * untouched) when `[pa, pa+8)` is not RAM.
+   */
+  readRamWord(pa: number, out: Word64): boolean {
+    const b = this.ramBounds;
+    for (let i = 0; i < b.length; i += 2) {
+      if (pa >= b[i]! && pa + 8 <= b[i + 1]!) {
+        const pfn = Math.floor(pa / PAGE_SIZE);
+        const frame = this.store.frameOffset(pfn);
+        if (frame < 0) {
+          // RAM never written reads as zero.
+          out.lo = 0;
+          out.hi = 0;
+        } else {
+          let view = this.wordView;
+          // Growing a WebAssembly memory detaches its old buffer (byteLength 0): take the new view.
+          if (view === undefined || view.buffer.byteLength === 0) view = this.wordView = this.store.view;
+          const off = frame + (pa - pfn * PAGE_SIZE);
+          out.lo = view.getUint32(off, true);
+          out.hi = view.getUint32(off + 4, true);
+        }
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Reads one byte. */

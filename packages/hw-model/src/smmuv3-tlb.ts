@@ -4,6 +4,7 @@
  * probes. Bounded (oldest entry evicted) or strict (never evicts); entries leave only through
  * eviction or TLBI commands.
  */
+import { pageOf } from './address.js';
 
 /** A TLB entry. `asid` is -1 for stage-2 entries; `stage` says which regime it caches. */
 export interface TlbEntry {
@@ -30,15 +31,26 @@ export interface TlbEntry {
 }
 
 const STAGES = { s1: 0, s2: 1, nested: 2 } as const;
-/** Page sizes probed, smallest first, with their shift above 4 KiB page numbers. */
-const SIZES = [
-  { size: 0x1000n, div: 1 },
-  { size: 0x20_0000n, div: 512 },
-  { size: 0x4000_0000n, div: 262144 },
-] as const;
+/** Page sizes probed, smallest first, as a multiple of 4 KiB. */
+const SIZE_PAGES = [1, 512, 262144] as const;
+const SIZES = [0x1000n, 0x20_0000n, 0x4000_0000n] as const;
 
-function tag(stage: TlbEntry['stage'], vmid: number, asid: number, sizeIdx: number): number {
-  return ((STAGES[stage] * 65536 + vmid) * 65538 + (asid + 2)) * 4 + sizeIdx;
+/** The tag of a regime / VMID / ASID (-2 for global entries, -1 for stage 2). */
+function tag(stage: TlbEntry['stage'], vmid: number, asid: number): number {
+  return (STAGES[stage] * 65536 + vmid) * 65538 + (asid + 2);
+}
+
+/**
+ * The key of a page-size-aligned block within one tag: its number in units of its own size,
+ * with the size index in the low two bits (exact: page numbers are below 2^41 for 53-bit
+ * addresses).
+ */
+function blockKey(pn: number, sizeIdx: number): number {
+  return Math.floor(pn / SIZE_PAGES[sizeIdx]!) * 4 + sizeIdx;
+}
+
+function sizeIndex(size: bigint): number {
+  return SIZES.indexOf(size as (typeof SIZES)[number]);
 }
 
 /** Options of {@link SmmuTlb}. */
@@ -58,6 +70,12 @@ export class SmmuTlb {
   /** Entries evicted for capacity. */
   evictions = 0;
   private readonly index = new Map<number, Map<number, TlbEntry>>();
+  /**
+   * The tag and entries of the last regime looked up (a stream's traffic keeps one tag; an
+   * inner map lives from its first insert until {@link SmmuTlb.clear}, so it stays valid).
+   */
+  private lastTag = -1;
+  private lastEntries: Map<number, TlbEntry> | undefined;
   /** Insertion order (for FIFO eviction and inspection). */
   private readonly order = new Set<TlbEntry>();
 
@@ -75,10 +93,31 @@ export class SmmuTlb {
 
   /** The entry of (`stage`, `vmid`, `asid` or global) covering `address`. */
   lookup(stage: TlbEntry['stage'], vmid: number, asid: number, address: bigint): TlbEntry | undefined {
-    const pn = Number(address >> 12n);
-    for (let i = 0; i < SIZES.length; i++) {
-      const key = SIZES[i]!.div === 1 ? pn : Math.floor(pn / SIZES[i]!.div);
-      const e = this.index.get(tag(stage, vmid, asid, i))?.get(key) ?? (asid >= 0 ? this.index.get(tag(stage, vmid, -2, i))?.get(key) : undefined);
+    return this.lookupPage(stage, vmid, asid, pageOf(address));
+  }
+
+  /** @internal {@link SmmuTlb.lookup} by 4 KiB page number (see `pageOf`). */
+  lookupPage(stage: TlbEntry['stage'], vmid: number, asid: number, pn: number): TlbEntry | undefined {
+    const t = tag(stage, vmid, asid);
+    let own: Map<number, TlbEntry> | undefined;
+    if (t === this.lastTag) own = this.lastEntries;
+    else {
+      own = this.index.get(t);
+      if (own !== undefined) {
+        this.lastTag = t;
+        this.lastEntries = own;
+      }
+    }
+    // Global (nG = 0) entries of the regime, fetched on the first size the ASID's own entries miss.
+    let global: Map<number, TlbEntry> | undefined | null = asid >= 0 ? null : undefined;
+    // Smallest page first; at each size the ASID's own entry before a global one.
+    for (let i = 0; i < SIZE_PAGES.length; i++) {
+      const key = blockKey(pn, i);
+      let e = own?.get(key);
+      if (e === undefined && global !== undefined) {
+        if (global === null) global = this.index.get(tag(stage, vmid, -2));
+        e = global?.get(key);
+      }
       if (e !== undefined) {
         this.hits++;
         return e;
@@ -90,10 +129,10 @@ export class SmmuTlb {
 
   /** Caches `e` (replacing an entry with the same tag and base), evicting the oldest when full. */
   insert(e: TlbEntry): void {
-    const i = SIZES.findIndex((s) => s.size === e.size);
+    const i = sizeIndex(e.size);
     if (i < 0) throw new RangeError(`TLB entry size 0x${e.size.toString(16)} is not 4 KiB, 2 MiB or 1 GiB`);
-    const t = tag(e.stage, e.vmid, e.global ? -2 : e.asid, i);
-    const key = Math.floor(Number(e.iova >> 12n) / SIZES[i]!.div);
+    const t = tag(e.stage, e.vmid, e.global ? -2 : e.asid);
+    const key = blockKey(pageOf(e.iova), i);
     let inner = this.index.get(t);
     if (inner === undefined) {
       inner = new Map();
@@ -127,13 +166,13 @@ export class SmmuTlb {
   /** Removes everything. */
   clear(): void {
     this.index.clear();
+    this.lastTag = -1;
+    this.lastEntries = undefined;
     this.order.clear();
   }
 
   private remove(e: TlbEntry): void {
     this.order.delete(e);
-    const i = SIZES.findIndex((s) => s.size === e.size);
-    const inner = this.index.get(tag(e.stage, e.vmid, e.global ? -2 : e.asid, i));
-    inner?.delete(Math.floor(Number(e.iova >> 12n) / SIZES[i]!.div));
+    this.index.get(tag(e.stage, e.vmid, e.global ? -2 : e.asid))?.delete(blockKey(pageOf(e.iova), sizeIndex(e.size)));
   }
 }

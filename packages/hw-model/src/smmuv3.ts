@@ -6,6 +6,7 @@
  */
 import type { BitFieldReader } from './bitfield.js';
 import { HardwareCache } from './cache.js';
+import { offsetIn, pageOf } from './address.js';
 import { SmmuTlb, type TlbEntry } from './smmuv3-tlb.js';
 import { typescriptCommandQueueConsumer, type CommandExecutor, type CommandQueueConsumer, type CommandQueueResult, type CommandRing } from './cmdq.js';
 import type { MmioDevice, PhysicalMemory } from './memory.js';
@@ -45,7 +46,7 @@ import {
   STE_CFG,
   type SmmuEventName,
 } from './smmuv3-layouts.js';
-import { levelShift, permits, s1StartLevel, walk, type TableAddress, type WalkFault, type WalkLeaf, type WalkParams } from './smmuv3-walk.js';
+import { levelShift, permits, s1StartLevel, walkNumbers, type WalkFailure, type WalkFault, type WalkLeafNumbers, type WalkParams } from './smmuv3-walk.js';
 import { smmuCommandEvent, type HardwareObserver } from './observer.js';
 import type { DmaEndpoint, DmaFault, DmaRequest, DmaTranslation, DmaTranslator, EndpointRegistry, PageRequest, PageRequestSink } from './translator.js';
 
@@ -174,6 +175,9 @@ const CR0_BIT = Object.fromEntries(SMMU_CR0.fields.map(([name, , , lo]) => [name
 /** GERROR bit masks, derived from the {@link SMMU_GERROR} layout. */
 const GERROR_BIT = Object.fromEntries(SMMU_GERROR.fields.map(([name, , , lo]) => [name, 1 << lo])) as Record<(typeof SMMU_GERROR.fields)[number][0], number>;
 const PAGE = 0x1000n;
+/** The BigInt of each page / block size a 4 KiB-granule walk yields (made once, not per TLB fill). */
+const SIZE_BIGINT = new Map<number, bigint>([0x1000n, 0x20_0000n, 0x4000_0000n].map((b) => [Number(b), b]));
+const sizeBigInt = (size: number): bigint => SIZE_BIGINT.get(size) ?? BigInt(size);
 const OAS_BITS = [32, 36, 40, 42, 44, 48, 52] as const;
 const EVENT_NAMES = new Map<number, SmmuEventName>(Object.entries(EVT_ID).map(([k, v]) => [v, k as SmmuEventName]));
 
@@ -729,8 +733,7 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     const exec = req.exec ?? false;
     const stage: TlbEntry['stage'] = cd === undefined ? 's2' : ste.s2 === undefined ? 's1' : 'nested';
     const asid = cd === undefined ? -1 : cd.asid;
-    const hit = this.tlb.lookup(stage, ste.vmid, asid, req.iova);
-    let entry = hit;
+    let entry = this.tlb.lookupPage(stage, ste.vmid, asid, pageOf(req.iova));
     if (entry === undefined) {
       const built = this.fill(req, ste, cd, stage);
       if (!built.ok) return built;
@@ -762,76 +765,83 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
       return { ok: true, value: s2.value };
     }
     if (cd.s1 === undefined) return this.fault('F_TRANSLATION', { req, record: cd.record, cls: EVT_CLASS.IN });
-    const tableAddress = (addr: bigint): TableAddress => {
-      if (ste.s2 === undefined) return { ok: true, pa: addr };
-      const t = this.stage2Raw(ste, addr);
-      if (!t.ok) return { ok: false, fault: { ...t.fault, tableIpa: addr } };
-      return { ok: true, pa: t.value.oa + (addr - t.value.iova) };
-    };
-    const w = walk(this.memory, cd.s1, iova, tableAddress);
+    // Stage-1 inputs are below 2^48 (T0SZ >= 16) and a larger IOVA faults in the walk before
+    // any arithmetic: the walk and the entry are computed in Numbers.
+    const ia = Number(iova);
+    const tableAddress = ste.s2 === undefined ? undefined : (ipa: number): number | WalkFailure => this.stage2TableAddress(ste, ipa);
+    const w = walkNumbers(this.memory, cd.s1, ia, tableAddress);
     if (this.observer !== undefined) this.observeWalk(req.streamId, req.pasid, 's1', iova, cd.s1.startLevel, w);
     if (!w.ok) return this.walkFault(req, ste, cd, w.fault);
-    const leaf = w.leaf;
-    let size = leaf.size;
-    let oa = leaf.oa + (iova & (leaf.size - 1n));
+    let size = w.size;
+    let oa = w.oa + offsetIn(ia, w.size);
     let s2perm = ALL_PERM;
     const ipa = oa;
     if (ste.s2 !== undefined) {
       const s2 = this.stage2(req, ste, oa, EVT_CLASS.IN);
       if (!s2.ok) return s2;
-      if (s2.value.size < size) size = s2.value.size;
-      oa = s2.value.oa + (oa - s2.value.iova);
+      const s2size = Number(s2.value.size);
+      if (s2size < size) size = s2size;
+      oa = Number(s2.value.oa) + (oa - Number(s2.value.iova));
       s2perm = s2.value.s2perm;
     }
-    const base = iova & ~(size - 1n);
+    const offset = offsetIn(ia, size);
     const e: TlbEntry = {
       stage,
       vmid: ste.vmid,
       asid: cd.asid,
-      global: leaf.global,
-      iova: base,
-      size,
-      oa: oa - (iova - base),
-      ...(stage === 'nested' ? { ipa: ipa - (iova - base) } : {}),
-      s1perm: leaf.perm,
+      global: w.global,
+      iova: BigInt(ia - offset),
+      size: sizeBigInt(size),
+      oa: BigInt(oa - offset),
+      ...(stage === 'nested' ? { ipa: BigInt(ipa - offset) } : {}),
+      s1perm: w.perm,
       s2perm,
     };
     this.tlb.insert(e);
     return { ok: true, value: e };
   }
 
-  /** Stage-2 translation of `ipa` with fault reporting (CLASS `cls`). */
-  private stage2(req: DmaRequest, ste: SteConfig, ipa: bigint, cls: number): Outcome<TlbEntry> {
+  /** A stage-1 table address (an IPA) translated through stage 2, for a nested walk. */
+  private stage2TableAddress(ste: SteConfig, ipa: number): number | WalkFailure {
     const t = this.stage2Raw(ste, ipa);
+    if (!t.ok) return { ok: false, fault: { ...t.fault, tableIpa: BigInt(ipa) } };
+    return Number(t.value.oa) + (ipa - Number(t.value.iova));
+  }
+
+  /** Stage-2 translation of `ipa` with fault reporting (CLASS `cls`). */
+  private stage2(req: DmaRequest, ste: SteConfig, ipa: bigint | number, cls: number): Outcome<TlbEntry> {
+    const t = this.stage2Raw(ste, Number(ipa));
     if (!t.ok) {
       const f = t.fault;
       if (f.id === EVT_ID.F_WALK_EABT) return this.fault('F_WALK_EABT', { req, record: true, stage2: true, cls, fetchAddr: f.fetchAddr! });
-      return this.fault(EVENT_NAMES.get(f.id)!, { req, record: ste.s2Record, stage2: true, cls, ipa });
+      return this.fault(EVENT_NAMES.get(f.id)!, { req, record: ste.s2Record, stage2: true, cls, ipa: BigInt(ipa) });
     }
     return t;
   }
 
-  /** Stage-2 translation of `ipa` through the TLB (no fault reporting). */
-  private stage2Raw(ste: SteConfig, ipa: bigint): { ok: true; value: TlbEntry } | { ok: false; fault: WalkFault } {
-    const hit = this.tlb.lookup('s2', ste.vmid, -1, ipa);
+  /**
+   * Stage-2 translation of `ipa` through the TLB (no fault reporting). `ipa` is a Number: an
+   * IPA below 2^48 is exact, and a larger one faults against S2T0SZ before it is used.
+   */
+  private stage2Raw(ste: SteConfig, ipa: number): { ok: true; value: TlbEntry } | WalkFailure {
+    const hit = ipa >= 0 && ipa < 2 ** 53 ? this.tlb.lookupPage('s2', ste.vmid, -1, Math.floor(ipa / 4096)) : undefined;
     if (hit !== undefined) return { ok: true, value: hit };
-    const w = walk(this.memory, ste.s2!, ipa, (a) => ({ ok: true, pa: a }));
-    if (this.observer !== undefined) this.observeWalk(ste.sid, undefined, 's2', ipa, ste.s2!.startLevel, w);
+    const w = walkNumbers(this.memory, ste.s2!, ipa, undefined);
+    if (this.observer !== undefined) this.observeWalk(ste.sid, undefined, 's2', BigInt(ipa), ste.s2!.startLevel, w);
     if (!w.ok) return w;
-    const base = ipa & ~(w.leaf.size - 1n);
-    const e: TlbEntry = { stage: 's2', vmid: ste.vmid, asid: -1, global: false, iova: base, size: w.leaf.size, oa: w.leaf.oa, s1perm: ALL_PERM, s2perm: w.leaf.perm };
+    const e: TlbEntry = { stage: 's2', vmid: ste.vmid, asid: -1, global: false, iova: BigInt(ipa - offsetIn(ipa, w.size)), size: sizeBigInt(w.size), oa: BigInt(w.oa), s1perm: ALL_PERM, s2perm: w.perm };
     this.tlb.insert(e);
     return { ok: true, value: e };
   }
 
-  private observeWalk(sid: number, ssid: number | undefined, stage: 's1' | 's2', ia: bigint, startLevel: number, w: { ok: true; leaf: WalkLeaf } | { ok: false; fault: WalkFault }): void {
+  private observeWalk(sid: number, ssid: number | undefined, stage: 's1' | 's2', ia: bigint, startLevel: number, w: WalkLeafNumbers | WalkFailure): void {
     this.observer!.walk({
       streamId: sid,
       ...(ssid !== undefined ? { pasid: ssid } : {}),
       iova: ia,
       stage,
-      ...(w.ok ? { levels: w.leaf.level - startLevel + 1 } : {}),
-      result: w.ok ? { ok: true, pa: w.leaf.oa, size: w.leaf.size } : { ok: false, fault: EVENT_NAMES.get(w.fault.id) ?? `event 0x${w.fault.id.toString(16)}` },
+      ...(w.ok ? { levels: w.level - startLevel + 1 } : {}),
+      result: w.ok ? { ok: true, pa: BigInt(w.oa), size: BigInt(w.size) } : { ok: false, fault: EVENT_NAMES.get(w.fault.id) ?? `event 0x${w.fault.id.toString(16)}` },
     });
   }
 
@@ -849,9 +859,15 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
 
   /** The STE of `req.streamId`: config cache, else fetched, validated and cached. */
   private streamConfig(req: DmaRequest): Outcome<SteConfig> {
-    const sid = req.streamId;
-    const cached = this.configCache.get(sid);
+    const cached = this.configCache.get(req.streamId);
+    // Kept small so that it inlines into translate() and the hit's wrapper is never allocated.
     if (cached !== undefined && cached.kind === 'ste') return { ok: true, value: cached.ste };
+    return this.fetchStreamConfig(req);
+  }
+
+  /** The STE of `req.streamId` fetched from the stream table, validated and cached. */
+  private fetchStreamConfig(req: DmaRequest): Outcome<SteConfig> {
+    const sid = req.streamId;
     const cfg = [BigInt(this.r.strtabBaseCfg)];
     const log2 = Math.min(SMMU_STRTAB_BASE_CFG.num(cfg, 'LOG2SIZE'), this.sidBits);
     const base = this.r.strtabBase & 0x000f_ffff_ffff_ffc0n;
@@ -927,7 +943,13 @@ export class SmmuV3 implements MmioDevice, DmaTranslator, EndpointRegistry, Page
     // CD keys are negative so they never collide with STE keys (the StreamID).
     const key = -(ste.sid * 2 ** 20 + ssid) - 1;
     const cached = this.configCache.get(key);
+    // Kept small so that it inlines into translate() and the hit's wrapper is never allocated.
     if (cached !== undefined && cached.kind === 'cd') return { ok: true, value: cached.cd };
+    return this.fetchContextDescriptor(req, ste, ssid, key);
+  }
+
+  /** The CD of (`sid`, `ssid`) fetched (through stage 2 when nested), validated and cached under `key`. */
+  private fetchContextDescriptor(req: DmaRequest, ste: SteConfig, ssid: number, key: number): Outcome<CdConfig> {
     const toPa = (ipa: bigint): Outcome<bigint> => {
       if (ste.s2 === undefined) return { ok: true, value: ipa };
       const t = this.stage2(req, ste, ipa, EVT_CLASS.CD);

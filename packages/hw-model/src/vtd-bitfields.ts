@@ -8,6 +8,7 @@
  * module adds typed values and reserved-bit masks on top.
  */
 import { BitLayoutError, defineBitLayout, type BitLayout } from './bitfield.js';
+import type { Word64 } from './memory.js';
 
 /** How a field's value is presented: a number (≤ 32 bits), a shifted bigint, or an address kept in place. */
 export type FieldKind = 'num' | 'big' | 'addr';
@@ -218,11 +219,32 @@ export interface StructureMemory {
   write32(pa: bigint, value: number): void;
   /** Whether `[pa, pa+len)` is RAM (absent: everything is); table reads elsewhere are access errors. */
   isRam?(pa: bigint, len: number): boolean;
+  /** Reads the aligned u64 at `pa` as two 32-bit halves when it is RAM (walkers use it when present, as `PhysicalMemory` does). */
+  readRamWord?(pa: number, out: Word64): boolean;
 }
 
 /** True when the structure at `pa` can be read (it lies in RAM). */
 export function readable(mem: StructureMemory, pa: bigint, len: number): boolean {
   return mem.isRam === undefined || mem.isRam(pa, len);
+}
+
+/**
+ * Reads the aligned u64 at `pa` (a Number: table addresses are below 2^52, and a larger,
+ * 4 KiB-aligned root is still exact) into `out`; false when it is not readable.
+ */
+export function readWord(mem: StructureMemory, pa: number, out: Word64): boolean {
+  if (mem.readRamWord !== undefined) return mem.readRamWord(pa, out);
+  const at = BigInt(pa);
+  if (!readable(mem, at, 8)) return false;
+  const v = mem.read64(at);
+  out.lo = Number(v & 0xffff_ffffn);
+  out.hi = Number(v >> 32n);
+  return true;
+}
+
+/** Writes the u64 of halves `lo`, `hi` at `pa`. */
+export function writeWord(mem: StructureMemory, pa: number, lo: number, hi: number): void {
+  mem.write64(BigInt(pa), (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0));
 }
 
 /** Reads `n` consecutive 64-bit words at `pa`. */

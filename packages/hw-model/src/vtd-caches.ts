@@ -9,6 +9,7 @@
  */
 
 import { HardwareCache } from './cache.js';
+import { pageOf } from './address.js';
 import type { FieldLayoutValue } from './vtd-bitfields.js';
 import type { VtdContextEntry, VtdPasidEntry, VtdSmContextEntry } from './vtd-tables.js';
 
@@ -97,14 +98,43 @@ export function rangesOverlap(iova: bigint, size: bigint, start: bigint, len: bi
   return iova < start + len && start < iova + size;
 }
 
+/** Bits of an IOTLB block number in a Number key (4 KiB blocks of addresses below 2^49). */
+const BLOCK_BITS = 2 ** 37;
+/** (DID, PASID) tags numbered below this get Number keys: (tag · 4 + level) · 2^37 + block < 2^53. */
+const NUMBERED_TAGS = 2 ** 14;
+
 /** The IOTLB: page-size aware, tagged by DID and PASID. */
 export class VtdIotlb extends HardwareCache<VtdIotlbEntry> {
+  /** Small numbers given to (DID, PASID) pairs in order of first use, for Number keys. */
+  private readonly tagNumbers = new Map<number, number>();
+
+  /** The number of the (did, pasid) tag, given in order of first use. */
+  private tagNumber(did: number, pasid: number): number {
+    const tagKey = did * 2 ** 20 + pasid;
+    let tag = this.tagNumbers.get(tagKey);
+    if (tag === undefined) {
+      tag = this.tagNumbers.size;
+      this.tagNumbers.set(tagKey, tag);
+    }
+    return tag;
+  }
+
+  /**
+   * The key of the entry of (did, pasid) = `tag` at `level` holding 4 KiB page `page`: a
+   * Number (hashes without building a string) whenever the parts fit 53 bits, else a string.
+   */
+  private key(tag: number, did: number, pasid: number, level: number, page: number): number | string {
+    const block = Math.floor(page / LEVEL_PAGES[level]!);
+    if (tag < NUMBERED_TAGS && block < BLOCK_BITS) return (tag * 4 + level) * BLOCK_BITS + block;
+    return `${did}/${pasid}/${level}/${block}`;
+  }
+
   /** Looks up the page containing `iova` for (did, pasid), trying 4 KiB, 2 MiB and 1 GiB entries. */
   lookup(did: number, pasid: number, iova: bigint): VtdIotlbEntry | undefined {
-    // Page numbers stay below 2^53 (57-bit addresses), so plain numbers index exactly.
-    const page = Number(iova >> 12n);
+    const page = pageOf(iova);
+    const tag = this.tagNumber(did, pasid);
     for (let level = 0; level < 3; level++) {
-      const e = this.get(`${did}/${pasid}/${level}/${Math.floor(page / LEVEL_PAGES[level])}`);
+      const e = this.get(this.key(tag, did, pasid, level, page));
       if (e !== undefined) return e;
     }
     return undefined;
@@ -112,8 +142,7 @@ export class VtdIotlb extends HardwareCache<VtdIotlbEntry> {
 
   /** Inserts a translation. */
   insert(e: VtdIotlbEntry): void {
-    const level = levelOf(e.size);
-    this.set(`${e.did}/${e.pasid}/${level}/${Math.floor(Number(e.iova >> 12n) / LEVEL_PAGES[level])}`, e);
+    this.set(this.key(this.tagNumber(e.did, e.pasid), e.did, e.pasid, levelOf(e.size), pageOf(e.iova)), e);
   }
 }
 

@@ -4,6 +4,7 @@
  * walk, through the context-cache, PASID-cache and IOTLB, with the architecture's fault
  * reasons. Fault recording itself belongs to the unit ({@link VtdTranslateUnit.fault}).
  */
+import { offsetIn, pageOf, POW2 } from './address.js';
 import type { StructureMemory } from './vtd-bitfields.js';
 import { readable, readWords } from './vtd-bitfields.js';
 import type { VtdCaches, VtdContextCacheEntry, VtdIotlbEntry, VtdPasidCacheEntry, VtdPasidFields, VtdTranslationKind } from './vtd-caches.js';
@@ -22,7 +23,7 @@ import {
   VtdFsPte,
   VtdSsPte,
 } from './vtd-tables.js';
-import { secondStageFaultCode, walkFirstStage, walkSecondStage, type VtdPageWalk, type VtdSsWalkParams } from './vtd-walk.js';
+import { secondStageFaultCode, walkFirstStagePage, walkSecondStagePage, type VtdLeafNumbers, type VtdSsWalkParams } from './vtd-walk.js';
 import type { DmaRequest, DmaTranslation } from './translator.js';
 
 /** What the translation path needs from its unit. */
@@ -46,7 +47,7 @@ export interface VtdTranslateUnit {
 }
 
 /** Entries read from the top of a `levels`-deep table to a leaf mapping `size` bytes (level 1 maps 4 KiB). */
-const levelsRead = (levels: number, size: bigint): number => levels - (size.toString(2).length - 13) / 9;
+const levelsRead = (levels: number, size: number): number => levels - (Math.log2(size) - 12) / 9;
 
 const PGTT_NAMES: Readonly<Record<number, string>> = { 1: 'first-stage', 2: 'second-stage', 3: 'nested', 4: 'pass-through' };
 
@@ -69,6 +70,8 @@ export interface VtdLookupFailure {
   readonly fpd: boolean;
 }
 
+/** PASIDs a context's PASID directory covers: 2^(PDTS+7) directory entries of 64 PASIDs. */
+const PASID_LIMIT = Array.from({ length: 8 }, (_, pdts) => 2 ** (pdts + 7) * 64);
 const INTERRUPT_BASE = 0xfee0_0000n;
 const INTERRUPT_END = 0xfef0_0000n;
 const RECOVERABLE: ReadonlySet<number> = new Set<number>([
@@ -87,7 +90,7 @@ function sagawHas(o: ResolvedVtdOptions, aw: number): boolean {
 
 /** Resolves the context entry of `sid`, through the context-cache. */
 export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCacheEntry | VtdLookupFailure {
-  const hit = u.caches.context.get(`${sid}`);
+  const hit = u.caches.context.get(sid);
   if (hit !== undefined) return hit;
   const scalable = u.ttm === 1;
   const above = aboveWidthMask(u.options.addressWidth);
@@ -116,7 +119,7 @@ export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCache
       return { fail: VTD_FAULT.SM_CONTEXT_INVALID, fpd };
     }
     const e: VtdContextCacheEntry = { sid, scalable: true, did: 0, words, sm: c };
-    u.caches.context.set(`${sid}`, e);
+    u.caches.context.set(sid, e);
     return e;
   }
   if (VtdRootEntry.hasReservedBits(root)) return { fail: VTD_FAULT.ROOT_RESERVED, fpd: false };
@@ -134,13 +137,14 @@ export function lookupContext(u: VtdTranslateUnit, sid: number): VtdContextCache
     return { fail: VTD_FAULT.CONTEXT_INVALID, fpd };
   }
   const e: VtdContextCacheEntry = { sid, scalable: false, did: l.DID, words, legacy: l };
-  u.caches.context.set(`${sid}`, e);
+  u.caches.context.set(sid, e);
   return e;
 }
 
 /** Resolves the PASID-table entry of (`sid`, `pasid`), through the PASID-cache. */
 export function lookupPasidEntry(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, pasid: number, ctxFpd: boolean): VtdPasidCacheEntry | VtdLookupFailure {
-  const key = `${ctx.sid}/${pasid}`;
+  // SID (16 bits) above PASID (20 bits): one exact Number.
+  const key = ctx.sid * 2 ** 20 + pasid;
   const hit = u.caches.pasid.get(key);
   if (hit !== undefined) return hit;
   const above = aboveWidthMask(u.options.addressWidth);
@@ -198,31 +202,36 @@ interface Permissions {
 
 /** The fault a request meets on a translation with permissions `p`, or 0 when it is allowed. */
 function permissionFault(p: Permissions, req: DmaRequest, wpe: boolean): number {
+  return accessFault(p, req.write, req.exec === true, req.priv === true, wpe);
+}
+
+/** {@link permissionFault} of an access described by its flags. */
+function accessFault(p: Permissions, write: boolean, exec: boolean, priv: boolean, wpe: boolean): number {
   if (p.kind === 'first-stage' || p.kind === 'nested') {
-    const user = req.priv !== true;
+    const user = !priv;
     if (user && !p.user) return VTD_FAULT.SM_US_CLEAR;
     // Supervisor writes ignore R/W unless WPE (x86 CR0.WP semantics).
-    if (req.write && !p.write && (user || wpe || !p.stage2Write)) return VTD_FAULT.SM_NO_WRITE;
-    if (req.exec === true && !p.exec) return VTD_FAULT.SM_NO_EXECUTE;
-    if (!req.write && !p.read) return VTD_FAULT.SM_NO_READ;
+    if (write && !p.write && (user || wpe || !p.stage2Write)) return VTD_FAULT.SM_NO_WRITE;
+    if (exec && !p.exec) return VTD_FAULT.SM_NO_EXECUTE;
+    if (!write && !p.read) return VTD_FAULT.SM_NO_READ;
     return 0;
   }
   if (p.kind === 'legacy') {
-    if (req.write && !p.write) return VTD_FAULT.PTE_WRITE;
-    if (!req.write && !p.read) return VTD_FAULT.PTE_READ;
+    if (write && !p.write) return VTD_FAULT.PTE_WRITE;
+    if (!write && !p.read) return VTD_FAULT.PTE_READ;
     return 0;
   }
-  if (req.write && !p.write) return VTD_FAULT.SM_NO_WRITE;
-  if (!req.write && !p.read) return VTD_FAULT.SM_NO_READ;
+  if (write && !p.write) return VTD_FAULT.SM_NO_WRITE;
+  if (!write && !p.read) return VTD_FAULT.SM_NO_READ;
   return 0;
 }
 
 function writableFor(p: Permissions, req: DmaRequest, wpe: boolean): boolean {
-  return permissionFault(p, { ...req, write: true, exec: false }, wpe) === 0;
+  return accessFault(p, true, false, req.priv === true, wpe) === 0;
 }
 
 function success(e: VtdIotlbEntry, req: DmaRequest, wpe: boolean): DmaTranslation {
-  return { ok: true, pa: e.pa + (req.iova & (e.size - 1n)), pageSize: e.size, writable: writableFor(e, req, wpe) };
+  return { ok: true, pa: e.pa + (req.iova - e.iova), pageSize: e.size, writable: writableFor(e, req, wpe) };
 }
 
 /** Translates one request (the unit has checked that translation is enabled). */
@@ -245,7 +254,7 @@ function legacyTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: Dm
   const hit = u.caches.iotlb.lookup(ctx.did, 0, req.iova);
   if (hit !== undefined && permissionFault(hit, req, false) === 0 && (!req.write || hit.dirty)) return success(hit, req, false);
   const ss = ssParams(u, l.SSPTPTR, l.AW, false);
-  const w = walkSecondStage(ss, req.iova);
+  const w = walkSecondStagePage(ss, pageOf(req.iova));
   if (!w.ok) {
     const code =
       w.why === 'beyond-width'
@@ -260,8 +269,8 @@ function legacyTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: Dm
     if (u.observer !== undefined) observeWalk(u.observer, req, undefined, 'legacy', 0, code);
     return u.fault(code, req, fpd, undefined);
   }
-  if (u.observer !== undefined) observeWalk(u.observer, req, undefined, 'legacy', levelsRead(ss.levels, w.size), w);
-  const e = finish(w, req, ctx.did, 0, 'legacy', w.pa | (req.iova & (w.size - 1n)), w.size);
+  if (u.observer !== undefined) observeWalk(u.observer, req, undefined, 'legacy', levelsRead(ss.levels, w.size), { pa: BigInt(w.pa), size: BigInt(w.size) });
+  const e = finish(w, req, ctx.did, 0, 'legacy', BigInt(w.pa), BigInt(w.size));
   const pf = permissionFault(e, req, false);
   if (pf !== 0) return u.fault(pf, req, fpd, undefined);
   if (inInterruptRange(e.pa)) return u.fault(VTD_FAULT.INTERRUPT_ADDRESS, req, fpd, undefined);
@@ -269,15 +278,15 @@ function legacyTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: Dm
   return success(e, req, false);
 }
 
-function finish(p: Omit<Permissions, 'kind' | 'stage2Write'> & { global: boolean; stage2Write?: boolean }, req: DmaRequest, did: number, pasid: number, kind: VtdTranslationKind, paOfIova: bigint, size: bigint): VtdIotlbEntry {
-  const off = req.iova & (size - 1n);
+/** The IOTLB entry of a walk: `size` bytes of input from the page containing the IOVA to `paBase`. */
+function finish(p: Omit<Permissions, 'kind' | 'stage2Write'> & { global: boolean; stage2Write?: boolean }, req: DmaRequest, did: number, pasid: number, kind: VtdTranslationKind, paBase: bigint, size: bigint): VtdIotlbEntry {
   return {
     did,
     pasid,
     kind,
-    iova: req.iova - off,
+    iova: req.iova & ~(size - 1n),
     size,
-    pa: paOfIova - off,
+    pa: paBase,
     read: p.read,
     write: p.write,
     exec: p.exec,
@@ -302,7 +311,7 @@ function scalableTranslate(u: VtdTranslateUnit, ctx: VtdContextCacheEntry, req: 
   if (req.pasid !== undefined && c.PASIDE === 0) return u.fault(VTD_FAULT.SM_PASIDE_CLEAR, req, ctxFpd, req.pasid);
   const pasid = req.pasid ?? c.RID_PASID;
   const reportPasid = req.pasid;
-  if (pasid >= 2 ** (c.PDTS + 7) * 64) return u.fault(VTD_FAULT.SM_PASID_TOO_LARGE, req, ctxFpd, reportPasid);
+  if (pasid >= PASID_LIMIT[c.PDTS]!) return u.fault(VTD_FAULT.SM_PASID_TOO_LARGE, req, ctxFpd, reportPasid);
   const pe = lookupPasidEntry(u, ctx, pasid, ctxFpd);
   if ('fail' in pe) return u.fault(pe.fail, req, pe.fpd, reportPasid);
   const p = pe.fields;
@@ -344,10 +353,12 @@ interface WalkOutcome {
 const FS_D = VtdFsPte.f.D.mask;
 const SS_D = VtdSsPte.f.D.mask;
 
-function setLeafDirty(u: VtdTranslateUnit, w: VtdPageWalk, dmask: bigint): boolean {
-  if ((w.leaf & dmask) !== 0n) return true;
+function setLeafDirty(u: VtdTranslateUnit, w: VtdLeafNumbers, dmask: bigint): boolean {
+  // D is bit 6 (first stage) or 9 (second stage): in the low half of the leaf.
+  if ((w.leafLo & Number(dmask)) !== 0) return true;
   if (!w.leafWritable) return false;
-  u.mem.write64(w.leafAddr, u.mem.read64(w.leafAddr) | dmask);
+  const at = BigInt(w.leafAddr);
+  u.mem.write64(at, u.mem.read64(at) | dmask);
   return true;
 }
 
@@ -359,30 +370,31 @@ function walkPasid(u: VtdTranslateUnit, p: VtdPasidFields, req: DmaRequest, did:
   if (pgtt === VTD_PGTT.PASS_THROUGH) {
     if (req.iova >> BigInt(o.addressWidth) !== 0n) return VTD_FAULT.SM_BEYOND_MAX;
     const all = { read: true, write: true, exec: true, user: true, global: false };
-    return { entry: finish(all, req, did, pasid, 'pass-through', req.iova, 4096n), levels: 0, setDirty: noop };
+    return { entry: finish(all, req, did, pasid, 'pass-through', req.iova & ~0xfffn, 4096n), levels: 0, setDirty: noop };
   }
   const ss = ssParams(u, p.SSPTPTR, p.AW, ssade);
+  const pn = pageOf(req.iova);
   if (pgtt === VTD_PGTT.SECOND_STAGE) {
-    const w = walkSecondStage(ss, req.iova);
+    const w = walkSecondStagePage(ss, pn);
     if (!w.ok) return secondStageFaultCode(w.why, false);
     return {
-      entry: finish(w, req, did, pasid, 'second-stage', w.pa | (req.iova & (w.size - 1n)), w.size),
+      entry: finish(w, req, did, pasid, 'second-stage', BigInt(w.pa), BigInt(w.size)),
       levels: levelsRead(ss.levels, w.size),
       setDirty: () => (ssade ? (setLeafDirty(u, w, SS_D), 0) : 0),
     };
   }
   const levels = p.FSPM === 1 ? 5 : 4;
   const nested = pgtt === VTD_PGTT.NESTED;
-  const fs = walkFirstStage(
-    { mem: u.mem, haw: o.addressWidth, root: p.FSPTPTR, levels, allow1G: o.firstStage1G, ...(nested ? { stage2: ss } : {}) },
-    req.iova,
-  );
+  const fs = walkFirstStagePage({ mem: u.mem, haw: o.addressWidth, root: p.FSPTPTR, levels, allow1G: o.firstStage1G, ...(nested ? { stage2: ss } : {}) }, pn);
   if (!fs.ok) return fs.code;
-  const gpa = fs.pa | (req.iova & (fs.size - 1n));
+  // The IOVA's offset in the first-stage page (IOVAs are 57 bits at most: from the exact page number).
+  const fsOffset = offsetIn(pn, fs.size / 4096) * 4096 + Number(req.iova & 0xfffn);
+  const gpa = fs.pa + fsOffset;
   if (!nested) {
-    if (gpa >> BigInt(o.addressWidth) !== 0n) return VTD_FAULT.SM_FS_RESERVED;
+    // fs.pa is size-aligned and the width is above any page size: the page base decides.
+    if (fs.pa >= POW2[o.addressWidth]!) return VTD_FAULT.SM_FS_RESERVED;
     return {
-      entry: finish(fs, req, did, pasid, 'first-stage', gpa, fs.size),
+      entry: finish(fs, req, did, pasid, 'first-stage', BigInt(fs.pa), BigInt(fs.size)),
       levels: levelsRead(levels, fs.size),
       setDirty: () => (setLeafDirty(u, fs, FS_D) ? 0 : VTD_FAULT.SM_FS_WRITE_NESTED),
     };
@@ -390,11 +402,13 @@ function walkPasid(u: VtdTranslateUnit, p: VtdPasidFields, req: DmaRequest, did:
   // First-stage permissions are checked at the first-stage leaf, before the output GPA is translated.
   const fsFault = permissionFault({ read: true, write: fs.write, exec: fs.exec, user: fs.user, stage2Write: true, kind: 'first-stage' }, req, p.WPE === 1);
   if (fsFault !== 0) return fsFault;
-  const s2 = walkSecondStage(ss, gpa);
+  const s2 = walkSecondStagePage(ss, Math.floor(gpa / 4096));
   if (!s2.ok) return secondStageFaultCode(s2.why, false);
   const size = fs.size < s2.size ? fs.size : s2.size;
   const perms = { read: s2.read, write: fs.write && s2.write, exec: fs.exec && s2.exec, user: fs.user, global: fs.global, stage2Write: s2.write };
-  const entry = finish(perms, req, did, pasid, 'nested', s2.pa | (gpa & (s2.size - 1n)), size);
+  // Output of the IOVA, less its offset in the (smaller) entry size.
+  const paBase = s2.pa + offsetIn(gpa, s2.size) - offsetIn(fsOffset, size);
+  const entry = finish(perms, req, did, pasid, 'nested', BigInt(paBase), BigInt(size));
   return {
     entry,
     levels: levelsRead(levels, fs.size) + levelsRead(ss.levels, s2.size),

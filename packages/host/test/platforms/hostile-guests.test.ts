@@ -208,7 +208,7 @@ describe.each(PRESETS)("hostile guest on '%s': VM A attacks, VM B and the host a
     // itself, so every level reads the root again and the "leaf" at level 3 is the root page.
     const LOOP_VA = (256n << 39n) | (256n << 30n) | (256n << 21n) | (256n << 12n);
     poke64(a.p, a.ram + a.g.root + 256n * 8n, ARM_PTE.encode({ ...GUEST_LEAF, OA: a.g.root >> 12n })[0]!);
-    const reads = vi.spyOn(hw.memory, 'readRam64');
+    const reads = vi.spyOn(hw.memory, 'readRamWord');
     const looped = a.dma(LOOP_VA, 8);
     // The walk ends at level 3 with the root page (A's own RAM), after at most 4 stage-1
     // descriptors, each behind a stage-2 walk of its table address (≤ 4), plus the output's.

@@ -11,7 +11,7 @@
 // faulted with its fault reason; every descriptor A's calls issue carries only A's host DIDs
 // and SID; a walk reads a bounded number of table entries; and B's stale translation, B's
 // PASID entry, B's RAM, B's vEVENTQ and the host's pins are exactly as before.
-import { VtdDevTlbDesc, VtdIotlbDesc, VtdPdevTlbDesc, VtdPiotlbDesc } from '@iommufd/hw-model';
+import { type PhysicalMemory, VtdDevTlbDesc, VtdIotlbDesc, VtdPdevTlbDesc, VtdPiotlbDesc } from '@iommufd/hw-model';
 import {
   IOMMU_HWPT_DATA_VTD_S1_VDID_EXP,
   IOMMU_VEVENT_VTD_FAULT_READ,
@@ -171,7 +171,8 @@ describe('hostile guest A next to guest B on intel-vtd', () => {
     // A's function stops using its ATC, so each failing request is recorded (reason bytes) and
     // forwarded to A's vEVENTQ with A's guest RID.
     x.unit.devices.get(sidOf(0))!.endpoint.atsEnabled = false;
-    const read64 = vi.spyOn(x.hw.mem, 'read64');
+    // Table entries are fetched through readRamWord (one call per entry the walk reads).
+    const read64 = vi.spyOn(x.hw.mem as PhysicalMemory, 'readRamWord');
     const faultOf = (iova: bigint, write = false) => {
       read64.mockClear();
       expect(a.dma(iova, write ? payload(4, 1) : 4)).toBe('fault');
