@@ -29,7 +29,7 @@ import {
   iommu_vevent_vtd_fault,
   iommu_viommu_vtd_invalidate,
 } from '@iommufd/intel-vtd';
-import { bindAndAttachAll, DemoError, demoSteps, dmaRoundTrip, type DemoDevice, type DemoStep, type DemoSummary } from '../demo.js';
+import { bindAndAttachAll, DemoError, demoSteps, dmaRoundTrip, readOneVevent, type DemoDevice, type DemoStep, type DemoSummary } from '../demo.js';
 import type { Host } from '../host.js';
 import type { DmaRequest } from '../platform.js';
 import type { HostProcess } from '../process.js';
@@ -283,13 +283,8 @@ function smmuGuest(vm: Vm, phase: Phase): void {
     const miss = vm.host.dma(dev0.path, { iova: PRESET_DEMO_FAULT_GVA, length: 4, write: false });
     if (miss.ok) throw new DemoError(`a DMA at the unmapped GVA ${hex(PRESET_DEMO_FAULT_GVA)} was not blocked`);
     vm.faults++;
-    const buf = new Uint8Array(256);
-    const n = p.read(q.fd, buf);
-    if (n < 0) throw new DemoError(`read(vEVENTQ) failed: ${U.errnoName(-n)}`);
-    const events = U.parseVevents(buf.subarray(0, n), U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3);
-    const first = events[0];
-    if (events.length !== 1 || first === undefined) throw new DemoError(`expected one vEVENT after the fault, read ${events.length}`);
-    vm.vevents += events.length;
+    const { bytes: n, event: first } = readOneVevent(p, q.fd, U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, U.iommu_vevent_arm_smmuv3.size, 'vEVENT');
+    vm.vevents++;
     const evt = SMMU_EVENT.decode(U.iommu_vevent_arm_smmuv3.decode(first.data).evt);
     if (evt.SID !== PRESET_DEMO_VSID) throw new DemoError(`the vEVENT carries SID ${hex(evt.SID)}, expected the vSID ${hex(PRESET_DEMO_VSID)}`);
     const name = EVENT_NAMES.get(Number(evt.ID)) ?? 'unknown';
@@ -533,13 +528,8 @@ function vtdViommuGuest(vm: Vm, phase: Phase): void {
     if (miss.ok) throw new DemoError(`an untranslated DMA at the unmapped GVA ${hex(PRESET_DEMO_FAULT_GVA)} was not blocked`);
     if (!miss.fault.recorded) throw new DemoError(`the untranslated DMA's ${miss.fault.kind} fault was not recorded`);
     vm.faults++;
-    const buf = new Uint8Array(256);
-    const n = p.read(q.fd, buf);
-    if (n < 0) throw new DemoError(`read(vEVENTQ) failed: ${U.errnoName(-n)}`);
-    const events = U.parseVevents(buf.subarray(0, n), IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP, iommu_vevent_vtd_fault.size);
-    const first = events[0];
-    if (events.length !== 1 || first === undefined) throw new DemoError(`expected one vEVENT after the recorded fault, read ${events.length}`);
-    vm.vevents += events.length;
+    const { bytes: n, event: first } = readOneVevent(p, q.fd, IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP, iommu_vevent_vtd_fault.size, 'vEVENT');
+    vm.vevents++;
     const evt = iommu_vevent_vtd_fault.decode(first.data);
     if (BigInt(evt.virt_rid) !== PRESET_DEMO_GUEST_RID) throw new DemoError(`the vEVENT carries RID ${hex(evt.virt_rid)}, expected the guest RID ${hex(PRESET_DEMO_GUEST_RID)}`);
     vm.record(
