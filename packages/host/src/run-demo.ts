@@ -9,9 +9,9 @@ import type { Host } from './host.js';
 
 /**
  * Runs the demo's VMM run on `host` — prepared by the caller, as a test prepares it: any
- * platform and device count, a fault injector already armed (`host.setFaultInjector(new
- * FailNth(n))` makes its n-th allocation point fail), a traced host from `traceHost`.
- * Progress lines go to `log`.
+ * platform and device count, a fault injector already armed (with
+ * `host.setFaultInjector(new FailNth(n))` its n-th allocation point fails), a traced host
+ * from `traceHost`. Progress lines go to `log`.
  *
  * @returns what the run did, for {@link formatSummary}
  * @throws {@link DemoError} naming the step that failed and why (a failed call's errno, an
