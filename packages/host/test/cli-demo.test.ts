@@ -116,13 +116,15 @@ describe('iommufd-sim demo on the hardware presets: the summary states every ste
   }
 });
 describe('iommufd-sim demo --trace on a hardware preset', () => {
-  it('the recorded VMM run replays event for event (exit 0)', async () => {
-    const file = join(tmp(), 'tegra.json');
-    expect((await cli('demo', '--platform', 'tegra241-cmdqv', '--quiet', '--trace', file)).code).toBe(0);
-    const replay = await cli('trace', '--replay', file);
-    expect(replay).toMatchObject({ code: 0, err: '' });
-    expect(replay.out).toMatch(/replay matches \(\d+ events\)/);
-  });
+  for (const platform of ['tegra241-cmdqv', 'intel-vtd']) {
+    it(`${platform}: the recorded VMM run replays event for event (exit 0)`, async () => {
+      const file = join(tmp(), `${platform}.json`);
+      expect((await cli('demo', '--platform', platform, '--quiet', '--trace', file)).code).toBe(0);
+      const replay = await cli('trace', '--replay', file);
+      expect(replay).toMatchObject({ code: 0, err: '' });
+      expect(replay.out).toMatch(/replay matches \(\d+ events\)/);
+    });
+  }
 });
 
 describe('a failing step of the VMM run', () => {
