@@ -49,8 +49,12 @@ export interface DemoSummary {
 
 const GUEST_RAM = 2n << 20n;
 
-/** Runs the demo on `host`, reporting progress through `log`. Throws {@link DemoError}. */
-export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
+/**
+ * The demo on the `mock` platform (the selftest driver's nested flow), reporting progress
+ * through `log`. Throws {@link DemoError}. The public entry is `runDemo`, which picks the run
+ * for the host's platform.
+ */
+export function runMockDemo(host: Host, log: (line: string) => void): DemoSummary {
   const p = host.process;
   const { step, call, hex } = demoSteps(host);
 
@@ -139,11 +143,9 @@ export function runDemo(host: Host, log: (line: string) => void): DemoSummary {
   const cmd = new Uint8Array(U.iommu_test_cmd.size);
   cmd.set(trig);
   step('IOMMU_TEST_CMD(TRIGGER_VEVENT)', p.ioctl(iommufd, U.IOMMU_TEST_CMD, cmd));
-  const evbuf = new Uint8Array(64);
-  const n = p.read(q.out_veventq_fd, evbuf);
-  step('read(vEVENTQ)', n);
-  const header = U.iommufd_vevent_header.decode(evbuf);
-  const ev = U.iommu_viommu_event_selftest.decode(evbuf, U.iommufd_vevent_header.size);
+  const { bytes: n, event } = readOneVevent(p, q.out_veventq_fd, U.IOMMU_VEVENTQ_TYPE_SELFTEST, U.iommu_viommu_event_selftest.size, 'vEVENT');
+  const header = { sequence: event.sequence, flags: event.flags };
+  const ev = U.iommu_viommu_event_selftest.decode(event.data);
   if (n !== 12 || BigInt(ev.virt_id) !== virtId) throw new DemoError(`unexpected vEVENT: ${n} bytes, virt_id ${hex(ev.virt_id)}`);
   log(`vEVENT read: sequence ${header.sequence}, flags ${header.flags}, virt_id ${hex(ev.virt_id)}`);
 
@@ -205,6 +207,23 @@ export function demoSteps(host: Host) {
   };
   const hex = (n: bigint | number) => `0x${n.toString(16)}`;
   return { step, call, hex };
+}
+
+/**
+ * Reads the one vEVENT a fault queued on the vEVENTQ at `fd`: the bytes read and the record.
+ * Throws {@link DemoError} naming `what` when the read fails, when only a LOST_EVENTS header
+ * came back (the host could not allocate the record: the fault's event is lost, as Linux
+ * reports it) or when the queue held another number of records.
+ */
+export function readOneVevent(p: U.UserProcess, fd: number, type: number, payloadSize: number, what: string): { bytes: number; event: U.Vevent } {
+  const buf = new Uint8Array(256);
+  const n = p.read(fd, buf);
+  if (n < 0) throw new DemoError(`${what}: read(vEVENTQ fd ${fd}) failed: ${U.errnoName(-n)} (${n})`);
+  const events = U.parseVevents(buf.subarray(0, n), type, payloadSize);
+  const first = events[0];
+  if (first?.lostEvents === true) throw new DemoError(`${what}: read(vEVENTQ fd ${fd}) returned a LOST_EVENTS header and no record: the host could not queue the event`);
+  if (events.length !== 1 || first === undefined) throw new DemoError(`${what}: expected one vEVENT on fd ${fd}, read ${events.length}`);
+  return { bytes: n, event: first };
 }
 
 /** A VFIO device of the demo: its cdev fd, DEVICE ID and the page table it is attached to. */

@@ -23,7 +23,8 @@ export type { DmaFault, DmaRequest, DmaResult, HostObjectInfo, PlatformName } fr
 export type { FdInfo, HostProcess, ProcessCredentials, ProcessStatus } from './process.js';
 export type { VmaInfo } from './address-space.js';
 export type { HostPhysicalMemory } from './physical.js';
-export { DemoError, formatSummary, runDemo } from './demo.js';
+export { DemoError, formatSummary } from './demo.js';
+export { runDemo } from './run-demo.js';
 export type { DemoStep, DemoSummary } from './demo.js';
 export { formatLongRunReport, LONGRUN_HEAP_TOLERANCE_BYTES, runLongRun } from './longrun.js';
 export type { LongRunOptions, LongRunReport, LongRunSample } from './longrun.js';

@@ -8,8 +8,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { runPresetDemo } from './cli/preset-demo.js';
-import { runDemo } from './demo.js';
+import { runDemo } from './run-demo.js';
 import { createHost, type Host } from './host.js';
 import { MachineMemory } from './physical.js';
 import type { PlatformName } from './platform.js';
@@ -140,7 +139,7 @@ export function sampleHost(host: Host, cycle: number, gc: () => void): LongRunSa
 
 /** One VM's life on `host`: the demo's VMM run, which closes everything it opened. */
 export function vmCycle(host: Host): void {
-  (host.platform === 'mock' ? runDemo : runPresetDemo)(host, () => {});
+  runDemo(host);
 }
 
 /**

@@ -39,6 +39,14 @@ export interface DmaRequest {
   readonly data?: Uint8Array;
   /** PASID-tagged transaction. */
   readonly pasid?: number;
+  /**
+   * An untranslated request (PCIe AT = 00b) from a function that has ATS enabled: it neither
+   * looks in the function's ATC nor sends a translation request, so the IOMMU translates it
+   * and a failure is recorded (VT-d FRCD, SMMUv3 event) instead of being answered in a
+   * translation completion (and followed by a PRI page request). Functions without ATS only
+   * issue untranslated requests; the mock platform ignores the flag.
+   */
+  readonly untranslated?: boolean;
 }
 
 /** Why a DMA did not complete (hw-model's fault description). */

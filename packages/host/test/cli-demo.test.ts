@@ -78,7 +78,7 @@ const PRESET_STEPS: Readonly<Record<string, { readonly what: string; readonly st
     ],
   },
   'intel-vtd': {
-    what: 'iommu_hwpt_vtd_s1 over x86 first-stage tables, a stale IOTLB entry until the descriptor invalidation, a page request on the FAULT fd',
+    what: 'iommu_hwpt_vtd_s1 over x86 first-stage tables, a stale IOTLB entry until the descriptor invalidation, a page request on the FAULT fd; then the experimental vIOMMU: guest QI descriptors rewritten with the host DID and RID, a recorded fault as a vEVENT with the guest RID',
     steps: [
       'guest RAM: 2 MiB memfd at VMM VA 0x10000000000, mapped in IOAS 1 at IOVA 0x0..0x1fffff',
       'IOMMU_GET_HW_INFO: DEVICE 2: type INTEL_VTD, max PASID log2 20',
@@ -91,7 +91,16 @@ const PRESET_STEPS: Readonly<Record<string, { readonly what: string; readonly st
       'stale translation: guest remapped GVA 0x40000000 → "guest page B" at IPA 0x12000 without invalidating; DMA still reads "guest page A" (67 75 65 73 74 20 70 61 67 65 20 41)',
       'IOMMU_HWPT_INVALIDATE: iommu_hwpt_vtd_s1_invalidate { addr 0x40000000, npages 1 } on HWPT 7: 1 descriptor(s) handled; DMA now reads "guest page B" (67 75 65 73 74 20 70 61 67 65 20 42)',
       'I/O page fault: /dev/vfio/devices/vfio0 read GVA 0x40100000 (unmapped by the guest): SM_FS_NOT_PRESENT; read(FAULT fd 7) = 40 bytes: DEVICE 2, addr 0x40100000, perm 0x1, grpid 1, cookie 1; record 02 00 00 00 02 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 00 00 00 00 00 00 10 40 00 00 00 00 00 00 00 00 01 00 00 00; guest mapped GPA 0x16000, 1 response(s) written, retried DMA reads "guest page D"',
-      'teardown: destroyed nested HWPT 7, FAULT 6, the nest parent; closed every fd; context released with no object left; 0 page(s) pinned',
+      'beyond Linux 6.17: the experimental VT-d vIOMMU: vIOMMU 8 (INTEL_VTD_EXP, type 0x8086, not in Linux) on nest parent HWPT 5: the host resolves guest DIDs and RIDs and forwards recorded faults',
+      'vDEVICEs: vDEVICE 9: guest RID 0x18 (00:03.0) → DEVICE 2; vDEVICE 10: guest RID 0x20 (00:04.0) → DEVICE 4',
+      'vEVENTQ: vEVENTQ 11 (INTEL_VTD_EXP, depth 8) on fd 8',
+      'guest tables (vIOMMU): guest domain 5: x86 first-stage PML4 at GPA 0x17000; GVA 0x40000000 → GPA 0x18000',
+      'nested HWPT (vIOMMU): HWPT 12 from iommu_hwpt_vtd_s1_vdid { pgtbl_addr 0x17000, addr_width 48, guest_did 5 } on vIOMMU 8; /dev/vfio/devices/vfio0 replaced from HWPT 7 onto it',
+      'DMA through the vIOMMU: read GVA 0x40000000 through HWPT 12 = "guest page E"',
+      'stale translation (vIOMMU): guest remapped GVA 0x40000000 → "guest page F" at IPA 0x19000 without invalidating; DMA still reads "guest page E" (67 75 65 73 74 20 70 61 67 65 20 45)',
+      'IOMMU_HWPT_INVALIDATE (vIOMMU): guest PIOTLB (DID 5, PASID 0, G 3, ADDR 0x40000000, AM 0) 0x50036 0x40000000 + dev-TLB (SID 0x18, ADDR 0x40000000) 0x1800000003 0x40000000 on vIOMMU 8: 2 descriptor(s) handled, issued rewritten with the host DID and RID as PIOTLB (DID 3, PASID 0, G 3, ADDR 0x40000000, AM 0) 0x30036 0x40000000 + dev-TLB (SID 0x8, ADDR 0x40000000) 0x800000003 0x40000000; DMA now reads "guest page F" (67 75 65 73 74 20 70 61 67 65 20 46)',
+      'vEVENT: /dev/vfio/devices/vfio0 untranslated read of GVA 0x40100000 (unmapped by the guest; an ATS translation request would have become a page request): SM_FS_NOT_PRESENT, recorded in a fault recording register; read(vEVENTQ fd 8) = 32 bytes: sequence 0, virt_rid 0x18, reason 0x71 (SM_FS_NOT_PRESENT), addr 0x40100000, read; record 00 00 10 40 00 00 00 00 18 00 00 00 00 00 00 00 71 00 00 00 02 00 00 00',
+      'teardown: destroyed nested HWPT 12, nested HWPT 7, FAULT 6, vDEVICE 9, vDEVICE 10, vEVENTQ 11, vIOMMU 8, the nest parent; closed every fd; context released with no object left; 0 page(s) pinned',
     ],
   },
 };
@@ -107,13 +116,15 @@ describe('iommufd-sim demo on the hardware presets: the summary states every ste
   }
 });
 describe('iommufd-sim demo --trace on a hardware preset', () => {
-  it('the recorded VMM run replays event for event (exit 0)', async () => {
-    const file = join(tmp(), 'tegra.json');
-    expect((await cli('demo', '--platform', 'tegra241-cmdqv', '--quiet', '--trace', file)).code).toBe(0);
-    const replay = await cli('trace', '--replay', file);
-    expect(replay).toMatchObject({ code: 0, err: '' });
-    expect(replay.out).toMatch(/replay matches \(\d+ events\)/);
-  });
+  for (const platform of ['tegra241-cmdqv', 'intel-vtd']) {
+    it(`${platform}: the recorded VMM run replays event for event (exit 0)`, async () => {
+      const file = join(tmp(), `${platform}.json`);
+      expect((await cli('demo', '--platform', platform, '--quiet', '--trace', file)).code).toBe(0);
+      const replay = await cli('trace', '--replay', file);
+      expect(replay).toMatchObject({ code: 0, err: '' });
+      expect(replay.out).toMatch(/replay matches \(\d+ events\)/);
+    });
+  }
 });
 
 describe('a failing step of the VMM run', () => {

@@ -7,8 +7,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { formatSummary, runDemo } from '../demo.js';
-import { runPresetDemo } from './preset-demo.js';
+import { formatSummary } from '../demo.js';
+import { runDemo } from '../run-demo.js';
 import { HostError } from '../errors.js';
 import { createHost, type Host } from '../host.js';
 import { renderInspectHtml } from '../inspect/render.js';
@@ -89,7 +89,7 @@ Options:
       try {
         const base = await createHost({ platform: platform as PlatformName, devices });
         const host = tracer ? traceHost(base, tracer) : base;
-        const summary = (platform === 'mock' ? runDemo : runPresetDemo)(host, log);
+        const summary = runDemo(host, log);
         io.out(`${formatSummary(summary)}\n`);
         if (tracer) writeTrace(String(v.trace), tracer.toFile(source), io);
         if (summary.pinnedPagesAfterClose !== 0) {
@@ -346,7 +346,7 @@ async function replay(file: string, io: CliIo): Promise<number> {
   if (source.kind === 'demo') {
     const host = traceHost(await createHost({ platform: source.platform as PlatformName, devices: source.devices }), tracer);
     try {
-      (source.platform === 'mock' ? runDemo : runPresetDemo)(host, () => {});
+      runDemo(host);
     } catch (e) {
       if (!(e instanceof Error && e.name === 'DemoError')) throw e;
     }

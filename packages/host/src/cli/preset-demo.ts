@@ -10,16 +10,30 @@
  * page until the guest's invalidation (IOMMU_HWPT_INVALIDATE; on Tegra also through the
  * guest's VCMDQ in the mmapped VINTF page); a translation fault reaches the VMM (SMMUv3: a
  * vEVENT with the vSID; VT-d, whose functions use ATS + PRI: a page request on the FAULT fd,
- * answered after the guest maps the page). Everything is destroyed in the VMM's order and
- * must leave no page pinned.
+ * answered after the guest maps the page). On VT-d a second part goes beyond Linux 6.17 with
+ * the project's experimental VT-d vIOMMU: vDEVICEs with guest RIDs, a nested HWPT with the
+ * guest's domain ID, guest QI descriptors rewritten with the host's DID and RID, and a
+ * recorded fault of an untranslated request delivered as a vEVENT with the guest RID.
+ * Everything is destroyed in the VMM's order and must leave no page pinned.
  */
 import * as U from '@iommufd/uapi';
 import { buildCmd } from '@iommufd/arm-smmu-v3';
-import { CMDQ_OP, EVT_ID, SMMU_CD, SMMU_EVENT, SMMU_STE, STE_CFG, TEGRA241_CMDQV_REG } from '@iommufd/hw-model';
-import { bindAndAttachAll, DemoError, demoSteps, dmaRoundTrip, type DemoDevice, type DemoStep, type DemoSummary } from '../demo.js';
+import { CMDQ_OP, EVT_ID, SMMU_CD, SMMU_EVENT, SMMU_STE, STE_CFG, TEGRA241_CMDQV_REG, VTD_DESC, VtdDevTlbDesc, VtdPiotlbDesc, vtdFaultName } from '@iommufd/hw-model';
+import {
+  IOMMU_HWPT_DATA_VTD_S1_VDID_EXP,
+  IOMMU_VEVENT_VTD_FAULT_READ,
+  IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP,
+  IOMMU_VIOMMU_INVALIDATE_DATA_VTD_QI_EXP,
+  IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP,
+  iommu_hwpt_vtd_s1_vdid,
+  iommu_vevent_vtd_fault,
+  iommu_viommu_vtd_invalidate,
+} from '@iommufd/intel-vtd';
+import { bindAndAttachAll, DemoError, demoSteps, dmaRoundTrip, readOneVevent, type DemoDevice, type DemoStep, type DemoSummary } from '../demo.js';
 import type { Host } from '../host.js';
 import type { DmaRequest } from '../platform.js';
 import type { HostProcess } from '../process.js';
+import { intelVtdUnitOf } from '../platforms/intel-vtd.js';
 import { ARM_STAGE1_FORMAT, GuestPageTable, GuestRam, hex, hexBytes, X86_FIRST_STAGE_FORMAT } from '../vmm/guest.js';
 
 /** Guest RAM of the demo VM. */
@@ -32,6 +46,10 @@ export const PRESET_DEMO_GVA = 0x4000_0000n;
 export const PRESET_DEMO_FAULT_GVA = 0x4010_0000n;
 /** The first device's virtual StreamID (the next devices get the following ones). */
 export const PRESET_DEMO_VSID = 0x31n;
+/** The first device's guest requester ID on the VT-d vIOMMU (00:03.0 in the guest; the next devices get the following slots). */
+export const PRESET_DEMO_GUEST_RID = 0x18n;
+/** The guest's domain ID of its PASID entry on the VT-d vIOMMU. */
+export const PRESET_DEMO_GUEST_DID = 5;
 /** The guest's ASID in its CD. */
 const ASID = 3;
 /** MAIR of the guest's CD: index 1 = normal write-back memory, as Linux's MAIR_EL1 puts it. */
@@ -140,8 +158,10 @@ export function runPresetDemo(host: Host, log: (line: string) => void): DemoSumm
       faults: checked.faults,
       vevents: 0,
     };
-    if (host.platform === 'intel-vtd') vtdGuest(vm, phase);
-    else smmuGuest(vm, phase);
+    if (host.platform === 'intel-vtd') {
+      vtdGuest(vm, phase);
+      vtdViommuGuest(vm, phase);
+    } else smmuGuest(vm, phase);
     const objects = host.objects(iommufd).map((o) => ({ id: o.id, type: o.type, users: o.users }));
 
     // Teardown in the VMM's order: the guest's view first (its mappings of the VMM's MMIO and
@@ -263,13 +283,8 @@ function smmuGuest(vm: Vm, phase: Phase): void {
     const miss = vm.host.dma(dev0.path, { iova: PRESET_DEMO_FAULT_GVA, length: 4, write: false });
     if (miss.ok) throw new DemoError(`a DMA at the unmapped GVA ${hex(PRESET_DEMO_FAULT_GVA)} was not blocked`);
     vm.faults++;
-    const buf = new Uint8Array(256);
-    const n = p.read(q.fd, buf);
-    if (n < 0) throw new DemoError(`read(vEVENTQ) failed: ${U.errnoName(-n)}`);
-    const events = U.parseVevents(buf.subarray(0, n), U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3);
-    const first = events[0];
-    if (events.length !== 1 || first === undefined) throw new DemoError(`expected one vEVENT after the fault, read ${events.length}`);
-    vm.vevents += events.length;
+    const { bytes: n, event: first } = readOneVevent(p, q.fd, U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, U.iommu_vevent_arm_smmuv3.size, 'vEVENT');
+    vm.vevents++;
     const evt = SMMU_EVENT.decode(U.iommu_vevent_arm_smmuv3.decode(first.data).evt);
     if (evt.SID !== PRESET_DEMO_VSID) throw new DemoError(`the vEVENT carries SID ${hex(evt.SID)}, expected the vSID ${hex(PRESET_DEMO_VSID)}`);
     const name = EVENT_NAMES.get(Number(evt.ID)) ?? 'unknown';
@@ -403,4 +418,126 @@ function vtdGuest(vm: Vm, phase: Phase): void {
         `guest mapped GPA ${hex(pageD)}, ${answered} response(s) written, retried DMA reads "${text(retry)}"`,
     );
   });
+}
+
+/** A guest QI descriptor (two little-endian qwords) as a 32-byte `iommu_viommu_vtd_invalidate` entry. */
+function qiEntry(words: readonly bigint[]): Uint8Array {
+  return iommu_viommu_vtd_invalidate.encode({ qw: [words[0] ?? 0n, words[1] ?? 0n, 0n, 0n] });
+}
+
+/** A PASID-based IOTLB or device-TLB descriptor as the demo prints it: its DID or SID and raw qwords. */
+function describeQi(words: readonly bigint[]): string {
+  const raw = `${hex(words[0]!)} ${hex(words[1]!)}`;
+  const type = Number(words[0]! & 0xfn);
+  if (type === VTD_DESC.PIOTLB) {
+    const d = VtdPiotlbDesc.decode(words);
+    return `PIOTLB (DID ${d.DID}, PASID ${d.PASID}, G ${d.G}, ADDR ${hex(d.ADDR)}, AM ${d.AM}) ${raw}`;
+  }
+  if (type === VTD_DESC.DEV_TLB) {
+    const d = VtdDevTlbDesc.decode(words);
+    return `dev-TLB (SID ${hex(d.SID)}, ADDR ${hex(d.ADDR)}) ${raw}`;
+  }
+  return `type ${hex(type)} ${raw}`;
+}
+
+/**
+ * Beyond Linux 6.17: the project's experimental VT-d vIOMMU (type 0x8086, design note in
+ * `@iommufd/intel-vtd`'s README). vDEVICEs give the functions guest RIDs, a nested HWPT from
+ * the vIOMMU carries the guest's domain ID, the guest's own QI descriptors go through
+ * IOMMU_HWPT_INVALIDATE on the vIOMMU and come out with the host's DID and RID, and a fault the
+ * unit records comes back as a vEVENT naming the guest RID.
+ */
+function vtdViommuGuest(vm: Vm, phase: Phase): void {
+  const { p, iommufd, devices, guest, parent } = vm;
+  const dev0 = devices[0]!;
+  const viommu = phase('vIOMMU (experimental)', () => {
+    const v = U.viommuAlloc(p, iommufd, { devId: dev0.devId, hwptId: parent, type: IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP });
+    vm.record(
+      'beyond Linux 6.17: the experimental VT-d vIOMMU',
+      `vIOMMU ${v.id} (INTEL_VTD_EXP, type ${hex(IOMMU_VIOMMU_TYPE_INTEL_VTD_EXP)}, not in Linux) on nest parent HWPT ${parent}: the host resolves guest DIDs and RIDs and forwards recorded faults`,
+    );
+    return v.id;
+  });
+  phase('vDEVICE (experimental)', () => {
+    const ids = devices.map((d, i) => {
+      const rid = PRESET_DEMO_GUEST_RID + 8n * BigInt(i);
+      const id = U.vdeviceAlloc(p, iommufd, { viommuId: viommu, devId: d.devId, virtId: rid });
+      vm.destroy.push([`vDEVICE ${id}`, id]);
+      return `vDEVICE ${id}: guest RID ${hex(rid)} (00:${(Number(rid) >> 3).toString(16).padStart(2, '0')}.0) → DEVICE ${d.devId}`;
+    });
+    vm.record('vDEVICEs', ids.join('; '));
+  });
+  const q = phase('vEVENTQ (experimental)', () => {
+    const q = U.veventqAlloc(p, iommufd, { viommuId: viommu, type: IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP, depth: 8 });
+    vm.cleanup.push(() => {
+      if (p.close(q.fd) !== 0) throw new DemoError('close(vEVENTQ fd) failed');
+    });
+    vm.record('vEVENTQ', `vEVENTQ ${q.id} (INTEL_VTD_EXP, depth 8) on fd ${q.fd}`);
+    return q;
+  });
+
+  // A second guest address space (the guest's domain PRESET_DEMO_GUEST_DID): its own tables.
+  const table = new GuestPageTable(guest, X86_FIRST_STAGE_FORMAT);
+  const pageE = labelPage(vm, 'guest page E');
+  const pageF = labelPage(vm, 'guest page F');
+  phase('guest tables (vIOMMU)', () => {
+    table.map(PRESET_DEMO_GVA, pageE);
+    vm.record('guest tables (vIOMMU)', `guest domain ${PRESET_DEMO_GUEST_DID}: x86 first-stage PML4 at GPA ${hex(table.root)}; GVA ${hex(PRESET_DEMO_GVA)} → GPA ${hex(pageE)}`);
+  });
+  const nested = phase('nested HWPT (vIOMMU)', () => {
+    const data = iommu_hwpt_vtd_s1_vdid.encode({ flags: 0n, pgtbl_addr: table.root, addr_width: 48, guest_did: PRESET_DEMO_GUEST_DID });
+    const nested = U.hwptAlloc(p, iommufd, { devId: dev0.devId, ptId: viommu, data: { type: IOMMU_HWPT_DATA_VTD_S1_VDID_EXP, bytes: data } });
+    vm.destroy.unshift([`nested HWPT ${nested}`, nested]);
+    const before = dev0.ptId;
+    dev0.ptId = U.vfioDeviceAttachIommufdPt(p, dev0.fd, { ptId: nested });
+    vm.record(
+      'nested HWPT (vIOMMU)',
+      `HWPT ${nested} from iommu_hwpt_vtd_s1_vdid { pgtbl_addr ${hex(table.root)}, addr_width 48, guest_did ${PRESET_DEMO_GUEST_DID} } on vIOMMU ${viommu}; ${dev0.path} replaced from HWPT ${before} onto it`,
+    );
+    return nested;
+  });
+  phase('DMA through the vIOMMU', () => {
+    const read = vm.read(PRESET_DEMO_GVA, 12, 'DMA through the vIOMMU');
+    if (text(read) !== 'guest page E') throw new DemoError(`DMA through the vIOMMU: GVA ${hex(PRESET_DEMO_GVA)} read "${text(read)}", expected "guest page E"`);
+    vm.record('DMA through the vIOMMU', `read GVA ${hex(PRESET_DEMO_GVA)} through HWPT ${nested} = "${text(read)}"`);
+  });
+  phase('stale translation (vIOMMU)', () => staleRead(vm, table, pageF, '"guest page F"', 'guest page E', 'stale translation (vIOMMU)'));
+  phase('guest QI descriptors', () => {
+    const guestDescs = [
+      VtdPiotlbDesc.encode({ TYPE: VTD_DESC.PIOTLB, G: 3, DID: PRESET_DEMO_GUEST_DID, PASID: 0, ADDR: PRESET_DEMO_GVA, AM: 0 }),
+      VtdDevTlbDesc.encode({ TYPE: VTD_DESC.DEV_TLB, SID: Number(PRESET_DEMO_GUEST_RID), ADDR: PRESET_DEMO_GVA }),
+    ];
+    // What the driver put on the unit's invalidation queue for them (its wait descriptors aside).
+    const qi = intelVtdUnitOf(vm.host.memory)?.unit.qi;
+    const mark = qi?.log.length ?? 0;
+    const done = U.hwptInvalidate(p, iommufd, { hwptId: viommu, dataType: IOMMU_VIOMMU_INVALIDATE_DATA_VTD_QI_EXP, entryLen: iommu_viommu_vtd_invalidate.size, entries: guestDescs.map(qiEntry) });
+    const issued = (qi?.log.slice(mark) ?? []).flatMap((b) => b.descs.filter((d) => Number(d[0]! & 0xfn) !== VTD_DESC.WAIT));
+    freshRead(
+      vm,
+      'guest page F',
+      'IOMMU_HWPT_INVALIDATE (vIOMMU)',
+      `guest ${guestDescs.map(describeQi).join(' + ')} on vIOMMU ${viommu}: ${done.entryNum} descriptor(s) handled, issued rewritten with the host DID and RID as ${issued.map(describeQi).join(' + ')}`,
+    );
+  });
+  phase('vEVENT', () => {
+    // The preset's functions use ATS + PRI: a failed translation request is answered in the
+    // completion and becomes a page request (the FAULT fd above), never a fault record. An
+    // untranslated request (AT = 00b, DMA the function does not cache in its ATC) is
+    // translated by the unit itself, which records the fault in FRCD: the vIOMMU forwards it.
+    const miss = vm.host.dma(dev0.path, { iova: PRESET_DEMO_FAULT_GVA, length: 4, write: false, untranslated: true });
+    if (miss.ok) throw new DemoError(`an untranslated DMA at the unmapped GVA ${hex(PRESET_DEMO_FAULT_GVA)} was not blocked`);
+    if (!miss.fault.recorded) throw new DemoError(`the untranslated DMA's ${miss.fault.kind} fault was not recorded`);
+    vm.faults++;
+    const { bytes: n, event: first } = readOneVevent(p, q.fd, IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP, iommu_vevent_vtd_fault.size, 'vEVENT');
+    vm.vevents++;
+    const evt = iommu_vevent_vtd_fault.decode(first.data);
+    if (BigInt(evt.virt_rid) !== PRESET_DEMO_GUEST_RID) throw new DemoError(`the vEVENT carries RID ${hex(evt.virt_rid)}, expected the guest RID ${hex(PRESET_DEMO_GUEST_RID)}`);
+    vm.record(
+      'vEVENT',
+      `${dev0.path} untranslated read of GVA ${hex(PRESET_DEMO_FAULT_GVA)} (unmapped by the guest; an ATS translation request would have become a page request): ${miss.fault.kind}, recorded in a fault recording register; ` +
+        `read(vEVENTQ fd ${q.fd}) = ${n} bytes: sequence ${first.sequence}, virt_rid ${hex(evt.virt_rid)}, reason ${hex(evt.reason)} (${vtdFaultName(evt.reason)}), addr ${hex(evt.addr)}, ` +
+        `${(evt.flags & IOMMU_VEVENT_VTD_FAULT_READ) !== 0 ? 'read' : 'write'}; record ${hexBytes(first.data)}`,
+    );
+  });
+  vm.destroy.push([`vEVENTQ ${q.id}`, q.id], [`vIOMMU ${viommu}`, viommu]);
 }

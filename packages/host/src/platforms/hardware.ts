@@ -107,10 +107,18 @@ export function hardwarePlatform(opts: {
     },
     dma(device, req): DmaResult {
       const pci = byHandle.get(device.handle)!;
-      const r = pci.dma({ iova: req.iova, length: req.length, write: req.write, ...(req.data !== undefined ? { data: req.data } : {}), ...(req.pasid !== undefined ? { pasid: req.pasid } : {}) });
-      const result: DmaResult = r.ok ? (r.data !== undefined ? { ok: true, data: r.data } : { ok: true }) : { ok: false, fault: r.fault };
-      opts.afterDma?.(pci, req, result);
-      return result;
+      // The function bypasses its ATC for this one request (AT = 00b): while it is issued, and
+      // while the device reacts to its outcome (no page request follows), ATS counts as off.
+      const atsEnabled = pci.atsEnabled;
+      if (req.untranslated === true) pci.atsEnabled = false;
+      try {
+        const r = pci.dma({ iova: req.iova, length: req.length, write: req.write, ...(req.data !== undefined ? { data: req.data } : {}), ...(req.pasid !== undefined ? { pasid: req.pasid } : {}) });
+        const result: DmaResult = r.ok ? (r.data !== undefined ? { ok: true, data: r.data } : { ok: true }) : { ok: false, fault: r.fault };
+        opts.afterDma?.(pci, req, result);
+        return result;
+      } finally {
+        pci.atsEnabled = atsEnabled;
+      }
     },
   };
 }

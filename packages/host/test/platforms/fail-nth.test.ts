@@ -9,7 +9,7 @@ import * as U from '@iommufd/uapi';
 import { describe, expect, it } from 'vitest';
 import { createHost, type Host } from '../../src/index.js';
 import { buildCmd } from '@iommufd/arm-smmu-v3';
-import { SMMU_STE, VtdDevTlbDesc, VtdPiotlbDesc, VtdSmContextEntry } from '@iommufd/hw-model';
+import { SMMU_STE, VtdDevTlbDesc, VtdPiotlbDesc } from '@iommufd/hw-model';
 import {
   IOMMU_HWPT_DATA_VTD_S1_VDID_EXP,
   IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP,
@@ -20,6 +20,7 @@ import {
 import { armSmmuOf } from '../../src/platforms/arm-smmuv3.js';
 import { intelVtdUnitOf } from '../../src/platforms/intel-vtd.js';
 import { presetViommu, smmuLeftNothing } from './smmu-guest.js';
+import { vtdLeftNothing } from './vtd-fixture.js';
 import { userProcess } from './vmm.js';
 
 type Preset = 'intel-vtd' | 'arm-smmuv3' | 'tegra241-cmdqv';
@@ -114,27 +115,6 @@ async function failNthSweep(make: () => Promise<Host>, run: (host: Host) => void
   return { n, failedSites };
 }
 
-/**
- * What the intel-vtd driver must not leave behind once every fd is closed: a DID, a domain at
- * the RID or a PASID, an IOPF reference, a non-zero PASID entry in any of the device's PASID
- * tables; the context entry stays as probe_device wrote it, and DMA is blocked.
- */
-function vtdLeftovers(host: Host): void {
-  const { unit } = intelVtdUnitOf(host.memory)!;
-  expect(unit.allocatedDids).toEqual([]);
-  const info = unit.devices.get(0x08)!;
-  expect([info.domain, info.pasidDomains.size, info.iopfRefcount]).toEqual([undefined, 0, 0]);
-  for (const table of info.pasidTables) expect(host.memory.read(table, 4096).every((b) => b === 0)).toBe(true);
-  expect(VtdSmContextEntry.decode(Array.from({ length: 4 }, (_, i) => new DataView(unit.contextEntry(0x08).buffer).getBigUint64(8 * i, true)))).toMatchObject({
-    P: 1,
-    DTE: 1,
-    PASIDE: 1,
-    PRE: 1,
-    PASIDDIRPTR: info.pasidDir,
-  });
-  expect(host.dma(host.vfioDevices[0]!, { iova: 0x1000n, length: 4, write: false }).ok).toBe(false);
-}
-
 const CORE_SITES = ['domain-alloc', 'file-alloc', 'id-alloc', 'object-alloc', 'pin', 'resv-regions'];
 const SITES: Record<Preset, string[]> = {
   'intel-vtd': CORE_SITES,
@@ -145,7 +125,7 @@ const SITES: Record<Preset, string[]> = {
 describe.each(['intel-vtd', 'arm-smmuv3', 'tegra241-cmdqv'] as const)("fail_nth on '%s'", (preset) => {
   it('every allocation point fails in turn; closing everything leaves nothing behind', async () => {
     const { n, failedSites } = await failNthSweep(() => createHost({ platform: preset, devices: 1 }), (host) => scenario(host, preset), (host) => {
-      if (preset === 'intel-vtd') vtdLeftovers(host);
+      if (preset === 'intel-vtd') vtdLeftNothing(host, [0]);
       else smmuLeftNothing(host, [0x08]);
     });
     // The scenario ran to its end once n passed the last allocation point, having failed the
@@ -196,7 +176,7 @@ function vtdViommuScenario(host: Host): void {
 
 describe("fail_nth on 'intel-vtd' through the experimental vIOMMU", () => {
   it('every allocation point fails in turn; closing everything leaves no object, pin, DID, PASID entry or IOPF reference, and the context entry as probed', async () => {
-    const { n, failedSites } = await failNthSweep(() => createHost({ platform: 'intel-vtd', devices: 1, strict: true }), vtdViommuScenario, vtdLeftovers);
+    const { n, failedSites } = await failNthSweep(() => createHost({ platform: 'intel-vtd', devices: 1, strict: true }), vtdViommuScenario, (host) => vtdLeftNothing(host, [0]));
     expect(n).toBeGreaterThan(10);
     expect(n).toBeLessThan(400);
     expect([...failedSites].sort()).toEqual([...CORE_SITES, 'driver-init', 'vevent-alloc'].sort());

@@ -6,6 +6,7 @@ import * as U from '@iommufd/uapi';
 import { describe, expect, it } from 'vitest';
 import { VtdCcDesc, VtdDevTlbDesc, VtdPiotlbDesc } from '@iommufd/hw-model';
 import {
+  iommu_vevent_vtd_fault,
   IOMMU_HWPT_DATA_VTD_S1_VDID_EXP,
   IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP,
   IOMMU_VIOMMU_INVALIDATE_DATA_VTD_QI_EXP,
@@ -224,7 +225,7 @@ describe("preset 'intel-vtd': the experimental VT-d vIOMMU with vDEVICEs", () =>
   });
 
   it('a translation fault of the ATS function is answered in the completion, not recorded: no vEVENT', async () => {
-    const { p, fd, ram, deviceFds, dma, viommu, nested } = await vm();
+    const { host, p, fd, ram, deviceFds, dma, viommu, nested } = await vm();
     // The guest maps an IOVA to a GPA past its RAM: the nested walk fails in the second stage.
     guestPageTable(p, ram).map(0x5555_0000n, 0x7000_0000n);
     const q = U.veventqAlloc(p, fd, { viommuId: viommu, type: IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP, depth: 8 });
@@ -235,6 +236,17 @@ describe("preset 'intel-vtd': the experimental VT-d vIOMMU with vDEVICEs", () =>
     // vIOMMU has nothing to forward. (Recorded faults of untranslated requests become vEVENTs
     // with the guest RID: the intel-vtd package's tests show it on a function without ATS.)
     expect(dma(0x5555_0000n, pattern(4, 1))).toEqual({ ok: false, fault: { kind: 'SM_SS_NOT_PRESENT', code: 121, iova: 0x5555_0000n, write: true, recorded: false, stall: true } });
+    expect(host_read(p, q.fd)).toBe(0);
+    // The same access as an untranslated request (DmaRequest.untranslated, AT = 00b): the unit
+    // translates it, records the fault in FRCD, and the vIOMMU forwards it with the guest RID.
+    expect(host.dma(host.vfioDevices[0]!, { iova: 0x5555_0000n, length: 4, write: true, data: pattern(4, 1), untranslated: true })).toEqual({ ok: false, fault: { kind: 'SM_SS_NOT_PRESENT', code: 121, iova: 0x5555_0000n, write: true, recorded: true } });
+    const buf = new Uint8Array(256);
+    const n = p.read(q.fd, buf);
+    expect(n).toBe(U.iommufd_vevent_header.size + iommu_vevent_vtd_fault.size);
+    const [event] = U.parseVevents(buf.subarray(0, n), IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP, iommu_vevent_vtd_fault.size);
+    expect(iommu_vevent_vtd_fault.decode(event!.data)).toEqual({ addr: 0x5555_0000n, virt_rid: Number(GUEST_RID), pasid: 0, reason: 121, flags: 0 });
+    // The flag applied to that request only: the function's next request uses ATS again.
+    expect(dma(0x5555_0000n, pattern(4, 1))).toMatchObject({ ok: false, fault: { recorded: false, stall: true } });
     expect(host_read(p, q.fd)).toBe(0);
   });
 });

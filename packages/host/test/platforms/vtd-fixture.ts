@@ -4,7 +4,8 @@
  * GPA 0, a guest x86 first-stage table builder, raw-rc helpers for attach/detach, and
  * read-only views of the driver's PASID entries and the unit's QI log.
  */
-import { VTD_PGTT, VtdPasidDirEntry, VtdPasidEntry } from '@iommufd/hw-model';
+import { VTD_PGTT, VtdPasidDirEntry, VtdPasidEntry, VtdSmContextEntry } from '@iommufd/hw-model';
+import { expect } from 'vitest';
 import { IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP, iommu_hwpt_vtd_s1_vdid, iommu_vevent_vtd_fault } from '@iommufd/intel-vtd';
 import { createHost, type Host, type HostProcess } from '../../src/index.js';
 import { intelVtdUnitOf } from '../../src/platforms/intel-vtd.js';
@@ -193,4 +194,29 @@ export function readVtdVevents(proc: HostProcess, fd: number): U.Vevent[] {
   const n = proc.read(fd, buf);
   if (n < 0) throw new Error(`read vEVENTQ: ${n}`);
   return U.parseVevents(buf.subarray(0, n), IOMMU_VEVENTQ_TYPE_INTEL_VTD_EXP, iommu_vevent_vtd_fault.size);
+}
+
+/**
+ * What the intel-vtd driver must not leave behind once every fd is closed: a DID, and for
+ * each device `index` in `devices` a domain at the RID or a PASID, an IOPF reference, a
+ * non-zero PASID entry in any of its PASID tables; its context entry stays as probe_device
+ * wrote it, and its DMA is blocked.
+ */
+export function vtdLeftNothing(host: Host, devices: readonly number[]): void {
+  const { unit } = intelVtdUnitOf(host.memory)!;
+  expect(unit.allocatedDids).toEqual([]);
+  for (const index of devices) {
+    const sid = sidOf(index);
+    const info = unit.devices.get(sid)!;
+    expect([info.domain, info.pasidDomains.size, info.iopfRefcount]).toEqual([undefined, 0, 0]);
+    for (const table of info.pasidTables) expect(host.memory.read(table, 4096).every((b) => b === 0)).toBe(true);
+    expect(VtdSmContextEntry.decode(Array.from({ length: 4 }, (_, i) => new DataView(unit.contextEntry(sid).buffer).getBigUint64(8 * i, true)))).toMatchObject({
+      P: 1,
+      DTE: 1,
+      PASIDE: 1,
+      PRE: 1,
+      PASIDDIRPTR: info.pasidDir,
+    });
+    expect(host.dma(host.vfioDevices[index]!, { iova: 0x1000n, length: 4, write: false }).ok).toBe(false);
+  }
 }
