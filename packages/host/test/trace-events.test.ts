@@ -148,6 +148,17 @@ describe('trace events of driver ops, commands, walks and faults', () => {
     expect(events.some((e) => e.cat === 'command' || e.cat === 'walk')).toBe(false);
   });
 
+  it('a DMA slice names an untranslated request (AT = 00b), and only then', async () => {
+    const tracer = new Tracer();
+    const host = traceHost(await createHost({ platform: 'intel-vtd', devices: 1 }), tracer);
+    host.dma(host.vfioDevices[0]!, { iova: 0x1000n, length: 4, write: false });
+    host.dma(host.vfioDevices[0]!, { iova: 0x1000n, length: 4, write: false, untranslated: true });
+    expect(tracer.events.filter((e) => e.cat === 'dma').map((e) => e.args)).toEqual([
+      { device: '/dev/vfio/devices/vfio0', iova: '0x1000', length: 4, result: 'fault', fault: 'SM_PASID_DIR_NOT_PRESENT' },
+      { device: '/dev/vfio/devices/vfio0', iova: '0x1000', length: 4, untranslated: true, result: 'fault', fault: 'SM_PASID_DIR_NOT_PRESENT' },
+    ]);
+  });
+
   it('a failing driver op ends with its errno name, inside the ioctl that failed', async () => {
     const host = await createHost({ platform: 'intel-vtd', devices: 1 });
     const tracer = new Tracer();
