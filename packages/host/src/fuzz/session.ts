@@ -83,6 +83,7 @@ import {
 import { createHost, type Host } from '../host.js';
 import type { HostProcess } from '../process.js';
 import type { HostObjectInfo, PlatformName } from '../platform.js';
+import { hardwareTableViolations, type DeviceAttachment } from './hardware-invariants.js';
 import { OpArgs, type FuzzOp } from './ops.js';
 
 const PAGE = 4096n;
@@ -1379,10 +1380,21 @@ export class FuzzSession {
       }
     }
     this.previous = next;
+    if (this.host.platform !== 'mock') {
+      for (const m of hardwareTableViolations(this.host, (i) => this.attachmentOf(i))) this.report('invariant', m);
+    }
     const pinned = BigInt(this.host.pinnedPages);
     if (!this.unknownState && pinned > totalAreaPages) {
       this.report('invariant', `${pinned} pages are pinned but the live IOAS mappings cover only ${totalAreaPages} pages (a pin outlived its area)`);
     }
+  }
+
+  /** Device `index`'s attachments as the shadow knows them (undefined after an unseen state change). */
+  private attachmentOf(index: number): DeviceAttachment | undefined {
+    if (this.unknownState) return undefined;
+    const bound = this.procs.flatMap((q) => q.vfio).find((x) => x.device === index && x.devId !== undefined);
+    const keys = bound ? [...bound.attached.keys()] : [];
+    return { rid: keys.includes(undefined) || keys.includes(0), pasids: keys.filter((k): k is number => k !== undefined && k !== 0) };
   }
 
   /** users references held by things other than objects: fds, mmaps, the VFIO binding. */
