@@ -1381,7 +1381,8 @@ export class FuzzSession {
     }
     this.previous = next;
     if (this.host.platform !== 'mock') {
-      for (const m of hardwareTableViolations(this.host, (i) => this.attachmentOf(i))) this.report('invariant', m);
+      const bound = this.boundDevices();
+      for (const m of hardwareTableViolations(this.host, (i) => this.attachmentOf(bound, i))) this.report('invariant', m);
     }
     const pinned = BigInt(this.host.pinnedPages);
     if (!this.unknownState && pinned > totalAreaPages) {
@@ -1389,11 +1390,19 @@ export class FuzzSession {
     }
   }
 
+  /** The bound VFIO open of each device (every open shares one attachment state; the bound one holds it). */
+  private boundDevices(): Map<number, VfioShadow> {
+    const bound = new Map<number, VfioShadow>();
+    for (const q of this.procs) for (const v of q.vfio) if (v.devId !== undefined) bound.set(v.device, v);
+    return bound;
+  }
+
   /** Device `index`'s attachments as the shadow knows them (undefined after an unseen state change). */
-  private attachmentOf(index: number): DeviceAttachment | undefined {
+  private attachmentOf(bound: ReadonlyMap<number, VfioShadow>, index: number): DeviceAttachment | undefined {
     if (this.unknownState) return undefined;
-    const bound = this.procs.flatMap((q) => q.vfio).find((x) => x.device === index && x.devId !== undefined);
-    const keys = bound ? [...bound.attached.keys()] : [];
+    const attached = bound.get(index)?.attached;
+    if (!attached?.size) return NOTHING_ATTACHED;
+    const keys = [...attached.keys()];
     return { rid: keys.includes(undefined) || keys.includes(0), pasids: keys.filter((k): k is number => k !== undefined && k !== 0) };
   }
 
@@ -1457,6 +1466,8 @@ function equalBytes(x: Uint8Array, y: Uint8Array): boolean {
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   return true;
 }
+
+const NOTHING_ATTACHED: DeviceAttachment = { rid: false, pasids: [] };
 
 /** Pages the machine's page allocator has handed out (RAM for processes and drivers). */
 function machinePagesOf(host: Host): number {
