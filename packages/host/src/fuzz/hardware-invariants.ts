@@ -1,11 +1,11 @@
 /**
  * The fuzzer's hardware invariant: the tables the IOMMU reads point only at live domains and
  * memory. For each device's StreamID / requester ID it decodes the entries the hardware would
- * fetch (SMMUv3 STE and the CDs of a stage-1 STE; VT-d PASID directory and table entries) and
- * checks every ID they name is allocated in the driver and every table pointer lies in a
- * machine page the allocator has handed out. A device attached to nothing must be blocked.
+ * fetch (SMMUv3 STE and the CDs of a stage-1 STE; VT-d context entry, PASID directory and table
+ * entries) and checks every ID they name is allocated in the driver and every table pointer
+ * lies in a machine page the allocator has handed out. A device attached to nothing must be blocked.
  */
-import { SMMU_CD, SMMU_L1CD, SMMU_STE, STE_CFG, VTD_PGTT, VtdPasidDirEntry, VtdPasidEntry, type PhysicalMemory } from '@iommufd/hw-model';
+import { SMMU_CD, SMMU_L1CD, SMMU_STE, STE_CFG, VTD_PGTT, VtdPasidDirEntry, VtdPasidEntry, VtdSmContextEntry, type PhysicalMemory } from '@iommufd/hw-model';
 import { requesterId } from '../hardware-options.js';
 import type { Host } from '../host.js';
 import { armSmmuOf } from '../platforms/arm-smmuv3.js';
@@ -40,6 +40,7 @@ const CD_ASID = SMMU_CD.reader('ASID');
 const CD_EPD0 = SMMU_CD.reader('EPD0');
 const CD_TTB0 = SMMU_CD.reader('TTB0');
 const PE = VtdPasidEntry.f;
+const CE = VtdSmContextEntry.f;
 
 /** The driver-side ID sets, taken once per check and only when an entry names an ID. */
 class Lazy<T> {
@@ -74,8 +75,15 @@ export function hardwareTableViolations(host: Host, attachment: (index: number) 
   const dids = new Lazy(() => new Set(vtd.allocatedDids));
   for (let index = 0; index < host.vfioDevices.length; index++) {
     const sid = requesterId(index);
-    const info = vtd.devices.get(sid);
-    if (info) vtdViolations(out, () => `device ${host.vfioDevices[index]} (RID ${hex(sid)})`, info.pasidDir, machine, dids, attachment(index));
+    const where = () => `device ${host.vfioDevices[index]} (RID ${hex(sid)})`;
+    // The scalable-mode context entry the hardware fetches first: its PASID directory pointer.
+    const ce = vtd.contextEntry(sid);
+    if (ce.length !== VtdSmContextEntry.size) continue;
+    const w0 = new DataView(ce.buffer, ce.byteOffset, 8).getBigUint64(0, true);
+    if (CE.P.of(w0) === 0) continue;
+    const dir = CE.PASIDDIRPTR.of(w0);
+    if (!machine.isAllocated(dir)) out.push(`${where()}: context entry PASIDDIRPTR ${hex(dir)} is not in an allocated machine page`);
+    else vtdViolations(out, where, dir, machine, dids, attachment(index));
   }
   return out;
 }
@@ -142,7 +150,6 @@ function smmuViolations(out: string[], where: () => string, steAt: bigint, machi
 }
 
 function vtdViolations(out: string[], where: () => string, pasidDir: bigint, machine: PhysicalMemory, dids: Lazy<ReadonlySet<number>>, att: DeviceAttachment | undefined): void {
-  if (pasidDir === 0n) return;
   let dirIndex = -1;
   let table = 0n;
   for (const pasid of idsToCheck(att)) {

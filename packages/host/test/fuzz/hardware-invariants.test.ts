@@ -77,4 +77,12 @@ describe('fuzzer hardware invariant: the tables point only at live domains and m
       ['invariant', `device /dev/vfio/devices/vfio1 (RID 0x10): PASID 0 entry at 0x${table.toString(16)} SSPTPTR 0x7dead0000 is not in an allocated machine page`],
     ]);
   });
+
+  it('intel-vtd: a PASID directory entry pointing at a free page is reported', async () => {
+    const s = await FuzzSession.create({ platform: 'intel-vtd', devices: 2 });
+    const host = s.hostUnderTest;
+    const { unit } = intelVtdUnitOf(host.memory)!;
+    host.memory.write(unit.devices.get(SID)!.pasidDir, toBytes([VtdPasidDirEntry.encode({ P: 1, PASIDPTPTR: STALE })[0]!]));
+    expect(s.execute(readOnly, 0).map((f) => f.message)).toEqual(['device /dev/vfio/devices/vfio1 (RID 0x10): PASID directory entry for PASID 0 points at 0x7dead0000, not an allocated machine page']);
+  });
 });
