@@ -182,7 +182,7 @@ function checkValue(path: string, rule: Rule, value: unknown): void {
 }
 
 /** The requester ID (= StreamID on the SMMU presets) of preset function `index`. */
-function requesterId(index: number): number {
+export function requesterId(index: number): number {
   const { bus, dev, fn } = presetBdf(index);
   return (bus << 8) | (dev << 3) | fn;
 }

@@ -291,6 +291,14 @@ export class PhysicalMemory {
     return this.usedPfns.size;
   }
 
+  /**
+   * Whether the page holding `pa` is handed out by {@link PhysicalMemory.allocPages} and not
+   * freed since: what an invariant check asks of every table pointer the hardware follows.
+   */
+  isAllocated(pa: bigint): boolean {
+    return pa >= 0n && this.usedPfns.has(Number(pa >> 12n));
+  }
+
   private readN(pa: bigint, size: AccessSize): bigint {
     const r = this.regionAt(pa);
     if (r === undefined || pa + BigInt(size) > r.base + r.size) {

@@ -74,6 +74,15 @@ describe('PhysicalMemory', () => {
     expect(scattered).toEqual([0x4000_1000n, 0x4000_2000n, 0x4000_3000n]);
   });
 
+  it('tells whether the page of an address is allocated now', () => {
+    const m = new PhysicalMemory();
+    m.addRam(0x4000_0000n, 0x10_000n);
+    const [a, b] = m.allocPages(2);
+    expect([m.isAllocated(a!), m.isAllocated(b! + 0xfffn), m.isAllocated(b! + 0x1000n), m.isAllocated(0x1000n), m.isAllocated(-1n)]).toEqual([true, true, false, false, false]);
+    m.freePages([a!]);
+    expect([m.isAllocated(a!), m.isAllocated(a! + 8n), m.isAllocated(b!)]).toEqual([false, false, true]);
+  });
+
   it('keeps free pages skipped by a contiguous allocation allocatable', () => {
     const m = new PhysicalMemory();
     m.addRam(0x1000n, 0x10_000n);

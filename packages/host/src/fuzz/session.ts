@@ -83,6 +83,7 @@ import {
 import { createHost, type Host } from '../host.js';
 import type { HostProcess } from '../process.js';
 import type { HostObjectInfo, PlatformName } from '../platform.js';
+import { hardwareTableViolations, type DeviceAttachment } from './hardware-invariants.js';
 import { OpArgs, type FuzzOp } from './ops.js';
 
 const PAGE = 4096n;
@@ -1379,10 +1380,30 @@ export class FuzzSession {
       }
     }
     this.previous = next;
+    if (this.host.platform !== 'mock') {
+      const bound = this.boundDevices();
+      for (const m of hardwareTableViolations(this.host, (i) => this.attachmentOf(bound, i))) this.report('invariant', m);
+    }
     const pinned = BigInt(this.host.pinnedPages);
     if (!this.unknownState && pinned > totalAreaPages) {
       this.report('invariant', `${pinned} pages are pinned but the live IOAS mappings cover only ${totalAreaPages} pages (a pin outlived its area)`);
     }
+  }
+
+  /** The bound VFIO open of each device (every open shares one attachment state; the bound one holds it). */
+  private boundDevices(): Map<number, VfioShadow> {
+    const bound = new Map<number, VfioShadow>();
+    for (const q of this.procs) for (const v of q.vfio) if (v.devId !== undefined) bound.set(v.device, v);
+    return bound;
+  }
+
+  /** Device `index`'s attachments as the shadow knows them (undefined after an unseen state change). */
+  private attachmentOf(bound: ReadonlyMap<number, VfioShadow>, index: number): DeviceAttachment | undefined {
+    if (this.unknownState) return undefined;
+    const attached = bound.get(index)?.attached;
+    if (!attached?.size) return NOTHING_ATTACHED;
+    const keys = [...attached.keys()];
+    return { rid: keys.includes(undefined) || keys.includes(0), pasids: keys.filter((k): k is number => k !== undefined && k !== 0) };
   }
 
   /** users references held by things other than objects: fds, mmaps, the VFIO binding. */
@@ -1445,6 +1466,8 @@ function equalBytes(x: Uint8Array, y: Uint8Array): boolean {
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   return true;
 }
+
+const NOTHING_ATTACHED: DeviceAttachment = { rid: false, pasids: [] };
 
 /** Pages the machine's page allocator has handed out (RAM for processes and drivers). */
 function machinePagesOf(host: Host): number {
