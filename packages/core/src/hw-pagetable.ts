@@ -439,7 +439,8 @@ export function iommufdHwptGetDirtyBitmap(ucmd: Ucmd<Cmd<typeof iommu_hwpt_get_d
     const nbytes = ((nbits + 63n) / 64n) * 8n;
     const writable = bitmapWritableBytes(ictx.process, cmd.data, nbytes);
     if (writable === 0n) return ENOMEM;
-    const coveredBits = writable >= nbytes ? nbits : writable * 8n < nbits ? writable * 8n : nbits;
+    // min(bits of the writable bytes, nbits): the last word may hold bits past nbits.
+    const coveredBits = writable * 8n < nbits ? writable * 8n : nbits;
     const coveredLast = cmd.iova + coveredBits * cmd.page_size - 1n;
     // Only the u64 words that get a bit are read and written back: the bitmap of a huge
     // range is never materialized, and bits are only ever set, never cleared.
