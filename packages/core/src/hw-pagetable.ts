@@ -20,7 +20,7 @@ import {
   type iommu_hwpt_invalidate,
   type iommu_hwpt_set_dirty_tracking,
 } from '@iommufd/uapi';
-import type { Errno, IommuDirtyBitmap, IommuDirtyOps, IommuDomain, IommuUserData, IommuUserDataArray } from '@iommufd/driver-api';
+import type { Errno, IommuDirtyBitmap, IommuDirtyOps, IommuDomain, IommuOps, IommuUserData, IommuUserDataArray } from '@iommufd/driver-api';
 import type { IommufdCtxImpl, Ucmd } from './context.js';
 import type { KernelProcess } from './kernel.js';
 import { IommufdObject, pinObject, unpinObject } from './object.js';
@@ -235,18 +235,7 @@ function hwptNestedAlloc(
   obs?.opBegin('domainAllocNested', { device: idev.dev.name, hwpt: hwpt.id, parent: parent.id, flags: flags & ~IOMMU_HWPT_FAULT_ID_VALID, userDataType: userData.type });
   const domain = ops.domainAllocNested(idev.dev, parent.domain, flags & ~IOMMU_HWPT_FAULT_ID_VALID, userData);
   obs?.opEnd('domainAllocNested', opStatus(domain));
-  if (typeof domain === 'number') {
-    ictx.abortAndDestroy(hwpt);
-    return domain;
-  }
-  hwpt.domain = domain;
-  domain.owner = ops;
-  domain.cookie = hwpt;
-  if (domain.type !== 'nested') {
-    ictx.abortAndDestroy(hwpt);
-    return EOPNOTSUPP;
-  }
-  return hwpt;
+  return installNestedDomain(ictx, hwpt, domain, ops);
 }
 
 /** `iommufd_viommu_alloc_hwpt_nested`. */
@@ -268,12 +257,25 @@ function viommuHwptNestedAlloc(ictx: IommufdCtxImpl, viommu: Viommu, flags: numb
   obs?.opBegin('allocDomainNested', { viommu: viommu.id, hwpt: hwpt.id, flags: flags & ~IOMMU_HWPT_FAULT_ID_VALID, userDataType: userData.type });
   const domain = vops.allocDomainNested(viommu.core, flags & ~IOMMU_HWPT_FAULT_ID_VALID, userData);
   obs?.opEnd('allocDomainNested', opStatus(domain));
+  return installNestedDomain(ictx, hwpt, domain, viommu.iommuDev.ops);
+}
+
+/**
+ * The common tail of both nested allocations: a driver error or a domain that is not
+ * `nested` (EOPNOTSUPP) aborts the reserved HWPT; otherwise the domain is tied to it.
+ */
+function installNestedDomain(
+  ictx: IommufdCtxImpl,
+  hwpt: HwptNested,
+  domain: IommuDomain | Errno,
+  owner: IommuOps,
+): HwptNested | Errno {
   if (typeof domain === 'number') {
     ictx.abortAndDestroy(hwpt);
     return domain;
   }
   hwpt.domain = domain;
-  domain.owner = viommu.iommuDev.ops;
+  domain.owner = owner;
   domain.cookie = hwpt;
   if (domain.type !== 'nested') {
     ictx.abortAndDestroy(hwpt);
@@ -437,7 +439,8 @@ export function iommufdHwptGetDirtyBitmap(ucmd: Ucmd<Cmd<typeof iommu_hwpt_get_d
     const nbytes = ((nbits + 63n) / 64n) * 8n;
     const writable = bitmapWritableBytes(ictx.process, cmd.data, nbytes);
     if (writable === 0n) return ENOMEM;
-    const coveredBits = writable >= nbytes ? nbits : writable * 8n < nbits ? writable * 8n : nbits;
+    // min(bits of the writable bytes, nbits): the last word may hold bits past nbits.
+    const coveredBits = writable * 8n < nbits ? writable * 8n : nbits;
     const coveredLast = cmd.iova + coveredBits * cmd.page_size - 1n;
     // Only the u64 words that get a bit are read and written back: the bitmap of a huge
     // range is never materialized, and bits are only ever set, never cleared.
