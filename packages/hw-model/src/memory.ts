@@ -246,8 +246,10 @@ export class PhysicalMemory {
             this.store.freeFrame(pfn);
             out.push(pa);
           }
-          // Single-page, page-aligned scans skip only used pages: nothing below is free.
-          if (first && align === PAGE && (n === 1 || start === from)) this.lowestFree = start + BigInt(n) * PAGE;
+          // Single-page, page-aligned scans skip only used pages: nothing below is free. A
+          // multi-page run says so only when it starts right at lowestFree (its own hint may
+          // lie above single-page holes).
+          if (first && align === PAGE && (n === 1 || (start === from && from === this.lowestFree))) this.lowestFree = start + BigInt(n) * PAGE;
           // First fit: no run of this shape starts before `start`, and none overlapping it.
           hint.at = start + BigInt(n) * PAGE;
           return out;
