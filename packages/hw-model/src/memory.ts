@@ -126,20 +126,9 @@ export class PhysicalMemory {
   }
 
   /**
-   * Reads an aligned little-endian u64 from RAM, or undefined when `pa` is not RAM (a table
-   * walker's fetch, where anything else is an external abort).
-   */
-  readRam64(pa: bigint): bigint | undefined {
-    for (const r of this.regions) {
-      if (pa >= r.base && pa + 8n <= r.base + r.size) return r.kind === 'ram' ? this.store.read64(pa) : undefined;
-    }
-    return undefined;
-  }
-
-  /**
-   * {@link PhysicalMemory.readRam64} for walkers working in Numbers: reads the aligned u64 at
-   * `pa` (below 2^52) into `out` as two 32-bit halves, without BigInt; false (and `out`
-   * untouched) when `[pa, pa+8)` is not RAM.
+   * A table walker's fetch, in Numbers: reads the aligned little-endian u64 at `pa` (below
+   * 2^52) into `out` as two 32-bit halves, without BigInt; false (and `out` untouched) when
+   * `[pa, pa+8)` is not RAM (for a walker, an external abort).
    */
   readRamWord(pa: number, out: Word64): boolean {
     const b = this.ramBounds;
@@ -257,8 +246,10 @@ export class PhysicalMemory {
             this.store.freeFrame(pfn);
             out.push(pa);
           }
-          // Single-page, page-aligned scans skip only used pages: nothing below is free.
-          if (first && align === PAGE && (n === 1 || start === from)) this.lowestFree = start + BigInt(n) * PAGE;
+          // Single-page, page-aligned scans skip only used pages: nothing below is free. A
+          // multi-page run says so only when it starts right at lowestFree (its own hint may
+          // lie above single-page holes).
+          if (first && align === PAGE && (n === 1 || (start === from && from === this.lowestFree))) this.lowestFree = start + BigInt(n) * PAGE;
           // First fit: no run of this shape starts before `start`, and none overlapping it.
           hint.at = start + BigInt(n) * PAGE;
           return out;

@@ -113,4 +113,15 @@ describe('PhysicalMemory', () => {
     expect(m.allocPages(4)).toEqual([r1[3]!, r2[0]!, r2[1]!, r2[2]!]);
     expect(m.allocPages(1)).toEqual([hole]);
   });
+
+  it('keeps a single-page hole below a multi-page hint allocatable', () => {
+    const m = new PhysicalMemory();
+    m.addRam(0n, 0x100_000n);
+    const singles = Array.from({ length: 10 }, () => m.allocPages(1)[0]!);
+    expect(m.allocPages(2)).toEqual([0xa000n, 0xb000n]);
+    m.freePages([singles[5]!]);
+    expect(m.allocPages(2)).toEqual([0xc000n, 0xd000n]);
+    expect(m.allocPages(2)).toEqual([0xe000n, 0xf000n]);
+    expect(m.allocPages(1)).toEqual([0x5000n]);
+  });
 });
