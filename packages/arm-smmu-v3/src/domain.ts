@@ -211,8 +211,8 @@ export function attachPrepare(state: AttachState, newDomain: IommuDomain, vmaste
   const master = state.master;
   const smmuDomain = toSmmuDomainDevices(newDomain);
   // ATS needs page tables: never with the blocked/identity domains.
-  if (smmuDomain !== undefined) state.atsEnabled = !state.disableAts && master.atsSupported;
   if (smmuDomain !== undefined) {
+    state.atsEnabled = !state.disableAts && master.atsSupported;
     if (newDomain.type === 'nested' && vmaster !== undefined) {
       const vm = vmaster();
       if (typeof vm === 'number') return vm;

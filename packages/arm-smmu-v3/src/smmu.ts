@@ -252,8 +252,6 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
   readonly sidBits: number;
   /** SubstreamID width. */
   readonly ssidBits: number;
-  /** `ilog2(iommu.max_pasids)`: Linux sets `max_pasids = 1 << ssid_bits` at probe. */
-  readonly maxPasidLog2: number;
   /** Input address size of stage-2 (and output of stage-1) tables. */
   readonly ias: number;
   /** Output address size. */
@@ -373,7 +371,6 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
     const priqShift = Math.min(PRIQ_MAX_SZ_SHIFT, SMMU_IDR1.num(i1, 'PRIQS'));
     this.sidBits = sidBits;
     this.ssidBits = SMMU_IDR1.num(i1, 'SSIDSIZE');
-    this.maxPasidLog2 = this.ssidBits;
     let pg = 0n;
     if (SMMU_IDR5.num(i5, 'GRAN4K')) pg |= (1n << 12n) | (1n << 21n) | (1n << 30n);
     if (SMMU_IDR5.num(i5, 'GRAN16K')) pg |= (1n << 14n) | (1n << 25n);
@@ -561,6 +558,10 @@ export class ArmSmmuV3 implements IommuDevice, CmdqHost {
   /** Frees a VMID. */
   freeVmid(vmid: number): void {
     this.vmids.delete(vmid);
+  }
+  /** `ilog2(iommu.max_pasids)`: Linux sets `max_pasids = 1 << ssid_bits` at probe. */
+  get maxPasidLog2(): number {
+    return this.ssidBits;
   }
   /** The ASIDs allocated now, ascending: what a leak check after closing every fd expects empty. */
   get asidsInUse(): readonly number[] {
