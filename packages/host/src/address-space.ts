@@ -298,12 +298,6 @@ export class AddressSpace {
     for (const pfn of pfns) this.refs.unpin(pfn);
   }
 
-  /** The VMA containing `va`, if any (exported shape). */
-  vmaAt(va: bigint): VmaInfo | undefined {
-    const v = this.find(va);
-    return v ? this.mappings().find((m) => m.start === v.start) : undefined;
-  }
-
   private frame(vma: Vma, va: bigint, write: boolean, allocate: boolean): bigint | number | undefined {
     const vpn = va >> HOST_PAGE_SHIFT;
     const b = vma.backing;

@@ -8,6 +8,7 @@
 import * as U from '@iommufd/uapi';
 import type { StructLayout } from '@iommufd/uapi';
 import type { Host } from './host.js';
+import { hex } from './hex.js';
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from '@iommufd/uapi';
 
 /** A step of the demo failed: which one and the errno it got. */
@@ -205,7 +206,6 @@ export function demoSteps(host: Host) {
     step(what, p.ioctl(fd, request, bytes));
     return layout.decode(bytes) as ReturnType<L['decode']>;
   };
-  const hex = (n: bigint | number) => `0x${n.toString(16)}`;
   return { step, call, hex };
 }
 
@@ -267,7 +267,6 @@ export function dmaRoundTrip(
   greeting: Uint8Array,
   log: (line: string) => void,
 ): { transfers: number; faults: number } {
-  const hex = (n: bigint | number) => `0x${n.toString(16)}`;
   const dev0 = devices[0]!;
   const read = host.dma(dev0.path, { iova: iovaBase + 0x1000n, length: greeting.length, write: false });
   if (!read.ok) throw new DemoError(`DMA read at IOVA ${hex(iovaBase + 0x1000n)} faulted: ${read.fault.kind}`);

@@ -34,7 +34,8 @@ import type { Host } from '../host.js';
 import type { DmaRequest } from '../platform.js';
 import type { HostProcess } from '../process.js';
 import { intelVtdUnitOf } from '../platforms/intel-vtd.js';
-import { ARM_STAGE1_FORMAT, GuestPageTable, GuestRam, hex, hexBytes, X86_FIRST_STAGE_FORMAT } from '../vmm/guest.js';
+import { hex, hexBytes } from '../hex.js';
+import { ARM_STAGE1_FORMAT, GuestPageTable, GuestRam, X86_FIRST_STAGE_FORMAT } from '../vmm/guest.js';
 
 /** Guest RAM of the demo VM. */
 export const PRESET_DEMO_GUEST_RAM = 2n << 20n;

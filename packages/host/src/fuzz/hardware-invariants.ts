@@ -8,6 +8,7 @@
 import { SMMU_CD, SMMU_L1CD, SMMU_STE, STE_CFG, VTD_PGTT, VtdPasidDirEntry, VtdPasidEntry, VtdSmContextEntry, type PhysicalMemory } from '@iommufd/hw-model';
 import { requesterId } from '../hardware-options.js';
 import type { Host } from '../host.js';
+import { hex } from '../hex.js';
 import { armSmmuOf } from '../platforms/arm-smmuv3.js';
 import { intelVtdUnitOf } from '../platforms/intel-vtd.js';
 
@@ -21,8 +22,6 @@ export interface DeviceAttachment {
 
 /** SSIDs / PASIDs looked at beyond the attached ones: the low ones every fuzzer op picks from. */
 const LOW_IDS = 4;
-
-const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
 // Precompiled field readers: the check runs after every fuzzer call.
 const STE_V = SMMU_STE.reader('V');

@@ -36,6 +36,7 @@ import {
   VtdSmRootEntry,
 } from '@iommufd/hw-model';
 import type { Host } from '../host.js';
+import { hex } from '../hex.js';
 import { observationPointsOf } from '../platforms/observation.js';
 import { armStage1Format, armStage2Format, lookup, mappedRanges, vtdFirstStageFormat, vtdSecondStageFormat, type TableFormat, type TableReader } from './page-tables.js';
 
@@ -56,8 +57,6 @@ const VTD_BASE = 0x7fd9_0000n;
 const MAX_ROWS = 256;
 /** Most PASID-table entries and CDs looked at per device. */
 const MAX_CONTEXTS = 4096;
-
-const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
 function words(host: Host, pa: bigint, count: number): bigint[] {
   const b = host.memory.read(pa, 8 * count);

@@ -5,6 +5,7 @@
  * IOMMU's decoded hardware state (registers, STEs, context and PASID entries).
  */
 import type { Host } from '../host.js';
+import { hex } from '../hex.js';
 import type { HostObjectInfo } from '../platform.js';
 import { hardwareTables } from './hardware.js';
 
@@ -115,7 +116,6 @@ export function renderInspectHtml(input: InspectInput): string {
   );
   const devices = host.vfioDevices.map((path) => [path, host.boundDeviceId(path) ?? 'not bound']);
   const fds = host.process.fds().map((f) => [f.fd, f.kind]);
-  const hex = (n: bigint) => `0x${n.toString(16)}`;
   const vmaRows = host.process.mappings().map((v) => [hex(v.start), hex(v.end), v.prot, v.shared ? 'shared' : 'private', v.kind, v.name ?? '']);
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(input.title)} — iommufd-sim inspect</title>

@@ -14,8 +14,11 @@ import {
   type IommufdContext,
   type KernelProcess,
 } from '@iommufd/core';
+import type { FaultInjector } from '@iommufd/driver-api';
+import { ENOMEM } from '@iommufd/uapi';
 import type { KernelFile } from '../kernel-types.js';
-import type { HostObjectInfo } from '../platform.js';
+import type { HostObjectInfo, Platform } from '../platform.js';
+import type { ProcessImpl } from '../process.js';
 import type { VfioIommufdOps } from '../vfio-cdev.js';
 
 /** What {@link IommufdContexts.list} shows for a context released with nothing left. */
@@ -48,6 +51,23 @@ export class IommufdContexts {
     this.compact();
     this.opened.push(c);
     return c;
+  }
+
+  /**
+   * The {@link Platform} members every platform answers from its contexts on `core`:
+   * open("/dev/iommu") — ENOMEM when `injector()` fails the file allocation — the VFIO
+   * functions, a context's objects and the leak view.
+   */
+  platformMembers(core: IommuCore, injector: () => FaultInjector | undefined): Pick<Platform, 'openIommufd' | 'vfio' | 'objects' | 'contexts'> {
+    return {
+      openIommufd: (process: ProcessImpl, vfioCompat: boolean): KernelFile | number => {
+        if (injector()?.shouldFail('file-alloc')) return ENOMEM;
+        return this.open(core, process.kernel, vfioCompat);
+      },
+      vfio: this.vfio,
+      objects: (file) => this.objects(file),
+      contexts: () => this.list(),
+    };
   }
 
   /** Whether `file` is one of these contexts (iommufd_ctx_from_file). */

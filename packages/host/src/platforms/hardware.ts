@@ -7,13 +7,10 @@
 import { IommuCore, type CoreDevice, type DirectMap } from '@iommufd/core';
 import type { FaultInjector } from '@iommufd/driver-api';
 import { PciDevice, type Bdf, type DmaTranslator, type PciCapabilities, type PhysicalMemory } from '@iommufd/hw-model';
-import { ENOMEM } from '@iommufd/uapi';
 import type { PciFunctionOptions } from '../hardware-options.js';
-import type { KernelFile } from '../kernel-types.js';
 import { MachineMemory } from '../physical.js';
 import { IommufdContexts } from './contexts.js';
 import type { DmaRequest, DmaResult, Platform, PlatformContext, PlatformDevice, PlatformName } from '../platform.js';
-import type { ProcessImpl } from '../process.js';
 
 /** The machine memory of a platform context (every preset runs on hw-model's memory). */
 export function machineOf(ctx: PlatformContext, preset: PlatformName): PhysicalMemory {
@@ -94,13 +91,7 @@ export function hardwarePlatform(opts: {
   return {
     name: opts.name,
     devices,
-    openIommufd(process: ProcessImpl, vfioCompat: boolean): KernelFile | number {
-      if (injector?.shouldFail('file-alloc')) return ENOMEM;
-      return contexts.open(core, process.kernel, vfioCompat);
-    },
-    vfio: contexts.vfio,
-    objects: (file) => contexts.objects(file),
-    contexts: () => contexts.list(),
+    ...contexts.platformMembers(core, () => injector),
     setFaultInjector(i) {
       injector = i;
       opts.setInjector(i);

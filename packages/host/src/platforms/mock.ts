@@ -8,10 +8,7 @@ import { deviceAttachedDomain, IommuCore, type CoreDevice } from '@iommufd/core'
 import { IOMMU_READ, IOMMU_WRITE, type FaultInjector, type IommuDomain } from '@iommufd/driver-api';
 import { MachineMemory } from '../physical.js';
 import { mockDomainLookup, MockIommu, MOCK_IO_PAGE_SIZE, type MockNestedDomain, type MockPhysicalMemory } from '@iommufd/mock-iommu';
-import { ENOMEM } from '@iommufd/uapi';
-import type { KernelFile } from '../kernel-types.js';
 import type { DmaFault, DmaRequest, DmaResult, Platform, PlatformContext, PlatformDevice } from '../platform.js';
-import type { ProcessImpl } from '../process.js';
 import { IommufdContexts } from './contexts.js';
 import { SelftestCommands } from './selftest-cmd.js';
 import { registerObservationPoints } from './observation.js';
@@ -55,13 +52,7 @@ export async function createMockPlatform(ctx: PlatformContext): Promise<Platform
   return {
     name: 'mock',
     devices,
-    openIommufd(process: ProcessImpl, vfioCompat: boolean): KernelFile | number {
-      if (injector?.shouldFail('file-alloc')) return ENOMEM;
-      return contexts.open(core, process.kernel, vfioCompat);
-    },
-    vfio: contexts.vfio,
-    objects: (file) => contexts.objects(file),
-    contexts: () => contexts.list(),
+    ...contexts.platformMembers(core, () => injector),
     setFaultInjector(i) {
       injector = i;
     },

@@ -6,6 +6,7 @@
 import * as U from '@iommufd/uapi';
 import type { StructLayout } from '@iommufd/uapi';
 import { HostError } from '../errors.js';
+import { hex, hexBytes } from '../hex.js';
 import { createHost, type Host } from '../host.js';
 import type { HostObjectInfo } from '../platform.js';
 import type { Scenario, ScenarioStep, ScenarioValue, StepExpect } from './schema.js';
@@ -97,8 +98,6 @@ export function ioctlLayout(request: number): StructLayout | undefined {
   return undefined;
 }
 
-const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
-const hexBytes = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ');
 const parseHex = (s: string): Uint8Array => Uint8Array.from((s.match(/[0-9a-fA-F]{2}/g) ?? []).map((h) => parseInt(h, 16)));
 
 class StepFailed extends Error {}

@@ -9,6 +9,7 @@ import type { DriverOpObserver } from '@iommufd/core';
 import type { HardwareObserver } from '@iommufd/hw-model';
 import * as U from '@iommufd/uapi';
 import type { Host } from '../host.js';
+import { hex } from '../hex.js';
 import type { HostObjectInfo } from '../platform.js';
 import type { HostProcess } from '../process.js';
 import { commandQueueConsumer } from '../inspect/hardware.js';
@@ -66,8 +67,6 @@ const TID = { syscall: 1, dma: 2, objects: 3, hardware: 4 } as const;
 
 /** Arguments of a trace event (and its results, merged in when a complete event ends). */
 export type TraceArgs = Record<string, string | number | boolean>;
-
-const hex = (n: bigint | number): string => `0x${n.toString(16)}`;
 
 /** Records events with the deterministic clock. */
 export class Tracer {

@@ -136,13 +136,3 @@ export class GuestPageTable {
     return table + ((va >> 12n) & 511n) * 8n;
   }
 }
-
-/** `n` bytes as spaced hex (`de ad be ef`), how the demo prints DMA payloads and records. */
-export function hexBytes(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
-}
-
-/** `0x…` of a number. */
-export function hex(n: bigint | number): string {
-  return `0x${n.toString(16)}`;
-}
