@@ -61,7 +61,7 @@ import {
   iommu_viommu_selftest,
 } from '@iommufd/uapi';
 import { deviceAttachedDomain, FailNth, type IommufdCtxImpl, type Viommu, iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceDetach, iommufdDeviceUnbind } from '../src/index.js';
-import { setup } from './harness.js';
+import { bindOrThrow, setup } from './harness.js';
 
 const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 
@@ -69,8 +69,7 @@ const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 function env(opts: Parameters<typeof setup>[0] = {}) {
   const e = setup(opts);
   const ioas = e.ioctl(iommu_ioas_alloc, IOMMU_IOAS_ALLOC, {}).out.out_ioas_id;
-  const b = iommufdDeviceBind(e.ctx, e.devs[0]!);
-  if (typeof b === 'number') throw new Error(`bind ${b}`);
+  const b = bindOrThrow(e.ctx, e.devs[0]!);
   const parent = e.ioctl(iommu_hwpt_alloc, IOMMU_HWPT_ALLOC, { dev_id: b.devId, pt_id: ioas, flags: IOMMU_HWPT_ALLOC_NEST_PARENT });
   const guestRam = e.proc.mmap(0x10000n);
   const viommuAlloc = (v: object = {}, size?: number) =>
