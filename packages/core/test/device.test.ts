@@ -19,8 +19,6 @@ import {
   IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
-  IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_IOAS_IOVA_RANGES,
   IOMMU_IOAS_UNMAP,
   iommu_destroy,
@@ -62,9 +60,8 @@ import {
   iommufdDeviceReplace,
   iommufdDeviceUnbind,
 } from '../src/index.js';
-import { bindOrThrow, setup } from './harness.js';
+import { bindOrThrow, RW, setup } from './harness.js';
 
-const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 
 function env(opts: Parameters<typeof setup>[0] = {}) {
   const e = setup(opts);

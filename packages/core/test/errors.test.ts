@@ -20,8 +20,6 @@ import {
   IOMMU_IOAS_UNMAP,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
-  IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_OPTION,
   IOMMU_OPTION_HUGE_PAGES,
   IOMMU_OPTION_OP_SET,
@@ -46,9 +44,8 @@ import {
 } from '@iommufd/uapi';
 import { MOCK_APERTURE_FIRST_IOVA, MockIommu, mockDeviceState, mockTriggerVevent } from '@iommufd/mock-iommu';
 import { iommufdDeviceAttach, type IommufdCtxImpl, type Veventq } from '../src/index.js';
-import { bindOrThrow, setup } from './harness.js';
+import { bindOrThrow, RW, setup } from './harness.js';
 
-const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 
 function env() {
   const e = setup();

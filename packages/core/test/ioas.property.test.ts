@@ -4,8 +4,6 @@ import {
   IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
-  IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_IOAS_UNMAP,
   iommu_ioas_alloc,
   iommu_ioas_map,
@@ -13,9 +11,8 @@ import {
 } from '@iommufd/uapi';
 import { MOCK_APERTURE_FIRST_IOVA, MOCK_APERTURE_LAST_IOVA, mockDomainLookup } from '@iommufd/mock-iommu';
 import { deviceAttachedDomain, iommufdDeviceAttach, type Ioas, type IommufdCtxImpl } from '../src/index.js';
-import { bindOrThrow, setup } from './harness.js';
+import { bindOrThrow, RW, setup } from './harness.js';
 
-const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 
 type Op =
   | { kind: 'auto'; pages: number; offset: number }

@@ -16,7 +16,6 @@ import {
   IOMMU_IOAS_MAP_FILE,
   IOMMU_IOAS_MAP_FIXED_IOVA,
   IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_OPTION,
   IOMMU_OPTION_OP_SET,
   IOMMU_OPTION_RLIMIT_MODE,
@@ -43,9 +42,8 @@ import {
   type BoundDevice,
   type IommufdContext,
 } from '../src/index.js';
-import { bindOrThrow, FakeProcess, setup } from './harness.js';
+import { bindOrThrow, FakeProcess, RW, setup } from './harness.js';
 
-const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 const PAGE = 4096n;
 const IOVA = MOCK_APERTURE_FIRST_IOVA;
 

@@ -21,8 +21,6 @@ import {
   IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
-  IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_IOAS_UNMAP,
   IOMMU_VDEVICE_ALLOC,
   IOMMU_VEVENTQ_ALLOC,
@@ -61,9 +59,8 @@ import {
   iommu_viommu_selftest,
 } from '@iommufd/uapi';
 import { deviceAttachedDomain, FailNth, type IommufdCtxImpl, type Viommu, iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceDetach, iommufdDeviceUnbind } from '../src/index.js';
-import { bindOrThrow, setup } from './harness.js';
+import { bindOrThrow, RW, setup } from './harness.js';
 
-const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 
 /** An IOAS with guest RAM mapped, a bound device and a nesting-parent HWPT. */
 function env(opts: Parameters<typeof setup>[0] = {}) {

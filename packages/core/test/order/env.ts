@@ -9,8 +9,6 @@ import {
   IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
-  IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_VIOMMU_ALLOC,
   IOMMU_VIOMMU_TYPE_SELFTEST,
   iommu_hwpt_alloc,
@@ -21,11 +19,11 @@ import {
 import { MOCK_APERTURE_FIRST_IOVA } from '@iommufd/mock-iommu';
 import { expect } from 'vitest';
 import { iommufdDeviceAttach } from '../../src/index.js';
-import { bindOrThrow, setup } from '../harness.js';
+import { bindOrThrow, RW, setup } from '../harness.js';
 
-export const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+export { RW, U64_MAX } from '../harness.js';
+
 export const FIXED = IOMMU_IOAS_MAP_FIXED_IOVA;
-export const U64_MAX = (1n << 64n) - 1n;
 export const BASE = MOCK_APERTURE_FIRST_IOVA;
 
 export function orderEnv(opts: { attach?: boolean } = {}) {
