@@ -19,8 +19,6 @@ import {
   IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
-  IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_IOAS_IOVA_RANGES,
   IOMMU_IOAS_UNMAP,
   iommu_destroy,
@@ -62,18 +60,13 @@ import {
   iommufdDeviceReplace,
   iommufdDeviceUnbind,
 } from '../src/index.js';
-import { setup } from './harness.js';
+import { bindOrThrow, RW, setup } from './harness.js';
 
-const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 
 function env(opts: Parameters<typeof setup>[0] = {}) {
   const e = setup(opts);
   const ioas = e.ioctl(iommu_ioas_alloc, IOMMU_IOAS_ALLOC, {}).out.out_ioas_id;
-  const bind = (i: number) => {
-    const b = iommufdDeviceBind(e.ctx, e.devs[i]!);
-    if (typeof b === 'number') throw new Error(`bind failed ${b}`);
-    return b;
-  };
+  const bind = (i: number) => bindOrThrow(e.ctx, e.devs[i]!);
   const map = (user_va: bigint, length: bigint, iova: bigint) =>
     e.ioctl(iommu_ioas_map, IOMMU_IOAS_MAP, { flags: RW | IOMMU_IOAS_MAP_FIXED_IOVA, ioas_id: ioas, user_va, length, iova });
   const hwptAlloc = (v: Partial<Parameters<typeof iommu_hwpt_alloc.encode>[0] & object>, size?: number) =>

@@ -20,8 +20,6 @@ import {
   IOMMU_IOAS_UNMAP,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
-  IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_OPTION,
   IOMMU_OPTION_HUGE_PAGES,
   IOMMU_OPTION_OP_SET,
@@ -45,19 +43,14 @@ import {
   iommufd_vevent_header,
 } from '@iommufd/uapi';
 import { MOCK_APERTURE_FIRST_IOVA, MockIommu, mockDeviceState, mockTriggerVevent } from '@iommufd/mock-iommu';
-import { iommufdDeviceAttach, iommufdDeviceBind, type IommufdCtxImpl, type Veventq } from '../src/index.js';
-import { setup } from './harness.js';
+import { iommufdDeviceAttach, type IommufdCtxImpl, type Veventq } from '../src/index.js';
+import { bindOrThrow, RW, setup } from './harness.js';
 
-const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 
 function env() {
   const e = setup();
   const ioas = e.ioctl(iommu_ioas_alloc, IOMMU_IOAS_ALLOC, {}).out.out_ioas_id;
-  const bind = (dev = e.devs[0]!) => {
-    const b = iommufdDeviceBind(e.ctx, dev);
-    if (typeof b === 'number') throw new Error(`bind ${b}`);
-    return b;
-  };
+  const bind = (dev = e.devs[0]!) => bindOrThrow(e.ctx, dev);
   const map = (length: bigint, iova = MOCK_APERTURE_FIRST_IOVA) =>
     e.ioctl(iommu_ioas_map, IOMMU_IOAS_MAP, { flags: RW | IOMMU_IOAS_MAP_FIXED_IOVA, ioas_id: ioas, user_va: e.proc.mmap(length), length, iova });
   return { ...e, ioas, bind, map };

@@ -3,11 +3,16 @@
  * a core with the mock driver, and a helper that runs an ioctl with a struct in user memory.
  */
 import { expect } from 'vitest';
-import { EBADF, EFAULT, ENOMEM, EPERM, type StructLayout } from '@iommufd/uapi';
+import { EBADF, EFAULT, ENOMEM, EPERM, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE, type StructLayout } from '@iommufd/uapi';
 import { MockIommu } from '@iommufd/mock-iommu';
-import { IommuCore, type DirectMap, type KernelFile, type KernelMemFile, type KernelProcess, type FaultInjector } from '../src/index.js';
+import { IommuCore, iommufdDeviceBind, type DirectMap, type KernelFile, type KernelMemFile, type KernelProcess, type FaultInjector } from '../src/index.js';
 
 const PAGE = 4096n;
+
+/** IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE: the access of a plain read-write mapping. */
+export const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+/** ULONG_MAX as a u64 (an unmap of everything). */
+export const U64_MAX = (1n << 64n) - 1n;
 
 interface Page {
   readonly pfn: bigint;
@@ -214,6 +219,13 @@ export function setup(opts: { devices?: number; faultInjection?: FaultInjector }
     return { rc, out: layout.decode(back.subarray(0, Math.min(size, layout.size))) as ReturnType<F['decode']> };
   }
   return { core, mock, devs, proc, ctx, scratch, ioctl };
+}
+
+/** Binds `dev` to `ctx` (iommufd_device_bind); throws when the bind fails, for tests whose set-up needs it. */
+export function bindOrThrow(...args: Parameters<typeof iommufdDeviceBind>): Exclude<ReturnType<typeof iommufdDeviceBind>, number> {
+  const b = iommufdDeviceBind(...args);
+  if (typeof b === 'number') throw new Error(`bind ${b}`);
+  return b;
 }
 
 /** One step of {@link expectErrorOrder}: the errno now expected, and the fix for the next step. */

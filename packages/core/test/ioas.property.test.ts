@@ -4,18 +4,15 @@ import {
   IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
-  IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_IOAS_UNMAP,
   iommu_ioas_alloc,
   iommu_ioas_map,
   iommu_ioas_unmap,
 } from '@iommufd/uapi';
 import { MOCK_APERTURE_FIRST_IOVA, MOCK_APERTURE_LAST_IOVA, mockDomainLookup } from '@iommufd/mock-iommu';
-import { deviceAttachedDomain, iommufdDeviceAttach, iommufdDeviceBind, type Ioas, type IommufdCtxImpl } from '../src/index.js';
-import { setup } from './harness.js';
+import { deviceAttachedDomain, iommufdDeviceAttach, type Ioas, type IommufdCtxImpl } from '../src/index.js';
+import { bindOrThrow, RW, setup } from './harness.js';
 
-const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 
 type Op =
   | { kind: 'auto'; pages: number; offset: number }
@@ -38,8 +35,7 @@ describe('IOAS with an attached mock domain (property)', () => {
       fc.property(fc.array(op, { maxLength: 25 }), (ops) => {
         const e = setup();
         const ioasId = e.ioctl(iommu_ioas_alloc, IOMMU_IOAS_ALLOC, {}).out.out_ioas_id;
-        const b = iommufdDeviceBind(e.ctx, e.devs[0]!);
-        if (typeof b === 'number') throw new Error('bind');
+        const b = bindOrThrow(e.ctx, e.devs[0]!);
         iommufdDeviceAttach(b.idev, undefined, ioasId);
         const domain = deviceAttachedDomain(e.devs[0]!)!;
         const ictx = e.ctx as IommufdCtxImpl;

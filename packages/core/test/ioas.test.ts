@@ -18,7 +18,6 @@ import {
   IOMMU_IOAS_MAP_FILE,
   IOMMU_IOAS_MAP_FIXED_IOVA,
   IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_IOAS_UNMAP,
   IOMMU_VFIO_IOAS,
   IOMMU_VFIO_IOAS_GET,
@@ -37,10 +36,8 @@ import {
   iommu_iova_range,
   iommu_vfio_ioas,
 } from '@iommufd/uapi';
-import { setup } from './harness.js';
+import { RW, setup, U64_MAX } from './harness.js';
 
-const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
-const U64_MAX = (1n << 64n) - 1n;
 
 function env() {
   const e = setup();

@@ -20,7 +20,7 @@ import {
   iommu_option,
 } from '@iommufd/uapi';
 import { IOMMUFD_DISPATCH, iommufdDeviceBind, iommufdDeviceUnbind } from '../src/index.js';
-import { setup } from './harness.js';
+import { bindOrThrow, setup } from './harness.js';
 
 function ioasAlloc(env: ReturnType<typeof setup>): number {
   const r = env.ioctl(iommu_ioas_alloc, IOMMU_IOAS_ALLOC, {});
@@ -83,8 +83,7 @@ describe('object table', () => {
     const env = setup();
     expect(env.ioctl(iommu_destroy, IOMMU_DESTROY, { id: 0 }).rc).toBe(-ENOENT);
     expect(env.ioctl(iommu_destroy, IOMMU_DESTROY, { id: 7 }).rc).toBe(-ENOENT);
-    const b = iommufdDeviceBind(env.ctx, env.devs[0]!);
-    if (typeof b === 'number') throw new Error('bind');
+    const b = bindOrThrow(env.ctx, env.devs[0]!);
     expect(env.ioctl(iommu_destroy, IOMMU_DESTROY, { id: b.devId }).rc).toBe(-EBUSY);
     iommufdDeviceUnbind(b.idev);
     expect(env.ctx.objects()).toEqual([]);
@@ -93,8 +92,7 @@ describe('object table', () => {
   it('release sweeps every object once the last file reference is gone', () => {
     const env = setup();
     ioasAlloc(env);
-    const b = iommufdDeviceBind(env.ctx, env.devs[0]!);
-    if (typeof b === 'number') throw new Error('bind');
+    const b = bindOrThrow(env.ctx, env.devs[0]!);
     env.ctx.release();
     // A bound device holds the ctx file: nothing is torn down yet.
     expect(env.ctx.objects()).toHaveLength(2);

@@ -3,8 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { EBUSY, ENOENT, IOMMU_DESTROY, IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FIXED_IOVA, IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE, IOMMU_IOAS_UNMAP, iommu_destroy, iommu_ioas_alloc, iommu_ioas_map, iommu_ioas_unmap } from '@iommufd/uapi';
 import { MOCK_APERTURE_FIRST_IOVA } from '@iommufd/mock-iommu';
-import { iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceDetach, type DriverOpArgs, type DriverOpObserver } from '../src/index.js';
-import { setup } from './harness.js';
+import { iommufdDeviceAttach, iommufdDeviceDetach, type DriverOpArgs, type DriverOpObserver } from '../src/index.js';
+import { bindOrThrow, setup } from './harness.js';
 
 function recorder() {
   const calls: (readonly ['begin', string, DriverOpArgs] | readonly ['end', string, number, number | undefined])[] = [];
@@ -25,8 +25,7 @@ describe('DriverOpObserver', () => {
     const rw = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_FIXED_IOVA;
     expect(e.ioctl(iommu_ioas_map, IOMMU_IOAS_MAP, { flags: rw, ioas_id: ioas, user_va: va, length: 0x1000n, iova: MOCK_APERTURE_FIRST_IOVA }).rc).toBe(0);
     expect(r.calls).toEqual([]); // no domain yet: nothing reaches the driver
-    const bound = iommufdDeviceBind(e.ctx, e.devs[0]!);
-    if (typeof bound === 'number') throw new Error(`bind ${bound}`);
+    const bound = bindOrThrow(e.ctx, e.devs[0]!);
     const attached = iommufdDeviceAttach(bound.idev, undefined, ioas);
     if (typeof attached === 'number') throw new Error(`attach ${attached}`);
     const hwpt = attached.ptId;
@@ -58,8 +57,7 @@ describe('DriverOpObserver', () => {
     const va = e.proc.mmap(0x1000n);
     const rw = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_FIXED_IOVA;
     expect(e.ioctl(iommu_ioas_map, IOMMU_IOAS_MAP, { flags: rw, ioas_id: ioas, user_va: va, length: 0x1000n, iova: MOCK_APERTURE_FIRST_IOVA }).rc).toBe(0);
-    const bound = iommufdDeviceBind(e.ctx, e.devs[0]!);
-    if (typeof bound === 'number') throw new Error(`bind ${bound}`);
+    const bound = bindOrThrow(e.ctx, e.devs[0]!);
     expect(iommufdDeviceAttach(bound.idev, undefined, ioas)).toBe(ENOENT);
     const ends = r.calls.filter((c) => c[0] === 'end').map((c) => [c[1], c[2]]);
     // The fill fails in the driver; the core then undoes the immediate attach and frees the domain.

@@ -16,7 +16,6 @@ import {
   IOMMU_IOAS_MAP_FILE,
   IOMMU_IOAS_MAP_FIXED_IOVA,
   IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_OPTION,
   IOMMU_OPTION_OP_SET,
   IOMMU_OPTION_RLIMIT_MODE,
@@ -38,15 +37,13 @@ import {
   iommufdAccessRw,
   iommufdAccessUnpinPages,
   iommufdDeviceAttach,
-  iommufdDeviceBind,
   iommufdDeviceDetach,
   iommufdDeviceUnbind,
   type BoundDevice,
   type IommufdContext,
 } from '../src/index.js';
-import { FakeProcess, setup } from './harness.js';
+import { bindOrThrow, FakeProcess, RW, setup } from './harness.js';
 
-const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 const PAGE = 4096n;
 const IOVA = MOCK_APERTURE_FIRST_IOVA;
 
@@ -76,11 +73,7 @@ function env(opts: { mmAccounting?: boolean; capIpcLock?: boolean } = {}) {
   const mapFileAs = (proc: FakeProcess, fd: number, length: bigint, iova = IOVA) =>
     callAs(e.ctx, proc, iommu_ioas_map_file, IOMMU_IOAS_MAP_FILE, { flags: RW | IOMMU_IOAS_MAP_FIXED_IOVA, ioas_id: ioas, fd, start: 0n, length, iova });
   const changeProcessAs = (proc: FakeProcess) => callAs(e.ctx, proc, iommu_ioas_change_process, IOMMU_IOAS_CHANGE_PROCESS, {});
-  const bind = (i: number): BoundDevice => {
-    const b = iommufdDeviceBind(e.ctx, e.devs[i]!);
-    if (typeof b === 'number') throw new Error(`bind ${b}`);
-    return b.idev;
-  };
+  const bind = (i: number): BoundDevice => bindOrThrow(e.ctx, e.devs[i]!).idev;
   /** Binds device `i` and attaches it to the IOAS: the attach's result and the device. */
   const tryAttach = (i: number) => {
     const idev = bind(i);

@@ -21,8 +21,6 @@ import {
   IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
-  IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_IOAS_UNMAP,
   IOMMU_VDEVICE_ALLOC,
   IOMMU_VEVENTQ_ALLOC,
@@ -61,16 +59,14 @@ import {
   iommu_viommu_selftest,
 } from '@iommufd/uapi';
 import { deviceAttachedDomain, FailNth, type IommufdCtxImpl, type Viommu, iommufdDeviceAttach, iommufdDeviceBind, iommufdDeviceDetach, iommufdDeviceUnbind } from '../src/index.js';
-import { setup } from './harness.js';
+import { bindOrThrow, RW, setup } from './harness.js';
 
-const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
 
 /** An IOAS with guest RAM mapped, a bound device and a nesting-parent HWPT. */
 function env(opts: Parameters<typeof setup>[0] = {}) {
   const e = setup(opts);
   const ioas = e.ioctl(iommu_ioas_alloc, IOMMU_IOAS_ALLOC, {}).out.out_ioas_id;
-  const b = iommufdDeviceBind(e.ctx, e.devs[0]!);
-  if (typeof b === 'number') throw new Error(`bind ${b}`);
+  const b = bindOrThrow(e.ctx, e.devs[0]!);
   const parent = e.ioctl(iommu_hwpt_alloc, IOMMU_HWPT_ALLOC, { dev_id: b.devId, pt_id: ioas, flags: IOMMU_HWPT_ALLOC_NEST_PARENT });
   const guestRam = e.proc.mmap(0x10000n);
   const viommuAlloc = (v: object = {}, size?: number) =>

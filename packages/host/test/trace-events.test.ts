@@ -6,17 +6,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as U from '@iommufd/uapi';
-import { createHost, Tracer, traceHost, type Host, type TraceEvent, type TraceFile } from '../src/index.js';
+import { createHost, Tracer, traceHost, type TraceEvent, type TraceFile } from '../src/index.js';
 import { cli, examplesDir, tmp } from './cli-helpers.js';
-import { userProcess } from './platforms/vmm.js';
-
-/** /dev/iommu and the VFIO cdevs of `host` open and bound, an empty IOAS. */
-function bootVmmOn(host: Host) {
-  const p = userProcess(host);
-  const fd = host.process.open('/dev/iommu');
-  const devIds = host.vfioDevices.map((path) => U.vfioDeviceBindIommufd(p, host.process.open(path), { iommufd: fd }));
-  return { p, fd, devIds, ioas: U.ioasAlloc(p, fd) };
-}
+import { bindVmm } from './platforms/vmm.js';
 
 async function traceOf(example: string): Promise<TraceEvent[]> {
   const f = join(tmp(), 't.json');
@@ -162,7 +154,8 @@ describe('trace events of driver ops, commands, walks and faults', () => {
   it('a failing driver op ends with its errno name, inside the ioctl that failed', async () => {
     const host = await createHost({ platform: 'intel-vtd', devices: 1 });
     const tracer = new Tracer();
-    const { p, fd, devIds, ioas } = bootVmmOn(traceHost(host, tracer));
+    const { p, fd, devIds } = bindVmm(traceHost(host, tracer));
+    const ioas = U.ioasAlloc(p, fd);
     // The core's 'domain-alloc' check passes, the driver's (the second) fails.
     let calls = 0;
     host.setFaultInjector({ shouldFail: (site) => site === 'domain-alloc' && ++calls === 2 });

@@ -9,8 +9,6 @@ import {
   IOMMU_IOAS_ALLOC,
   IOMMU_IOAS_MAP,
   IOMMU_IOAS_MAP_FIXED_IOVA,
-  IOMMU_IOAS_MAP_READABLE,
-  IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_VIOMMU_ALLOC,
   IOMMU_VIOMMU_TYPE_SELFTEST,
   iommu_hwpt_alloc,
@@ -20,23 +18,19 @@ import {
 } from '@iommufd/uapi';
 import { MOCK_APERTURE_FIRST_IOVA } from '@iommufd/mock-iommu';
 import { expect } from 'vitest';
-import { iommufdDeviceAttach, iommufdDeviceBind } from '../../src/index.js';
-import { setup } from '../harness.js';
+import { iommufdDeviceAttach } from '../../src/index.js';
+import { bindOrThrow, RW, setup } from '../harness.js';
 
-export const RW = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE;
+export { RW, U64_MAX } from '../harness.js';
+
 export const FIXED = IOMMU_IOAS_MAP_FIXED_IOVA;
-export const U64_MAX = (1n << 64n) - 1n;
 export const BASE = MOCK_APERTURE_FIRST_IOVA;
 
 export function orderEnv(opts: { attach?: boolean } = {}) {
   const e = setup();
   const ioasAlloc = () => e.ioctl(iommu_ioas_alloc, IOMMU_IOAS_ALLOC, {}).out.out_ioas_id;
   const ioas = ioasAlloc();
-  const bound = e.devs.map((d) => {
-    const b = iommufdDeviceBind(e.ctx, d);
-    if (typeof b === 'number') throw new Error(`bind ${b}`);
-    return b;
-  });
+  const bound = e.devs.map((d) => bindOrThrow(e.ctx, d));
   if (opts.attach !== false) expect(iommufdDeviceAttach(bound[0]!.idev, undefined, ioas)).toEqual({ ptId: 4 });
   const map = (length: bigint, iova: bigint, target = ioas, flags = RW) => {
     const r = e.ioctl(iommu_ioas_map, IOMMU_IOAS_MAP, { flags: flags | FIXED, ioas_id: target, user_va: e.proc.mmap(length), length, iova });

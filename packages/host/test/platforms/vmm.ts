@@ -24,14 +24,20 @@ export function userProcess(host: Host, p: HostProcess = host.process): U.UserPr
   };
 }
 
-/** A VMM on a fresh host: /dev/iommu open, every VFIO cdev open and bound, guest RAM in an IOAS at GPA 0. */
-export async function bootVmm(options: HostOptions & { guestRam?: bigint }) {
-  const host = await createHost(options);
+/** The VMM process of `host` with /dev/iommu open and every VFIO cdev open and bound to it. */
+export function bindVmm(host: Host) {
   const p = userProcess(host);
   const fd = host.process.open('/dev/iommu');
   expect(fd).toBeGreaterThan(0);
   const deviceFds = host.vfioDevices.map((path) => host.process.open(path));
   const devIds = deviceFds.map((dfd) => U.vfioDeviceBindIommufd(p, dfd, { iommufd: fd }));
+  return { p, fd, deviceFds, devIds };
+}
+
+/** A VMM on a fresh host: /dev/iommu open, every VFIO cdev open and bound, guest RAM in an IOAS at GPA 0. */
+export async function bootVmm(options: HostOptions & { guestRam?: bigint }) {
+  const host = await createHost(options);
+  const { p, fd, deviceFds, devIds } = bindVmm(host);
   const guestRam = options.guestRam ?? 2n << 20n;
   const ram = p.mmap(guestRam, U.PROT_READ | U.PROT_WRITE, U.MAP_SHARED | U.MAP_ANONYMOUS, -1, 0);
   expect(ram > 0n).toBe(true);
